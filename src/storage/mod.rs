@@ -1,0 +1,293 @@
+//! Where checkpoint bytes live: the [`CheckpointStorage`] trait.
+//!
+//! A storage is a flat map from keys (`"run-7/shard-00003.bin"`) to byte
+//! objects. Every write is atomic: a reader sees all of an object or none of
+//! it, never a prefix. Large objects stream in and out
+//! ([`CheckpointStorage::put_stream`], [`CheckpointStorage::get_stream`]) so
+//! that a multi-GiB shard is never held twice in memory.
+//!
+//! Keys are validated before any I/O by [`validate_key`]: a key is one or
+//! more `/`-separated segments, none empty, `.` or `..`, with no backslash, no
+//! NUL byte and no leading `/`.
+//!
+//! Implementations:
+//! - [`MemoryStorage`]: in memory, the mock that tests use.
+//!
+//! The trait is object-safe: `Arc<dyn CheckpointStorage>` works wherever a
+//! storage is expected.
+
+mod key;
+mod memory;
+
+pub use key::{validate_key, validate_prefix};
+pub use memory::MemoryStorage;
+
+use std::fmt::Debug;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use tokio::io::AsyncRead;
+
+use crate::retry::Transient;
+
+/// The result type of storage operations.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// What a storage knows about one stored object.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::storage::ObjectMeta;
+///
+/// let meta = ObjectMeta { key: "ckpt/metadata.json".into(), size: 512, last_modified: None };
+/// assert_eq!(meta.size, 512);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The object's key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written, if the storage records it.
+    pub last_modified: Option<SystemTime>,
+}
+
+/// A byte stream read from a storage.
+pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// An object opened for streaming reads: its metadata and its bytes.
+///
+/// The reader yields exactly `meta.size` bytes; a storage whose object turns
+/// out shorter or longer while being read fails the read with an error rather
+/// than returning a different number of bytes.
+pub struct ObjectStream {
+    /// The object's metadata.
+    pub meta: ObjectMeta,
+    /// Its bytes.
+    pub reader: ObjectReader,
+}
+
+impl Debug for ObjectStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStream")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A streaming write in progress, made by [`CheckpointStorage::put_stream`].
+///
+/// Nothing is visible under the key until [`commit`](ObjectWriter::commit)
+/// returns. [`abort`](ObjectWriter::abort), or dropping the writer, discards
+/// what was written (a storage may leave a temporary object behind for its
+/// cleanup to remove, never a visible one).
+#[async_trait]
+pub trait ObjectWriter: Send {
+    /// Appends bytes to the object being written.
+    async fn write(&mut self, chunk: &[u8]) -> Result<()>;
+
+    /// Makes the object visible under its key, atomically and durably.
+    async fn commit(self: Box<Self>) -> Result<ObjectMeta>;
+
+    /// Discards the write.
+    async fn abort(self: Box<Self>) -> Result<()>;
+}
+
+/// Where checkpoint bytes live.
+///
+/// Implementations validate every key with [`validate_key`] (and every list
+/// prefix with [`validate_prefix`]) before doing any I/O.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> steadfast::storage::Result<()> {
+/// let storage = MemoryStorage::new();
+/// storage.put("run/shard-0", b"weights".to_vec()).await?;
+/// assert_eq!(storage.get("run/shard-0").await?, b"weights");
+/// assert!(storage.put("../escape", vec![]).await.is_err());
+/// # Ok(())
+/// # }
+/// ```
+#[async_trait]
+pub trait CheckpointStorage: Send + Sync + Debug + 'static {
+    /// Stores `data` under `key`, replacing any previous object, atomically.
+    async fn put(&self, key: &str, data: Vec<u8>) -> Result<()>;
+
+    /// Stores `data` under `key` only if no object exists there; fails with
+    /// [`StorageError::AlreadyExists`] otherwise. The check and the write are
+    /// one atomic step, so two writers cannot both succeed.
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<()>;
+
+    /// Returns the whole object stored under `key`.
+    async fn get(&self, key: &str) -> Result<Vec<u8>>;
+
+    /// Returns the metadata of the object under `key`, or
+    /// [`StorageError::NotFound`].
+    async fn head(&self, key: &str) -> Result<ObjectMeta>;
+
+    /// Deletes the object under `key`. Deleting a key that does not exist
+    /// succeeds (deletes are idempotent).
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Lists the objects whose keys start with `prefix`, sorted by key.
+    /// Temporary objects of writes in progress are never listed.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+
+    /// Starts a streaming write to `key`.
+    async fn put_stream(&self, key: &str) -> Result<Box<dyn ObjectWriter>>;
+
+    /// Opens the object under `key` for a streaming read.
+    async fn get_stream(&self, key: &str) -> Result<ObjectStream>;
+
+    /// Whether an object exists under `key`.
+    async fn exists(&self, key: &str) -> Result<bool> {
+        match self.head(key).await {
+            Ok(_) => Ok(true),
+            Err(StorageError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+macro_rules! forward_storage {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: CheckpointStorage + ?Sized> CheckpointStorage for $ty {
+            async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
+                (**self).put(key, data).await
+            }
+            async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<()> {
+                (**self).put_if_absent(key, data).await
+            }
+            async fn get(&self, key: &str) -> Result<Vec<u8>> {
+                (**self).get(key).await
+            }
+            async fn head(&self, key: &str) -> Result<ObjectMeta> {
+                (**self).head(key).await
+            }
+            async fn delete(&self, key: &str) -> Result<()> {
+                (**self).delete(key).await
+            }
+            async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+                (**self).list(prefix).await
+            }
+            async fn put_stream(&self, key: &str) -> Result<Box<dyn ObjectWriter>> {
+                (**self).put_stream(key).await
+            }
+            async fn get_stream(&self, key: &str) -> Result<ObjectStream> {
+                (**self).get_stream(key).await
+            }
+            async fn exists(&self, key: &str) -> Result<bool> {
+                (**self).exists(key).await
+            }
+        }
+    };
+}
+
+forward_storage!(Arc<T>);
+forward_storage!(Box<T>);
+
+/// What went wrong in a storage operation.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::storage::StorageError;
+/// use steadfast::retry::Transient;
+///
+/// let err = StorageError::NotFound { key: "a/b".into() };
+/// assert!(!err.is_transient());
+/// assert_eq!(err.to_string(), "no object under key \"a/b\"");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The key (or list prefix) was refused before any I/O.
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key as given.
+        key: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// No object under the key.
+    #[error("no object under key {key:?}")]
+    NotFound {
+        /// The key.
+        key: String,
+    },
+    /// `put_if_absent` found an object already there.
+    #[error("an object already exists under key {key:?}")]
+    AlreadyExists {
+        /// The key.
+        key: String,
+    },
+    /// An object's length differs from what its metadata says (a truncated
+    /// or growing file).
+    #[error("object {key:?} has {actual} bytes where {expected} were expected")]
+    LengthMismatch {
+        /// The key.
+        key: String,
+        /// The length expected.
+        expected: u64,
+        /// The length found.
+        actual: u64,
+    },
+    /// An I/O error on the object under `key`.
+    #[error("I/O error on {key:?} during {operation}")]
+    Io {
+        /// The key.
+        key: String,
+        /// The operation (`"put"`, `"get"`, ...).
+        operation: &'static str,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A fault injected by a test storage.
+    #[error("injected fault in {operation} of {key:?}{}", if *.transient { " (transient)" } else { "" })]
+    Injected {
+        /// The operation the fault hit.
+        operation: &'static str,
+        /// The key.
+        key: String,
+        /// Whether a retry may succeed.
+        transient: bool,
+    },
+    /// An error of a storage backend (an object store, say).
+    #[error("storage backend error on {key:?}: {message}")]
+    Backend {
+        /// The key, or the prefix.
+        key: String,
+        /// What went wrong.
+        message: String,
+        /// Whether a retry may succeed.
+        transient: bool,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// I/O errors are transient by kind (see the [`Transient`] implementation for
+/// [`io::Error`]); injected and backend errors say whether they are; invalid
+/// keys, missing objects, existing objects and length mismatches are not.
+impl Transient for StorageError {
+    fn is_transient(&self) -> bool {
+        match self {
+            StorageError::Io { source, .. } => source.is_transient(),
+            StorageError::Injected { transient, .. } | StorageError::Backend { transient, .. } => {
+                *transient
+            }
+            _ => false,
+        }
+    }
+}
