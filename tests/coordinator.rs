@@ -76,7 +76,9 @@ async fn all_gather_returns_data_in_rank_order() {
     }
     let gathered = on_every_rank(&ranks, |rank| async move {
         let data = format!("rank-{}", rank.rank()).into_bytes();
-        rank.all_gather(data, Duration::from_secs(10)).await.unwrap()
+        rank.all_gather(data, Duration::from_secs(10))
+            .await
+            .unwrap()
     })
     .await;
     let expected: Vec<Vec<u8>> = (0..4).map(|r| format!("rank-{r}").into_bytes()).collect();
@@ -364,7 +366,10 @@ async fn works_through_trait_objects() {
     }
     let boxed: Box<dyn Coordinator> = Box::new(ranks[1].clone());
     assert_eq!(boxed.signal("k", vec![]).await.unwrap(), 1);
-    assert_eq!(shared[0].wait_for_rank(1, "k", 1, SEC).await.unwrap().seq, 1);
+    assert_eq!(
+        shared[0].wait_for_rank(1, "k", 1, SEC).await.unwrap().seq,
+        1
+    );
 }
 
 #[test]

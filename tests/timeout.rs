@@ -66,9 +66,7 @@ async fn run_default_uses_ten_minutes() {
     let timeouts = TimeoutHandler::default();
     assert_eq!(timeouts.default_timeout(), Duration::from_secs(600));
     let start = Instant::now();
-    let just_in_time = timeouts
-        .run_default(tokio::time::sleep(secs(599)))
-        .await;
+    let just_in_time = timeouts.run_default(tokio::time::sleep(secs(599))).await;
     assert!(just_in_time.is_ok());
     let start_late = Instant::now();
     let err = timeouts
@@ -107,9 +105,10 @@ async fn a_zero_duration_still_polls_the_future_once() {
 
 #[tokio::test(start_paused = true)]
 async fn timed_futures_can_be_spawned() {
-    let timeouts = TimeoutHandler::default();
-    let timed: Timed<_> = timeouts.run(secs(1), async { 1 + 1 });
-    drop(timeouts); // the future borrows nothing from the handler
+    let timed: Timed<_> = {
+        let timeouts = TimeoutHandler::default();
+        timeouts.run(secs(1), async { 1 + 1 })
+    }; // the handler is gone: the future borrows nothing from it
     assert_eq!(tokio::spawn(timed).await.unwrap().unwrap(), 2);
 }
 
@@ -153,7 +152,9 @@ async fn a_timeout_that_fires_is_logged_as_a_warning() {
     // first time while this test installs its subscriber can be cached as
     // "nobody listens". Reach the call sites first, then install the
     // subscriber, which recomputes the cache for every known call site.
-    let _ = timeouts.run(Duration::ZERO, std::future::pending::<()>()).await;
+    let _ = timeouts
+        .run(Duration::ZERO, std::future::pending::<()>())
+        .await;
     let _ = manager
         .start("warm-up".to_string(), Duration::ZERO)
         .run(std::future::pending::<()>())
@@ -179,7 +180,9 @@ async fn a_timeout_that_fires_is_logged_as_a_warning() {
     let events = recorder.0.lock().unwrap();
     let warnings: Vec<_> = events
         .iter()
-        .filter(|(target, level, _)| target == "steadfast::timeout" && *level == tracing::Level::WARN)
+        .filter(|(target, level, _)| {
+            target == "steadfast::timeout" && *level == tracing::Level::WARN
+        })
         .collect();
     assert_eq!(warnings.len(), 2, "{events:?}");
     assert!(warnings.iter().all(|(_, _, m)| m.contains("timed out")));
@@ -232,7 +235,8 @@ fn config_round_trips_through_serde_with_readable_durations() {
 fn config_from_a_file_is_validated() {
     let zero = serde_json::from_str::<TimeoutConfig>(r#"{"default_timeout": "0s"}"#);
     assert!(zero.unwrap_err().to_string().contains("default_timeout"));
-    let unknown = serde_json::from_str::<TimeoutConfig>(r#"{"default_timeout": "1s", "retries": 3}"#);
+    let unknown =
+        serde_json::from_str::<TimeoutConfig>(r#"{"default_timeout": "1s", "retries": 3}"#);
     assert!(unknown.is_err());
     let garbage = serde_json::from_str::<TimeoutConfig>(r#"{"default_timeout": "soon"}"#);
     assert!(garbage.is_err());
@@ -263,7 +267,11 @@ async fn barrier_timeout_names_the_missing_rank() {
                 ..
             }
         ));
-        let source = err.source().unwrap().downcast_ref::<CoordinatorError>().unwrap();
+        let source = err
+            .source()
+            .unwrap()
+            .downcast_ref::<CoordinatorError>()
+            .unwrap();
         assert_eq!(source.missing_ranks(), &[3]);
         assert!(source.to_string().contains("[3]"), "{source}");
     }
@@ -312,7 +320,10 @@ async fn all_gather_is_bounded_and_ordered() {
         })
         .collect();
     for wait in waits {
-        assert_eq!(wait.await.unwrap().unwrap(), vec![vec![0], vec![10], vec![20]]);
+        assert_eq!(
+            wait.await.unwrap().unwrap(),
+            vec![vec![0], vec![10], vec![20]]
+        );
     }
 }
 
@@ -323,7 +334,10 @@ async fn wait_for_rank_returns_when_the_rank_signals_and_not_before() {
     let signaller = ranks[1].clone();
     tokio::spawn(async move {
         tokio::time::sleep(secs(2)).await;
-        signaller.signal("written", b"shard-1".to_vec()).await.unwrap();
+        signaller
+            .signal("written", b"shard-1".to_vec())
+            .await
+            .unwrap();
     });
     tokio::task::yield_now().await; // the signaller starts its sleep at t = 0
     let timeouts = TimeoutHandler::default();
@@ -331,7 +345,10 @@ async fn wait_for_rank_returns_when_the_rank_signals_and_not_before() {
     tokio::pin!(waiting);
     assert!(poll!(&mut waiting).is_pending());
     advance(secs(2) - Duration::from_millis(1)).await;
-    assert!(poll!(&mut waiting).is_pending(), "returned before the signal");
+    assert!(
+        poll!(&mut waiting).is_pending(),
+        "returned before the signal"
+    );
     let signal: Signal = waiting.await.unwrap();
     assert_eq!(start.elapsed(), secs(2));
     assert_eq!(signal.seq, 1);
@@ -518,10 +535,7 @@ async fn a_guard_times_out_at_its_deadline() {
     let manager = TimeoutManager::new();
     let guard = manager.start("slow".to_string(), secs(5));
     let start = Instant::now();
-    let err = guard
-        .run(std::future::pending::<()>())
-        .await
-        .unwrap_err();
+    let err = guard.run(std::future::pending::<()>()).await.unwrap_err();
     assert_eq!(start.elapsed(), secs(5));
     match &err {
         TimeoutError::Elapsed { operation, after } => {
@@ -546,10 +560,7 @@ async fn extend_moves_the_deadline() {
         assert_eq!(deadline, start + secs(8));
     });
     // Without the extension this would time out at 5 s; it runs to 8 s.
-    let err = guard
-        .run(std::future::pending::<()>())
-        .await
-        .unwrap_err();
+    let err = guard.run(std::future::pending::<()>()).await.unwrap_err();
     assert_eq!(start.elapsed(), secs(8));
     assert!(matches!(err, TimeoutError::Elapsed { after, .. } if after == secs(8)));
 }
@@ -606,10 +617,7 @@ async fn cancel_yields_cancelled_not_elapsed() {
         assert!(!canceller.cancel("op"));
     });
     let start = Instant::now();
-    let err = guard
-        .run(std::future::pending::<()>())
-        .await
-        .unwrap_err();
+    let err = guard.run(std::future::pending::<()>()).await.unwrap_err();
     assert_eq!(start.elapsed(), SEC);
     assert!(matches!(&err, TimeoutError::Cancelled { operation } if operation == "\"op\""));
     assert!(err.is_cancelled());
@@ -770,7 +778,7 @@ async fn ten_thousand_live_operations() {
     assert_eq!(seen_cancelled, 3_334);
     assert_eq!(at_fifteen, 3_333); // even, not a multiple of 3
     assert_eq!(at_ten, 3_333); // odd, not a multiple of 3
-    // Every guard was dropped with its task.
+                               // Every guard was dropped with its task.
     assert!(manager.is_empty());
     assert_eq!(manager.cancel_all(), 0);
 }
@@ -778,9 +786,8 @@ async fn ten_thousand_live_operations() {
 #[tokio::test(start_paused = true)]
 async fn cancel_all_with_ten_thousand_operations() {
     let manager = TimeoutManager::new();
-    let guards: Vec<OperationGuard<u32>> = (0..10_000)
-        .map(|id| manager.start(id, secs(60)))
-        .collect();
+    let guards: Vec<OperationGuard<u32>> =
+        (0..10_000).map(|id| manager.start(id, secs(60))).collect();
     assert_eq!(manager.len(), 10_000);
     assert_eq!(manager.cancel_all(), 10_000);
     assert!(manager.is_empty());
@@ -801,7 +808,10 @@ fn manager_and_guard_print_usefully() {
         let guard = manager.start("x".to_string(), SEC);
         assert_eq!(format!("{manager:?}"), "TimeoutManager { operations: 1 }");
         let printed = format!("{guard:?}");
-        assert!(printed.contains("\"x\"") && printed.contains("cancelled: false"), "{printed}");
+        assert!(
+            printed.contains("\"x\"") && printed.contains("cancelled: false"),
+            "{printed}"
+        );
     });
 }
 

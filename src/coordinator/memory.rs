@@ -559,9 +559,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_dropped_call_leaves_its_round() {
         let ranks = InMemoryCoordinator::new(2);
-        let gave_up =
-            tokio::time::timeout(Duration::from_secs(1), ranks[0].barrier(Duration::from_secs(9)))
-                .await;
+        let gave_up = tokio::time::timeout(
+            Duration::from_secs(1),
+            ranks[0].barrier(Duration::from_secs(9)),
+        )
+        .await;
         assert!(gave_up.is_err());
         assert_eq!(rounds_left(&ranks[0]), 1);
         ranks[1].barrier(Duration::from_secs(1)).await.unwrap();
