@@ -1,25 +1,10 @@
 //! [`TimeoutManager`]: deadlines per operation, which can be extended or
 //! cancelled while the operation runs.
 //!
-//! # How it works
-//!
-//! The manager is a `HashMap` from operation id to a shared [`Operation`]
-//! record, behind a `std::sync::Mutex` that is held only for one map lookup,
-//! insert or removal. Starting, extending and cancelling an operation are
-//! O(1); nothing scans the operations, no task is spawned per operation and
-//! no background loop polls them.
-//!
-//! Each operation keeps its state in one `AtomicU64` (layout below) and a
-//! [`Notify`]. The [`OperationGuard`] returned by
-//! [`TimeoutManager::start`] is the only waiter: it sleeps until the
-//! deadline it read last, then reads the state again. An extension only
-//! moves the deadline later, so it needs no wake-up: the waiter wakes at
-//! the old deadline, sees the new one and sleeps on. A cancellation sets
-//! the cancelled bit and wakes the waiter through the `Notify`.
-//!
-//! An operation whose deadline has passed has expired for good: it cannot
-//! be extended, and waiting on it returns at once. It stays in the manager
-//! (with nothing left of its time) until its guard is dropped.
+//! The manager is a map from id to a shared `Operation` record (one atomic
+//! state word and a `Notify`), behind a short `std::sync::Mutex`; the
+//! [`OperationGuard`] waits on its own record. The public documentation of
+//! [`TimeoutManager`] describes the algorithm.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -194,9 +179,29 @@ impl<K> Registry<K> {
 /// operation, with the new deadline. Dropping the earlier guard afterwards
 /// leaves the new operation alone.
 ///
-/// The manager is a handle: clones share the same operations. It is
-/// efficient with many live operations: start, extend and cancel are O(1)
-/// under a short lock (see the [module documentation](self) for how).
+/// The manager is a handle: clones share the same operations.
+///
+/// # How it works
+///
+/// The manager is a `HashMap` from operation id to a shared record, behind
+/// a `std::sync::Mutex` that is held only for one map lookup, insert or
+/// removal. Starting, extending and cancelling an operation are O(1);
+/// nothing scans the operations, no task is spawned per operation and no
+/// background loop polls them, so tens of thousands of live operations cost
+/// one small allocation each.
+///
+/// Each operation keeps its state in one `AtomicU64` (bit 63: cancelled;
+/// bits 0..63: the deadline in nanoseconds after the start, so at most
+/// about 292 years) and a [`tokio::sync::Notify`]. The guard is the only
+/// waiter: it sleeps until the deadline it read last, then reads the state
+/// again. An extension only moves the deadline later, so it needs no
+/// wake-up: the waiter wakes at the old deadline, sees the new one and
+/// sleeps on. A cancellation sets the cancelled bit and wakes the waiter
+/// through the `Notify`.
+///
+/// An operation whose deadline has passed has expired for good: it cannot
+/// be extended, and waiting on it returns at once. It stays in the manager
+/// (with nothing left of its time) until its guard is dropped.
 ///
 /// # Examples
 ///
