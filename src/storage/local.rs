@@ -400,9 +400,16 @@ fn object_meta(key: &str, meta: &fs::Metadata) -> ObjectMeta {
 
 /// Flushes a directory, so that the entries just created, renamed or removed
 /// in it survive a crash.
+///
+/// A directory that no longer exists needs no flushing: a concurrent delete
+/// removed it once it was empty, and flushed its parent.
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
+    match fs::File::open(dir) {
+        Ok(handle) => handle.sync_all(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Directories cannot be opened for flushing on this platform; renames are
@@ -503,52 +510,62 @@ impl Target {
     /// without following symbolic links, creating missing ones when `create`
     /// is set. Returns whether they all exist (as real directories).
     fn check_dirs(&self, operation: &'static str, create: bool) -> Result<bool> {
-        let fail = io_error(&self.key, operation);
+        let fail = |source| StorageError::Io {
+            key: self.key.clone(),
+            operation,
+            source,
+        };
         let Ok(relative) = self.dir.strip_prefix(self.root.as_ref()) else {
             return Err(fail(io::Error::other("the key's path is outside the root")));
         };
-        let mut current = self.root.as_ref().clone();
-        for component in relative.components() {
-            let parent = current.clone();
-            current.push(component);
-            match fs::symlink_metadata(&current) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err(symlink_refused(&self.key, operation, &current))
-                }
-                Ok(meta) if meta.is_dir() => {}
-                Ok(_) if create => {
-                    return Err(fail(io::Error::other(format!(
-                        "{} is an object, not a directory",
-                        current.display()
-                    ))))
-                }
-                Ok(_) => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if !create {
-                        return Ok(false);
-                    }
-                    match fs::create_dir(&current) {
-                        Ok(()) => sync_dir(&parent).map_err(io_error(&self.key, operation))?,
-                        // Created concurrently: check it on the next pass.
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                            let meta = fs::symlink_metadata(&current)
-                                .map_err(io_error(&self.key, operation))?;
-                            if meta.file_type().is_symlink() {
-                                return Err(symlink_refused(&self.key, operation, &current));
+        'walk: for _ in 0..TEMP_CREATE_ATTEMPTS {
+            let mut current = self.root.as_ref().clone();
+            for component in relative.components() {
+                let parent = current.clone();
+                current.push(component);
+                let meta = match fs::symlink_metadata(&current) {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        match fs::create_dir(&current) {
+                            Ok(()) => {
+                                sync_dir(&parent).map_err(fail)?;
+                                continue;
                             }
-                            if !meta.is_dir() {
-                                return Err(io_error(&self.key, operation)(io::Error::other(
-                                    format!("{} is an object, not a directory", current.display()),
-                                )));
+                            // Created concurrently: inspect what is there now.
+                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                                match fs::symlink_metadata(&current) {
+                                    Ok(meta) => meta,
+                                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue 'walk,
+                                    Err(e) => return Err(fail(e)),
+                                }
                             }
+                            // A concurrent delete removed the parent once it
+                            // was empty: walk again from the root.
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue 'walk,
+                            Err(e) => return Err(fail(e)),
                         }
-                        Err(e) => return Err(io_error(&self.key, operation)(e)),
                     }
+                    Err(e) => return Err(fail(e)),
+                };
+                if meta.file_type().is_symlink() {
+                    return Err(symlink_refused(&self.key, operation, &current));
                 }
-                Err(e) => return Err(io_error(&self.key, operation)(e)),
+                if !meta.is_dir() {
+                    if create {
+                        return Err(fail(io::Error::other(format!(
+                            "{} is an object, not a directory",
+                            current.display()
+                        ))));
+                    }
+                    return Ok(false);
+                }
             }
+            return Ok(true);
         }
-        Ok(true)
+        Err(fail(io::Error::other(
+            "the key's directories kept disappearing while being created",
+        )))
     }
 
     /// The metadata of the object's path itself, without following a
