@@ -148,21 +148,19 @@ mod symlinks {
     }
 
     fn expect_refused<T>(what: &str, result: steadfast::storage::Result<T>) {
-        match result {
-            Err(e @ StorageError::Io { .. }) => {
-                let StorageError::Io { source, .. } = &e else {
-                    unreachable!()
-                };
-                assert_eq!(
-                    source.kind(),
-                    std::io::ErrorKind::PermissionDenied,
-                    "{what}: {e:?}"
-                );
-                assert!(!e.is_transient());
-            }
-            Err(e) => panic!("{what}: expected a refusal, got {e:?}"),
+        let err = match result {
+            Err(err) => err,
             Ok(_) => panic!("{what}: followed a symbolic link out of the root"),
+        };
+        match &err {
+            StorageError::Io { source, .. } => assert_eq!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied,
+                "{what}: {err:?}"
+            ),
+            other => panic!("{what}: expected a refusal, got {other:?}"),
         }
+        assert!(!err.is_transient());
     }
 
     #[tokio::test]

@@ -1,31 +1,13 @@
 //! [`LocalFsStorage`]: checkpoint objects as plain files under a root
 //! directory, written atomically and durably. The embedded default.
 //!
-//! A key maps to a path under the root, one directory per segment
-//! (`"run-7/shard-3.bin"` is `<root>/run-7/shard-3.bin`), and an object is a
-//! plain file holding exactly its bytes, so other tools can read it.
-//!
-//! Every write goes to a temporary file in the same directory as its target,
-//! named `.<file>.tmp-<pid>-<random>`. The file is written, flushed to disk
-//! (`fsync`), then renamed over the target, and the directory is flushed so
-//! that the rename itself survives a crash. A reader therefore sees the old
-//! object or the new one, never a prefix. `put_if_absent` links the finished
-//! temporary file to the target with [`std::fs::hard_link`], which fails
-//! atomically when the target exists. Directories created on the way are
-//! flushed through their parents; a delete removes the directories it leaves
-//! empty. Temporary files are never listed; a crash can leave some behind,
-//! which [`LocalFsStorage::cleanup_temp_files`] removes.
-//!
-//! No key reaches outside the root: keys are validated before any I/O, and
-//! every path component that exists under the root is inspected with
-//! [`std::fs::symlink_metadata`]; an operation whose path goes through a
-//! symbolic link is refused, and `list` does not descend into symbolic links.
-//! The check runs at each call: a process that can replace directories under
-//! the root while a call runs could still race it, so the root must not be
-//! writable by parties the storage does not trust.
-//!
-//! All blocking file system work runs on tokio's blocking pool
-//! ([`tokio::task::spawn_blocking`]) or through [`tokio::fs`].
+//! Writes go to a temporary file in the target's directory, which is flushed
+//! and renamed into place, then the directory is flushed (the type's docs
+//! say it in full). Paths are checked component by component with
+//! `symlink_metadata`, so that no call follows a symbolic link out of the
+//! root. All blocking file system work runs on tokio's blocking pool
+//! ([`tokio::task::spawn_blocking`]) or through [`tokio::fs`]; a streamed
+//! read checks that the file still has the size it had when opened.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -59,8 +41,39 @@ const TEMP_STEM_MAX: usize = 100;
 /// A [`CheckpointStorage`] on the local file system: atomic, durable, and
 /// confined to its root directory.
 ///
-/// See the [module documentation](self) for how writes are made atomic and
-/// durable. Clones share the same root.
+/// A key maps to a path under the root, one directory per segment
+/// (`"run-7/shard-3.bin"` is `<root>/run-7/shard-3.bin`), and an object is a
+/// plain file holding exactly its bytes, so other tools can read it. Clones
+/// share the same root.
+///
+/// Every write goes to a temporary file in the same directory as its target,
+/// named `.<file>.tmp-<pid>-<random>`. The file is written, flushed to disk
+/// (`fsync`), then renamed over the target, and the directory is flushed so
+/// that the rename itself survives a crash. A reader therefore sees the old
+/// object or the new one, never a prefix. `put_if_absent` links the finished
+/// temporary file to the target with [`std::fs::hard_link`], which fails
+/// atomically when the target exists (so the file system must support hard
+/// links). Directories created on the way are flushed through their parents;
+/// a delete removes the directories it leaves empty. Temporary files are
+/// never listed; a crash can leave some behind, which
+/// [`LocalFsStorage::cleanup_temp_files`] removes. Keys whose segments look
+/// like temporary file names are refused with [`StorageError::InvalidKey`].
+///
+/// No key reaches outside the root: keys are validated before any I/O, and
+/// every path component that exists under the root is inspected with
+/// [`std::fs::symlink_metadata`]; an operation whose path goes through a
+/// symbolic link fails with [`StorageError::Io`] (kind `PermissionDenied`),
+/// and `list` does not descend into symbolic links. The check runs at each
+/// call: a process that can replace directories under the root while a call
+/// runs could still race it, so the root must not be writable by parties the
+/// storage does not trust.
+///
+/// `get` reads exactly the size the file has when opened and fails with
+/// [`StorageError::LengthMismatch`] if the file shrinks or grows while it is
+/// read; a streamed read fails with an [`std::io::Error`] of kind
+/// `UnexpectedEof` or `InvalidData` in the same cases. A file truncated
+/// between two calls is, to the file system, a shorter object: the sizes and
+/// digests recorded by the checkpoint manifest are what catch it.
 ///
 /// An object and a directory cannot have the same path, so a
 /// `LocalFsStorage` cannot hold both `a` and `a/b`: the second write fails
