@@ -1039,7 +1039,7 @@ impl FaultRule {
         self
     }
 
-    /// How many calls this rule has fired on.
+    /// How many calls this rule has fired on (0 once the rule is removed).
     ///
     /// # Examples
     ///
