@@ -169,8 +169,7 @@ impl Shared {
                 State::HalfOpen => {
                     let in_flight = current.trials_in_flight();
                     let successes = current.trial_successes();
-                    if in_flight >= self.half_open_permits || successes >= self.success_threshold
-                    {
+                    if in_flight >= self.half_open_permits || successes >= self.success_threshold {
                         return Err(self.reject(State::HalfOpen, None));
                     }
                     let next = current.with_payload(Word::trials_payload(in_flight + 1, successes));
@@ -482,8 +481,7 @@ impl CircuitBreaker {
             failure_threshold: config.failure_threshold(),
             half_open_permits: config.half_open_permits(),
             success_threshold: config.success_threshold(),
-            recovery_nanos: u64::try_from(config.recovery_timeout().as_nanos())
-                .unwrap_or(u64::MAX),
+            recovery_nanos: u64::try_from(config.recovery_timeout().as_nanos()).unwrap_or(u64::MAX),
             minimum_calls: u64::from(config.effective_minimum_calls()),
             failure_rate_threshold: config.failure_rate_threshold(),
             slow_call,
@@ -584,7 +582,7 @@ impl CircuitBreaker {
     ///         if ok { permit.success() } else { permit.failure() }
     ///     }
     ///     Err(rejected) => println!("not now: {rejected}"),
-    /// }
+    /// };
     /// ```
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         self.shared.try_acquire()
@@ -841,8 +839,7 @@ impl CircuitBreaker {
             .map(|w| w.totals(now_nanos))
             .unwrap_or_default();
         let rate = |count: u64| (totals.calls > 0).then(|| count as f64 / totals.calls as f64);
-        let (consecutive_failures, half_open_in_flight, half_open_successes) = match word.state()
-        {
+        let (consecutive_failures, half_open_in_flight, half_open_successes) = match word.state() {
             State::Closed => (word.consecutive_failures(), 0, 0),
             State::HalfOpen => (0, word.trials_in_flight(), word.trial_successes()),
             State::Open => (0, 0, 0),
@@ -1014,7 +1011,10 @@ mod tests {
         breaker.try_acquire().unwrap().failure();
         let after_failure = Word::from_bits(breaker.shared.state.load(Ordering::Relaxed));
         assert_eq!(after_failure.consecutive_failures(), 1);
-        assert_eq!(after_failure.generation(), Word::from_bits(before).generation());
+        assert_eq!(
+            after_failure.generation(),
+            Word::from_bits(before).generation()
+        );
         breaker.try_acquire().unwrap().success();
         assert_eq!(breaker.shared.state.load(Ordering::Relaxed), before);
     }

@@ -148,7 +148,9 @@ impl SlidingWindow {
                 if d % b != 0 {
                     return Err(ConfigError::new(
                         "sliding_window.duration",
-                        format!("must be a whole multiple of the bucket {bucket:?}, got {duration:?}"),
+                        format!(
+                            "must be a whole multiple of the bucket {bucket:?}, got {duration:?}"
+                        ),
                     ));
                 }
                 if d / b > u128::from(MAX_TIME_BUCKETS) {
@@ -861,10 +863,7 @@ mod tests {
             "recovery_timeout"
         );
         assert_eq!(field_of(b().half_open_permits(0)), "half_open_permits");
-        assert_eq!(
-            field_of(b().half_open_permits(70_000)),
-            "half_open_permits"
-        );
+        assert_eq!(field_of(b().half_open_permits(70_000)), "half_open_permits");
         assert_eq!(field_of(b().success_threshold(0)), "success_threshold");
         assert_eq!(field_of(b().minimum_calls(0)), "minimum_calls");
         for bad in [0.0, -0.1, 1.01, f64::NAN, f64::INFINITY] {
@@ -883,10 +882,7 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(
-            field_of(b().failure_rate_threshold(0.5)),
-            "sliding_window"
-        );
+        assert_eq!(field_of(b().failure_rate_threshold(0.5)), "sliding_window");
         assert_eq!(
             field_of(
                 b().slow_call_duration(Duration::from_secs(1))
@@ -895,7 +891,10 @@ mod tests {
             "sliding_window"
         );
         assert_eq!(
-            field_of(b().sliding_window(count).slow_call_duration(Duration::from_secs(1))),
+            field_of(
+                b().sliding_window(count)
+                    .slow_call_duration(Duration::from_secs(1))
+            ),
             "slow_call_rate_threshold"
         );
         assert_eq!(
@@ -954,8 +953,8 @@ mod tests {
 
     #[test]
     fn deserializing_validates() {
-        let err = serde_json::from_str::<CircuitBreakerConfig>(r#"{"failure_threshold":0}"#)
-            .unwrap_err();
+        let err =
+            serde_json::from_str::<CircuitBreakerConfig>(r#"{"failure_threshold":0}"#).unwrap_err();
         assert!(err.to_string().contains("failure_threshold"), "{err}");
         let err =
             serde_json::from_str::<CircuitBreakerConfig>(r#"{"failure_treshold":3}"#).unwrap_err();

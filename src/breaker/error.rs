@@ -274,7 +274,10 @@ mod tests {
     #[test]
     fn display_and_source() {
         let r = Rejected::new(State::Open, Some(Duration::from_millis(1_500)));
-        assert_eq!(r.to_string(), "circuit breaker is open; trial calls in 1s500ms");
+        assert_eq!(
+            r.to_string(),
+            "circuit breaker is open; trial calls in 1s500ms"
+        );
         assert_eq!(
             Rejected::new(State::Open, None).to_string(),
             "circuit breaker is forced open"
@@ -284,7 +287,7 @@ mod tests {
             "circuit breaker is half-open and every trial permit is taken"
         );
 
-        let err = BreakerError::Inner(io::Error::new(io::ErrorKind::Other, "disk on fire"));
+        let err = BreakerError::Inner(io::Error::other("disk on fire"));
         assert_eq!(err.to_string(), "call failed: disk on fire");
         assert_eq!(err.source().unwrap().to_string(), "disk on fire");
         let err: BreakerError<io::Error> = r.into();

@@ -107,10 +107,11 @@
 //!     .recovery_timeout(Duration::from_secs(10))
 //!     .build()?;
 //!
-//! // Alternate failures and successes: never 5 in a row, but a 50% rate.
+//! // Alternate successes and failures: never 5 failures in a row, but the
+//! // tenth call, a failure, makes the rate 50% over 10 calls.
 //! for i in 0..10 {
 //!     let _ = breaker
-//!         .call(|| async move { if i % 2 == 0 { Err("boom") } else { Ok(()) } })
+//!         .call(|| async move { if i % 2 == 1 { Err("boom") } else { Ok(()) } })
 //!         .await;
 //! }
 //! assert_eq!(breaker.state(), State::Open);

@@ -211,9 +211,7 @@ pub(crate) struct TimeWindow {
 
 impl TimeWindow {
     fn new(duration: Duration, bucket: Duration) -> Self {
-        let bucket_nanos = u64::try_from(bucket.as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let bucket_nanos = u64::try_from(bucket.as_nanos()).unwrap_or(u64::MAX).max(1);
         let count = (duration.as_nanos() / u128::from(bucket_nanos)).max(1);
         let count = usize::try_from(count).unwrap_or(1);
         TimeWindow {
