@@ -873,6 +873,13 @@ impl CircuitBreaker {
 impl Default for CircuitBreaker {
     /// A breaker with the default configuration (see
     /// [`CircuitBreakerConfig`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::{CircuitBreaker, CircuitBreakerConfig};
+    /// assert_eq!(CircuitBreaker::default().config(), &CircuitBreakerConfig::default());
+    /// ```
     fn default() -> Self {
         CircuitBreaker::new(CircuitBreakerConfig::default())
     }
@@ -894,6 +901,11 @@ impl fmt::Debug for CircuitBreaker {
 /// nothing: a half-open trial permit frees its place for another trial call
 /// and is not a success. A permit issued before a transition (the circuit
 /// opened, closed, was reset) is stale: what it records is ignored.
+///
+/// A permit that is leaked (`std::mem::forget`) never returns its trial
+/// place; if every place is leaked that way, the circuit stays HalfOpen,
+/// refusing calls, until [`CircuitBreaker::reset`] or
+/// [`CircuitBreaker::force_open`].
 ///
 /// # Examples
 ///

@@ -380,6 +380,14 @@ impl TryFrom<RawConfig> for CircuitBreakerConfig {
 
 impl Default for CircuitBreakerConfig {
     /// The documented defaults (see the `# Default` list on the type).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::CircuitBreakerConfig;
+    /// assert_eq!(CircuitBreakerConfig::default(), CircuitBreakerConfig::builder().build()?);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
     fn default() -> Self {
         let raw = RawConfig::default();
         CircuitBreakerConfig {

@@ -4,20 +4,21 @@
 //! # The state machine
 //!
 //! ```text
-//!             failure_threshold failures in a row,
-//!             or failure rate / slow-call rate over the window
-//!   +--------+ --------------------------------------------> +------+
-//!   | Closed |                                                | Open | <--+
-//!   +--------+ <------------+                                 +------+    |
-//!        ^                  |                  recovery_timeout  |        |
-//!        |     success_threshold trial successes   elapsed, next |        |
-//!        |                  |                     caller moves it |        |
-//!        |            +----------+ <------------------------------+        |
-//!        |            | HalfOpen |                                         |
-//!        |            +----------+ ---------------------------------------+
-//!        |                            any trial call fails
-//!   reset()                                     (fresh recovery_timeout)
-//!   from any state              force_open(): Open until reset(), from any state
+//!            failure_threshold failures in a row, or the failure
+//!            rate or slow-call rate over the window at its threshold
+//! +--------+ ----------------------------------------------> +------+
+//! | Closed |                                                 | Open |
+//! +--------+                                                 +------+
+//!      ^                                 recovery_timeout      |   ^
+//!      |                                 elapsed: the next     |   | any trial
+//!      |                                 caller moves it       |   | call fails
+//!      |                                                       v   |
+//!      |  success_threshold trial successes                 +----------+
+//!      +--------------------------------------------------- | HalfOpen |
+//!                                                           +----------+
+//!
+//! force_open(): to Open from any state, held there until reset()
+//! reset():      to Closed from any state, every counter cleared
 //! ```
 //!
 //! - **Closed**: every call is admitted. A failure adds one to the
