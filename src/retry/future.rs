@@ -297,11 +297,87 @@ impl<E> Transient for RetryError<E> {
 }
 
 pin_project! {
+    /// Where the retry loop is. The wait before a retry is not held here but
+    /// in [`Retrying`], so that a [`Retry`] that never retries carries no
+    /// timer.
     #[project = StateProj]
     enum State<Fut> {
         Idle,
         Running { #[pin] attempt: Fut },
-        Sleeping { #[pin] sleep: Sleep },
+        Sleeping,
+    }
+}
+
+pin_project! {
+    /// What only a retry needs: the delay sequence and the timer of the wait
+    /// before the next attempt. Allocated once, at the first retry, and reused
+    /// by every later one.
+    struct Retrying {
+        backoff: Backoff,
+        #[pin]
+        sleep: Sleep,
+    }
+}
+
+/// The [`Retrying`] of a [`Retry`] that has retried, freed out of line.
+///
+/// Its drop is a few instructions and a call to a cold function, so the
+/// drop code of a whole `Retry` stays small enough to be inlined where the
+/// future is dropped, and for a `Retry` that never retried it folds away to
+/// nothing. (Were the box dropped in place, the timer's drop code would make
+/// the `Retry`'s drop glue too large to inline, and every drop would be a
+/// call.)
+struct Armed(Option<Pin<Box<Retrying>>>);
+
+impl Armed {
+    fn get(&mut self) -> Option<Pin<&mut Retrying>> {
+        self.0.as_mut().map(Pin::as_mut)
+    }
+}
+
+impl Drop for Armed {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(retrying) = self.0.take() {
+            release(retrying);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn release(retrying: Pin<Box<Retrying>>) {
+    drop(retrying);
+}
+
+/// The retry machinery of a [`Retry`]: nothing but an optional seed until
+/// the first retry, then the allocated [`Retrying`]. Two words.
+enum Retries {
+    /// No retry yet; jitter will draw from the thread's random source.
+    Unseeded,
+    /// No retry yet; jitter will draw from a generator seeded with this.
+    Seeded(u64),
+    /// At least one retry was armed.
+    Armed(Armed),
+}
+
+impl Retries {
+    fn armed(&mut self) -> Option<Pin<&mut Retrying>> {
+        match self {
+            Retries::Armed(armed) => armed.get(),
+            _ => None,
+        }
+    }
+
+    /// Polls the wait before the next attempt; ready at once if none was
+    /// armed. Out of line, so that `Retry::poll` stays small enough for the
+    /// compiler to inline into its caller.
+    #[inline(never)]
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self.armed() {
+            Some(retrying) => retrying.project().sleep.poll(cx),
+            None => Poll::Ready(()),
+        }
     }
 }
 
@@ -317,7 +393,11 @@ pin_project! {
     /// logs an `ERROR` event.
     ///
     /// An attempt that succeeds at once allocates nothing and reads no
-    /// clock unless the policy has a `max_elapsed` budget.
+    /// clock unless the policy has a `max_elapsed` budget. The backoff and
+    /// the timer for the waits are allocated together at the first retry and
+    /// reused by every later one, so the future stays small (the policy,
+    /// the operation, the attempt in flight and four words besides), which
+    /// keeps moving it into `pin!`, an `async` block or a task cheap.
     ///
     /// # Cancellation
     ///
@@ -349,13 +429,21 @@ pin_project! {
     /// ```
     #[must_use = "a retry does nothing unless awaited"]
     pub struct Retry<F, Fut, C, N> {
+        // Layout, chosen so that the future is cheap to move: the policy
+        // (64 bytes; only its `max_elapsed` is read until an attempt
+        // fails), the start time (16 bytes, written only under a budget),
+        // the retry machinery (16 bytes: a seed or a pointer to the
+        // `Retrying` allocated at the first retry), the attempt count, and
+        // the state, which holds the attempt in flight and nothing else: no
+        // timer, no backoff. Around 120 bytes plus the caller's own
+        // operation and attempt future.
         policy: RetryPolicy,
         operation: F,
         classifier: C,
         hook: N,
-        backoff: Option<Backoff>,
         attempts: u32,
         started: Option<Instant>,
+        retries: Retries,
         #[pin]
         state: State<Fut>,
     }
@@ -368,9 +456,9 @@ impl<F, Fut> Retry<F, Fut, ByTransient, NoHook> {
             operation,
             classifier: ByTransient,
             hook: NoHook,
-            backoff: None,
             attempts: 0,
             started: None,
+            retries: Retries::Unseeded,
             state: State::Idle,
         }
     }
@@ -428,9 +516,9 @@ impl<F, Fut, C, N> Retry<F, Fut, C, N> {
             operation: self.operation,
             classifier,
             hook: self.hook,
-            backoff: self.backoff,
             attempts: self.attempts,
             started: self.started,
+            retries: self.retries,
             state: State::Idle,
         }
     }
@@ -468,9 +556,9 @@ impl<F, Fut, C, N> Retry<F, Fut, C, N> {
             operation: self.operation,
             classifier: self.classifier,
             hook,
-            backoff: self.backoff,
             attempts: self.attempts,
             started: self.started,
+            retries: self.retries,
             state: State::Idle,
         }
     }
@@ -491,7 +579,14 @@ impl<F, Fut, C, N> Retry<F, Fut, C, N> {
     /// # }
     /// ```
     pub fn seeded(mut self, seed: u64) -> Self {
-        self.backoff = Some(self.policy.backoff().seeded(seed));
+        match &mut self.retries {
+            Retries::Armed(armed) => {
+                if let Some(retrying) = armed.get() {
+                    *retrying.project().backoff = self.policy.backoff().seeded(seed);
+                }
+            }
+            unarmed => *unarmed = Retries::Seeded(seed),
+        }
         self
     }
 }
@@ -506,6 +601,7 @@ where
 {
     type Output = Result<T, RetryError<E>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
@@ -522,60 +618,119 @@ where
                         Ok(value) => return Poll::Ready(Ok(value)),
                         Err(error) => error,
                     };
-                    *this.attempts += 1;
-                    let attempts = *this.attempts;
-                    let give_up = |error: E, reason: GiveUp| {
-                        if reason == GiveUp::NotTransient && attempts == 1 {
-                            tracing::debug!(
-                                target: "steadfast::retry",
-                                error = %error,
-                                "error is not transient; not retrying"
-                            );
-                        } else {
-                            tracing::error!(
-                                target: "steadfast::retry",
-                                attempts,
-                                reason = %reason,
-                                error = %error,
-                                "giving up"
-                            );
-                        }
-                        Poll::Ready(Err(RetryError::new(error, attempts, reason)))
-                    };
-                    if !this.classifier.is_transient(&error) {
-                        return give_up(error, GiveUp::NotTransient);
-                    }
-                    let policy = &*this.policy;
-                    let backoff = this.backoff.get_or_insert_with(|| policy.backoff());
-                    let Some(computed) = backoff.next() else {
-                        return give_up(error, GiveUp::Exhausted);
-                    };
-                    let delay = this.classifier.retry_after(&error).unwrap_or(computed);
-                    if let (Some(budget), Some(started)) = (policy.max_elapsed(), *this.started) {
-                        if started.elapsed().saturating_add(delay) > budget {
-                            return give_up(error, GiveUp::ElapsedBudget);
-                        }
-                    }
-                    tracing::warn!(
-                        target: "steadfast::retry",
-                        attempt = attempts,
-                        max_retries = policy.max_retries(),
-                        delay = ?delay,
-                        error = %error,
-                        "transient error; retrying"
+                    *this.attempts = this.attempts.saturating_add(1);
+                    let plan = plan_retry(
+                        this.policy,
+                        this.classifier,
+                        this.hook,
+                        *this.attempts,
+                        *this.started,
+                        this.retries,
+                        &error,
                     );
-                    this.hook.on_retry(attempts, &error, delay);
-                    this.state.set(State::Sleeping {
-                        sleep: tokio::time::sleep(delay),
-                    });
+                    match plan {
+                        Ok(()) => this.state.set(State::Sleeping),
+                        Err(reason) => {
+                            return Poll::Ready(Err(give_up(error, *this.attempts, reason)))
+                        }
+                    }
                 }
-                StateProj::Sleeping { sleep } => {
-                    ready!(sleep.poll(cx));
+                StateProj::Sleeping => {
+                    ready!(this.retries.poll_wait(cx));
                     this.state.set(State::Idle);
                 }
             }
         }
     }
+}
+
+/// After attempt number `attempts` failed with `error`: either arms the wait
+/// before the next attempt (and says so), or says why the loop stops.
+///
+/// Kept out of `poll` so that the path of an attempt that succeeds stays
+/// short. Asks the classifier, then the backoff, then the classifier again
+/// for a `Retry-After`, in that order, before the budget check, the `WARN`
+/// event and the hook.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn plan_retry<E, C, N>(
+    policy: &RetryPolicy,
+    classifier: &mut C,
+    hook: &mut N,
+    attempts: u32,
+    started: Option<Instant>,
+    retries: &mut Retries,
+    error: &E,
+) -> Result<(), GiveUp>
+where
+    C: Classifier<E>,
+    N: OnRetry<E>,
+    E: fmt::Display,
+{
+    if !classifier.is_transient(error) {
+        return Err(GiveUp::NotTransient);
+    }
+    // The first retry builds the backoff here; it moves into `retrying`
+    // only once a wait is armed.
+    let mut fresh = None;
+    let computed = match retries {
+        Retries::Armed(armed) => armed.get().and_then(|r| r.project().backoff.next()),
+        Retries::Unseeded => fresh.insert(policy.backoff()).next(),
+        Retries::Seeded(seed) => fresh.insert(policy.backoff().seeded(*seed)).next(),
+    };
+    let Some(computed) = computed else {
+        return Err(GiveUp::Exhausted);
+    };
+    let delay = classifier.retry_after(error).unwrap_or(computed);
+    if let (Some(budget), Some(started)) = (policy.max_elapsed(), started) {
+        if started.elapsed().saturating_add(delay) > budget {
+            return Err(GiveUp::ElapsedBudget);
+        }
+    }
+    tracing::warn!(
+        target: "steadfast::retry",
+        attempt = attempts,
+        max_retries = policy.max_retries(),
+        delay = ?delay,
+        error = %error,
+        "transient error; retrying"
+    );
+    hook.on_retry(attempts, error, delay);
+    let sleep = tokio::time::sleep(delay);
+    match retries.armed() {
+        Some(retrying) => retrying.project().sleep.set(sleep),
+        None => {
+            if let Some(backoff) = fresh {
+                let retrying = Box::pin(Retrying { backoff, sleep });
+                *retries = Retries::Armed(Armed(Some(retrying)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The error the loop ends with, and the event that says so: `DEBUG` for a
+/// first error that is not transient (nothing was retried), `ERROR` after
+/// retries.
+#[cold]
+#[inline(never)]
+fn give_up<E: fmt::Display>(error: E, attempts: u32, reason: GiveUp) -> RetryError<E> {
+    if reason == GiveUp::NotTransient && attempts == 1 {
+        tracing::debug!(
+            target: "steadfast::retry",
+            error = %error,
+            "error is not transient; not retrying"
+        );
+    } else {
+        tracing::error!(
+            target: "steadfast::retry",
+            attempts,
+            reason = %reason,
+            error = %error,
+            "giving up"
+        );
+    }
+    RetryError::new(error, attempts, reason)
 }
 
 /// Retry as a method on the operation: `(|| fetch()).retry(&policy).await`.
