@@ -1,9 +1,12 @@
 //! [`TimeoutHandler`]: bounds a future, a barrier or a wait for a peer rank.
 //!
-//! [`TimeoutHandler::run`] wraps a future in [`tokio::time::timeout`] and
-//! nothing more: the returned [`Timed`] future holds the caller's future and
-//! one timer entry inline, so bounding a call allocates nothing and spawns
-//! nothing. The coordinator operations pass the timeout down to the
+//! [`TimeoutHandler::run`] bounds a future the way [`tokio::time::timeout`]
+//! does, with one difference in cost: the returned [`Timed`] future reads
+//! the clock once to fix its deadline, but creates its timer only when the
+//! caller's future first returns `Pending`. A future that is ready at once
+//! never touches the timer driver; one that waits pays what
+//! `tokio::time::timeout` pays. Either way the timer lives inline, so
+//! bounding a call allocates nothing and spawns nothing. The coordinator operations pass the timeout down to the
 //! [`Coordinator`], whose own timeout names the ranks that did not arrive;
 //! the handler keeps a backstop timer a grace period later in case a
 //! coordinator does not honour its timeout.
@@ -15,6 +18,8 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use serde::{Deserialize, Serialize};
+use tokio::task::coop;
+use tokio::time::{Instant, Sleep};
 
 use super::TimeoutError;
 use crate::coordinator::{Coordinator, CoordinatorError, Signal};
@@ -327,12 +332,16 @@ impl TimeoutHandler {
     /// Runs `future` until it completes or `duration` has passed, whichever
     /// comes first.
     ///
-    /// This costs what [`tokio::time::timeout`] costs: the returned [`Timed`]
-    /// future holds the caller's future and a timer inline, allocates
-    /// nothing and spawns nothing. It does not borrow the handler, so it can
-    /// be spawned. As with `tokio::time::timeout`, the future is polled
-    /// before the deadline is checked: a future that is ready at once
-    /// completes even with a zero duration.
+    /// The deadline is fixed now, as `tokio::time::timeout` fixes it; the
+    /// returned [`Timed`] future holds the caller's future and a timer
+    /// inline, allocates nothing and spawns nothing, and creates the timer
+    /// only if the future does not complete on its first poll, so a future
+    /// that is ready at once costs less than under `tokio::time::timeout`.
+    /// It does not borrow the handler, so it can be spawned. As with
+    /// `tokio::time::timeout`, the future is polled before the deadline is
+    /// checked: a future that is ready at once completes even with a zero
+    /// duration. A duration so long that the deadline overflows the clock
+    /// never fires.
     ///
     /// When the deadline passes the result is
     /// [`TimeoutError::Elapsed`] with `after == duration` and no operation
@@ -364,8 +373,10 @@ impl TimeoutHandler {
     /// ```
     pub fn run<F: IntoFuture>(&self, duration: Duration, future: F) -> Timed<F::IntoFuture> {
         Timed {
-            inner: tokio::time::timeout(duration, future),
+            future: future.into_future(),
+            deadline: Instant::now().checked_add(duration),
             after: duration,
+            timer: None,
         }
     }
 
@@ -627,30 +638,139 @@ pin_project! {
     #[derive(Debug)]
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Timed<F> {
+        // The caller's future, polled first on every poll.
         #[pin]
-        inner: tokio::time::Timeout<F>,
+        future: F,
+        // Fixed when the `Timed` is made; `None` when it would overflow the
+        // clock, and then the future is never timed out.
+        deadline: Option<Instant>,
+        // The duration asked for, reported in `TimeoutError::Elapsed`.
         after: Duration,
+        // Created at the first poll at which `future` is not ready, and
+        // reused for every later one.
+        #[pin]
+        timer: Option<Sleep>,
     }
 }
 
 impl<F: Future> Future for Timed<F> {
     type Output = Result<F::Output, TimeoutError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match ready!(this.inner.poll(cx)) {
-            Ok(output) => Poll::Ready(Ok(output)),
-            Err(_elapsed) => {
-                tracing::warn!(
-                    target: "steadfast::timeout",
-                    after = ?*this.after,
-                    "operation timed out"
-                );
-                Poll::Ready(Err(TimeoutError::Elapsed {
-                    operation: None,
-                    after: *this.after,
-                }))
-            }
+        let mut this = self.project();
+        let had_budget = coop::has_budget_remaining();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        ready!(poll_timer(this.timer.as_mut(), deadline, had_budget, cx));
+        Poll::Ready(Err(elapsed(*this.after)))
+    }
+}
+
+/// Polls the timer of a [`Timed`] whose future is not ready, creating it on
+/// the first call.
+///
+/// As `tokio::time::timeout` does, when the future used up the task's
+/// cooperative budget in this very poll, the timer is polled outside the
+/// budget: otherwise a future that always exhausts the budget would never
+/// see its deadline pass.
+#[inline(never)]
+fn poll_timer(
+    mut timer: Pin<&mut Option<Sleep>>,
+    deadline: Instant,
+    had_budget: bool,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if timer.is_none() {
+        timer.set(Some(tokio::time::sleep_until(deadline)));
+    }
+    let Some(timer) = timer.as_pin_mut() else {
+        return Poll::Pending;
+    };
+    if had_budget && !coop::has_budget_remaining() {
+        Pin::new(&mut tokio::task::unconstrained(timer)).poll(cx)
+    } else {
+        timer.poll(cx)
+    }
+}
+
+/// The error of a [`Timed`] whose deadline passed, and the event that says
+/// so.
+#[cold]
+fn elapsed(after: Duration) -> TimeoutError {
+    tracing::warn!(
+        target: "steadfast::timeout",
+        after = ?after,
+        "operation timed out"
+    );
+    TimeoutError::Elapsed {
+        operation: None,
+        after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    /// A future that, on every poll, spends the task's whole cooperative
+    /// budget and then waits; it gives up after thousands of polls, so that
+    /// a deadline that never fires fails the test instead of hanging it.
+    async fn budget_hog() {
+        for _ in 0..1_000_000 {
+            tokio::task::consume_budget().await;
+        }
+        panic!("the deadline never fired");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_future_that_exhausts_the_budget_still_times_out() {
+        let err = TimeoutHandler::default()
+            .run(Duration::ZERO, budget_hog())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TimeoutError::Elapsed { after, .. } if after == Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_is_fixed_when_the_future_is_made() {
+        let timed = TimeoutHandler::default().run(secs(5), std::future::pending::<()>());
+        tokio::time::advance(secs(3)).await;
+        let polled = Instant::now();
+        assert!(timed.await.is_err());
+        assert_eq!(polled.elapsed(), secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_timer_is_made_only_when_the_future_waits() {
+        let mut ready = std::pin::pin!(TimeoutHandler::default().run(secs(1), async { 7 }));
+        assert_eq!(ready.as_mut().await.unwrap(), 7);
+        assert!(ready.timer.is_none());
+
+        let mut waiting = std::pin::pin!(TimeoutHandler::default().run(secs(1), async {
+            tokio::task::yield_now().await;
+            8
+        }));
+        assert_eq!(waiting.as_mut().await.unwrap(), 8);
+        assert!(waiting.timer.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_past_the_clock_never_fires() {
+        let timeouts = TimeoutHandler::default();
+        assert_eq!(timeouts.run(Duration::MAX, async { 3 }).await.unwrap(), 3);
+        let never = timeouts.run(Duration::MAX, std::future::pending::<()>());
+        tokio::select! {
+            _ = never => panic!("an overflowing deadline fired"),
+            () = tokio::time::sleep(secs(100 * 365 * 86_400)) => {}
         }
     }
 }

@@ -4,8 +4,9 @@
 //! Two tools, for two kinds of deadline:
 //!
 //! - [`TimeoutHandler`] gives a call a fixed time budget.
-//!   [`run`](TimeoutHandler::run) bounds any future and costs what
-//!   [`tokio::time::timeout`] costs (no allocation, no task);
+//!   [`run`](TimeoutHandler::run) bounds any future with the semantics of
+//!   [`tokio::time::timeout`], no allocation and no task, and creates its
+//!   timer only once the future has to wait;
 //!   [`barrier`](TimeoutHandler::barrier),
 //!   [`all_gather`](TimeoutHandler::all_gather) and
 //!   [`wait_for_rank`](TimeoutHandler::wait_for_rank) bound the meeting
