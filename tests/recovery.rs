@@ -350,3 +350,246 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<ErrorStatistics>();
     assert_send_sync::<RecoveryConfig>();
 }
+
+// ---------------------------------------------------------------------------
+// The FaultTolerant coordinator, whose retries the recovery manager decides.
+
+mod fault_tolerant {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use steadfast::coordinator::{
+        Coordinator, CoordinatorError, FaultTolerant, FaultTolerantConfig, InMemoryCoordinator,
+    };
+    use steadfast::recovery::{ErrorRecoveryManager, RecoveryStrategy, Severity};
+    use steadfast::retry::RetryPolicy;
+    use tokio::time::Instant;
+
+    fn wrap(rank: InMemoryCoordinator) -> FaultTolerant<InMemoryCoordinator> {
+        FaultTolerant::new(rank, FaultTolerantConfig::default())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_a_flaky_coordinator_with_backoff() {
+        let ranks = InMemoryCoordinator::new(2);
+        ranks[0].faults().fail_next(0, 2);
+        let start = Instant::now();
+        let other = tokio::spawn({
+            let r = wrap(ranks[1].clone());
+            async move { r.barrier(Duration::from_secs(30)).await }
+        });
+        let ft = wrap(ranks[0].clone());
+        ft.barrier(Duration::from_secs(30)).await.unwrap();
+        other.await.unwrap().unwrap();
+        // default policy: 1 s, then 2 s
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+
+        let stats = ft.recovery().statistics();
+        assert_eq!(stats.total, 2);
+        assert_eq!(stats.by_kind["coordinator.barrier"], 2);
+        assert_eq!(stats.by_severity[&Severity::Medium], 2);
+        let history = ft.recovery().history();
+        assert!(history[0].message.contains("injected failure"), "{history:?}");
+        assert_eq!((history[0].occurrence, history[1].occurrence), (1, 2));
+        // the operation's count was reset when it succeeded
+        assert!(!ft.recovery().should_retry(&history[0].operation_id));
+        assert_eq!(ft.recovery().errors_of(&history[0].operation_id), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_max_retries() {
+        let ranks = InMemoryCoordinator::new(1);
+        ranks[0].faults().fail_next(0, 10);
+        let ft = wrap(ranks[0].clone());
+        let start = Instant::now();
+        let err = ft.signal("ready", vec![1]).await.unwrap_err();
+        assert!(matches!(err, CoordinatorError::Unavailable { .. }), "{err}");
+        assert_eq!(start.elapsed(), Duration::from_secs(1 + 2 + 4));
+        let stats = ft.recovery().statistics();
+        assert_eq!(stats.total, 4); // the first attempt and 3 retries
+        assert_eq!(stats.by_kind["coordinator.signal"], 4);
+        // 6 injected failures are left: the wrapper made exactly 4 attempts
+        for _ in 0..6 {
+            assert!(ranks[0].signal("ready", vec![1]).await.is_err());
+        }
+        assert_eq!(ranks[0].signal("ready", vec![1]).await.unwrap(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_at_once_on_a_fatal_error() {
+        let ranks = InMemoryCoordinator::new(2);
+        let ft = wrap(ranks[0].clone());
+        let start = Instant::now();
+        let err = ft
+            .wait_for_rank(9, "ready", 1, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CoordinatorError::InvalidRank { rank: 9, world_size: 2 }),
+            "{err}"
+        );
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        let history = ft.recovery().history();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].kind, "coordinator.wait_for_rank");
+        assert_eq!(history[0].severity, Severity::Critical);
+        assert!(history[0].message.contains("out of range"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn does_not_retry_a_collective_that_timed_out() {
+        let ranks = InMemoryCoordinator::new(2);
+        ranks[0].faults().set_absent(1, true);
+        let ft = wrap(ranks[0].clone());
+        let start = Instant::now();
+        let err = ft.barrier(Duration::from_secs(5)).await.unwrap_err();
+        // the inner coordinator's own timeout, naming the missing rank
+        assert!(matches!(err, CoordinatorError::Timeout { .. }), "{err}");
+        assert_eq!(err.missing_ranks(), &[1]);
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        let history = ft.recovery().history();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].severity, Severity::High);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounds_signal_with_op_timeout() {
+        let ranks = InMemoryCoordinator::new(1);
+        ranks[0].faults().set_delay(0, Duration::from_secs(60)); // a hanging backend
+        let config = FaultTolerantConfig::builder()
+            .op_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let ft = FaultTolerant::new(ranks[0].clone(), config);
+        let start = Instant::now();
+        let err = ft.signal("ready", vec![]).await.unwrap_err();
+        assert!(
+            matches!(err, CoordinatorError::Timeout { operation: "signal", after, .. } if after == Duration::from_secs(2)),
+            "{err}"
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(2), "not retried");
+        assert_eq!(ft.recovery().statistics().total, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounds_a_hanging_collective_at_its_timeout_plus_grace() {
+        let ranks = InMemoryCoordinator::new(1);
+        ranks[0].faults().set_delay(0, Duration::from_secs(600));
+        let config = FaultTolerantConfig::builder()
+            .grace(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let ft = FaultTolerant::new(ranks[0].clone(), config);
+        let start = Instant::now();
+        let err = ft.barrier(Duration::from_secs(3)).await.unwrap_err();
+        assert!(matches!(err, CoordinatorError::Timeout { .. }), "{err}");
+        assert_eq!(start.elapsed(), Duration::from_millis(3_500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retried_all_gather_keeps_rounds_aligned() {
+        let ranks = InMemoryCoordinator::new(3);
+        ranks[0].faults().fail_next(2, 1);
+        let tasks: Vec<_> = ranks
+            .iter()
+            .cloned()
+            .map(|r| {
+                tokio::spawn(async move {
+                    let ft = wrap(r);
+                    let me = ft.rank() as u8;
+                    let all = ft
+                        .all_gather(vec![me, me], Duration::from_secs(10))
+                        .await?;
+                    ft.barrier(Duration::from_secs(10)).await?;
+                    let again = ft.all_gather(vec![me * 10], Duration::from_secs(10)).await?;
+                    Ok::<_, CoordinatorError>((all, again, ft.recovery().statistics().total))
+                })
+            })
+            .collect();
+        for (r, task) in tasks.into_iter().enumerate() {
+            let (all, again, errors) = task.await.unwrap().unwrap();
+            assert_eq!(all, vec![vec![0, 0], vec![1, 1], vec![2, 2]]);
+            assert_eq!(again, vec![vec![0], vec![10], vec![20]]);
+            assert_eq!(errors, u64::from(r == 2));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn honours_the_retry_budget() {
+        let ranks = InMemoryCoordinator::new(1);
+        ranks[0].faults().fail_next(0, 10);
+        let policy = RetryPolicy::builder()
+            .max_retries(10)
+            .max_elapsed(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let config = FaultTolerantConfig::builder().retry(policy).build().unwrap();
+        let ft = FaultTolerant::new(ranks[0].clone(), config);
+        let start = Instant::now();
+        assert!(ft.barrier(Duration::from_secs(1)).await.is_err());
+        // waits 1 s and 2 s; the next 4 s would pass the 5 s budget
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        assert_eq!(ft.recovery().statistics().total, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_strategy_set_by_the_caller_wins() {
+        let recovery = ErrorRecoveryManager::default();
+        recovery.set_strategy("coordinator.barrier", RecoveryStrategy::Abort);
+        let ranks = InMemoryCoordinator::new(1);
+        ranks[0].faults().fail_next(0, 1);
+        let ft = FaultTolerant::with_recovery(
+            ranks[0].clone(),
+            FaultTolerantConfig::default(),
+            recovery.clone(),
+        );
+        assert!(ft.barrier(Duration::from_secs(1)).await.is_err());
+        assert_eq!(recovery.statistics().total, 1);
+        // other kinds got the wrapper's retry strategy
+        assert!(matches!(
+            recovery.strategy("coordinator.all_gather"),
+            RecoveryStrategy::Retry { max_retries: 3, max_severity: Severity::Medium, .. }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wraps_trait_objects_and_is_one() {
+        let ranks = InMemoryCoordinator::new(1);
+        let inner: Arc<dyn Coordinator> = Arc::new(ranks[0].clone());
+        let ft = FaultTolerant::new(inner, FaultTolerantConfig::default());
+        assert!(ft.name().contains("in-memory"));
+        assert_eq!(ft.name(), "fault-tolerant(in-memory)");
+        let outer: Arc<dyn Coordinator> = Arc::new(ft);
+        assert_eq!(outer.signal("k", vec![7]).await.unwrap(), 1);
+        let signal = outer
+            .wait_for_rank(0, "k", 1, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(signal.payload, vec![7]);
+        assert_eq!(outer.world_size(), 1);
+    }
+
+    #[test]
+    fn is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<FaultTolerant<InMemoryCoordinator>>();
+        assert_send_sync::<FaultTolerant<Arc<dyn Coordinator>>>();
+        assert_send_sync::<FaultTolerantConfig>();
+    }
+
+    #[test]
+    fn config_serde_round_trip() {
+        let config = FaultTolerantConfig::builder()
+            .op_timeout(Duration::from_millis(1500))
+            .grace(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let json = serde_json::to_string(&config).unwrap();
+        assert!(json.contains("\"1s500ms\""), "{json}");
+        assert_eq!(
+            serde_json::from_str::<FaultTolerantConfig>(&json).unwrap(),
+            config
+        );
+        assert!(serde_json::from_str::<FaultTolerantConfig>(r#"{"op_timeout":"0s"}"#).is_err());
+    }
+}
