@@ -920,7 +920,14 @@ impl DegradationManager {
             let mut ticker = tokio::time::interval(period);
             ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
-                apply_health(&manager, &monitor, source, &component_of, &rules, &mut counts);
+                apply_health(
+                    &manager,
+                    &monitor,
+                    source,
+                    &component_of,
+                    &rules,
+                    &mut counts,
+                );
                 tokio::select! {
                     biased;
                     _ = &mut stop => break,

@@ -64,9 +64,7 @@ use crate::ConfigError;
 /// assert!(Severity::Low < Severity::Critical);
 /// assert_eq!(Severity::High.to_string(), "high");
 /// ```
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// A nuisance: a cache miss, a slow call.
@@ -304,7 +302,7 @@ pub type CustomStrategy = Arc<dyn Fn(&ErrorRecord) -> RecoveryAction + Send + Sy
 /// assert!(matches!(backoff, RecoveryStrategy::Retry { max_retries: 3, .. }));
 /// # let _ = (fixed, by_severity);
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub enum RecoveryStrategy {
     /// Retry up to `max_retries` times, waiting `delay` before each retry,
     /// errors of at most `max_severity`; more severe errors, and errors past
@@ -320,6 +318,7 @@ pub enum RecoveryStrategy {
     /// Use a fallback.
     Fallback,
     /// Give up (the default for kinds without a strategy).
+    #[default]
     Abort,
     /// Ask a function, which sees the error's record (its
     /// [`occurrence`](ErrorRecord::occurrence) counts the operation's
@@ -344,12 +343,6 @@ impl fmt::Debug for RecoveryStrategy {
             RecoveryStrategy::Abort => f.write_str("Abort"),
             RecoveryStrategy::Custom(_) => f.write_str("Custom(..)"),
         }
-    }
-}
-
-impl Default for RecoveryStrategy {
-    fn default() -> Self {
-        RecoveryStrategy::Abort
     }
 }
 
@@ -489,7 +482,10 @@ impl RecoveryConfig {
         if self.history_capacity == 0 || self.history_capacity > MAX_HISTORY {
             return Err(ConfigError::new(
                 "history_capacity",
-                format!("must be in 1..={MAX_HISTORY}, got {}", self.history_capacity),
+                format!(
+                    "must be in 1..={MAX_HISTORY}, got {}",
+                    self.history_capacity
+                ),
             ));
         }
         if self.max_tracked_operations == 0 {
@@ -932,7 +928,12 @@ impl ErrorRecoveryManager {
         operation_id: &str,
         error: &E,
     ) -> RecoveryAction {
-        self.record(operation_id, error.kind(), error.severity(), error.to_string())
+        self.record(
+            operation_id,
+            error.kind(),
+            error.severity(),
+            error.to_string(),
+        )
     }
 
     /// Whether `operation_id` may be retried: its error count is within the
@@ -1081,9 +1082,7 @@ impl ErrorRecoveryManager {
         let state = self.lock();
         let mut by_operation: HashMap<String, u64> = HashMap::new();
         for record in &state.history {
-            *by_operation
-                .entry(record.operation_id.clone())
-                .or_default() += 1;
+            *by_operation.entry(record.operation_id.clone()).or_default() += 1;
         }
         ErrorStatistics {
             total: state.total,

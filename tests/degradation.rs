@@ -56,9 +56,16 @@ async fn permission_matrix_through_the_manager() {
         degradation.set_level("c", level, "test");
         degradation.set_service_level(Normal, "test");
         for kind in [Read, Write, Essential] {
-            assert_eq!(degradation.allows("c", kind), level.allows(kind), "{level} {kind:?}");
+            assert_eq!(
+                degradation.allows("c", kind),
+                level.allows(kind),
+                "{level} {kind:?}"
+            );
             assert_eq!(degradation.service_allows(kind), level.allows(kind));
-            assert!(degradation.allows("other", kind), "other components are not affected");
+            assert!(
+                degradation.allows("other", kind),
+                "other components are not affected"
+            );
         }
         degradation.set_level("c", Normal, "test");
         degradation.set_service_level(level, "test");
@@ -75,7 +82,10 @@ fn levels_are_ordered() {
     assert!(Normal < ReadOnly && ReadOnly < EssentialOnly && EssentialOnly < Offline);
     let json = serde_json::to_string(&EssentialOnly).unwrap();
     assert_eq!(json, "\"essential_only\"");
-    assert_eq!(serde_json::from_str::<ServiceLevel>(&json).unwrap(), EssentialOnly);
+    assert_eq!(
+        serde_json::from_str::<ServiceLevel>(&json).unwrap(),
+        EssentialOnly
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -134,7 +144,10 @@ async fn a_watcher_does_not_undo_the_operator() {
     sleep(Duration::from_secs(1)).await;
     // recovered: the watcher withdraws, the operator's level stays
     assert_eq!(degradation.level("training"), EssentialOnly);
-    assert_eq!(degradation.set_level("training", Normal, "operator done"), Normal);
+    assert_eq!(
+        degradation.set_level("training", Normal, "operator done"),
+        Normal
+    );
     watcher.stop().await;
     sweeper.stop().await;
 }
@@ -182,9 +195,15 @@ async fn health_events_degrade_and_restore_a_component() {
     let got = drain(&mut events);
     assert_eq!(
         summary(&got),
-        vec![(Some("training"), Normal, ReadOnly), (None, Normal, ReadOnly)]
+        vec![
+            (Some("training"), Normal, ReadOnly),
+            (None, Normal, ReadOnly)
+        ]
     );
-    assert_eq!(got[0].reason, "health: 2 of 8 members failed, 0 unresponsive");
+    assert_eq!(
+        got[0].reason,
+        "health: 2 of 8 members failed, 0 unresponsive"
+    );
 
     // three more stop: 5 of 8 failed, a majority
     heartbeat_for(&monitor, |r| r < 3, 70).await;

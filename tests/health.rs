@@ -387,7 +387,11 @@ async fn phi_after_irregular_heartbeats() {
     // mean 1.0 s; population variance (0.04 + 0.04 + 0 + 0.01 + 0.01) / 5
     let mu = 1.0;
     let sigma = (0.1f64 / 5.0).sqrt();
-    assert_close(monitor.phi(&m).unwrap(), expected_phi(0.0, mu, sigma), "0 s");
+    assert_close(
+        monitor.phi(&m).unwrap(),
+        expected_phi(0.0, mu, sigma),
+        "0 s",
+    );
     let mut last = 0;
     for ms in [500u64, 1000, 1200, 1500, 2000] {
         advance(Duration::from_millis(ms - last)).await;
@@ -626,7 +630,10 @@ fn concurrent_heartbeats_and_sweeps_keep_event_chains_consistent() {
         count += 1;
     }
     for r in 0..MEMBERS {
-        let last = state.get(&rank(r)).copied().unwrap_or(HealthStatus::Healthy);
+        let last = state
+            .get(&rank(r))
+            .copied()
+            .unwrap_or(HealthStatus::Healthy);
         assert_eq!(monitor.status(&rank(r)), Some(last));
     }
     assert!(count > 0, "the sweeps never found a silent member");

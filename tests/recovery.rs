@@ -35,10 +35,7 @@ async fn unknown_kinds_abort_by_default() {
 #[tokio::test(start_paused = true)]
 async fn retry_counts_per_operation_until_max_retries() {
     let recovery = ErrorRecoveryManager::default();
-    recovery.set_strategy(
-        "net",
-        RecoveryStrategy::retry(3, Duration::from_millis(50)),
-    );
+    recovery.set_strategy("net", RecoveryStrategy::retry(3, Duration::from_millis(50)));
     for attempt in 1..=3 {
         assert_eq!(
             recovery.record("a", "net", Severity::Medium, "reset"),
@@ -389,7 +386,10 @@ mod fault_tolerant {
         assert_eq!(stats.by_kind["coordinator.barrier"], 2);
         assert_eq!(stats.by_severity[&Severity::Medium], 2);
         let history = ft.recovery().history();
-        assert!(history[0].message.contains("injected failure"), "{history:?}");
+        assert!(
+            history[0].message.contains("injected failure"),
+            "{history:?}"
+        );
         assert_eq!((history[0].occurrence, history[1].occurrence), (1, 2));
         // the operation's count was reset when it succeeded
         assert!(!ft.recovery().should_retry(&history[0].operation_id));
@@ -425,7 +425,13 @@ mod fault_tolerant {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, CoordinatorError::InvalidRank { rank: 9, world_size: 2 }),
+            matches!(
+                err,
+                CoordinatorError::InvalidRank {
+                    rank: 9,
+                    world_size: 2
+                }
+            ),
             "{err}"
         );
         assert_eq!(start.elapsed(), Duration::ZERO);
@@ -497,11 +503,11 @@ mod fault_tolerant {
                 tokio::spawn(async move {
                     let ft = wrap(r);
                     let me = ft.rank() as u8;
-                    let all = ft
-                        .all_gather(vec![me, me], Duration::from_secs(10))
-                        .await?;
+                    let all = ft.all_gather(vec![me, me], Duration::from_secs(10)).await?;
                     ft.barrier(Duration::from_secs(10)).await?;
-                    let again = ft.all_gather(vec![me * 10], Duration::from_secs(10)).await?;
+                    let again = ft
+                        .all_gather(vec![me * 10], Duration::from_secs(10))
+                        .await?;
                     Ok::<_, CoordinatorError>((all, again, ft.recovery().statistics().total))
                 })
             })
@@ -523,7 +529,10 @@ mod fault_tolerant {
             .max_elapsed(Duration::from_secs(5))
             .build()
             .unwrap();
-        let config = FaultTolerantConfig::builder().retry(policy).build().unwrap();
+        let config = FaultTolerantConfig::builder()
+            .retry(policy)
+            .build()
+            .unwrap();
         let ft = FaultTolerant::new(ranks[0].clone(), config);
         let start = Instant::now();
         assert!(ft.barrier(Duration::from_secs(1)).await.is_err());
@@ -548,7 +557,11 @@ mod fault_tolerant {
         // other kinds got the wrapper's retry strategy
         assert!(matches!(
             recovery.strategy("coordinator.all_gather"),
-            RecoveryStrategy::Retry { max_retries: 3, max_severity: Severity::Medium, .. }
+            RecoveryStrategy::Retry {
+                max_retries: 3,
+                max_severity: Severity::Medium,
+                ..
+            }
         ));
     }
 

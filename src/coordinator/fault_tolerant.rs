@@ -38,7 +38,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{Coordinator, CoordinatorError, Result, Signal};
-use crate::recovery::{ErrorRecoveryManager, RecoveryAction, RecoveryStrategy, RetryDelay, Severity};
+use crate::recovery::{
+    ErrorRecoveryManager, RecoveryAction, RecoveryStrategy, RetryDelay, Severity,
+};
 use crate::retry::{RetryPolicy, Transient};
 use crate::ConfigError;
 
@@ -527,22 +529,16 @@ impl<C: Coordinator> Coordinator for FaultTolerant<C> {
     }
 
     async fn barrier(&self, timeout: Duration) -> Result<()> {
-        self.run(
-            "barrier",
-            KINDS[0],
-            self.waiting_bound(timeout),
-            || self.inner.barrier(timeout),
-        )
+        self.run("barrier", KINDS[0], self.waiting_bound(timeout), || {
+            self.inner.barrier(timeout)
+        })
         .await
     }
 
     async fn all_gather(&self, data: Vec<u8>, timeout: Duration) -> Result<Vec<Vec<u8>>> {
-        self.run(
-            "all_gather",
-            KINDS[1],
-            self.waiting_bound(timeout),
-            || self.inner.all_gather(data.clone(), timeout),
-        )
+        self.run("all_gather", KINDS[1], self.waiting_bound(timeout), || {
+            self.inner.all_gather(data.clone(), timeout)
+        })
         .await
     }
 

@@ -709,25 +709,41 @@ mod tests {
     fn builder_validates_every_field() {
         let b = HealthConfig::builder;
         assert_eq!(
-            b().check_interval(Duration::ZERO).build().unwrap_err().field(),
+            b().check_interval(Duration::ZERO)
+                .build()
+                .unwrap_err()
+                .field(),
             "check_interval"
         );
         assert_eq!(
-            b().heartbeat_timeout(Duration::MAX).check_interval(Duration::from_secs(1))
+            b().heartbeat_timeout(Duration::MAX)
+                .check_interval(Duration::from_secs(1))
                 .build()
                 .unwrap_err()
                 .field(),
             "heartbeat_timeout"
         );
         let p = PhiAccrualConfig::builder;
-        assert_eq!(p().threshold(-1.0).build().unwrap_err().field(), "threshold");
-        assert_eq!(p().threshold(f64::INFINITY).build().unwrap_err().field(), "threshold");
         assert_eq!(
-            p().first_heartbeat_estimate(Duration::ZERO).build().unwrap_err().field(),
+            p().threshold(-1.0).build().unwrap_err().field(),
+            "threshold"
+        );
+        assert_eq!(
+            p().threshold(f64::INFINITY).build().unwrap_err().field(),
+            "threshold"
+        );
+        assert_eq!(
+            p().first_heartbeat_estimate(Duration::ZERO)
+                .build()
+                .unwrap_err()
+                .field(),
             "first_heartbeat_estimate"
         );
         assert_eq!(
-            p().min_std_deviation(Duration::ZERO).build().unwrap_err().field(),
+            p().min_std_deviation(Duration::ZERO)
+                .build()
+                .unwrap_err()
+                .field(),
             "min_std_deviation"
         );
     }

@@ -359,14 +359,7 @@ impl<C: Coordinator> CoordinatorHeartbeat<C> {
                     _ = ticker.tick() => {}
                 }
                 counter = counter.wrapping_add(1);
-                let beat = beat_once(
-                    &coordinator,
-                    &monitor,
-                    &config,
-                    me,
-                    counter,
-                    &mut last_seen,
-                );
+                let beat = beat_once(&coordinator, &monitor, &config, me, counter, &mut last_seen);
                 tokio::select! {
                     biased;
                     _ = &mut stop => break,

@@ -98,4 +98,6 @@ pub use coordinator::{CoordinatorHeartbeat, HeartbeatConfig, HeartbeatConfigBuil
 pub use error::HealthError;
 pub use handle::MonitorHandle;
 pub use member::MemberId;
-pub use monitor::{HealthMonitor, HealthSnapshot, HealthStatus, MemberHealth, StatusChange, SweepSummary};
+pub use monitor::{
+    HealthMonitor, HealthSnapshot, HealthStatus, MemberHealth, StatusChange, SweepSummary,
+};

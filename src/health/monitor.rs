@@ -44,9 +44,7 @@ use super::{DetectionPolicy, HealthConfig, HealthError, MemberId, MonitorHandle}
 /// assert!(HealthStatus::Unresponsive < HealthStatus::Failed);
 /// assert_eq!(HealthStatus::Failed.to_string(), "failed");
 /// ```
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     /// Heartbeats arrive in time.
@@ -428,7 +426,10 @@ impl HealthMonitor {
     fn read(&self) -> RwLockReadGuard<'_, Registry> {
         // Every write leaves the registry consistent before anything that
         // could panic, so a poisoned lock is still usable.
-        self.inner.registry.read().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Registry> {
@@ -684,7 +685,13 @@ impl HealthMonitor {
 
     /// Moves a slot to the status its silence calls for, under the
     /// transition lock; returns the status it ends in.
-    fn settle(&self, slot: &Slot, member: &MemberId, now: u64, summary: &mut SweepSummary) -> HealthStatus {
+    fn settle(
+        &self,
+        slot: &Slot,
+        member: &MemberId,
+        now: u64,
+        summary: &mut SweepSummary,
+    ) -> HealthStatus {
         let _guard = self.lock_transition();
         // At most twice: a heartbeat that lands between the status store and
         // the re-read of the time sends the member back to Healthy.
