@@ -791,7 +791,7 @@ impl HealthMonitor {
     /// let monitor = HealthMonitor::default();
     /// monitor.add_member(0usize);
     /// let handle = monitor.start()?;
-    /// tokio::time::sleep(Duration::from_secs(65)).await;
+    /// tokio::time::sleep(Duration::from_secs(66)).await; // the sweep at 65 s finds it
     /// assert_eq!(monitor.failed().len(), 1);
     /// handle.stop().await;
     /// # Ok(())
