@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -252,9 +253,73 @@ impl Slot {
     }
 }
 
+/// The hasher of the member index: a multiply-rotate word hash with a
+/// final avalanche, several times cheaper than the default SipHash for the
+/// short keys of members. It is not meant to resist chosen-key flooding;
+/// member ids are chosen by the application, not by its clients.
+#[derive(Debug, Default, Clone, Copy)]
+struct MemberHasher {
+    state: u64,
+}
+
+/// An odd constant with well-spread bits (from the golden ratio).
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl MemberHasher {
+    fn add(&mut self, word: u64) {
+        self.state = (self.state.rotate_left(26) ^ word).wrapping_mul(MIX);
+    }
+}
+
+impl Hasher for MemberHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            // the length tells "ab" from "ab\0"
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // avalanche, so that the table's high-bit tags see every input bit
+        let mut x = self.state;
+        x ^= x >> 32;
+        x = x.wrapping_mul(MIX);
+        x ^ (x >> 29)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Registry {
-    index: HashMap<MemberId, usize>,
+    index: HashMap<MemberId, usize, BuildHasherDefault<MemberHasher>>,
     slots: Vec<Slot>,
     free: Vec<usize>,
 }
@@ -1048,5 +1113,43 @@ impl HealthMonitor {
     /// ```
     pub fn subscribe(&self) -> broadcast::Receiver<StatusChange> {
         self.inner.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    use super::*;
+
+    fn hash(member: &MemberId) -> u64 {
+        BuildHasherDefault::<MemberHasher>::default().hash_one(member)
+    }
+
+    #[test]
+    fn member_hashes_spread() {
+        let ranks: HashSet<u64> = (0..100_000usize)
+            .map(|r| hash(&MemberId::Rank(r)))
+            .collect();
+        assert_eq!(ranks.len(), 100_000);
+        // the top 7 bits (the table's tags) take every value over a few ranks
+        let tags: HashSet<u64> = (0..2_000usize)
+            .map(|r| hash(&MemberId::Rank(r)) >> 57)
+            .collect();
+        assert_eq!(tags.len(), 128);
+        let names = [
+            "",
+            "a",
+            "ab",
+            "ab\0",
+            "db-1",
+            "db-2",
+            "database-primary",
+            "database-primarz",
+        ];
+        let hashes: HashSet<u64> = names.iter().map(|n| hash(&MemberId::from(*n))).collect();
+        assert_eq!(hashes.len(), names.len());
+        assert_ne!(hash(&MemberId::Rank(0)), hash(&MemberId::from("")));
     }
 }
