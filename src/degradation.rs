@@ -17,7 +17,8 @@
 //!
 //! A component's level is the **worst of the levels its sources set**: the
 //! operator (through [`DegradationManager::set_level`]) and each watcher
-//! ([`DegradationManager::watch_health`], and the others). A watcher that
+//! ([`DegradationManager::watch_health`] from a health monitor,
+//! [`DegradationManager::watch_breaker`] from a circuit breaker). A watcher that
 //! lowered a component raises it back when the cause is gone, without
 //! undoing what the operator or another watcher set; a watcher that stops
 //! withdraws its levels.
@@ -59,6 +60,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::breaker::{CircuitBreaker, State as BreakerState};
 use crate::health::{HealthError, HealthMonitor, HealthStatus, MemberId, MonitorHandle};
 use crate::ConfigError;
 
@@ -981,6 +983,94 @@ impl DegradationManager {
     ) -> Result<MonitorHandle, HealthError> {
         let component = component.to_string();
         self.watch_health(monitor, move |_| Some(component.clone()), rules)
+    }
+}
+
+impl DegradationManager {
+    /// Starts a task that lowers `component` to `level_when_open` while
+    /// `breaker` is Open or HalfOpen, and restores it when the breaker
+    /// closes.
+    ///
+    /// The task ends when its handle is stopped or dropped, and then
+    /// withdraws the level it set.
+    ///
+    /// # Errors
+    ///
+    /// [`HealthError::NoRuntime`] when called outside a tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::breaker::CircuitBreaker;
+    /// use steadfast::degradation::{DegradationManager, OperationKind, ServiceLevel};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let breaker = CircuitBreaker::builder().failure_threshold(1).build()?;
+    /// let degradation = DegradationManager::new();
+    /// let watcher = degradation.watch_breaker("payments", &breaker, ServiceLevel::ReadOnly)?;
+    ///
+    /// breaker.try_acquire()?.failure(); // the circuit opens
+    /// tokio::task::yield_now().await;
+    /// assert!(!degradation.allows("payments", OperationKind::Write));
+    ///
+    /// breaker.reset(); // closed again
+    /// tokio::task::yield_now().await;
+    /// assert!(degradation.allows("payments", OperationKind::Write));
+    /// watcher.stop().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn watch_breaker(
+        &self,
+        component: &str,
+        breaker: &CircuitBreaker,
+        level_when_open: ServiceLevel,
+    ) -> Result<MonitorHandle, HealthError> {
+        let manager = self.clone();
+        let breaker = breaker.clone();
+        let component = component.to_string();
+        let source = self.new_source();
+        // Subscribed before the first look at the state: no change is lost.
+        let mut changes = breaker.subscribe();
+        MonitorHandle::spawn("degradation breaker watcher", move |mut stop| async move {
+            let _withdraw = Withdraw {
+                manager: manager.clone(),
+                source,
+                reason: "breaker watcher stopped",
+            };
+            let level_for = |state: BreakerState| match state {
+                BreakerState::Closed => ServiceLevel::Normal,
+                BreakerState::Open | BreakerState::HalfOpen => level_when_open,
+            };
+            let state = breaker.state();
+            let reason = format!("circuit breaker {state}");
+            manager.set_source_level(&component, source, level_for(state), &reason);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut stop => break,
+                    received = changes.recv() => {
+                        let (state, reason) = match received {
+                            Ok(change) => (
+                                change.to,
+                                format!(
+                                    "circuit breaker {} -> {} ({})",
+                                    change.from, change.to, change.reason
+                                ),
+                            ),
+                            Err(broadcast::error::RecvError::Lagged(_)) => {
+                                let state = breaker.state();
+                                (state, format!("circuit breaker {state}"))
+                            }
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        };
+                        manager.set_source_level(&component, source, level_for(state), &reason);
+                    }
+                }
+            }
+        })
     }
 }
 

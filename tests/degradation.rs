@@ -367,3 +367,123 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<HealthRules>();
     assert_send_sync::<ServiceLevel>();
 }
+
+mod breaker_watch {
+    use std::time::Duration;
+
+    use steadfast::breaker::{CircuitBreaker, State};
+    use steadfast::degradation::{DegradationManager, OperationKind, ServiceLevel};
+    use tokio::task::yield_now;
+
+    use super::{drain, summary};
+
+    #[tokio::test(start_paused = true)]
+    async fn breaker_open_degrades_and_closed_restores() {
+        let breaker = CircuitBreaker::builder()
+            .failure_threshold(2)
+            .recovery_timeout(Duration::from_secs(10))
+            .success_threshold(1)
+            .build()
+            .unwrap();
+        let degradation = DegradationManager::new();
+        let mut events = degradation.subscribe();
+        let watcher = degradation
+            .watch_breaker("payments", &breaker, ServiceLevel::EssentialOnly)
+            .unwrap();
+        yield_now().await;
+        assert_eq!(degradation.level("payments"), ServiceLevel::Normal);
+
+        breaker.try_acquire().unwrap().failure();
+        yield_now().await;
+        assert_eq!(degradation.level("payments"), ServiceLevel::Normal);
+        breaker.try_acquire().unwrap().failure();
+        assert_eq!(breaker.state(), State::Open);
+        yield_now().await;
+        assert_eq!(degradation.level("payments"), ServiceLevel::EssentialOnly);
+        assert!(!degradation.allows("payments", OperationKind::Read));
+        assert!(degradation.allows("payments", OperationKind::Essential));
+
+        // half-open: still degraded
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let trial = breaker.try_acquire().unwrap();
+        assert_eq!(breaker.state(), State::HalfOpen);
+        yield_now().await;
+        assert_eq!(degradation.level("payments"), ServiceLevel::EssentialOnly);
+        // the trial succeeds: closed, restored
+        trial.success();
+        assert_eq!(breaker.state(), State::Closed);
+        yield_now().await;
+        assert_eq!(degradation.level("payments"), ServiceLevel::Normal);
+
+        let got = drain(&mut events);
+        assert_eq!(
+            summary(&got),
+            vec![
+                (
+                    Some("payments"),
+                    ServiceLevel::Normal,
+                    ServiceLevel::EssentialOnly
+                ),
+                (None, ServiceLevel::Normal, ServiceLevel::EssentialOnly),
+                (
+                    Some("payments"),
+                    ServiceLevel::EssentialOnly,
+                    ServiceLevel::Normal
+                ),
+                (None, ServiceLevel::EssentialOnly, ServiceLevel::Normal),
+            ]
+        );
+        assert!(
+            got[0].reason.contains("closed -> open"),
+            "{}",
+            got[0].reason
+        );
+        assert!(
+            got[2].reason.contains("half-open -> closed"),
+            "{}",
+            got[2].reason
+        );
+        watcher.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_breaker_already_open_degrades_at_once_and_stopping_restores() {
+        let breaker = CircuitBreaker::default();
+        breaker.force_open();
+        let degradation = DegradationManager::new();
+        let watcher = degradation
+            .watch_breaker("search", &breaker, ServiceLevel::ReadOnly)
+            .unwrap();
+        yield_now().await;
+        assert_eq!(degradation.level("search"), ServiceLevel::ReadOnly);
+        watcher.stop().await;
+        assert_eq!(degradation.level("search"), ServiceLevel::Normal);
+        assert_eq!(
+            breaker.state(),
+            State::Open,
+            "the breaker itself is untouched"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn breaker_and_operator_levels_combine() {
+        let breaker = CircuitBreaker::default();
+        let degradation = DegradationManager::new();
+        let _watcher = degradation
+            .watch_breaker("db", &breaker, ServiceLevel::ReadOnly)
+            .unwrap();
+        degradation.set_level("db", ServiceLevel::Offline, "maintenance");
+        breaker.force_open();
+        yield_now().await;
+        assert_eq!(degradation.level("db"), ServiceLevel::Offline);
+        degradation.set_level("db", ServiceLevel::Normal, "maintenance over");
+        assert_eq!(
+            degradation.level("db"),
+            ServiceLevel::ReadOnly,
+            "the breaker is still open"
+        );
+        breaker.reset();
+        yield_now().await;
+        assert_eq!(degradation.level("db"), ServiceLevel::Normal);
+    }
+}
