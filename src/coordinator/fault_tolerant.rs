@@ -2,30 +2,7 @@
 //! with a timeout and retries what is safe to retry, as an
 //! [`ErrorRecoveryManager`] decides.
 //!
-//! Each error is recorded with kind `coordinator.<operation>` and a severity
-//! that says whether a retry is safe:
-//!
-//! | error | severity | retried |
-//! |---|---|---|
-//! | `Unavailable` | Medium | yes, up to the policy's `max_retries` |
-//! | `Timeout`, `Broken` (transient) | High | no |
-//! | `InvalidRank`, `InvalidArgument`, `Backend` (fatal) | Critical | no |
-//!
-//! A timeout or a broken round is transient, yet not retried: once a
-//! collective (`barrier`, `all_gather`) has reached the other ranks, its
-//! round has advanced for them, and running it again would start the next
-//! round alone and pair this rank with the wrong round of the others; for
-//! `wait_for_rank` the caller's time budget is spent; a `signal` may already
-//! have been raised. `Unavailable` means the operation did not reach the
-//! coordination service (an implementation must only report it then), so a
-//! retry is safe.
-//!
-//! Timeouts: `signal` runs under `op_timeout`; `barrier`, `all_gather` and
-//! `wait_for_rank` pass the caller's timeout to the inner coordinator, which
-//! reports a timeout itself (naming the missing ranks) and marks the round
-//! broken for every rank; the wrapper bounds each attempt at that timeout
-//! plus `grace`, only to catch an inner coordinator that hangs. `rank`,
-//! `world_size` and `name` are answered at once.
+//! What is retried and why is documented on [`FaultTolerant`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -283,8 +260,32 @@ fn severity_of(error: &CoordinatorError) -> Severity {
 }
 
 /// A [`Coordinator`] that bounds every operation with a timeout and retries
-/// transient failures that are safe to retry (see the
-/// [module documentation](self) for what is retried and why).
+/// transient failures that are safe to retry.
+///
+/// Each error is recorded with kind `coordinator.<operation>` and a severity
+/// that says whether a retry is safe:
+///
+/// | error | severity | retried |
+/// |---|---|---|
+/// | `Unavailable` | Medium | yes, up to the policy's `max_retries` |
+/// | `Timeout`, `Broken` (transient) | High | no |
+/// | `InvalidRank`, `InvalidArgument`, `Backend` (fatal) | Critical | no |
+///
+/// A timeout or a broken round is transient, yet not retried: once a
+/// collective (`barrier`, `all_gather`) has reached the other ranks, its
+/// round has advanced for them, and running it again would start the next
+/// round alone and pair this rank with the wrong round of the others; for
+/// `wait_for_rank` the caller's time budget is spent; a `signal` may already
+/// have been raised. `Unavailable` means the operation did not reach the
+/// coordination service (an implementation must only report it then), so a
+/// retry is safe.
+///
+/// Timeouts: `signal` runs under `op_timeout`; `barrier`, `all_gather` and
+/// `wait_for_rank` pass the caller's timeout to the inner coordinator, which
+/// reports a timeout itself (naming the missing ranks) and marks the round
+/// broken for every rank; the wrapper bounds each attempt at that timeout
+/// plus `grace`, only to catch an inner coordinator that hangs. `rank`,
+/// `world_size` and `name` are answered at once.
 ///
 /// Every error is recorded in its [`ErrorRecoveryManager`] (kind
 /// `coordinator.<operation>`, e.g. `coordinator.barrier`), which decides

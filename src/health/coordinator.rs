@@ -232,6 +232,13 @@ impl TryFrom<HeartbeatRepr> for HeartbeatConfig {
 /// Publishes this rank's heartbeats through a [`Coordinator`] and feeds the
 /// peers' heartbeats into a [`HealthMonitor`].
 ///
+/// Every `interval` the task raises this rank's signal `key` (its payload:
+/// the task's heartbeat counter, little-endian `u64`), then reads each peer's
+/// signal with `wait_for_rank(peer, key, 0, ..)`, which returns at once; a
+/// peer whose signal sequence number advanced since the last read has sent a
+/// heartbeat, and the monitor hears of it. A peer whose number stands still
+/// is silent, and the monitor's sweep finds it.
+///
 /// Each rank of a job runs one, with its own monitor (or one shared by
 /// ranks of the same process). This rank's own member is heartbeaten
 /// whenever its signal was published. Coordinator errors are logged (target
