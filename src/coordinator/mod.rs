@@ -268,9 +268,8 @@ impl CoordinatorError {
     /// ```
     pub fn missing_ranks(&self) -> &[usize] {
         match self {
-            CoordinatorError::Timeout { missing, .. } | CoordinatorError::Broken { missing, .. } => {
-                missing
-            }
+            CoordinatorError::Timeout { missing, .. }
+            | CoordinatorError::Broken { missing, .. } => missing,
             _ => &[],
         }
     }

@@ -13,8 +13,10 @@ use std::time::Duration;
 ///
 /// An error may also ask for a specific delay before the next attempt, as an
 /// HTTP `Retry-After` header does, through [`Transient::retry_after`]; the
-/// retry loop then waits that long instead of the computed backoff (still
-/// bounded by the policy's `max_delay` and `max_elapsed`).
+/// retry loop then waits that long instead of the computed backoff. The wait
+/// is not capped by the policy's `max_delay` (retrying sooner than asked would
+/// only be refused again), but a wait that would overrun the policy's
+/// `max_elapsed` budget ends the loop.
 ///
 /// # Examples
 ///

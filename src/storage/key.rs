@@ -71,11 +71,10 @@ pub fn validate_prefix(prefix: &str) -> Result<()> {
     if prefix.is_empty() {
         return Ok(());
     }
-    validate_key(prefix.strip_suffix('/').unwrap_or(prefix))
-        .map_err(|_| StorageError::InvalidKey {
-            key: prefix.to_string(),
-            reason: "a prefix must be empty or a valid key, optionally ending in `/`",
-        })
+    validate_key(prefix.strip_suffix('/').unwrap_or(prefix)).map_err(|_| StorageError::InvalidKey {
+        key: prefix.to_string(),
+        reason: "a prefix must be empty or a valid key, optionally ending in `/`",
+    })
 }
 
 #[cfg(test)]
@@ -85,8 +84,23 @@ mod tests {
     #[test]
     fn refuses_every_unsafe_form() {
         for bad in [
-            "", "/", "/etc/passwd", "..", "../x", "a/../b", "a/..", ".", "./a", "a/./b", "a//b",
-            "a/", "a\\b", "..\\x", "a\0b", "a\nb", "C:\\x",
+            "",
+            "/",
+            "/etc/passwd",
+            "..",
+            "../x",
+            "a/../b",
+            "a/..",
+            ".",
+            "./a",
+            "a/./b",
+            "a//b",
+            "a/",
+            "a\\b",
+            "..\\x",
+            "a\0b",
+            "a\nb",
+            "C:\\x",
         ] {
             assert!(
                 matches!(validate_key(bad), Err(StorageError::InvalidKey { .. })),
@@ -97,7 +111,15 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_keys() {
-        for good in ["a", "a/b", "run-1/shard-00001.bin", "x..y", "...", "a.b/c_d-e", "ünï"] {
+        for good in [
+            "a",
+            "a/b",
+            "run-1/shard-00001.bin",
+            "x..y",
+            "...",
+            "a.b/c_d-e",
+            "ünï",
+        ] {
             assert!(validate_key(good).is_ok(), "{good:?} should be accepted");
         }
     }

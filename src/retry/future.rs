@@ -1,0 +1,612 @@
+//! The retry combinator: [`Retry`], the future that runs attempts and waits
+//! between them, and [`RetryError`], what it returns when it gives up.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use super::backoff::Backoff;
+use super::classify::Transient;
+use super::policy::RetryPolicy;
+
+/// Decides whether an error is retried and how long to wait first.
+///
+/// [`ByTransient`] (the default) asks the error's [`Transient`]
+/// implementation; [`When`] asks a predicate. Implement it to combine both.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::retry::{Classifier, RetryPolicy};
+///
+/// /// Retries every error, waiting 5 s after a "busy" one.
+/// struct BusyAware;
+/// impl Classifier<String> for BusyAware {
+///     fn is_transient(&mut self, _: &String) -> bool {
+///         true
+///     }
+///     fn retry_after(&mut self, e: &String) -> Option<Duration> {
+///         (e == "busy").then(|| Duration::from_secs(5))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let result = RetryPolicy::default()
+///     .retry(|| async { Err::<(), _>("busy".to_string()) })
+///     .classify(BusyAware)
+///     .await;
+/// assert_eq!(result.unwrap_err().attempts(), 4);
+/// # }
+/// ```
+pub trait Classifier<E> {
+    /// Whether `error` is worth another attempt.
+    fn is_transient(&mut self, error: &E) -> bool;
+
+    /// A delay `error` asks for before the next attempt, instead of the
+    /// policy's backoff.
+    fn retry_after(&mut self, error: &E) -> Option<Duration>;
+}
+
+/// The default [`Classifier`]: the error's own [`Transient`] implementation,
+/// `Retry-After` included.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use steadfast::retry::{ByTransient, Classifier};
+///
+/// assert!(ByTransient.is_transient(&io::Error::from(io::ErrorKind::TimedOut)));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ByTransient;
+
+impl<E: Transient> Classifier<E> for ByTransient {
+    fn is_transient(&mut self, error: &E) -> bool {
+        error.is_transient()
+    }
+
+    fn retry_after(&mut self, error: &E) -> Option<Duration> {
+        error.retry_after()
+    }
+}
+
+/// A [`Classifier`] made from a predicate, set with [`Retry::when`].
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::retry::{Classifier, When};
+///
+/// let mut only_busy = When(|e: &&str| *e == "busy");
+/// assert!(only_busy.is_transient(&"busy"));
+/// assert!(!only_busy.is_transient(&"denied"));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct When<P>(pub P);
+
+impl<E, P: FnMut(&E) -> bool> Classifier<E> for When<P> {
+    fn is_transient(&mut self, error: &E) -> bool {
+        (self.0)(error)
+    }
+
+    fn retry_after(&mut self, _: &E) -> Option<Duration> {
+        None
+    }
+}
+
+/// Hears about each retry: the retry's number (1 for the first retry), the
+/// error that caused it and the delay before it.
+///
+/// Implemented for closures `FnMut(u32, &E, Duration)` and for [`NoHook`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::retry::OnRetry;
+///
+/// let mut seen = Vec::new();
+/// let mut hook = |attempt: u32, _: &&str, delay: Duration| seen.push((attempt, delay));
+/// hook.on_retry(1, &"busy", Duration::from_secs(1));
+/// assert_eq!(seen, [(1, Duration::from_secs(1))]);
+/// ```
+pub trait OnRetry<E> {
+    /// Called before waiting `delay` for retry number `attempt`.
+    fn on_retry(&mut self, attempt: u32, error: &E, delay: Duration);
+}
+
+/// The [`OnRetry`] hook that does nothing (the default).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::retry::{NoHook, OnRetry};
+/// OnRetry::<()>::on_retry(&mut NoHook, 1, &(), Duration::ZERO);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHook;
+
+impl<E> OnRetry<E> for NoHook {
+    #[inline]
+    fn on_retry(&mut self, _: u32, _: &E, _: Duration) {}
+}
+
+impl<E, F: FnMut(u32, &E, Duration)> OnRetry<E> for F {
+    fn on_retry(&mut self, attempt: u32, error: &E, delay: Duration) {
+        self(attempt, error, delay)
+    }
+}
+
+/// Why the retry loop stopped.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::retry::GiveUp;
+/// assert_eq!(GiveUp::Exhausted.to_string(), "retries exhausted");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GiveUp {
+    /// The error was not transient: retrying would not help.
+    NotTransient,
+    /// Every retry the policy allows was used.
+    Exhausted,
+    /// The next delay would have gone past the policy's `max_elapsed` budget.
+    ElapsedBudget,
+}
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GiveUp::NotTransient => "error is not transient",
+            GiveUp::Exhausted => "retries exhausted",
+            GiveUp::ElapsedBudget => "time budget exhausted",
+        })
+    }
+}
+
+/// The caller's own error, returned when the retry loop gives up, with the
+/// number of attempts made and why it stopped.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use steadfast::retry::{GiveUp, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let err = RetryPolicy::default()
+///     .retry(|| async { Err::<(), _>(io::Error::from(io::ErrorKind::NotFound)) })
+///     .await
+///     .unwrap_err();
+/// assert_eq!(err.attempts(), 1);
+/// assert_eq!(err.reason(), GiveUp::NotTransient);
+/// assert_eq!(err.inner().kind(), io::ErrorKind::NotFound);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct RetryError<E> {
+    error: E,
+    attempts: u32,
+    reason: GiveUp,
+}
+
+impl<E> RetryError<E> {
+    /// A retry error, for code that runs its own attempts and reports them
+    /// the same way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::retry::{GiveUp, RetryError};
+    /// let err = RetryError::new("refused", 4, GiveUp::Exhausted);
+    /// assert_eq!(err.attempts(), 4);
+    /// ```
+    pub fn new(error: E, attempts: u32, reason: GiveUp) -> Self {
+        RetryError {
+            error,
+            attempts,
+            reason,
+        }
+    }
+
+    /// How many attempts ran, the first one included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::retry::{GiveUp, RetryError};
+    /// assert_eq!(RetryError::new((), 2, GiveUp::NotTransient).attempts(), 2);
+    /// ```
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Why the loop stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::retry::{GiveUp, RetryError};
+    /// assert_eq!(RetryError::new((), 1, GiveUp::ElapsedBudget).reason(), GiveUp::ElapsedBudget);
+    /// ```
+    pub fn reason(&self) -> GiveUp {
+        self.reason
+    }
+
+    /// The last attempt's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::retry::{GiveUp, RetryError};
+    /// assert_eq!(*RetryError::new("busy", 1, GiveUp::Exhausted).inner(), "busy");
+    /// ```
+    pub fn inner(&self) -> &E {
+        &self.error
+    }
+
+    /// The last attempt's error, by value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::retry::{GiveUp, RetryError};
+    /// assert_eq!(RetryError::new("busy", 1, GiveUp::Exhausted).into_inner(), "busy");
+    /// ```
+    pub fn into_inner(self) -> E {
+        self.error
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for RetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gave up after {} attempt{} ({}): {}",
+            self.attempts,
+            if self.attempts == 1 { "" } else { "s" },
+            self.reason,
+            self.error
+        )
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for RetryError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Retries already ran out, so a retry error is never transient.
+impl<E> Transient for RetryError<E> {
+    fn is_transient(&self) -> bool {
+        false
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<Fut> {
+        Idle,
+        Running { #[pin] attempt: Fut },
+        Sleeping { #[pin] sleep: Sleep },
+    }
+}
+
+pin_project! {
+    /// A retrying operation: await it for the result.
+    ///
+    /// Made by [`RetryPolicy::retry`] or [`Retryable::retry`]. Before
+    /// awaiting, [`when`](Self::when) sets which errors are retried and
+    /// [`notify`](Self::notify) sets a hook called before each retry.
+    ///
+    /// Each retry logs a `WARN` event (target `steadfast::retry`, fields
+    /// `attempt`, `max_retries`, `delay`, `error`); giving up after retries
+    /// logs an `ERROR` event.
+    ///
+    /// An attempt that succeeds at once allocates nothing and reads no
+    /// clock unless the policy has a `max_elapsed` budget.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping it cancels the attempt in flight, or the wait before the next
+    /// attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::retry::{RetryPolicy, Retryable};
+    ///
+    /// async fn fetch() -> Result<u32, std::io::Error> {
+    ///     Ok(42)
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let policy = RetryPolicy::default();
+    /// let value = fetch
+    ///     .retry(&policy)
+    ///     .notify(|attempt, err: &std::io::Error, delay: Duration| {
+    ///         eprintln!("retry {attempt} in {delay:?} after {err}");
+    ///     })
+    ///     .await?;
+    /// assert_eq!(value, 42);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use = "a retry does nothing unless awaited"]
+    pub struct Retry<F, Fut, C, N> {
+        policy: RetryPolicy,
+        operation: F,
+        classifier: C,
+        hook: N,
+        backoff: Option<Backoff>,
+        attempts: u32,
+        started: Option<Instant>,
+        #[pin]
+        state: State<Fut>,
+    }
+}
+
+impl<F, Fut> Retry<F, Fut, ByTransient, NoHook> {
+    pub(crate) fn new(policy: RetryPolicy, operation: F) -> Self {
+        Retry {
+            policy,
+            operation,
+            classifier: ByTransient,
+            hook: NoHook,
+            backoff: None,
+            attempts: 0,
+            started: None,
+            state: State::Idle,
+        }
+    }
+}
+
+impl<F, Fut, C, N> Retry<F, Fut, C, N> {
+    /// Retries the errors for which `predicate` returns `true`, instead of
+    /// asking [`Transient`]. The error type then need not implement
+    /// [`Transient`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::retry::RetryPolicy;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let err = RetryPolicy::default()
+    ///     .retry(|| async { Err::<(), _>("denied") })
+    ///     .when(|e| *e != "denied")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.attempts(), 1);
+    /// # }
+    /// ```
+    pub fn when<P, T, E>(self, predicate: P) -> Retry<F, Fut, When<P>, N>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        P: FnMut(&E) -> bool,
+    {
+        self.classify(When(predicate))
+    }
+
+    /// Uses `classifier` to decide which errors are retried and how long to
+    /// wait first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::retry::{RetryPolicy, When};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let result = RetryPolicy::default()
+    ///     .retry(|| async { Ok::<_, String>(1) })
+    ///     .classify(When(|_: &String| true))
+    ///     .await;
+    /// assert_eq!(result.unwrap(), 1);
+    /// # }
+    /// ```
+    pub fn classify<C2>(self, classifier: C2) -> Retry<F, Fut, C2, N> {
+        Retry {
+            policy: self.policy,
+            operation: self.operation,
+            classifier,
+            hook: self.hook,
+            backoff: self.backoff,
+            attempts: self.attempts,
+            started: self.started,
+            state: State::Idle,
+        }
+    }
+
+    /// Calls `hook(attempt, &error, delay)` before waiting for each retry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::retry::RetryPolicy;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let mut retries = Vec::new();
+    /// let _ = RetryPolicy::builder()
+    ///     .max_retries(2)
+    ///     .build()
+    ///     .unwrap()
+    ///     .retry(|| async { Err::<(), _>("busy") })
+    ///     .when(|_| true)
+    ///     .notify(|attempt, _: &&str, delay| retries.push((attempt, delay)))
+    ///     .await;
+    /// assert_eq!(retries, [(1, Duration::from_secs(1)), (2, Duration::from_secs(2))]);
+    /// # }
+    /// ```
+    pub fn notify<H, T, E>(self, hook: H) -> Retry<F, Fut, C, H>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        H: FnMut(u32, &E, Duration),
+    {
+        Retry {
+            policy: self.policy,
+            operation: self.operation,
+            classifier: self.classifier,
+            hook,
+            backoff: self.backoff,
+            attempts: self.attempts,
+            started: self.started,
+            state: State::Idle,
+        }
+    }
+
+    /// Uses a seeded random source for jitter, so that the delays are
+    /// reproducible.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::retry::{Jitter, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let policy = RetryPolicy::builder().jitter(Jitter::Full).build().unwrap();
+    /// let ok = policy.retry(|| async { Ok::<_, std::io::Error>(()) }).seeded(1).await;
+    /// assert!(ok.is_ok());
+    /// # }
+    /// ```
+    pub fn seeded(mut self, seed: u64) -> Self {
+        self.backoff = Some(self.policy.backoff().seeded(seed));
+        self
+    }
+}
+
+impl<F, Fut, T, E, C, N> Future for Retry<F, Fut, C, N>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    C: Classifier<E>,
+    N: OnRetry<E>,
+    E: fmt::Display,
+{
+    type Output = Result<T, RetryError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Idle => {
+                    if this.started.is_none() && this.policy.max_elapsed().is_some() {
+                        *this.started = Some(Instant::now());
+                    }
+                    let attempt = (this.operation)();
+                    this.state.set(State::Running { attempt });
+                }
+                StateProj::Running { attempt } => {
+                    let error = match ready!(attempt.poll(cx)) {
+                        Ok(value) => return Poll::Ready(Ok(value)),
+                        Err(error) => error,
+                    };
+                    *this.attempts += 1;
+                    let attempts = *this.attempts;
+                    let give_up = |error: E, reason: GiveUp| {
+                        if reason == GiveUp::NotTransient && attempts == 1 {
+                            tracing::debug!(
+                                target: "steadfast::retry",
+                                error = %error,
+                                "error is not transient; not retrying"
+                            );
+                        } else {
+                            tracing::error!(
+                                target: "steadfast::retry",
+                                attempts,
+                                reason = %reason,
+                                error = %error,
+                                "giving up"
+                            );
+                        }
+                        Poll::Ready(Err(RetryError::new(error, attempts, reason)))
+                    };
+                    if !this.classifier.is_transient(&error) {
+                        return give_up(error, GiveUp::NotTransient);
+                    }
+                    let policy = &*this.policy;
+                    let backoff = this.backoff.get_or_insert_with(|| policy.backoff());
+                    let Some(computed) = backoff.next() else {
+                        return give_up(error, GiveUp::Exhausted);
+                    };
+                    let delay = this.classifier.retry_after(&error).unwrap_or(computed);
+                    if let (Some(budget), Some(started)) = (policy.max_elapsed(), *this.started) {
+                        if started.elapsed().saturating_add(delay) > budget {
+                            return give_up(error, GiveUp::ElapsedBudget);
+                        }
+                    }
+                    tracing::warn!(
+                        target: "steadfast::retry",
+                        attempt = attempts,
+                        max_retries = policy.max_retries(),
+                        delay = ?delay,
+                        error = %error,
+                        "transient error; retrying"
+                    );
+                    this.hook.on_retry(attempts, &error, delay);
+                    this.state.set(State::Sleeping {
+                        sleep: tokio::time::sleep(delay),
+                    });
+                }
+                StateProj::Sleeping { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Idle);
+                }
+            }
+        }
+    }
+}
+
+/// Retry as a method on the operation: `(|| fetch()).retry(&policy).await`.
+///
+/// Implemented for every `FnMut() -> Future<Output = Result<T, E>>`.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::retry::{RetryPolicy, Retryable};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let policy = RetryPolicy::default();
+/// let value = (|| async { Ok::<_, std::io::Error>("done") }).retry(&policy).await;
+/// assert_eq!(value.unwrap(), "done");
+/// # }
+/// ```
+pub trait Retryable<T, E, Fut>: FnMut() -> Fut + Sized
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    /// Runs this operation under `policy`; see [`RetryPolicy::retry`].
+    fn retry(self, policy: &RetryPolicy) -> Retry<Self, Fut, ByTransient, NoHook> {
+        Retry::new(policy.clone(), self)
+    }
+}
+
+impl<F, Fut, T, E> Retryable<T, E, Fut> for F
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+}
