@@ -60,17 +60,19 @@ pub fn manifest_key(name: &str) -> String {
 /// assert!(validate_name("run/metadata.json").is_err());
 /// ```
 pub fn validate_name(name: &str) -> Result<()> {
-    validate_key(name).map_err(|source| CheckpointError::InvalidName {
+    check_name(name).map_err(|source| CheckpointError::InvalidName {
         name: name.to_string(),
         source,
-    })?;
+    })
+}
+
+/// [`validate_name`] with the storage's error type.
+pub(crate) fn check_name(name: &str) -> std::result::Result<(), StorageError> {
+    validate_key(name)?;
     if name.rsplit('/').next() == Some(MANIFEST_FILE_NAME) {
-        return Err(CheckpointError::InvalidName {
-            name: name.to_string(),
-            source: StorageError::InvalidKey {
-                key: name.to_string(),
-                reason: "the last segment of a checkpoint name must not be `metadata.json`",
-            },
+        return Err(StorageError::InvalidKey {
+            key: name.to_string(),
+            reason: "the last segment of a checkpoint name must not be `metadata.json`",
         });
     }
     Ok(())
@@ -115,7 +117,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// One shard of a checkpoint, as the manifest records it.
@@ -634,7 +638,8 @@ mod tests {
 
     #[test]
     fn versions() {
-        let err = Manifest::from_bytes("c", br#"{"format_version": 2, "anything": []}"#).unwrap_err();
+        let err =
+            Manifest::from_bytes("c", br#"{"format_version": 2, "anything": []}"#).unwrap_err();
         assert!(matches!(
             err,
             CheckpointError::IncompatibleVersion {
@@ -714,7 +719,9 @@ mod tests {
         for bad in ["", "a/", "/a", "a/../b", "metadata.json", "x/metadata.json"] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
-        assert!(is_shard_file_name("shard-00000-of-00001-0000000000000001.bin"));
+        assert!(is_shard_file_name(
+            "shard-00000-of-00001-0000000000000001.bin"
+        ));
         assert!(!is_shard_file_name("metadata.json"));
         assert_eq!(to_hex(&[0x00, 0xab, 0x7f]), "00ab7f");
     }

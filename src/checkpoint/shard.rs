@@ -180,6 +180,9 @@ mod tests {
         );
         assert!(shard.check_names().is_ok());
         assert!(shard.clone().with_entry("a", vec![]).check_names().is_err());
-        assert!(ShardData::new().with_entry("", vec![]).check_names().is_err());
+        assert!(ShardData::new()
+            .with_entry("", vec![])
+            .check_names()
+            .is_err());
     }
 }
