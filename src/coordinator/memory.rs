@@ -32,6 +32,9 @@ struct Round {
     arrived: Vec<Option<Vec<u8>>>,
     /// Set when a rank timed out waiting: the ranks missing then.
     broken: Option<Vec<usize>>,
+    /// How many ranks have entered the round (absent ones included: they
+    /// wait and leave like the others).
+    joined: usize,
     /// How many ranks have taken the result and left.
     departed: usize,
 }
@@ -41,6 +44,7 @@ impl Round {
         Round {
             arrived: vec![None; world_size],
             broken: None,
+            joined: 0,
             departed: 0,
         }
     }
@@ -240,6 +244,7 @@ impl InMemoryCoordinator {
                     missing: missing.clone(),
                 });
             }
+            entry.joined += 1;
             if !absent {
                 entry.arrived[self.rank] = Some(data);
             }
@@ -304,9 +309,11 @@ impl InMemoryCoordinator {
         let world_size = self.shared.world_size;
         if let Some(entry) = state.rounds.get_mut(&(op, round)) {
             entry.departed += 1;
-            let arrived = entry.arrived.iter().filter(|d| d.is_some()).count();
+            // A broken round is gone once every rank that entered it has
+            // left; counting only the ranks that arrived would drop it while
+            // a rank that did arrive still has to read it.
             let everyone_left = entry.departed >= world_size
-                || (entry.broken.is_some() && entry.departed >= arrived);
+                || (entry.broken.is_some() && entry.departed >= entry.joined);
             if everyone_left {
                 state.rounds.remove(&(op, round));
             }
@@ -487,6 +494,31 @@ impl CoordinatorFaults {
         let mut state = self.shared.lock();
         for f in state.faults.iter_mut() {
             *f = RankFaults::default();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every present rank reads the broken round and names the absent rank,
+    /// whichever rank is absent and in whatever order the ranks wake.
+    #[tokio::test(start_paused = true)]
+    async fn every_present_rank_names_the_absent_one() {
+        for absent in 0..4 {
+            let ranks = InMemoryCoordinator::new(4);
+            ranks[0].faults().set_absent(absent, true);
+            let waits: Vec<_> = ranks
+                .into_iter()
+                .map(|r| {
+                    tokio::spawn(async move { r.all_gather(vec![1], Duration::from_secs(1)).await })
+                })
+                .collect();
+            for w in waits {
+                let err = w.await.unwrap().unwrap_err();
+                assert_eq!(err.missing_ranks(), &[absent], "{err}");
+            }
         }
     }
 }
