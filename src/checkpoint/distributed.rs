@@ -56,7 +56,8 @@ use super::manifest::{
 };
 use super::options::{CheckpointOptions, LoadOptions, SaveOptions};
 use super::rollback::{
-    delete_object, remove_checkpoint, CleanupReport, RetentionReport, RollbackReport,
+    delete_object, remove_checkpoint, sweep_uncommitted, CleanupReport, RetentionReport,
+    RollbackReport,
 };
 use super::shard::ShardData;
 
@@ -1072,26 +1073,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         let mut report = RollbackReport::default();
         delete_object(&self.storage, &self.retry, key, &mut report).await;
         if sweep && rank == 0 {
-            let prefix = format!("{name}/");
-            let manifest = manifest_key(name);
-            match self.retry.retry(|| self.storage.list(&prefix)).await {
-                Ok(objects) if objects.iter().any(|o| o.key == manifest) => {
-                    tracing::warn!(target: TARGET, name, "a manifest exists; not sweeping the prefix");
-                }
-                Ok(objects) => {
-                    for object in objects {
-                        if object.key != key {
-                            delete_object(&self.storage, &self.retry, &object.key, &mut report)
-                                .await;
-                        }
-                    }
-                }
-                Err(e) => {
-                    let error = e.into_inner();
-                    tracing::error!(target: TARGET, name, error = %error, "could not list the prefix to roll back");
-                    report.failed.push((prefix, error));
-                }
-            }
+            sweep_uncommitted(&self.storage, &self.retry, name, &mut report).await;
         }
         tracing::warn!(
             target: TARGET,

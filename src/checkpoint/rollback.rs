@@ -11,7 +11,7 @@
 //! still visible stays loadable.
 
 use crate::retry::RetryPolicy;
-use crate::storage::{CheckpointStorage, StorageError};
+use crate::storage::{CheckpointStorage, ObjectMeta, StorageError};
 
 use super::manifest::{check_name, manifest_key, MANIFEST_FILE_NAME};
 
@@ -220,27 +220,7 @@ pub(crate) async fn remove_checkpoint<S: CheckpointStorage + ?Sized>(
             manifest_gone,
         };
     }
-    let nested: Vec<String> = objects
-        .iter()
-        .filter(|o| o.key != manifest)
-        .filter_map(|o| o.key.strip_suffix(MANIFEST_FILE_NAME))
-        .filter(|p| p.ends_with('/'))
-        .map(str::to_string)
-        .collect();
-    for object in &objects {
-        if object.key == manifest {
-            continue;
-        }
-        if nested.iter().any(|p| object.key.starts_with(p.as_str())) {
-            tracing::warn!(
-                target: "steadfast::checkpoint",
-                key = %object.key,
-                "leaving an object of a nested committed checkpoint"
-            );
-            continue;
-        }
-        delete_object(storage, retry, &object.key, report).await;
-    }
+    delete_listed(storage, retry, &objects, &manifest, report).await;
     tracing::info!(
         target: "steadfast::checkpoint",
         name,
@@ -251,5 +231,70 @@ pub(crate) async fn remove_checkpoint<S: CheckpointStorage + ?Sized>(
     Removal {
         listed: objects.len(),
         manifest_gone,
+    }
+}
+
+/// Deletes the listed objects, except `manifest` and the objects of nested
+/// prefixes that hold a manifest of their own (other committed
+/// checkpoints).
+async fn delete_listed<S: CheckpointStorage + ?Sized>(
+    storage: &S,
+    retry: &RetryPolicy,
+    objects: &[ObjectMeta],
+    manifest: &str,
+    report: &mut RollbackReport,
+) {
+    let nested: Vec<&str> = objects
+        .iter()
+        .filter(|o| o.key != manifest)
+        .filter_map(|o| o.key.strip_suffix(MANIFEST_FILE_NAME))
+        .filter(|p| p.ends_with('/'))
+        .collect();
+    for object in objects {
+        if object.key == manifest {
+            continue;
+        }
+        if nested.iter().any(|p| object.key.starts_with(p)) {
+            tracing::warn!(
+                target: "steadfast::checkpoint",
+                key = %object.key,
+                "leaving an object of a nested committed checkpoint"
+            );
+            continue;
+        }
+        delete_object(storage, retry, &object.key, report).await;
+    }
+}
+
+/// Removes every object under `NAME/` after a failed save, unless a
+/// manifest is there (a committed checkpoint of that name is never
+/// touched); nested committed checkpoints are left alone too.
+pub(crate) async fn sweep_uncommitted<S: CheckpointStorage + ?Sized>(
+    storage: &S,
+    retry: &RetryPolicy,
+    name: &str,
+    report: &mut RollbackReport,
+) {
+    let prefix = format!("{name}/");
+    let manifest = manifest_key(name);
+    match retry.retry(|| storage.list(&prefix)).await {
+        Ok(objects) if objects.iter().any(|o| o.key == manifest) => {
+            tracing::warn!(
+                target: "steadfast::checkpoint",
+                name,
+                "a manifest exists; not sweeping the prefix"
+            );
+        }
+        Ok(objects) => delete_listed(storage, retry, &objects, &manifest, report).await,
+        Err(e) => {
+            let error = e.into_inner();
+            tracing::error!(
+                target: "steadfast::checkpoint",
+                name,
+                error = %error,
+                "could not list the prefix to roll back"
+            );
+            report.failed.push((prefix, error));
+        }
     }
 }
