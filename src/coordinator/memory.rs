@@ -32,10 +32,8 @@ struct Round {
     arrived: Vec<Option<Vec<u8>>>,
     /// Set when a rank timed out waiting: the ranks missing then.
     broken: Option<Vec<usize>>,
-    /// How many ranks have entered the round (absent ones included: they
-    /// wait and leave like the others).
-    joined: usize,
-    /// How many ranks have taken the result and left.
+    /// How many ranks have entered this round and left it again (with a
+    /// result, an error, or by being cancelled).
     departed: usize,
 }
 
@@ -44,7 +42,6 @@ impl Round {
         Round {
             arrived: vec![None; world_size],
             broken: None,
-            joined: 0,
             departed: 0,
         }
     }
@@ -224,11 +221,11 @@ impl InMemoryCoordinator {
         data: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<Vec<u8>>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let absent = self.before_operation(op.name()).await?;
         let world_size = self.shared.world_size;
         let mut changes = self.shared.changed.subscribe();
-        let round = {
+        let (round, broken) = {
             let mut state = self.shared.lock();
             let next = state.next_round.entry((op, self.rank)).or_insert(0);
             let round = *next;
@@ -237,36 +234,43 @@ impl InMemoryCoordinator {
                 .rounds
                 .entry((op, round))
                 .or_insert_with(|| Round::new(world_size));
-            if let Some(missing) = &entry.broken {
-                return Err(CoordinatorError::Broken {
-                    operation: op.name(),
-                    round,
-                    missing: missing.clone(),
-                });
-            }
-            entry.joined += 1;
-            if !absent {
+            let broken = entry.broken.clone();
+            if broken.is_none() && !absent {
                 entry.arrived[self.rank] = Some(data);
             }
-            round
+            (round, broken)
         };
+        // From here on, however this call ends (even by being dropped), the
+        // rank leaves the round exactly once.
+        let _seat = Seat {
+            shared: &self.shared,
+            op,
+            round,
+        };
+        if let Some(missing) = broken {
+            return Err(CoordinatorError::Broken {
+                operation: op.name(),
+                round,
+                missing,
+            });
+        }
         self.shared.bump();
         loop {
             {
                 let mut state = self.shared.lock();
                 let Some(entry) = state.rounds.get_mut(&(op, round)) else {
+                    // Unreachable while this rank holds its seat: a round is
+                    // removed only after every rank has left it.
                     return Err(CoordinatorError::Backend {
                         message: format!("{} round {round} vanished", op.name()),
                         source: None,
                     });
                 };
                 if let Some(missing) = &entry.broken {
-                    let missing = missing.clone();
-                    self.depart(&mut state, op, round);
                     return Err(CoordinatorError::Broken {
                         operation: op.name(),
                         round,
-                        missing,
+                        missing: missing.clone(),
                     });
                 }
                 if entry.complete() {
@@ -275,13 +279,11 @@ impl InMemoryCoordinator {
                         .iter()
                         .map(|d| d.clone().unwrap_or_default())
                         .collect();
-                    self.depart(&mut state, op, round);
                     return Ok(result);
                 }
                 if Instant::now() >= deadline {
                     let missing = entry.missing();
                     entry.broken = Some(missing.clone());
-                    self.depart(&mut state, op, round);
                     drop(state);
                     self.shared.bump();
                     tracing::warn!(
@@ -304,21 +306,43 @@ impl InMemoryCoordinator {
             let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
         }
     }
+}
 
-    fn depart(&self, state: &mut State, op: Collective, round: u64) {
+/// A rank's place in one round of a collective.
+///
+/// Every rank that enters a round leaves it exactly once, when its call
+/// returns or is dropped; the last of the `world_size` ranks to leave
+/// removes the round. A broken round therefore stays known (with its missing
+/// ranks) until the late ranks have entered it too and been told it is
+/// broken, instead of being recreated empty for them.
+struct Seat<'a> {
+    shared: &'a Shared,
+    op: Collective,
+    round: u64,
+}
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
         let world_size = self.shared.world_size;
-        if let Some(entry) = state.rounds.get_mut(&(op, round)) {
+        let mut state = self.shared.lock();
+        let key = (self.op, self.round);
+        if let Some(entry) = state.rounds.get_mut(&key) {
             entry.departed += 1;
-            // A broken round is gone once every rank that entered it has
-            // left; counting only the ranks that arrived would drop it while
-            // a rank that did arrive still has to read it.
-            let everyone_left = entry.departed >= world_size
-                || (entry.broken.is_some() && entry.departed >= entry.joined);
-            if everyone_left {
-                state.rounds.remove(&(op, round));
+            if entry.departed >= world_size {
+                state.rounds.remove(&key);
             }
         }
     }
+}
+
+/// The instant `timeout` from now, or one about 30 years away when that
+/// cannot be represented (`Duration::MAX` means "wait as long as it takes").
+fn deadline_after(timeout: Duration) -> Instant {
+    const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
 }
 
 #[async_trait]
@@ -378,7 +402,12 @@ impl Coordinator for InMemoryCoordinator {
         timeout: Duration,
     ) -> Result<Signal> {
         self.check_rank(rank)?;
-        let deadline = Instant::now() + timeout;
+        if key.is_empty() {
+            return Err(CoordinatorError::InvalidArgument(
+                "a signal key must not be empty".into(),
+            ));
+        }
+        let deadline = deadline_after(timeout);
         self.before_operation("wait_for_rank").await?;
         let mut changes = self.shared.changed.subscribe();
         loop {
@@ -502,23 +531,42 @@ impl CoordinatorFaults {
 mod tests {
     use super::*;
 
-    /// Every present rank reads the broken round and names the absent rank,
-    /// whichever rank is absent and in whatever order the ranks wake.
+    fn rounds_left(rank: &InMemoryCoordinator) -> usize {
+        rank.shared.lock().rounds.len()
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn every_present_rank_names_the_absent_one() {
-        for absent in 0..4 {
-            let ranks = InMemoryCoordinator::new(4);
-            ranks[0].faults().set_absent(absent, true);
-            let waits: Vec<_> = ranks
-                .into_iter()
-                .map(|r| {
-                    tokio::spawn(async move { r.all_gather(vec![1], Duration::from_secs(1)).await })
-                })
-                .collect();
-            for w in waits {
-                let err = w.await.unwrap().unwrap_err();
-                assert_eq!(err.missing_ranks(), &[absent], "{err}");
-            }
-        }
+    async fn rounds_are_removed_once_every_rank_has_left() {
+        let ranks = InMemoryCoordinator::new(2);
+        let other = ranks[1].clone();
+        let t = tokio::spawn(async move { other.barrier(Duration::from_secs(1)).await });
+        ranks[0].barrier(Duration::from_secs(1)).await.unwrap();
+        t.await.unwrap().unwrap();
+        assert_eq!(rounds_left(&ranks[0]), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broken_round_is_kept_until_the_late_rank_has_seen_it() {
+        let ranks = InMemoryCoordinator::new(2);
+        let err = ranks[0].barrier(Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(err.missing_ranks(), &[1]);
+        assert_eq!(rounds_left(&ranks[0]), 1);
+        let err = ranks[1].barrier(Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(err, CoordinatorError::Broken { round: 0, .. }));
+        assert_eq!(rounds_left(&ranks[0]), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_call_leaves_its_round() {
+        let ranks = InMemoryCoordinator::new(2);
+        let gave_up = tokio::time::timeout(
+            Duration::from_secs(1),
+            ranks[0].barrier(Duration::from_secs(9)),
+        )
+        .await;
+        assert!(gave_up.is_err());
+        assert_eq!(rounds_left(&ranks[0]), 1);
+        ranks[1].barrier(Duration::from_secs(1)).await.unwrap();
+        assert_eq!(rounds_left(&ranks[0]), 0);
     }
 }

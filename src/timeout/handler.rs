@@ -1,0 +1,656 @@
+//! [`TimeoutHandler`]: bounds a future, a barrier or a wait for a peer rank.
+//!
+//! [`TimeoutHandler::run`] wraps a future in [`tokio::time::timeout`] and
+//! nothing more: the returned [`Timed`] future holds the caller's future and
+//! one timer entry inline, so bounding a call allocates nothing and spawns
+//! nothing. The coordinator operations pass the timeout down to the
+//! [`Coordinator`], whose own timeout names the ranks that did not arrive;
+//! the handler keeps a backstop timer a grace period later in case a
+//! coordinator does not honour its timeout.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use serde::{Deserialize, Serialize};
+
+use super::TimeoutError;
+use crate::coordinator::{Coordinator, CoordinatorError, Signal};
+use crate::ConfigError;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+const DEFAULT_COORDINATOR_GRACE: Duration = Duration::from_secs(1);
+
+/// Settings of a [`TimeoutHandler`].
+///
+/// Built with [`TimeoutConfig::builder`], which validates the values; read
+/// from a file with serde, which validates them the same way. Durations are
+/// written in a readable form (`"10m"`, `"1.5s"`, `"250ms"`) or as a number
+/// of seconds.
+///
+/// # Default
+///
+/// - `default_timeout`: 10 minutes. Used by [`TimeoutHandler::run_default`]
+///   and by the coordinator operations when no timeout is given. Must not be
+///   zero.
+/// - `coordinator_grace`: 1 second. How much longer than the timeout the
+///   handler waits for a coordinator that does not return on its own before
+///   it abandons the call with [`TimeoutError::Elapsed`]. May be zero, but
+///   then the handler's backstop races the coordinator's own timeout, and the
+///   report of which ranks did not arrive may be lost.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::timeout::TimeoutConfig;
+///
+/// let config = TimeoutConfig::builder()
+///     .default_timeout(Duration::from_secs(30))
+///     .build()?;
+/// assert_eq!(config.default_timeout(), Duration::from_secs(30));
+///
+/// let from_file: TimeoutConfig = serde_json::from_str(r#"{ "default_timeout": "2m" }"#).unwrap();
+/// assert_eq!(from_file.default_timeout(), Duration::from_secs(120));
+/// assert_eq!(from_file.coordinator_grace(), Duration::from_secs(1));
+///
+/// assert!(serde_json::from_str::<TimeoutConfig>(r#"{ "default_timeout": "0s" }"#).is_err());
+/// # Ok::<(), steadfast::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawTimeoutConfig")]
+pub struct TimeoutConfig {
+    #[serde(with = "crate::serde_duration")]
+    default_timeout: Duration,
+    #[serde(with = "crate::serde_duration")]
+    coordinator_grace: Duration,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        TimeoutConfig {
+            default_timeout: DEFAULT_TIMEOUT,
+            coordinator_grace: DEFAULT_COORDINATOR_GRACE,
+        }
+    }
+}
+
+impl TimeoutConfig {
+    /// A builder starting from the defaults (see [`TimeoutConfig`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::timeout::TimeoutConfig;
+    ///
+    /// let config = TimeoutConfig::builder().build()?;
+    /// assert_eq!(config, TimeoutConfig::default());
+    /// assert_eq!(config.default_timeout(), Duration::from_secs(600));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn builder() -> TimeoutConfigBuilder {
+        TimeoutConfigBuilder {
+            config: TimeoutConfig::default(),
+        }
+    }
+
+    /// The timeout used when none is given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::timeout::TimeoutConfig;
+    /// assert_eq!(TimeoutConfig::default().default_timeout(), Duration::from_secs(600));
+    /// ```
+    pub fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
+
+    /// How long past its timeout a coordinator operation may run before the
+    /// handler abandons it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::timeout::TimeoutConfig;
+    /// assert_eq!(TimeoutConfig::default().coordinator_grace(), Duration::from_secs(1));
+    /// ```
+    pub fn coordinator_grace(&self) -> Duration {
+        self.coordinator_grace
+    }
+}
+
+/// The form a [`TimeoutConfig`] takes in a file: every field optional, no
+/// unknown fields; validated by the builder on the way in.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawTimeoutConfig {
+    #[serde(with = "crate::serde_duration")]
+    default_timeout: Duration,
+    #[serde(with = "crate::serde_duration")]
+    coordinator_grace: Duration,
+}
+
+impl Default for RawTimeoutConfig {
+    fn default() -> Self {
+        RawTimeoutConfig {
+            default_timeout: DEFAULT_TIMEOUT,
+            coordinator_grace: DEFAULT_COORDINATOR_GRACE,
+        }
+    }
+}
+
+impl TryFrom<RawTimeoutConfig> for TimeoutConfig {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawTimeoutConfig) -> Result<Self, ConfigError> {
+        TimeoutConfig::builder()
+            .default_timeout(raw.default_timeout)
+            .coordinator_grace(raw.coordinator_grace)
+            .build()
+    }
+}
+
+/// Builds a validated [`TimeoutConfig`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::timeout::TimeoutConfig;
+///
+/// let err = TimeoutConfig::builder()
+///     .default_timeout(Duration::ZERO)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.field(), "default_timeout");
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build()` is called"]
+pub struct TimeoutConfigBuilder {
+    config: TimeoutConfig,
+}
+
+impl TimeoutConfigBuilder {
+    /// Sets the timeout used when none is given (default 10 minutes; must not
+    /// be zero).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::timeout::TimeoutConfig;
+    ///
+    /// let config = TimeoutConfig::builder()
+    ///     .default_timeout(Duration::from_secs(5))
+    ///     .build()?;
+    /// assert_eq!(config.default_timeout(), Duration::from_secs(5));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.config.default_timeout = timeout;
+        self
+    }
+
+    /// Sets how long past its timeout a coordinator operation may run before
+    /// the handler abandons it (default 1 second).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::timeout::TimeoutConfig;
+    ///
+    /// let config = TimeoutConfig::builder()
+    ///     .coordinator_grace(Duration::from_millis(200))
+    ///     .build()?;
+    /// assert_eq!(config.coordinator_grace(), Duration::from_millis(200));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn coordinator_grace(mut self, grace: Duration) -> Self {
+        self.config.coordinator_grace = grace;
+        self
+    }
+
+    /// Checks the values and returns the config.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming `default_timeout` when it is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::timeout::TimeoutConfig;
+    /// assert!(TimeoutConfig::builder().build().is_ok());
+    /// ```
+    pub fn build(self) -> Result<TimeoutConfig, ConfigError> {
+        if self.config.default_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "default_timeout",
+                "must be greater than zero",
+            ));
+        }
+        Ok(self.config)
+    }
+}
+
+/// Bounds futures and coordinator operations in time.
+///
+/// A handler is a small `Copy` value holding its [`TimeoutConfig`]; share it
+/// by copying it into each task.
+///
+/// # Cancellation
+///
+/// Every method returns a future that does nothing until awaited. Dropping
+/// that future (because a `select!` chose another branch, or its task was
+/// aborted) drops the wrapped future or coordinator call with it, which
+/// cancels it at its current `.await` point. For coordinator operations,
+/// what a cancelled collective leaves behind is the coordinator's business:
+/// the [`InMemoryCoordinator`](crate::coordinator::InMemoryCoordinator)
+/// counts a rank whose barrier was dropped after it arrived as arrived.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::timeout::{TimeoutError, TimeoutHandler};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let timeouts = TimeoutHandler::default();
+///
+/// let fast = timeouts.run(Duration::from_secs(1), async { 42 }).await;
+/// assert_eq!(fast.unwrap(), 42);
+///
+/// let slow = timeouts
+///     .run(Duration::from_secs(1), tokio::time::sleep(Duration::from_secs(5)))
+///     .await;
+/// assert!(matches!(slow, Err(TimeoutError::Elapsed { after, .. }) if after == Duration::from_secs(1)));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimeoutHandler {
+    config: TimeoutConfig,
+}
+
+impl TimeoutHandler {
+    /// A handler with the given settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::timeout::{TimeoutConfig, TimeoutHandler};
+    ///
+    /// let config = TimeoutConfig::builder()
+    ///     .default_timeout(Duration::from_secs(30))
+    ///     .build()?;
+    /// let timeouts = TimeoutHandler::new(config);
+    /// assert_eq!(timeouts.default_timeout(), Duration::from_secs(30));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn new(config: TimeoutConfig) -> Self {
+        TimeoutHandler { config }
+    }
+
+    /// The handler's settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::timeout::{TimeoutConfig, TimeoutHandler};
+    /// assert_eq!(TimeoutHandler::default().config(), &TimeoutConfig::default());
+    /// ```
+    pub fn config(&self) -> &TimeoutConfig {
+        &self.config
+    }
+
+    /// The timeout used when none is given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::timeout::TimeoutHandler;
+    /// assert_eq!(TimeoutHandler::default().default_timeout(), Duration::from_secs(600));
+    /// ```
+    pub fn default_timeout(&self) -> Duration {
+        self.config.default_timeout
+    }
+
+    /// Runs `future` until it completes or `duration` has passed, whichever
+    /// comes first.
+    ///
+    /// This costs what [`tokio::time::timeout`] costs: the returned [`Timed`]
+    /// future holds the caller's future and a timer inline, allocates
+    /// nothing and spawns nothing. It does not borrow the handler, so it can
+    /// be spawned. As with `tokio::time::timeout`, the future is polled
+    /// before the deadline is checked: a future that is ready at once
+    /// completes even with a zero duration.
+    ///
+    /// When the deadline passes the result is
+    /// [`TimeoutError::Elapsed`] with `after == duration` and no operation
+    /// name, and a `warn` event is emitted with target
+    /// `"steadfast::timeout"`.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the returned future drops (and so cancels) `future`;
+    /// `.await` drops it as soon as the result, or the timeout, is in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::timeout::TimeoutHandler;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let timeouts = TimeoutHandler::default();
+    /// let answer = timeouts
+    ///     .run(Duration::from_secs(2), async {
+    ///         tokio::time::sleep(Duration::from_secs(1)).await;
+    ///         "done"
+    ///     })
+    ///     .await;
+    /// assert_eq!(answer.unwrap(), "done");
+    /// # }
+    /// ```
+    pub fn run<F: IntoFuture>(&self, duration: Duration, future: F) -> Timed<F::IntoFuture> {
+        Timed {
+            inner: tokio::time::timeout(duration, future),
+            after: duration,
+        }
+    }
+
+    /// Runs `future` bounded by the
+    /// [default timeout](TimeoutConfig::default_timeout) (10 minutes unless
+    /// configured otherwise). See [`run`](TimeoutHandler::run).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the returned future drops (and so cancels) `future`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::timeout::TimeoutHandler;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let err = TimeoutHandler::default()
+    ///     .run_default(std::future::pending::<()>())
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.to_string(), "operation timed out after 600s");
+    /// # }
+    /// ```
+    pub fn run_default<F: IntoFuture>(&self, future: F) -> Timed<F::IntoFuture> {
+        self.run(self.config.default_timeout, future)
+    }
+
+    /// Waits until every rank has reached the barrier, for at most `timeout`
+    /// (`None`: the default timeout).
+    ///
+    /// The timeout is handed to [`Coordinator::barrier`], so that a timeout
+    /// names the ranks that did not arrive. Errors of the coordinator come
+    /// back as [`TimeoutError::Coordinator`] with the coordinator's error as
+    /// the source; [`TimeoutError::missing_ranks`] lists the ranks. If the
+    /// coordinator has not returned a
+    /// [grace period](TimeoutConfig::coordinator_grace) after the timeout,
+    /// the call is abandoned with [`TimeoutError::Elapsed`] whose `after` is
+    /// the timeout plus the grace period.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the returned future drops the coordinator's barrier call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::coordinator::InMemoryCoordinator;
+    /// use steadfast::timeout::TimeoutHandler;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let ranks = InMemoryCoordinator::new(2);
+    /// ranks[0].faults().set_absent(1, true);
+    /// let timeouts = TimeoutHandler::default();
+    /// let err = timeouts
+    ///     .barrier(&ranks[0], Some(Duration::from_secs(5)))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.is_elapsed());
+    /// assert_eq!(err.missing_ranks(), &[1]);
+    /// # }
+    /// ```
+    pub async fn barrier(
+        &self,
+        coordinator: &dyn Coordinator,
+        timeout: Option<Duration>,
+    ) -> Result<(), TimeoutError> {
+        let timeout = timeout.unwrap_or(self.config.default_timeout);
+        self.bounded(
+            coordinator,
+            "barrier",
+            timeout,
+            coordinator.barrier(timeout),
+        )
+        .await
+    }
+
+    /// Sends `data` to every rank and returns what every rank sent, in rank
+    /// order, waiting at most `timeout` (`None`: the default timeout).
+    ///
+    /// Errors are reported as for [`barrier`](TimeoutHandler::barrier).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the returned future drops the coordinator's gather call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::coordinator::InMemoryCoordinator;
+    /// use steadfast::timeout::TimeoutHandler;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let ranks = InMemoryCoordinator::new(1);
+    /// let all = TimeoutHandler::default()
+    ///     .all_gather(&ranks[0], b"digest".to_vec(), None)
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(all, vec![b"digest".to_vec()]);
+    /// # }
+    /// ```
+    pub async fn all_gather(
+        &self,
+        coordinator: &dyn Coordinator,
+        data: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Vec<u8>>, TimeoutError> {
+        let timeout = timeout.unwrap_or(self.config.default_timeout);
+        self.bounded(
+            coordinator,
+            "all_gather",
+            timeout,
+            coordinator.all_gather(data, timeout),
+        )
+        .await
+    }
+
+    /// Waits until `rank` has raised its signal `key`, for at most `timeout`
+    /// (`None`: the default timeout), and returns that signal.
+    ///
+    /// It waits through [`Coordinator::wait_for_rank`] for a signal with a
+    /// sequence number of at least 1, so it returns as soon as the rank has
+    /// signalled (at once if it already had). A timeout comes back as
+    /// [`TimeoutError::Coordinator`] naming the rank in
+    /// [`missing_ranks`](TimeoutError::missing_ranks); other errors are
+    /// reported as for [`barrier`](TimeoutHandler::barrier).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the returned future stops waiting; the signal is not
+    /// consumed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::coordinator::{Coordinator, InMemoryCoordinator};
+    /// use steadfast::timeout::TimeoutHandler;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let ranks = InMemoryCoordinator::new(2);
+    /// let writer = ranks[1].clone();
+    /// tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_secs(2)).await;
+    ///     writer.signal("shard-written", b"ok".to_vec()).await.unwrap();
+    /// });
+    /// let signal = TimeoutHandler::default()
+    ///     .wait_for_rank(&ranks[0], 1, "shard-written", Some(Duration::from_secs(10)))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(signal.payload, b"ok");
+    /// # }
+    /// ```
+    pub async fn wait_for_rank(
+        &self,
+        coordinator: &dyn Coordinator,
+        rank: usize,
+        key: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Signal, TimeoutError> {
+        let timeout = timeout.unwrap_or(self.config.default_timeout);
+        self.bounded(
+            coordinator,
+            "wait_for_rank",
+            timeout,
+            coordinator.wait_for_rank(rank, key, 1, timeout),
+        )
+        .await
+    }
+
+    /// Awaits a coordinator call that was given `timeout`, with a backstop a
+    /// grace period later, and reports its errors.
+    async fn bounded<T>(
+        &self,
+        coordinator: &dyn Coordinator,
+        operation: &'static str,
+        timeout: Duration,
+        call: impl Future<Output = Result<T, CoordinatorError>>,
+    ) -> Result<T, TimeoutError> {
+        let backstop = timeout.saturating_add(self.config.coordinator_grace);
+        match tokio::time::timeout(backstop, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(source)) => {
+                let err = TimeoutError::Coordinator { operation, source };
+                if err.is_elapsed() {
+                    tracing::warn!(
+                        target: "steadfast::timeout",
+                        coordinator = coordinator.name(),
+                        rank = coordinator.rank(),
+                        operation,
+                        ?timeout,
+                        missing = ?err.missing_ranks(),
+                        "coordinator operation timed out"
+                    );
+                } else {
+                    tracing::debug!(
+                        target: "steadfast::timeout",
+                        coordinator = coordinator.name(),
+                        rank = coordinator.rank(),
+                        operation,
+                        error = %err,
+                        "coordinator operation failed"
+                    );
+                }
+                Err(err)
+            }
+            Err(_) => {
+                tracing::warn!(
+                    target: "steadfast::timeout",
+                    coordinator = coordinator.name(),
+                    rank = coordinator.rank(),
+                    operation,
+                    ?timeout,
+                    waited = ?backstop,
+                    "coordinator did not return after its timeout; abandoned"
+                );
+                Err(TimeoutError::Elapsed {
+                    operation: Some(operation.to_string()),
+                    after: backstop,
+                })
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The future returned by [`TimeoutHandler::run`] and
+    /// [`TimeoutHandler::run_default`]: the caller's future with a deadline.
+    ///
+    /// It resolves to the future's output, or to
+    /// [`TimeoutError::Elapsed`] when the deadline passes first.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping it drops the wrapped future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::timeout::{Timed, TimeoutHandler};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let timeouts = TimeoutHandler::default();
+    /// let timed: Timed<_> = timeouts.run(Duration::from_secs(1), async { 7 });
+    /// // It borrows nothing from the handler, so it can be spawned.
+    /// let task = tokio::spawn(timed);
+    /// assert_eq!(task.await.unwrap().unwrap(), 7);
+    /// # }
+    /// ```
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Timed<F> {
+        #[pin]
+        inner: tokio::time::Timeout<F>,
+        after: Duration,
+    }
+}
+
+impl<F: Future> Future for Timed<F> {
+    type Output = Result<F::Output, TimeoutError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match ready!(this.inner.poll(cx)) {
+            Ok(output) => Poll::Ready(Ok(output)),
+            Err(_elapsed) => {
+                tracing::warn!(
+                    target: "steadfast::timeout",
+                    after = ?*this.after,
+                    "operation timed out"
+                );
+                Poll::Ready(Err(TimeoutError::Elapsed {
+                    operation: None,
+                    after: *this.after,
+                }))
+            }
+        }
+    }
+}
