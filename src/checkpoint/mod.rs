@@ -23,7 +23,8 @@
 //!   shard, or named entries at any world size), list, delete, retention,
 //!   cleanup.
 //! - [`Manifest`]: the layout of `metadata.json` and its checks.
-//! - [`CheckpointRollbackManager`]: one object saved under retry, with the
+//! - [`CheckpointRollbackManager`](crate::handler::CheckpointRollbackManager):
+//!   one object saved under retry, with the
 //!   previous version kept intact on failure.
 //!
 //! # Examples
