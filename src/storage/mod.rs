@@ -11,16 +11,26 @@
 //! NUL byte and no leading `/`.
 //!
 //! Implementations:
-//! - [`MemoryStorage`]: in memory, the mock that tests use.
+//! - [`MemoryStorage`]: in memory, the mock that tests use, with fault
+//!   injection ([`StorageFaults`]) and a record of the calls it received.
+//! - [`LocalFsStorage`]: plain files under a root directory, written
+//!   atomically and durably (temporary file, `fsync`, rename, directory
+//!   `fsync`): the embedded default.
+//!
+//! The [`conformance`] module checks that an implementation (yours too)
+//! keeps the contract of the trait.
 //!
 //! The trait is object-safe: `Arc<dyn CheckpointStorage>` works wherever a
 //! storage is expected.
 
+pub mod conformance;
 mod key;
+mod local;
 mod memory;
 
 pub use key::{validate_key, validate_prefix};
-pub use memory::MemoryStorage;
+pub use local::{CleanupReport, LocalFsStorage};
+pub use memory::{Call, FaultRule, MemoryStorage, Operation, StorageFaults};
 
 use std::fmt::Debug;
 use std::io;
