@@ -22,7 +22,7 @@ use std::fmt::Display;
 use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
-use crate::checkpoint::{delete_object, remove_checkpoint, CheckpointError};
+use crate::checkpoint::{delete_object, describe, remove_checkpoint, CheckpointError};
 use crate::retry::{ByTransient, NoHook, Retry, RetryPolicy, Transient};
 use crate::storage::{validate_key, CheckpointStorage, ObjectMeta, StorageError};
 use crate::timeout::{Timed, TimeoutHandler};
@@ -382,37 +382,6 @@ pub struct CheckpointRollbackManager<S> {
     chunk_size: usize,
 }
 
-/// Why a write attempt of [`CheckpointRollbackManager`] failed.
-#[derive(Debug)]
-enum WriteFailure {
-    Storage(StorageError),
-    /// The stored object's size differs from what was written.
-    Size {
-        written: u64,
-        stored: u64,
-    },
-}
-
-impl Display for WriteFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WriteFailure::Storage(e) => write!(f, "{e}"),
-            WriteFailure::Size { written, stored } => {
-                write!(f, "{written} bytes were written but {stored} are stored")
-            }
-        }
-    }
-}
-
-impl Transient for WriteFailure {
-    fn is_transient(&self) -> bool {
-        match self {
-            WriteFailure::Storage(e) => e.is_transient(),
-            WriteFailure::Size { .. } => false,
-        }
-    }
-}
-
 impl<S: CheckpointStorage> CheckpointRollbackManager<S> {
     /// A manager writing to `storage`, retrying as `retry` says.
     ///
@@ -464,7 +433,8 @@ impl<S: CheckpointStorage> CheckpointRollbackManager<S> {
     /// - [`CheckpointError::SaveFailed`] naming the key (its `failed_ranks`
     ///   is empty) when `save_op` or the write still fails after retries;
     ///   the source is the [`RetryError`](crate::retry::RetryError) with the
-    ///   cause.
+    ///   cause: a `RetryError<E>` when `save_op` failed, a
+    ///   `RetryError<StorageError>` when the write did.
     ///
     /// # Cancellation
     ///
@@ -508,15 +478,12 @@ impl<S: CheckpointStorage> CheckpointRollbackManager<S> {
         let bytes = match self.retry.retry(save_op).await {
             Ok(bytes) => bytes,
             Err(e) => {
-                tracing::error!(target: TARGET, key, attempts = e.attempts(), error = %e.inner(), "producing the bytes failed; the previous version is kept");
+                let reason = format!("producing the bytes: {}", describe(&e));
+                tracing::error!(target: TARGET, key, reason = %reason, "save failed; the previous version is kept");
                 return Err(CheckpointError::SaveFailed {
                     name: key.to_string(),
                     failed_ranks: Vec::new(),
-                    reason: format!(
-                        "producing the bytes failed after {} attempts: {}",
-                        e.attempts(),
-                        e.inner()
-                    ),
+                    reason,
                     source: Some(Box::new(e)),
                 });
             }
@@ -525,8 +492,8 @@ impl<S: CheckpointStorage> CheckpointRollbackManager<S> {
         let written = self
             .retry
             .retry(|| self.write_once(key, bytes))
-            .notify(|attempt: u32, error: &WriteFailure, delay: Duration| {
-                tracing::warn!(target: TARGET, key, attempt, delay = ?delay, error = %error, "writing failed; retrying");
+            .notify(|attempt: u32, error: &StorageError, delay: Duration| {
+                tracing::debug!(target: TARGET, key, attempt, delay = ?delay, error = %error, "writing failed; retrying");
             })
             .await;
         match written {
@@ -535,33 +502,21 @@ impl<S: CheckpointStorage> CheckpointRollbackManager<S> {
                 Ok(meta)
             }
             Err(e) => {
-                tracing::error!(target: TARGET, key, attempts = e.attempts(), error = %e.inner(), "writing failed; the previous version is kept");
-                let attempts = e.attempts();
-                let reason = format!(
-                    "writing {key:?} failed after {attempts} attempts: {}",
-                    e.inner()
-                );
-                let source: Box<dyn std::error::Error + Send + Sync> = match e.into_inner() {
-                    WriteFailure::Storage(storage) => Box::new(storage),
-                    size @ WriteFailure::Size { .. } => size.to_string().into(),
-                };
+                let reason = format!("writing {key:?}: {}", describe(&e));
+                tracing::error!(target: TARGET, key, reason = %reason, "save failed; the previous version is kept");
                 Err(CheckpointError::SaveFailed {
                     name: key.to_string(),
                     failed_ranks: Vec::new(),
                     reason,
-                    source: Some(source),
+                    source: Some(Box::new(e)),
                 })
             }
         }
     }
 
     /// One atomic write of `bytes` under `key`, aborted on failure.
-    async fn write_once(&self, key: &str, bytes: &[u8]) -> Result<ObjectMeta, WriteFailure> {
-        let mut writer = self
-            .storage
-            .put_stream(key)
-            .await
-            .map_err(WriteFailure::Storage)?;
+    async fn write_once(&self, key: &str, bytes: &[u8]) -> Result<ObjectMeta, StorageError> {
+        let mut writer = self.storage.put_stream(key).await?;
         let mut written = Ok(());
         for chunk in bytes.chunks(self.chunk_size) {
             written = writer.write(chunk).await;
@@ -573,16 +528,9 @@ impl<S: CheckpointStorage> CheckpointRollbackManager<S> {
             if let Err(abort) = writer.abort().await {
                 tracing::warn!(target: TARGET, key, error = %abort, "aborting a failed write failed");
             }
-            return Err(WriteFailure::Storage(e));
+            return Err(e);
         }
-        let meta = writer.commit().await.map_err(WriteFailure::Storage)?;
-        if meta.size != bytes.len() as u64 {
-            return Err(WriteFailure::Size {
-                written: bytes.len() as u64,
-                stored: meta.size,
-            });
-        }
-        Ok(meta)
+        writer.commit().await
     }
 }
 

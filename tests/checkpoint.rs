@@ -14,7 +14,7 @@ use steadfast::checkpoint::{
 use steadfast::coordinator::InMemoryCoordinator;
 use steadfast::retry::RetryPolicy;
 use steadfast::storage::{
-    CheckpointStorage, MemoryStorage, ObjectMeta, ObjectStream, ObjectWriter,
+    CheckpointStorage, MemoryStorage, ObjectMeta, ObjectStream, ObjectWriter, Operation,
     Result as StorageResult,
 };
 
@@ -653,5 +653,155 @@ async fn a_manifest_read_back_is_the_one_written() {
     for shard in &manifest.shards {
         assert!(shard.key.starts_with("m/shard-"));
         assert_eq!(storage.head(&shard.key).await.unwrap().size, shard.size);
+    }
+}
+
+/// The rank whose shard key `key` is (`NAME/shard-<rank>-of-...`).
+fn rank_of_shard_key(key: &str) -> usize {
+    let digits = key
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .strip_prefix("shard-")
+        .unwrap();
+    digits[..5].parse().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_rank_sees_the_same_outcome_when_one_rank_fails() {
+    let storage = MemoryStorage::new();
+    // The third shard write fails for good.
+    storage
+        .faults()
+        .fail_nth(Operation::PutStream, 3)
+        .permanent();
+    let results = save_all(&storage, 4, "half", 1, 0).await;
+    let failed_key = storage
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == Operation::PutStream)
+        .nth(2)
+        .unwrap()
+        .key;
+    let failed_rank = rank_of_shard_key(&failed_key);
+    let mut reasons = Vec::new();
+    for (rank, r) in results.into_iter().enumerate() {
+        match r {
+            Err(CheckpointError::SaveFailed {
+                name,
+                failed_ranks,
+                reason,
+                source,
+            }) => {
+                assert_eq!(name, "half");
+                assert_eq!(failed_ranks, vec![failed_rank], "rank {rank}");
+                assert!(reason.contains(&format!("rank {failed_rank}")), "{reason}");
+                // The failed rank carries its own cause.
+                assert_eq!(source.is_some(), rank == failed_rank, "rank {rank}");
+                reasons.push(reason);
+            }
+            other => panic!("rank {rank}: expected SaveFailed, got {other:?}"),
+        }
+    }
+    assert!(
+        reasons.windows(2).all(|w| w[0] == w[1]),
+        "the same reason everywhere"
+    );
+    assert!(storage.is_empty(), "left behind: {:?}", storage.keys());
+    assert!(single(storage).list().await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_write_faults_are_retried_within_the_save() {
+    let storage = MemoryStorage::new();
+    storage.faults().fail_next(Operation::PutStream, 3);
+    for r in save_all(&storage, 4, "bumpy", 1, 3).await {
+        r.unwrap();
+    }
+    assert_eq!(storage.count(Operation::PutStream), 7);
+    single(storage).verify("bumpy").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_commit_is_rolled_back_everywhere() {
+    let storage = MemoryStorage::new();
+    storage
+        .faults()
+        .fail_next(Operation::PutIfAbsent, 1)
+        .permanent();
+    for (rank, r) in save_all(&storage, 3, "uncommitted", 1, 0)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        match r {
+            Err(CheckpointError::SaveFailed {
+                failed_ranks,
+                reason,
+                ..
+            }) => {
+                assert_eq!(failed_ranks, vec![0], "rank {rank}");
+                assert!(reason.contains("manifest"), "{reason}");
+            }
+            other => panic!("rank {rank}: expected SaveFailed, got {other:?}"),
+        }
+    }
+    assert!(storage.is_empty(), "left behind: {:?}", storage.keys());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_commit_answer_is_recognised() {
+    let storage = MemoryStorage::new();
+    // The manifest is written but the answer is lost: the retry finds the
+    // identical manifest in place and the save succeeds.
+    let writer = storage.clone();
+    let wrapped = LostAnswer { inner: writer };
+    for r in save_all(&wrapped, 2, "lost-answer", 1, 0).await {
+        r.unwrap();
+    }
+    single(storage).verify("lost-answer").await.unwrap();
+}
+
+/// A storage whose first `put_if_absent` stores the object but reports a
+/// transient failure, as a connection reset after the write would.
+#[derive(Debug, Clone)]
+struct LostAnswer {
+    inner: MemoryStorage,
+}
+
+#[async_trait]
+impl CheckpointStorage for LostAnswer {
+    async fn put(&self, key: &str, data: Vec<u8>) -> StorageResult<()> {
+        self.inner.put(key, data).await
+    }
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> StorageResult<()> {
+        let first = self.inner.count(Operation::PutIfAbsent) == 0;
+        self.inner.put_if_absent(key, data).await?;
+        if first {
+            return Err(steadfast::storage::StorageError::Injected {
+                operation: "put_if_absent",
+                key: key.to_string(),
+                transient: true,
+            });
+        }
+        Ok(())
+    }
+    async fn get(&self, key: &str) -> StorageResult<Vec<u8>> {
+        self.inner.get(key).await
+    }
+    async fn head(&self, key: &str) -> StorageResult<ObjectMeta> {
+        self.inner.head(key).await
+    }
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+        self.inner.list(prefix).await
+    }
+    async fn put_stream(&self, key: &str) -> StorageResult<Box<dyn ObjectWriter>> {
+        self.inner.put_stream(key).await
+    }
+    async fn get_stream(&self, key: &str) -> StorageResult<ObjectStream> {
+        self.inner.get_stream(key).await
     }
 }

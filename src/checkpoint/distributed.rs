@@ -49,7 +49,7 @@ use crate::coordinator::{Coordinator, CoordinatorError};
 use crate::retry::{RetryPolicy, Transient};
 use crate::storage::{CheckpointStorage, ObjectMeta, ObjectWriter, StorageError};
 
-use super::error::{CheckpointError, Result};
+use super::error::{describe, CheckpointError, Result};
 use super::manifest::{
     is_shard_file_name, manifest_key, shard_key, to_hex, unix_millis_now, validate_name,
     CheckpointInfo, Manifest, ShardInfo, MANIFEST_FILE_NAME,
@@ -629,7 +629,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         self.retry
             .retry(attempt)
             .notify(|attempt: u32, error: &WriteError, delay: Duration| {
-                tracing::warn!(
+                // The retry itself is logged (target "steadfast::retry");
+                // this adds which rank and shard it was.
+                tracing::debug!(
                     target: TARGET,
                     rank,
                     key,
@@ -642,11 +644,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             .await
             .map_err(|e| {
                 LocalFailure::failed(
-                    format!(
-                        "writing shard {key:?} failed after {} attempts: {}",
-                        e.attempts(),
-                        e.inner()
-                    ),
+                    format!("writing shard {key:?}: {}", describe(&e)),
                     Some(Box::new(e)),
                 )
             })
@@ -668,7 +666,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             }
             Err(e) => {
                 return Err(LocalFailure::failed(
-                    format!("checking for an existing checkpoint failed: {}", e.inner()),
+                    format!("checking for an existing checkpoint: {}", describe(&e)),
                     Some(Box::new(e)),
                 ))
             }
@@ -689,7 +687,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 }
                 Err(e) => {
                     return Err(LocalFailure::failed(
-                        format!("checking checkpoint {ancestor:?} failed: {}", e.inner()),
+                        format!("checking checkpoint {ancestor:?}: {}", describe(&e)),
                         Some(Box::new(e)),
                     ))
                 }
@@ -713,7 +711,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 Ok(())
             }
             Err(e) => Err(LocalFailure::failed(
-                format!("listing {prefix:?} failed: {}", e.inner()),
+                format!("listing {prefix:?}: {}", describe(&e)),
                 Some(Box::new(e)),
             )),
         }
@@ -956,7 +954,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 Err(e) => format!(
                     "shard {:?} cannot be found in storage: {}",
                     shard.key,
-                    e.inner()
+                    describe(&e)
                 ),
             };
             return Err(CommitFailure {
@@ -1013,11 +1011,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             Err(e) => Err(CommitFailure {
                 already_exists: false,
                 failed_ranks: vec![0],
-                reason: format!(
-                    "rank 0: writing the manifest failed after {} attempts: {}",
-                    e.attempts(),
-                    e.inner()
-                ),
+                reason: format!("rank 0: writing the manifest: {}", describe(&e)),
                 source: Some(Box::new(e)),
             }),
         }
@@ -1396,8 +1390,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             ReadError::Storage(source) => CheckpointError::LoadFailed {
                 name: name.to_string(),
                 reason: format!(
-                    "reading shard {:?} failed after {attempts} attempts",
-                    shard.key
+                    "reading shard {:?} failed after {attempts} attempt{}",
+                    shard.key,
+                    if attempts == 1 { "" } else { "s" }
                 ),
                 source: Some(source),
             },

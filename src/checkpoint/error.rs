@@ -197,6 +197,22 @@ impl Transient for CheckpointError {
     }
 }
 
+/// `error` followed by those of its sources whose text it does not already
+/// contain, joined by `": "`: one line that says everything.
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
+}
+
 impl From<StorageError> for CheckpointError {
     fn from(e: StorageError) -> Self {
         CheckpointError::Storage(e)
@@ -249,6 +265,25 @@ mod tests {
             source: None
         }
         .is_transient());
+    }
+
+    #[test]
+    fn describe_follows_the_chain_once() {
+        let err = StorageError::Io {
+            key: "k".into(),
+            operation: "put",
+            source: std::io::Error::other("disk on fire"),
+        };
+        assert_eq!(
+            describe(&err),
+            "I/O error on \"k\" during put: disk on fire"
+        );
+        let wrapped = CheckpointError::Storage(err);
+        // The wrapper's text already holds the storage error's.
+        assert_eq!(
+            describe(&wrapped),
+            "checkpoint storage operation failed: I/O error on \"k\" during put: disk on fire"
+        );
     }
 
     #[test]

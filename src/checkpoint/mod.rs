@@ -69,6 +69,7 @@ mod rollback;
 mod shard;
 
 pub use distributed::DistributedCheckpoint;
+pub(crate) use error::describe;
 pub use error::{CheckpointError, Result};
 pub use manifest::{
     manifest_key, sha256_hex, validate_name, CheckpointInfo, EntryLocation, Manifest, ShardInfo,
