@@ -307,7 +307,7 @@ async fn failed_deletes_are_reported_and_logged() {
     assert_eq!(report.deleted.len(), 3);
     assert_eq!(
         storage.keys(),
-        [failed_key.clone()],
+        std::slice::from_ref(failed_key),
         "only the undeletable shard remains"
     );
     let text = logs.text();

@@ -1,39 +1,7 @@
 //! [`DistributedCheckpoint`]: a sharded checkpoint saved by every rank of a
 //! job and committed by rank 0's manifest.
 //!
-//! # The save protocol
-//!
-//! 1. Each rank checks that no checkpoint of that name is committed (rank 0
-//!    also checks that the name does not nest inside, or around, another
-//!    checkpoint), then writes its shard through
-//!    [`put_stream`](crate::storage::CheckpointStorage::put_stream) under the
-//!    retry policy, computing the SHA-256 in the same pass. The shard key
-//!    carries a random token, so that no save ever overwrites another save's
-//!    shard.
-//! 2. The ranks exchange what they wrote, or why they failed
-//!    ([`all_gather`](crate::coordinator::Coordinator::all_gather)). Every rank
-//!    decides from the same gathered reports, so every rank reaches the same
-//!    decision: if any rank failed, all roll back and return the same error,
-//!    naming the failed ranks.
-//! 3. Rank 0 checks that every shard is in storage with its size, and writes
-//!    the manifest with
-//!    [`put_if_absent`](crate::storage::CheckpointStorage::put_if_absent): the
-//!    commit point. An existing checkpoint of that name is never overwritten.
-//! 4. The ranks exchange the commit outcome, and all return it.
-//!
-//! A rank that does not arrive at an exchange within
-//! [`SaveOptions::timeout`] is named by the others'
-//! [`CheckpointError::Timeout`]; they roll back. Rolling back deletes each
-//! rank's own shard, and rank 0 also deletes every object found by listing
-//! the checkpoint's prefix (unless a manifest is there).
-//!
-//! Should the final exchange fail after rank 0 committed (a rank vanished at
-//! that very moment), a rank that did not hear the outcome reads the manifest
-//! back from storage: if it is there and lists this rank's shard, the save
-//! succeeded. Otherwise the outcome is unknown to that rank; it returns the
-//! timeout and leaves its shard in place (never deleting a shard that a
-//! manifest may reference), for [`DistributedCheckpoint::cleanup_uncommitted`]
-//! to remove should no manifest ever appear.
+//! The save protocol is described on [`DistributedCheckpoint`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -71,6 +39,40 @@ const TARGET: &str = "steadfast::checkpoint";
 /// [`save_stream`](Self::save_stream)) with the same name and options, in the
 /// same order as its other collective operations. Loading, listing and
 /// deleting need no coordination.
+///
+/// # The save protocol
+///
+/// 1. Each rank checks that no checkpoint of that name is committed (rank 0
+///    also checks that the name does not nest inside, or around, another
+///    checkpoint), then writes its shard through
+///    [`put_stream`](crate::storage::CheckpointStorage::put_stream) under the
+///    retry policy, computing the SHA-256 in the same pass. The shard key
+///    carries a random token, so that no save ever overwrites another save's
+///    shard.
+/// 2. The ranks exchange what they wrote, or why they failed
+///    ([`all_gather`](crate::coordinator::Coordinator::all_gather)). Every rank
+///    decides from the same gathered reports, so every rank reaches the same
+///    decision: if any rank failed, all roll back and return the same error,
+///    naming the failed ranks.
+/// 3. Rank 0 checks that every shard is in storage with its size, and writes
+///    the manifest with
+///    [`put_if_absent`](crate::storage::CheckpointStorage::put_if_absent): the
+///    commit point. An existing checkpoint of that name is never overwritten.
+/// 4. The ranks exchange the commit outcome, and all return it.
+///
+/// A rank that does not arrive at an exchange within
+/// [`SaveOptions::timeout`] is named by the others'
+/// [`CheckpointError::Timeout`]; they roll back. Rolling back deletes each
+/// rank's own shard, and rank 0 also deletes every object found by listing
+/// the checkpoint's prefix (unless a manifest is there).
+///
+/// Should the final exchange fail after rank 0 committed (a rank vanished at
+/// that very moment), a rank that did not hear the outcome reads the manifest
+/// back from storage: if it is there and lists this rank's shard, the save
+/// succeeded. Otherwise the outcome is unknown to that rank; it returns the
+/// timeout and leaves its shard in place (never deleting a shard that a
+/// manifest may reference), for [`DistributedCheckpoint::cleanup_uncommitted`]
+/// to remove should no manifest ever appear.
 ///
 /// # Examples
 ///
@@ -254,24 +256,22 @@ impl Transient for ReadError {
 }
 
 /// A storage error from an I/O error of a storage's reader: the storage's own
-/// error when it wrapped one, an I/O error on `key` otherwise.
+/// error when the reader wrapped one in the I/O error, an I/O error on `key`
+/// otherwise.
 fn storage_error_from_io(key: &str, operation: &'static str, e: io::Error) -> StorageError {
-    if e.get_ref().is_some_and(|inner| inner.is::<StorageError>()) {
-        if let Some(inner) = e.into_inner() {
-            if let Ok(storage) = inner.downcast::<StorageError>() {
-                return *storage;
-            }
-        }
-        return StorageError::Io {
-            key: key.to_string(),
-            operation,
-            source: io::Error::other("a storage error was lost while unwrapping it"),
-        };
-    }
-    StorageError::Io {
+    let io = |source| StorageError::Io {
         key: key.to_string(),
         operation,
-        source: e,
+        source,
+    };
+    if !e.get_ref().is_some_and(|inner| inner.is::<StorageError>()) {
+        return io(e);
+    }
+    let kind = e.kind();
+    match e.into_inner().map(|inner| inner.downcast::<StorageError>()) {
+        Some(Ok(storage)) => *storage,
+        Some(Err(other)) => io(io::Error::new(kind, other)),
+        None => io(io::Error::from(kind)),
     }
 }
 
@@ -436,8 +436,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// The shard's bytes are its entries one after the other; the manifest's
     /// index records where each entry is, for
     /// [`load_entry`](Self::load_entry). The write is retried as a whole under
-    /// the retry policy. See the [module documentation](self) for the
-    /// protocol.
+    /// the retry policy. See [the save protocol](DistributedCheckpoint#the-save-protocol).
     ///
     /// # Errors
     ///
@@ -1671,8 +1670,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// with). A prefix whose times the storage does not record is removed only
     /// with a zero grace. Choose a grace longer than the longest save: a
     /// prefix written to within the grace may be a save in progress, and is
-    /// left alone. Prefixes inside a committed checkpoint and objects that do
-    /// not look like shards are never touched.
+    /// left alone. A prefix that holds a manifest (even one that cannot be
+    /// read: it may be a committed checkpoint worth inspecting), prefixes
+    /// inside it, and prefixes with no shard objects are never touched.
     ///
     /// # Errors
     ///
@@ -1869,6 +1869,27 @@ mod tests {
         check(ckpt.list());
         check(ckpt.retain_last(1));
         check(ckpt.cleanup_uncommitted(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_storage_error_inside_an_io_error_is_unwrapped() {
+        let wrapped = io::Error::new(
+            io::ErrorKind::InvalidData,
+            StorageError::LengthMismatch {
+                key: "k".into(),
+                expected: 4,
+                actual: 3,
+            },
+        );
+        assert!(matches!(
+            storage_error_from_io("k", "get_stream", wrapped),
+            StorageError::LengthMismatch { actual: 3, .. }
+        ));
+        let plain = io::Error::from(io::ErrorKind::UnexpectedEof);
+        assert!(matches!(
+            storage_error_from_io("k", "get_stream", plain),
+            StorageError::Io { ref source, .. } if source.kind() == io::ErrorKind::UnexpectedEof
+        ));
     }
 
     #[test]
