@@ -67,11 +67,7 @@ impl fmt::Display for Rejected {
             (State::HalfOpen, _) => {
                 f.write_str("circuit breaker is half-open and every trial permit is taken")
             }
-            (_, Some(after)) => write!(
-                f,
-                "circuit breaker is open; trial calls in {}",
-                crate::serde_duration::format(after)
-            ),
+            (_, Some(after)) => write!(f, "circuit breaker is open; trial calls in {after:?}"),
             (_, None) => f.write_str("circuit breaker is forced open"),
         }
     }
@@ -276,7 +272,7 @@ mod tests {
         let r = Rejected::new(State::Open, Some(Duration::from_millis(1_500)));
         assert_eq!(
             r.to_string(),
-            "circuit breaker is open; trial calls in 1s500ms"
+            "circuit breaker is open; trial calls in 1.5s"
         );
         assert_eq!(
             Rejected::new(State::Open, None).to_string(),
