@@ -10,10 +10,13 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use pin_project_lite::pin_project;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
@@ -125,6 +128,7 @@ impl Change {
 }
 
 impl Shared {
+    #[inline]
     fn load(&self) -> Word {
         Word::from_bits(self.state.load(Ordering::Acquire))
     }
@@ -145,6 +149,7 @@ impl Shared {
         u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
     }
 
+    #[inline]
     fn permit(&self, generation: u32, trial: bool) -> Permit<'_> {
         Permit {
             shared: self,
@@ -161,8 +166,21 @@ impl Shared {
     }
 
     /// Admission: see [`CircuitBreaker::try_acquire`].
+    ///
+    /// The Closed case, one load and a permit, is inlined into the caller;
+    /// the others are out of line in [`Shared::try_acquire_slow`].
+    #[inline]
     fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
-        let mut current = self.load();
+        let current = self.load();
+        if current.state() == State::Closed {
+            return Ok(self.permit(current.generation(), false));
+        }
+        self.try_acquire_slow(current)
+    }
+
+    /// Admission when the word read was not Closed (or changed since).
+    #[inline(never)]
+    fn try_acquire_slow(&self, mut current: Word) -> Result<Permit<'_>, Rejected> {
         loop {
             match current.state() {
                 State::Closed => return Ok(self.permit(current.generation(), false)),
@@ -224,7 +242,26 @@ impl Shared {
         (Some(now), slow)
     }
 
+    /// A success. The common case, a Closed circuit of the permit's
+    /// generation with no failure to clear and no window to record in, is
+    /// one load, inlined into the caller; everything else is out of line in
+    /// [`Shared::on_success_slow`].
+    #[inline]
     fn on_success(&self, generation: u32, trial: bool, started: Option<Instant>) {
+        if !trial && self.window.is_none() {
+            let current = self.load();
+            if current.state() == State::Closed
+                && current.generation() == generation
+                && current.consecutive_failures() == 0
+            {
+                return;
+            }
+        }
+        self.on_success_slow(generation, trial, started);
+    }
+
+    #[inline(never)]
+    fn on_success_slow(&self, generation: u32, trial: bool, started: Option<Instant>) {
         if trial {
             self.trial_success(generation);
             return;
@@ -248,6 +285,7 @@ impl Shared {
         }
     }
 
+    #[inline(never)]
     fn on_failure(&self, generation: u32, trial: bool, started: Option<Instant>) {
         self.failures_total.fetch_add(1, Ordering::Relaxed);
         if trial {
@@ -355,6 +393,7 @@ impl Shared {
 
     /// A trial permit dropped without a result: frees its place, counts
     /// nothing.
+    #[inline(never)]
     fn release_trial(&self, generation: u32) {
         let mut current = self.load();
         loop {
@@ -584,6 +623,7 @@ impl CircuitBreaker {
     ///     Err(rejected) => println!("not now: {rejected}"),
     /// };
     /// ```
+    #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         self.shared.try_acquire()
     }
@@ -615,12 +655,15 @@ impl CircuitBreaker {
     /// assert_eq!(body, "hello");
     /// # }
     /// ```
-    pub async fn call<F, Fut, T, E>(&self, f: F) -> Result<T, BreakerError<E>>
+    pub fn call<F, Fut, T, E>(
+        &self,
+        f: F,
+    ) -> impl Future<Output = Result<T, BreakerError<E>>> + use<'_, F, Fut, T, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.call_with(|_: &E| true, f).await
+        self.call_with(|_: &E| true, f)
     }
 
     /// Like [`call`](Self::call), with a predicate that says which errors
@@ -660,30 +703,22 @@ impl CircuitBreaker {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn call_with<P, F, Fut, T, E>(
+    pub fn call_with<P, F, Fut, T, E>(
         &self,
         is_failure: P,
         f: F,
-    ) -> Result<T, BreakerError<E>>
+    ) -> impl Future<Output = Result<T, BreakerError<E>>> + use<'_, P, F, Fut, T, E>
     where
         P: FnOnce(&E) -> bool,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = self.try_acquire()?;
-        match f().await {
-            Ok(value) => {
-                permit.success();
-                Ok(value)
-            }
-            Err(error) => {
-                if is_failure(&error) {
-                    permit.failure();
-                } else {
-                    permit.success();
-                }
-                Err(BreakerError::Inner(error))
-            }
+        CallWith {
+            shared: &self.shared,
+            is_failure: Some(is_failure),
+            f: Some(f),
+            permit: None,
+            fut: None,
         }
     }
 
@@ -894,6 +929,86 @@ impl fmt::Debug for CircuitBreaker {
     }
 }
 
+pin_project! {
+    /// The future of [`CircuitBreaker::call_with`] (and of
+    /// [`CircuitBreaker::call`]).
+    ///
+    /// Its first poll takes a permit and starts the operation; when the
+    /// operation is ready at once the permit never leaves the stack, and it
+    /// is stored here only when the operation has to wait. Dropping the
+    /// future drops the operation and then the permit (which frees a trial
+    /// place, and records nothing), as dropping an `async fn`'s future would.
+    struct CallWith<'a, P, F, Fut> {
+        shared: &'a Shared,
+        is_failure: Option<P>,
+        // `Some` until the first poll.
+        f: Option<F>,
+        // The permit of an operation that is waiting.
+        permit: Option<Permit<'a>>,
+        // The operation, from the first poll until it completes.
+        #[pin]
+        fut: Option<Fut>,
+    }
+}
+
+impl<P, F, Fut, T, E> Future for CallWith<'_, P, F, Fut>
+where
+    P: FnOnce(&E) -> bool,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, BreakerError<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let mut admitted = None;
+        if let Some(f) = this.f.take() {
+            match this.shared.try_acquire() {
+                Ok(permit) => admitted = Some(permit),
+                Err(rejected) => return Poll::Ready(Err(rejected.into())),
+            }
+            this.fut.set(Some(f()));
+        }
+        // Polled again after it completed: nothing is left to do, and, as
+        // a fused future does, it stays pending.
+        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
+            return Poll::Pending;
+        };
+        let result = match fut.poll(cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => {
+                if admitted.is_some() {
+                    *this.permit = admitted;
+                }
+                return Poll::Pending;
+            }
+        };
+        // The finished operation goes first, as `.await` drops it.
+        this.fut.set(None);
+        let permit = admitted.or_else(|| this.permit.take());
+        match result {
+            Ok(value) => {
+                if let Some(permit) = permit {
+                    permit.success();
+                }
+                Poll::Ready(Ok(value))
+            }
+            Err(error) => {
+                let failed = this.is_failure.take().is_none_or(|p| p(&error));
+                if let Some(permit) = permit {
+                    if failed {
+                        permit.failure();
+                    } else {
+                        permit.success();
+                    }
+                }
+                Poll::Ready(Err(BreakerError::Inner(error)))
+            }
+        }
+    }
+}
+
 /// Permission to make one call, from [`CircuitBreaker::try_acquire`].
 ///
 /// Record the outcome with [`success`](Self::success) or
@@ -941,6 +1056,7 @@ impl Permit<'_> {
     /// breaker.try_acquire().unwrap().success();
     /// assert_eq!(breaker.snapshot().consecutive_failures, 0);
     /// ```
+    #[inline]
     pub fn success(mut self) {
         self.settled = true;
         self.shared
@@ -958,6 +1074,7 @@ impl Permit<'_> {
     /// breaker.try_acquire().unwrap().failure();
     /// assert_eq!(breaker.snapshot().consecutive_failures, 1);
     /// ```
+    #[inline]
     pub fn failure(mut self) {
         self.settled = true;
         self.shared
@@ -978,6 +1095,7 @@ impl Permit<'_> {
 }
 
 impl Drop for Permit<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !self.settled && self.trial {
             self.shared.release_trial(self.generation);
