@@ -19,8 +19,12 @@
 //! The trait is object-safe: `Arc<dyn Coordinator>` works wherever a
 //! coordinator is expected.
 
+#[cfg(feature = "etcd")]
+mod etcd;
 mod memory;
 
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdConfig, EtcdConfigBuilder, EtcdCoordinator, MemberEvent, MemberWatch};
 pub use memory::{CoordinatorFaults, InMemoryCoordinator};
 
 use std::fmt::Debug;
