@@ -19,3 +19,8 @@ pub mod storage;
 pub mod timeout;
 
 pub use error::ConfigError;
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

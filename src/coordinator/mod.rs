@@ -15,16 +15,20 @@
 //! - [`InMemoryCoordinator`]: `n` ranks as tasks of one process, for tests and
 //!   examples, with fault injection (a rank that never arrives, a delayed
 //!   rank, transient failures).
+//! - [`FaultTolerant`]: wraps any coordinator, bounds each operation with a
+//!   timeout and retries the failures that are safe to retry.
 //!
 //! The trait is object-safe: `Arc<dyn Coordinator>` works wherever a
 //! coordinator is expected.
 
 #[cfg(feature = "etcd")]
 mod etcd;
+mod fault_tolerant;
 mod memory;
 
 #[cfg(feature = "etcd")]
 pub use etcd::{EtcdConfig, EtcdConfigBuilder, EtcdCoordinator, MemberEvent, MemberWatch};
+pub use fault_tolerant::{FaultTolerant, FaultTolerantConfig, FaultTolerantConfigBuilder};
 pub use memory::{CoordinatorFaults, InMemoryCoordinator};
 
 use std::fmt::Debug;

@@ -1,0 +1,1155 @@
+//! The [`HealthMonitor`]: members, heartbeats, sweeps and status changes.
+//!
+//! Members live in a slab (`Vec<Slot>`) indexed by a `HashMap<MemberId,
+//! usize>`, both behind one `RwLock`. A heartbeat takes the read lock, finds
+//! the slot and raises its last-heartbeat time (nanoseconds since the
+//! monitor's base instant, an `AtomicU64`) with `fetch_max`; it touches
+//! nothing else unless the member was not Healthy, or the phi-accrual
+//! detector is on (then it also records the interval in the member's window).
+//! A sweep takes the read lock and walks the slab, comparing each slot's
+//! silence with the thresholds; it allocates only for the events it emits.
+//! Adding and removing members take the write lock.
+//!
+//! Status changes are made under one `transition` mutex, so that the events
+//! of one member are emitted in the order its status changed. A heartbeat
+//! stores its time before it reads the status, and a sweep stores a status
+//! before it re-reads the time (both sequentially consistent), so a heartbeat
+//! that races with a sweep is never lost: either the heartbeat sees the new
+//! status and restores Healthy, or the sweep sees the new time and does.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::phi::{self, PhiWindow};
+use super::{DetectionPolicy, HealthConfig, HealthError, MemberId, MonitorHandle};
+
+/// The health of a member, from best to worst.
+///
+/// A member that is not known to a monitor has no status:
+/// [`HealthMonitor::status`] returns `None` for it, never `Healthy`.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::health::HealthStatus;
+///
+/// assert!(HealthStatus::Healthy < HealthStatus::Unresponsive);
+/// assert!(HealthStatus::Unresponsive < HealthStatus::Failed);
+/// assert_eq!(HealthStatus::Failed.to_string(), "failed");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// Heartbeats arrive in time.
+    Healthy,
+    /// Silent for longer than the heartbeat timeout (or phi at or above its
+    /// threshold).
+    Unresponsive,
+    /// Silent for longer than twice the heartbeat timeout.
+    Failed,
+}
+
+impl HealthStatus {
+    fn encode(self) -> u8 {
+        match self {
+            HealthStatus::Healthy => 0,
+            HealthStatus::Unresponsive => 1,
+            HealthStatus::Failed => 2,
+        }
+    }
+
+    fn decode(value: u8) -> HealthStatus {
+        match value {
+            0 => HealthStatus::Healthy,
+            1 => HealthStatus::Unresponsive,
+            _ => HealthStatus::Failed,
+        }
+    }
+}
+
+impl fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Unresponsive => "unresponsive",
+            HealthStatus::Failed => "failed",
+        })
+    }
+}
+
+/// A member's status changed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::health::{HealthMonitor, HealthStatus, MemberId};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let monitor = HealthMonitor::default();
+/// let mut changes = monitor.subscribe();
+/// monitor.add_member(0usize);
+/// tokio::time::advance(Duration::from_secs(31)).await;
+/// monitor.check_now();
+/// let change = changes.recv().await.unwrap();
+/// assert_eq!(change.member, MemberId::Rank(0));
+/// assert_eq!((change.old, change.new), (HealthStatus::Healthy, HealthStatus::Unresponsive));
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    /// The member.
+    pub member: MemberId,
+    /// Its status before.
+    pub old: HealthStatus,
+    /// Its status now.
+    pub new: HealthStatus,
+    /// When the change was found (the sweep's or the heartbeat's time).
+    pub at: Instant,
+}
+
+/// One member in a [`HealthSnapshot`].
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::health::{HealthMonitor, HealthStatus};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let monitor = HealthMonitor::default();
+/// monitor.add_member("db");
+/// let snapshot = monitor.snapshot();
+/// assert_eq!(snapshot.members[0].status, HealthStatus::Healthy);
+/// assert_eq!(snapshot.members[0].phi, None); // fixed-timeout policy
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberHealth {
+    /// The member.
+    pub member: MemberId,
+    /// Its status, as the latest sweep or heartbeat found it.
+    pub status: HealthStatus,
+    /// Its latest heartbeat (its registration, before the first one).
+    pub last_heartbeat: Instant,
+    /// How long it has been silent, at the snapshot's time.
+    pub silent_for: Duration,
+    /// Its phi value, with the phi-accrual policy.
+    pub phi: Option<f64>,
+}
+
+/// Every member's health at one instant; see [`HealthMonitor::snapshot`].
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::health::{HealthMonitor, HealthStatus};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let monitor = HealthMonitor::default();
+/// monitor.add_member(0usize);
+/// monitor.add_member(1usize);
+/// assert_eq!(monitor.snapshot().count(HealthStatus::Healthy), 2);
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSnapshot {
+    /// When it was taken.
+    pub at: Instant,
+    /// Every member, in no particular order.
+    pub members: Vec<MemberHealth>,
+}
+
+impl HealthSnapshot {
+    /// How many members have `status`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::{HealthMonitor, HealthStatus};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let snapshot = HealthMonitor::default().snapshot();
+    /// assert_eq!(snapshot.count(HealthStatus::Failed), 0);
+    /// # }
+    /// ```
+    pub fn count(&self, status: HealthStatus) -> usize {
+        self.members.iter().filter(|m| m.status == status).count()
+    }
+}
+
+/// What a sweep ([`HealthMonitor::check_now`]) found.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::health::HealthMonitor;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let monitor = HealthMonitor::default();
+/// monitor.add_member(0usize);
+/// tokio::time::advance(Duration::from_secs(61)).await;
+/// let summary = monitor.check_now();
+/// assert_eq!((summary.members, summary.failed, summary.changes), (1, 1, 1));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepSummary {
+    /// Members checked.
+    pub members: usize,
+    /// Members found Healthy.
+    pub healthy: usize,
+    /// Members found Unresponsive.
+    pub unresponsive: usize,
+    /// Members found Failed.
+    pub failed: usize,
+    /// Status changes made (and emitted) by this sweep.
+    pub changes: usize,
+}
+
+/// The phi-accrual state of one member.
+#[derive(Debug)]
+struct PhiSlot {
+    window: Mutex<PhiWindow>,
+    /// Effective mean interval (window mean + acceptable pause), `f64` bits,
+    /// nanoseconds.
+    mean: AtomicU64,
+    /// Effective standard deviation (at least the minimum), `f64` bits,
+    /// nanoseconds.
+    std: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// `None`: a free slot.
+    member: Option<MemberId>,
+    /// Latest heartbeat (or registration), nanoseconds since `Inner::base`.
+    last: AtomicU64,
+    /// [`HealthStatus::encode`]d.
+    status: AtomicU8,
+    phi: Option<PhiSlot>,
+}
+
+impl Slot {
+    fn vacant() -> Slot {
+        Slot {
+            member: None,
+            last: AtomicU64::new(0),
+            status: AtomicU8::new(HealthStatus::Healthy.encode()),
+            phi: None,
+        }
+    }
+}
+
+/// The hasher of the member index: a multiply-rotate word hash with a
+/// final avalanche, several times cheaper than the default SipHash for the
+/// short keys of members. It is not meant to resist chosen-key flooding;
+/// member ids are chosen by the application, not by its clients.
+#[derive(Debug, Default, Clone, Copy)]
+struct MemberHasher {
+    state: u64,
+}
+
+/// An odd constant with well-spread bits (from the golden ratio).
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl MemberHasher {
+    fn add(&mut self, word: u64) {
+        self.state = (self.state.rotate_left(26) ^ word).wrapping_mul(MIX);
+    }
+}
+
+impl Hasher for MemberHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            // the length tells "ab" from "ab\0"
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // avalanche, so that the table's high-bit tags see every input bit
+        let mut x = self.state;
+        x ^= x >> 32;
+        x = x.wrapping_mul(MIX);
+        x ^ (x >> 29)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    index: HashMap<MemberId, usize, BuildHasherDefault<MemberHasher>>,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+}
+
+/// Phi-accrual parameters in nanoseconds, derived once from the config.
+#[derive(Debug, Clone, Copy)]
+struct PhiParams {
+    max_samples: usize,
+    pause: f64,
+    min_std: f64,
+    first_mean: f64,
+    first_std: f64,
+    /// The standardized silence at which phi reaches the threshold.
+    z_threshold: f64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: HealthConfig,
+    base: Instant,
+    timeout: u64,
+    failed_after: u64,
+    phi: Option<PhiParams>,
+    registry: RwLock<Registry>,
+    transition: Mutex<()>,
+    events: broadcast::Sender<StatusChange>,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Tracks the health of ranks and components from their heartbeats.
+///
+/// Members are added and removed at any time. Each calls (or has called on
+/// its behalf) [`heartbeat`](HealthMonitor::heartbeat); a sweep, run every
+/// `check_interval` by the task of [`start`](HealthMonitor::start) or on
+/// demand by [`check_now`](HealthMonitor::check_now), marks the silent ones:
+///
+/// - **Healthy**: heartbeats arrive in time. A member starts Healthy when it
+///   is added; its silence is counted from then.
+/// - **Unresponsive**: with [`DetectionPolicy::FixedTimeout`], silent for
+///   longer than `heartbeat_timeout` (strictly: silent for exactly the
+///   timeout is still Healthy); with [`DetectionPolicy::PhiAccrual`], phi at
+///   or above its threshold.
+/// - **Failed**: silent for longer than twice `heartbeat_timeout`, with
+///   either policy.
+///
+/// A member that is not Healthy and heartbeats again becomes Healthy at once,
+/// on that heartbeat (an event is emitted). A heartbeat from a member that
+/// was never added is refused with [`HealthError::UnknownMember`] rather
+/// than registering it, so that a typo cannot create a member that looks
+/// healthy.
+///
+/// Every change is sent to [`subscribe`](HealthMonitor::subscribe)rs as a
+/// [`StatusChange`] and logged with target `steadfast::health`. The monitor
+/// is cheap to clone (an `Arc`); clones share the members.
+///
+/// Time is read from `tokio::time`; create the monitor inside the runtime
+/// whose clock it should follow.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::health::{HealthMonitor, HealthStatus, MemberId};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), steadfast::health::HealthError> {
+/// let monitor = HealthMonitor::default(); // 30 s timeout, 5 s sweeps
+/// monitor.add_member(0usize);
+/// monitor.add_member("database");
+/// let sweeper = monitor.start()?;
+///
+/// tokio::time::sleep(Duration::from_secs(20)).await;
+/// monitor.heartbeat(&MemberId::Rank(0))?; // the database stays silent
+/// tokio::time::sleep(Duration::from_secs(20)).await;
+///
+/// assert_eq!(monitor.status(&MemberId::Rank(0)), Some(HealthStatus::Healthy));
+/// assert_eq!(monitor.status(&"database".into()), Some(HealthStatus::Unresponsive));
+/// assert_eq!(monitor.status(&MemberId::Rank(9)), None);
+/// sweeper.stop().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct HealthMonitor {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for HealthMonitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HealthMonitor")
+            .field("config", &self.inner.config)
+            .field("members", &self.len())
+            .finish()
+    }
+}
+
+impl Default for HealthMonitor {
+    /// A monitor with [`HealthConfig::default`].
+    fn default() -> Self {
+        HealthMonitor::new(HealthConfig::default())
+    }
+}
+
+impl HealthMonitor {
+    /// A monitor with `config` and no members.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::health::{HealthConfig, HealthMonitor};
+    ///
+    /// let config = HealthConfig::builder()
+    ///     .heartbeat_timeout(Duration::from_secs(10))
+    ///     .check_interval(Duration::from_secs(1))
+    ///     .build()?;
+    /// let monitor = HealthMonitor::new(config);
+    /// assert!(monitor.is_empty());
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn new(config: HealthConfig) -> HealthMonitor {
+        let timeout = nanos(config.heartbeat_timeout());
+        let phi = match config.detection() {
+            DetectionPolicy::FixedTimeout => None,
+            DetectionPolicy::PhiAccrual(p) => {
+                let first_mean = nanos(p.first_heartbeat_estimate()) as f64;
+                let min_std = nanos(p.min_std_deviation()) as f64;
+                Some(PhiParams {
+                    max_samples: p.max_samples(),
+                    pause: nanos(p.acceptable_heartbeat_pause()) as f64,
+                    min_std,
+                    first_mean,
+                    first_std: (first_mean / 4.0).max(min_std),
+                    z_threshold: phi::z_for_phi(p.threshold()),
+                })
+            }
+        };
+        let (events, _) = broadcast::channel(config.event_capacity());
+        HealthMonitor {
+            inner: Arc::new(Inner {
+                base: Instant::now(),
+                timeout,
+                failed_after: timeout.saturating_mul(2),
+                phi,
+                registry: RwLock::new(Registry::default()),
+                transition: Mutex::new(()),
+                events,
+                config,
+            }),
+        }
+    }
+
+    /// The monitor's configuration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let monitor = steadfast::health::HealthMonitor::default();
+    /// assert_eq!(monitor.config().heartbeat_timeout(), Duration::from_secs(30));
+    /// ```
+    pub fn config(&self) -> &HealthConfig {
+        &self.inner.config
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        // Every write leaves the registry consistent before anything that
+        // could panic, so a poisoned lock is still usable.
+        self.inner
+            .registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.inner
+            .registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_transition(&self) -> MutexGuard<'_, ()> {
+        self.inner
+            .transition
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_nanos(&self) -> u64 {
+        nanos(Instant::now().saturating_duration_since(self.inner.base))
+    }
+
+    fn instant_at(&self, at: u64) -> Instant {
+        self.inner.base + Duration::from_nanos(at)
+    }
+
+    /// Adds a member, Healthy, its silence counted from now. Returns `false`
+    /// (and changes nothing) if it was already a member.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let monitor = steadfast::health::HealthMonitor::default();
+    /// assert!(monitor.add_member(3usize));
+    /// assert!(!monitor.add_member(3usize));
+    /// assert_eq!(monitor.len(), 1);
+    /// # }
+    /// ```
+    pub fn add_member(&self, member: impl Into<MemberId>) -> bool {
+        let member = member.into();
+        let now = self.now_nanos();
+        let mut registry = self.write();
+        if registry.index.contains_key(&member) {
+            return false;
+        }
+        let slot = Slot {
+            member: Some(member.clone()),
+            last: AtomicU64::new(now),
+            status: AtomicU8::new(HealthStatus::Healthy.encode()),
+            phi: self.inner.phi.map(|p| PhiSlot {
+                window: Mutex::new(PhiWindow::default()),
+                mean: AtomicU64::new((p.first_mean + p.pause).to_bits()),
+                std: AtomicU64::new(p.first_std.to_bits()),
+            }),
+        };
+        let index = match registry.free.pop() {
+            Some(free) if free < registry.slots.len() => {
+                registry.slots[free] = slot;
+                free
+            }
+            _ => {
+                registry.slots.push(slot);
+                registry.slots.len() - 1
+            }
+        };
+        registry.index.insert(member.clone(), index);
+        drop(registry);
+        tracing::info!(target: "steadfast::health", %member, "member added");
+        true
+    }
+
+    /// Removes a member. Returns whether it was one. No event is emitted;
+    /// its later heartbeats are refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::MemberId;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let monitor = steadfast::health::HealthMonitor::default();
+    /// monitor.add_member("cache");
+    /// assert!(monitor.remove_member(&"cache".into()));
+    /// assert!(monitor.heartbeat(&"cache".into()).is_err());
+    /// # }
+    /// ```
+    pub fn remove_member(&self, member: &MemberId) -> bool {
+        let mut registry = self.write();
+        let Some(index) = registry.index.remove(member) else {
+            return false;
+        };
+        if let Some(slot) = registry.slots.get_mut(index) {
+            *slot = Slot::vacant();
+            registry.free.push(index);
+        }
+        drop(registry);
+        tracing::info!(target: "steadfast::health", %member, "member removed");
+        true
+    }
+
+    /// Whether `member` is a member.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::MemberId;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let monitor = steadfast::health::HealthMonitor::default();
+    /// monitor.add_member(1usize);
+    /// assert!(monitor.contains(&MemberId::Rank(1)));
+    /// # }
+    /// ```
+    pub fn contains(&self, member: &MemberId) -> bool {
+        self.read().index.contains_key(member)
+    }
+
+    /// How many members there are.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let monitor = steadfast::health::HealthMonitor::default();
+    /// monitor.add_member(0usize);
+    /// assert_eq!(monitor.len(), 1);
+    /// # }
+    /// ```
+    pub fn len(&self) -> usize {
+        self.read().index.len()
+    }
+
+    /// Whether there are no members.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(steadfast::health::HealthMonitor::default().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records a heartbeat of `member`, now.
+    ///
+    /// It costs a hash lookup under a read lock and an atomic store (plus a
+    /// short per-member lock with the phi-accrual policy, to record the
+    /// interval). A member that was Unresponsive or Failed becomes Healthy
+    /// at once, and the change is emitted.
+    ///
+    /// # Errors
+    ///
+    /// [`HealthError::UnknownMember`] if `member` was never added or was
+    /// removed: heartbeats do not register members.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::{HealthMonitor, MemberId};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::health::HealthError> {
+    /// let monitor = HealthMonitor::default();
+    /// monitor.add_member(0usize);
+    /// monitor.heartbeat(&MemberId::Rank(0))?;
+    /// assert!(monitor.heartbeat(&MemberId::Rank(1)).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn heartbeat(&self, member: &MemberId) -> Result<(), HealthError> {
+        let now = self.now_nanos();
+        let registry = self.read();
+        let Some(slot) = registry
+            .index
+            .get(member)
+            .and_then(|&index| registry.slots.get(index))
+        else {
+            return Err(HealthError::UnknownMember {
+                member: member.clone(),
+            });
+        };
+        let previous = slot.last.fetch_max(now, SeqCst);
+        if let (Some(state), Some(params)) = (&slot.phi, &self.inner.phi) {
+            let stats = state
+                .window
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(now, params.max_samples);
+            if let Some((mean, std)) = stats {
+                state.mean.store((mean + params.pause).to_bits(), SeqCst);
+                state.std.store(std.max(params.min_std).to_bits(), SeqCst);
+            }
+        }
+        if slot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
+            let _guard = self.lock_transition();
+            let old = HealthStatus::decode(slot.status.load(SeqCst));
+            if old != HealthStatus::Healthy {
+                slot.status.store(HealthStatus::Healthy.encode(), SeqCst);
+                let silent = now.saturating_sub(previous);
+                self.emit(member, old, HealthStatus::Healthy, now, silent);
+            }
+        }
+        Ok(())
+    }
+
+    /// The status a slot's silence calls for at `now`.
+    fn evaluate(&self, slot: &Slot, now: u64, last: u64) -> HealthStatus {
+        let silent = now.saturating_sub(last);
+        if silent > self.inner.failed_after {
+            return HealthStatus::Failed;
+        }
+        let unresponsive = match (&slot.phi, &self.inner.phi) {
+            (Some(state), Some(params)) => {
+                let mean = f64::from_bits(state.mean.load(SeqCst));
+                let std = f64::from_bits(state.std.load(SeqCst));
+                (silent as f64 - mean) / std >= params.z_threshold
+            }
+            _ => silent > self.inner.timeout,
+        };
+        if unresponsive {
+            HealthStatus::Unresponsive
+        } else {
+            HealthStatus::Healthy
+        }
+    }
+
+    /// Logs and sends a change found at `at`, after `silent` nanoseconds of
+    /// silence.
+    fn emit(&self, member: &MemberId, old: HealthStatus, new: HealthStatus, at: u64, silent: u64) {
+        let silent_for_ms = silent / 1_000_000;
+        if new == HealthStatus::Healthy {
+            tracing::info!(
+                target: "steadfast::health",
+                %member, %old, %new, silent_for_ms,
+                "member recovered"
+            );
+        } else {
+            tracing::warn!(
+                target: "steadfast::health",
+                %member, %old, %new, silent_for_ms,
+                "member status changed"
+            );
+        }
+        if self.inner.events.receiver_count() > 0 {
+            let _ = self.inner.events.send(StatusChange {
+                member: member.clone(),
+                old,
+                new,
+                at: self.instant_at(at),
+            });
+        }
+    }
+
+    /// Moves a slot to the status its silence calls for, under the
+    /// transition lock; returns the status it ends in.
+    fn settle(
+        &self,
+        slot: &Slot,
+        member: &MemberId,
+        now: u64,
+        summary: &mut SweepSummary,
+    ) -> HealthStatus {
+        let _guard = self.lock_transition();
+        // At most twice: a heartbeat that lands between the status store and
+        // the re-read of the time sends the member back to Healthy.
+        let mut status = HealthStatus::decode(slot.status.load(SeqCst));
+        for _ in 0..2 {
+            let last = slot.last.load(SeqCst);
+            let target = self.evaluate(slot, now, last);
+            status = HealthStatus::decode(slot.status.load(SeqCst));
+            if target == status {
+                return status;
+            }
+            slot.status.store(target.encode(), SeqCst);
+            self.emit(member, status, target, now, now.saturating_sub(last));
+            summary.changes += 1;
+            status = target;
+            if slot.last.load(SeqCst) == last {
+                break;
+            }
+        }
+        status
+    }
+
+    /// Sweeps every member now: marks the silent ones Unresponsive or
+    /// Failed (and, should a heartbeat have been missed, the live ones
+    /// Healthy), emits the changes and returns what it found.
+    ///
+    /// The task of [`start`](HealthMonitor::start) calls this every
+    /// `check_interval`; callers without a task call it themselves. It walks
+    /// the members' atomics under a read lock and allocates only for the
+    /// events it emits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::health::{HealthMonitor, HealthStatus, MemberId};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let monitor = HealthMonitor::default();
+    /// monitor.add_member(0usize);
+    /// tokio::time::advance(Duration::from_secs(45)).await;
+    /// assert_eq!(monitor.check_now().unresponsive, 1);
+    /// assert_eq!(monitor.status(&MemberId::Rank(0)), Some(HealthStatus::Unresponsive));
+    /// # }
+    /// ```
+    pub fn check_now(&self) -> SweepSummary {
+        let now = self.now_nanos();
+        let registry = self.read();
+        let mut summary = SweepSummary::default();
+        for slot in &registry.slots {
+            let Some(member) = &slot.member else {
+                continue;
+            };
+            let last = slot.last.load(SeqCst);
+            let mut status = self.evaluate(slot, now, last);
+            if status.encode() != slot.status.load(SeqCst) {
+                status = self.settle(slot, member, now, &mut summary);
+            }
+            summary.members += 1;
+            match status {
+                HealthStatus::Healthy => summary.healthy += 1,
+                HealthStatus::Unresponsive => summary.unresponsive += 1,
+                HealthStatus::Failed => summary.failed += 1,
+            }
+        }
+        drop(registry);
+        tracing::trace!(
+            target: "steadfast::health",
+            members = summary.members,
+            unresponsive = summary.unresponsive,
+            failed = summary.failed,
+            changes = summary.changes,
+            "sweep"
+        );
+        summary
+    }
+
+    /// Starts the background sweep: [`check_now`](HealthMonitor::check_now)
+    /// at once and then every `check_interval`, until the returned handle is
+    /// stopped or dropped (or every clone of the monitor is dropped).
+    ///
+    /// Each call starts another task; one is enough.
+    ///
+    /// # Errors
+    ///
+    /// [`HealthError::NoRuntime`] when called outside a tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::health::{HealthMonitor, HealthStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::health::HealthError> {
+    /// let monitor = HealthMonitor::default();
+    /// monitor.add_member(0usize);
+    /// let handle = monitor.start()?;
+    /// tokio::time::sleep(Duration::from_secs(66)).await; // the sweep at 65 s finds it
+    /// assert_eq!(monitor.failed().len(), 1);
+    /// handle.stop().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn start(&self) -> Result<MonitorHandle, HealthError> {
+        let monitor = Arc::downgrade(&self.inner);
+        let period = self.inner.config.check_interval();
+        MonitorHandle::spawn("health monitor sweep", move |mut stop| async move {
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut stop => break,
+                    _ = ticker.tick() => {
+                        let Some(inner) = monitor.upgrade() else { break };
+                        HealthMonitor { inner }.check_now();
+                    }
+                }
+            }
+        })
+    }
+
+    /// A member's status, as the latest sweep or heartbeat found it; `None`
+    /// for a member that is not known (never reported as Healthy).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::{HealthMonitor, HealthStatus, MemberId};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let monitor = HealthMonitor::default();
+    /// monitor.add_member(0usize);
+    /// assert_eq!(monitor.status(&MemberId::Rank(0)), Some(HealthStatus::Healthy));
+    /// assert_eq!(monitor.status(&MemberId::Rank(1)), None);
+    /// # }
+    /// ```
+    pub fn status(&self, member: &MemberId) -> Option<HealthStatus> {
+        let registry = self.read();
+        let index = *registry.index.get(member)?;
+        let slot = registry.slots.get(index)?;
+        Some(HealthStatus::decode(slot.status.load(SeqCst)))
+    }
+
+    fn members_with(&self, status: HealthStatus) -> Vec<MemberId> {
+        let code = status.encode();
+        self.read()
+            .slots
+            .iter()
+            .filter(|s| s.status.load(SeqCst) == code)
+            .filter_map(|s| s.member.clone())
+            .collect()
+    }
+
+    /// The members that are Healthy, in no particular order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::MemberId;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let monitor = steadfast::health::HealthMonitor::default();
+    /// monitor.add_member(4usize);
+    /// assert_eq!(monitor.healthy(), vec![MemberId::Rank(4)]);
+    /// # }
+    /// ```
+    pub fn healthy(&self) -> Vec<MemberId> {
+        self.members_with(HealthStatus::Healthy)
+    }
+
+    /// The members that are Unresponsive, in no particular order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let monitor = steadfast::health::HealthMonitor::default();
+    /// monitor.add_member(4usize);
+    /// assert!(monitor.unresponsive().is_empty());
+    /// # }
+    /// ```
+    pub fn unresponsive(&self) -> Vec<MemberId> {
+        self.members_with(HealthStatus::Unresponsive)
+    }
+
+    /// How many members are Unresponsive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let monitor = steadfast::health::HealthMonitor::default();
+    /// monitor.add_member(0usize);
+    /// tokio::time::advance(Duration::from_secs(40)).await;
+    /// monitor.check_now();
+    /// assert_eq!(monitor.unresponsive_count(), 1);
+    /// # }
+    /// ```
+    pub fn unresponsive_count(&self) -> usize {
+        let code = HealthStatus::Unresponsive.encode();
+        self.read()
+            .slots
+            .iter()
+            .filter(|s| s.member.is_some() && s.status.load(SeqCst) == code)
+            .count()
+    }
+
+    /// The members that are Failed, in no particular order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::health::MemberId;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let monitor = steadfast::health::HealthMonitor::default();
+    /// monitor.add_member(0usize);
+    /// tokio::time::advance(Duration::from_secs(61)).await;
+    /// monitor.check_now();
+    /// assert_eq!(monitor.failed(), vec![MemberId::Rank(0)]);
+    /// # }
+    /// ```
+    pub fn failed(&self) -> Vec<MemberId> {
+        self.members_with(HealthStatus::Failed)
+    }
+
+    fn phi_of(&self, slot: &Slot, now: u64) -> Option<f64> {
+        let state = slot.phi.as_ref()?;
+        let mean = f64::from_bits(state.mean.load(SeqCst));
+        let std = f64::from_bits(state.std.load(SeqCst));
+        let silent = now.saturating_sub(slot.last.load(SeqCst));
+        Some(phi::phi(silent as f64, mean, std))
+    }
+
+    /// The phi value of `member` now, with the phi-accrual policy; `None`
+    /// for an unknown member or with the fixed-timeout policy.
+    ///
+    /// phi is `-log10(1 - CDF(t))`, `t` the time since the member's last
+    /// heartbeat and `CDF` the normal distribution of its inter-arrival
+    /// times (mean plus the acceptable pause; standard deviation at least
+    /// the minimum). See [`health`](crate::health).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::health::{DetectionPolicy, HealthConfig, HealthMonitor, MemberId, PhiAccrualConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = HealthConfig::builder()
+    ///     .detection(DetectionPolicy::PhiAccrual(PhiAccrualConfig::default()))
+    ///     .build()?;
+    /// let monitor = HealthMonitor::new(config);
+    /// let rank = MemberId::Rank(0);
+    /// monitor.add_member(rank.clone());
+    /// for _ in 0..10 {
+    ///     tokio::time::advance(Duration::from_secs(1)).await;
+    ///     monitor.heartbeat(&rank)?;
+    /// }
+    /// let calm = monitor.phi(&rank).unwrap();
+    /// tokio::time::advance(Duration::from_secs(6)).await;
+    /// assert!(monitor.phi(&rank).unwrap() > calm);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn phi(&self, member: &MemberId) -> Option<f64> {
+        let now = self.now_nanos();
+        let registry = self.read();
+        let index = *registry.index.get(member)?;
+        self.phi_of(registry.slots.get(index)?, now)
+    }
+
+    /// Every member's status, last heartbeat, silence and phi, now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let monitor = steadfast::health::HealthMonitor::default();
+    /// monitor.add_member(0usize);
+    /// tokio::time::advance(Duration::from_secs(3)).await;
+    /// let snapshot = monitor.snapshot();
+    /// assert_eq!(snapshot.members[0].silent_for, Duration::from_secs(3));
+    /// # }
+    /// ```
+    pub fn snapshot(&self) -> HealthSnapshot {
+        let now = self.now_nanos();
+        let registry = self.read();
+        let members = registry
+            .slots
+            .iter()
+            .filter_map(|slot| {
+                let member = slot.member.clone()?;
+                let last = slot.last.load(SeqCst);
+                Some(MemberHealth {
+                    member,
+                    status: HealthStatus::decode(slot.status.load(SeqCst)),
+                    last_heartbeat: self.instant_at(last),
+                    silent_for: Duration::from_nanos(now.saturating_sub(last)),
+                    phi: self.phi_of(slot, now),
+                })
+            })
+            .collect();
+        HealthSnapshot {
+            at: self.instant_at(now),
+            members,
+        }
+    }
+
+    /// Calls `f` with every member and its status, under the read lock
+    /// (`f` must not add or remove members).
+    pub(crate) fn for_each_member(&self, mut f: impl FnMut(&MemberId, HealthStatus)) {
+        let registry = self.read();
+        for slot in &registry.slots {
+            if let Some(member) = &slot.member {
+                f(member, HealthStatus::decode(slot.status.load(SeqCst)));
+            }
+        }
+    }
+
+    /// A stream of every status change from now on.
+    ///
+    /// A subscriber that falls more than `event_capacity` changes behind
+    /// misses the oldest ones (`RecvError::Lagged`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::health::{HealthMonitor, HealthStatus, MemberId};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::health::HealthError> {
+    /// let monitor = HealthMonitor::default();
+    /// let mut changes = monitor.subscribe();
+    /// monitor.add_member(0usize);
+    /// tokio::time::advance(Duration::from_secs(61)).await;
+    /// monitor.check_now();
+    /// monitor.heartbeat(&MemberId::Rank(0))?;
+    /// assert_eq!(changes.recv().await.unwrap().new, HealthStatus::Failed);
+    /// assert_eq!(changes.recv().await.unwrap().new, HealthStatus::Healthy);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn subscribe(&self) -> broadcast::Receiver<StatusChange> {
+        self.inner.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    use super::*;
+
+    fn hash(member: &MemberId) -> u64 {
+        BuildHasherDefault::<MemberHasher>::default().hash_one(member)
+    }
+
+    #[test]
+    fn member_hashes_spread() {
+        let ranks: HashSet<u64> = (0..100_000usize)
+            .map(|r| hash(&MemberId::Rank(r)))
+            .collect();
+        assert_eq!(ranks.len(), 100_000);
+        // the top 7 bits (the table's tags) take every value over a few ranks
+        let tags: HashSet<u64> = (0..2_000usize)
+            .map(|r| hash(&MemberId::Rank(r)) >> 57)
+            .collect();
+        assert_eq!(tags.len(), 128);
+        let names = [
+            "",
+            "a",
+            "ab",
+            "ab\0",
+            "db-1",
+            "db-2",
+            "database-primary",
+            "database-primarz",
+        ];
+        let hashes: HashSet<u64> = names.iter().map(|n| hash(&MemberId::from(*n))).collect();
+        assert_eq!(hashes.len(), names.len());
+        assert_ne!(hash(&MemberId::Rank(0)), hash(&MemberId::from("")));
+    }
+}
