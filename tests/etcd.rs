@@ -19,6 +19,7 @@ use futures::StreamExt;
 use steadfast::coordinator::{
     Coordinator, CoordinatorError, EtcdConfig, EtcdCoordinator, MemberEvent, Signal,
 };
+use steadfast::health::{HealthConfig, HealthMonitor, HealthStatus, MemberId};
 use steadfast::retry::RetryPolicy;
 use tokio::process::{Child, Command};
 
@@ -404,6 +405,62 @@ async fn a_rank_whose_lease_expires_is_reported_failed() {
     // The dead rank's keys went with its lease: it is missing from a barrier.
     let err = r0.barrier(Duration::from_secs(1)).await.unwrap_err();
     assert_eq!(err.missing_ranks(), &[1, 2]);
+    r0.shutdown(Duration::from_millis(200)).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_ends_up_failed_in_the_health_monitor() {
+    let Some(endpoints) = endpoints("an_expired_lease_ends_up_failed_in_the_health_monitor") else {
+        return;
+    };
+    let prefix = unique_prefix("liveness");
+    let short = |rank| {
+        EtcdConfig::builder()
+            .endpoints_csv(&endpoints)
+            .prefix(prefix.clone())
+            .rank(rank)
+            .world_size(3)
+            .lease_ttl(Duration::from_secs(2))
+            .build()
+            .unwrap()
+    };
+    let r0 = EtcdCoordinator::connect(short(0)).await.unwrap();
+    let r1 = EtcdCoordinator::connect(short(1)).await.unwrap();
+    let r2 = EtcdCoordinator::connect(short(2)).await.unwrap();
+    let monitor = HealthMonitor::new(
+        HealthConfig::builder()
+            // Heartbeats every 1.5 s: room for a loaded machine.
+            .heartbeat_timeout(Duration::from_secs(3))
+            .check_interval(Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    );
+    let mut changes = monitor.subscribe();
+    let sweeper = monitor.start().unwrap();
+    let reporter = r0.report_liveness(&monitor);
+    assert_eq!(monitor.len(), 3);
+
+    // Rank 1 leaves cleanly: it is removed, not failed. Rank 2 dies.
+    r1.shutdown(Duration::from_millis(200)).await.ok();
+    drop(r2);
+    let failed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let change = changes.recv().await.unwrap();
+            assert_ne!(change.member, MemberId::Rank(0), "rank 0 is alive: {change:?}");
+            assert_ne!(change.member, MemberId::Rank(1), "rank 1 left cleanly: {change:?}");
+            if change.new == HealthStatus::Failed {
+                return change.member;
+            }
+        }
+    })
+    .await
+    .expect("the dead rank must end up Failed");
+    assert_eq!(failed, MemberId::Rank(2));
+    assert!(!monitor.contains(&MemberId::Rank(1)));
+    assert_eq!(monitor.status(&MemberId::Rank(0)), Some(HealthStatus::Healthy));
+    assert!(!reporter.is_finished());
+    drop(reporter);
+    sweeper.stop().await;
     r0.shutdown(Duration::from_millis(200)).await.ok();
 }
 

@@ -53,6 +53,10 @@
 //! from a fresh read. Errors map to [`CoordinatorError::Unavailable`]
 //! (transient) or [`CoordinatorError::Backend`] (permanent). An unreachable
 //! etcd fails [`EtcdCoordinator::connect`] within `connect_timeout`.
+//!
+//! **Health.** [`EtcdCoordinator::report_liveness`] turns the leases into
+//! heartbeats of a [`HealthMonitor`], so that a rank whose lease expires
+//! ends up Failed there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -75,6 +79,7 @@ use tokio::time::Instant;
 
 use super::{Coordinator, CoordinatorError, Result, Signal};
 use crate::error::ConfigError;
+use crate::health::{HealthMonitor, MemberId};
 use crate::retry::{Backoff, Jitter, RetryError, RetryPolicy};
 
 const TARGET: &str = "steadfast::coordinator";
@@ -750,6 +755,52 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The background task of [`EtcdCoordinator::report_liveness`]; dropping
+/// it stops the reporting.
+///
+/// # Examples
+///
+/// ```
+/// # use steadfast::coordinator::{EtcdConfig, EtcdCoordinator};
+/// # use steadfast::health::HealthMonitor;
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let Ok(endpoints) = std::env::var("STEADFAST_ETCD_ENDPOINTS") else { return Ok(()) };
+/// # let prefix = format!("doc-reporter-{}", std::process::id());
+/// # let config = EtcdConfig::builder().endpoints_csv(&endpoints).prefix(prefix).build()?;
+/// let coordinator = EtcdCoordinator::connect(config).await?;
+/// let monitor = HealthMonitor::default();
+/// let reporter = coordinator.report_liveness(&monitor);
+/// assert!(!reporter.is_finished());
+/// drop(reporter); // stops reporting
+/// # coordinator.shutdown(std::time::Duration::from_millis(100)).await.ok();
+/// # Ok(())
+/// # }
+/// ```
+pub struct LivenessReporter {
+    task: AbortOnDrop,
+}
+
+impl LivenessReporter {
+    /// Whether the reporting task has ended (it ends only when its member
+    /// watch does).
+    ///
+    /// # Examples
+    ///
+    /// See [`LivenessReporter`].
+    pub fn is_finished(&self) -> bool {
+        self.task.0.is_finished()
+    }
+}
+
+impl fmt::Debug for LivenessReporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LivenessReporter")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
 /// The lifecycle of a coordinator's lease.
 const ACTIVE: u8 = 0;
 const LEASE_LOST: u8 = 1;
@@ -1328,6 +1379,66 @@ impl EtcdCoordinator {
         ));
         MemberWatch {
             events: rx,
+            task: AbortOnDrop(task),
+        }
+    }
+
+    /// Feeds `monitor` with the liveness etcd sees: every rank of the job
+    /// becomes a member of the monitor ([`MemberId::Rank`]), and a rank is
+    /// heard from (one heartbeat every half `heartbeat_timeout`) for as long
+    /// as its lease lives.
+    ///
+    /// When a rank's lease expires (its process died or lost etcd for longer
+    /// than the TTL), its heartbeats stop, so the monitor's own sweep marks
+    /// it Unresponsive and then Failed, after `heartbeat_timeout` and twice
+    /// that. A rank that never connects fails the same way. A rank that
+    /// leaves through [`shutdown`](Self::shutdown) is removed from the
+    /// monitor instead: a clean exit is not a failure. While etcd itself is
+    /// unreachable, the ranks last seen alive keep being heard from: an etcd
+    /// outage is not a failure of the ranks.
+    ///
+    /// The reporting runs in a background task (with its own member watch)
+    /// until the returned [`LivenessReporter`] is dropped. The monitor must
+    /// be swept ([`HealthMonitor::start`]) for failures to show.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::coordinator::{EtcdConfig, EtcdCoordinator};
+    /// use steadfast::health::{HealthConfig, HealthMonitor, HealthStatus, MemberId};
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let Ok(endpoints) = std::env::var("STEADFAST_ETCD_ENDPOINTS") else { return Ok(()) };
+    /// # let prefix = format!("doc-liveness-{}", std::process::id());
+    /// let config = EtcdConfig::builder()
+    ///     .endpoints_csv(&endpoints)
+    ///     .prefix(prefix)
+    ///     .world_size(2)
+    ///     .build()?;
+    /// let rank0 = EtcdCoordinator::connect(config).await?;
+    /// let monitor = HealthMonitor::new(HealthConfig::default());
+    /// let _sweeper = monitor.start()?;
+    /// let _reporter = rank0.report_liveness(&monitor);
+    /// // Both ranks are members; rank 1 fails unless it connects in time.
+    /// assert_eq!(monitor.len(), 2);
+    /// assert_eq!(monitor.status(&MemberId::Rank(0)), Some(HealthStatus::Healthy));
+    /// # rank0.shutdown(Duration::from_millis(100)).await.ok();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn report_liveness(&self, monitor: &HealthMonitor) -> LivenessReporter {
+        for rank in 0..self.inner.config.world_size {
+            monitor.add_member(rank);
+        }
+        let members = self.watch_members();
+        let task = tokio::spawn(liveness_loop(
+            members,
+            monitor.clone(),
+            self.inner.config.prefix.clone(),
+        ));
+        LivenessReporter {
             task: AbortOnDrop(task),
         }
     }
@@ -2222,6 +2333,62 @@ async fn member_watch_loop(
     }
 }
 
+/// Feeds a [`HealthMonitor`] from a member watch; see
+/// [`EtcdCoordinator::report_liveness`].
+async fn liveness_loop(
+    mut members: MemberWatch,
+    monitor: HealthMonitor,
+    prefix: String,
+) {
+    use futures::StreamExt;
+
+    let mut alive: BTreeSet<usize> = BTreeSet::new();
+    let period = (monitor.config().heartbeat_timeout() / 2).max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = members.next() => {
+                let Some(event) = event else { return };
+                match event {
+                    Ok(MemberEvent::Joined { rank }) => {
+                        monitor.add_member(rank);
+                        let _ = monitor.heartbeat(&MemberId::Rank(rank));
+                        alive.insert(rank);
+                    }
+                    Ok(MemberEvent::Left { rank, graceful: true }) => {
+                        alive.remove(&rank);
+                        monitor.remove_member(&MemberId::Rank(rank));
+                    }
+                    Ok(MemberEvent::Left { rank, graceful: false }) => {
+                        alive.remove(&rank);
+                        tracing::warn!(
+                            target: TARGET,
+                            coordinator = "etcd",
+                            prefix = %prefix,
+                            member = rank,
+                            "lease of a rank expired; it is no longer heard from"
+                        );
+                    }
+                    Err(e) => tracing::warn!(
+                        target: TARGET,
+                        coordinator = "etcd",
+                        prefix = %prefix,
+                        error = %e,
+                        "member watch failed; the ranks last seen alive are still heard from"
+                    ),
+                }
+            }
+            _ = ticker.tick() => {
+                for &rank in &alive {
+                    // A member the caller removed stays removed.
+                    let _ = monitor.heartbeat(&MemberId::Rank(rank));
+                }
+            }
+        }
+    }
+}
+
 /// gRPC status codes (as numbers) that say a retry may succeed:
 /// `CANCELLED` (the connection went away), `DEADLINE_EXCEEDED`,
 /// `RESOURCE_EXHAUSTED`, `ABORTED` and `UNAVAILABLE` (etcd down, no leader,
@@ -2558,6 +2725,7 @@ mod tests {
         assert_send_sync::<MemberEvent>();
         fn assert_send<T: Send>() {}
         assert_send::<MemberWatch>();
+        assert_send_sync::<LivenessReporter>();
     }
 
     #[test]

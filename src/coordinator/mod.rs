@@ -27,7 +27,9 @@ mod fault_tolerant;
 mod memory;
 
 #[cfg(feature = "etcd")]
-pub use etcd::{EtcdConfig, EtcdConfigBuilder, EtcdCoordinator, MemberEvent, MemberWatch};
+pub use etcd::{
+    EtcdConfig, EtcdConfigBuilder, EtcdCoordinator, LivenessReporter, MemberEvent, MemberWatch,
+};
 pub use fault_tolerant::{FaultTolerant, FaultTolerantConfig, FaultTolerantConfigBuilder};
 pub use memory::{CoordinatorFaults, InMemoryCoordinator};
 
