@@ -787,7 +787,21 @@ impl LivenessReporter {
     ///
     /// # Examples
     ///
-    /// See [`LivenessReporter`].
+    /// ```
+    /// # use steadfast::coordinator::{EtcdConfig, EtcdCoordinator};
+    /// # use steadfast::health::HealthMonitor;
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let Ok(endpoints) = std::env::var("STEADFAST_ETCD_ENDPOINTS") else { return Ok(()) };
+    /// # let prefix = format!("doc-reporter-finished-{}", std::process::id());
+    /// # let config = EtcdConfig::builder().endpoints_csv(&endpoints).prefix(prefix).build()?;
+    /// let coordinator = EtcdCoordinator::connect(config).await?;
+    /// let reporter = coordinator.report_liveness(&HealthMonitor::default());
+    /// assert!(!reporter.is_finished());
+    /// # coordinator.shutdown(std::time::Duration::from_millis(100)).await.ok();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.task.0.is_finished()
     }

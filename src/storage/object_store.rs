@@ -58,6 +58,12 @@ const TARGET: &str = "steadfast::storage";
 
 /// The smallest part of a multipart upload that S3 accepts (all parts but
 /// the last): 5 MiB.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(steadfast::storage::MIN_PART_SIZE, 5 * 1024 * 1024);
+/// ```
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// A [`CheckpointStorage`] on any [`ObjectStore`]: S3, GCS, Azure, local
