@@ -1,1 +1,81 @@
-//! (module under construction)
+//! Crash-safe checkpoints: sharded saves committed by a manifest, verified
+//! loads, listing, deletion and retention.
+//!
+//! A checkpoint is either complete and verified, or it does not exist.
+//!
+//! A checkpoint `NAME` is the storage prefix `NAME/`: one shard object per
+//! rank and a manifest, `NAME/metadata.json`, written last by rank 0 with
+//! [`put_if_absent`](crate::storage::CheckpointStorage::put_if_absent). The
+//! manifest is the commit point: it lists every shard with its size and
+//! SHA-256, and an index of named entries. A prefix without a manifest is
+//! not a checkpoint: [`DistributedCheckpoint::list`] and
+//! [`DistributedCheckpoint::load`] do not see it, and
+//! [`DistributedCheckpoint::cleanup_uncommitted`] removes it. A failed save is
+//! rolled back on every rank, found by listing, never by guessing names.
+//!
+//! Nothing is trusted on load: the manifest carries its own checksum and is
+//! validated (every shard key inside the prefix, every rank once, every entry
+//! inside its shard), and a shard's size and digest are checked before any of
+//! its bytes reach the caller. A mismatch is a [`CheckpointError::Corrupted`]
+//! naming the shard.
+//!
+//! - [`DistributedCheckpoint`]: save (entries or a stream), load (this rank's
+//!   shard, or named entries at any world size), list, delete, retention,
+//!   cleanup.
+//! - [`Manifest`]: the layout of `metadata.json` and its checks.
+//! - [`CheckpointRollbackManager`](crate::handler::CheckpointRollbackManager):
+//!   one object saved under retry, with the
+//!   previous version kept intact on failure.
+//!
+//! # Examples
+//!
+//! ```
+//! use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, SaveOptions, ShardData};
+//! use steadfast::coordinator::InMemoryCoordinator;
+//! use steadfast::retry::RetryPolicy;
+//! use steadfast::storage::MemoryStorage;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+//! let storage = MemoryStorage::new();
+//! // Four ranks save one shard each.
+//! let saves: Vec<_> = InMemoryCoordinator::new(4)
+//!     .into_iter()
+//!     .map(|rank| {
+//!         let ckpt = DistributedCheckpoint::new(storage.clone(), rank, RetryPolicy::default(), CheckpointOptions::default());
+//!         tokio::spawn(async move {
+//!             let r = ckpt.rank();
+//!             let shard = ShardData::new().with_entry(format!("layer.{r}"), vec![r as u8; 4]);
+//!             ckpt.save("step-10", &shard, SaveOptions::new().step(10)).await
+//!         })
+//!     })
+//!     .collect();
+//! for save in saves {
+//!     save.await.unwrap()?;
+//! }
+//! // A job of two ranks reads what it needs by entry name.
+//! let rank = InMemoryCoordinator::new(2).remove(1);
+//! let ckpt = DistributedCheckpoint::new(storage, rank, RetryPolicy::default(), CheckpointOptions::default());
+//! assert_eq!(ckpt.load_entry("step-10", "layer.3").await?, vec![3; 4]);
+//! # Ok(())
+//! # }
+//! ```
+
+mod distributed;
+mod error;
+mod manifest;
+mod options;
+mod rollback;
+mod shard;
+
+pub use distributed::DistributedCheckpoint;
+pub(crate) use error::describe;
+pub use error::{CheckpointError, Result};
+pub use manifest::{
+    manifest_key, sha256_hex, validate_name, CheckpointInfo, EntryLocation, Manifest, ShardInfo,
+    FORMAT_VERSION, MANIFEST_FILE_NAME,
+};
+pub use options::{CheckpointOptions, CheckpointOptionsBuilder, LoadOptions, SaveOptions};
+pub(crate) use rollback::{delete_object, remove_checkpoint};
+pub use rollback::{CleanupReport, RetentionReport, RollbackReport};
+pub use shard::ShardData;

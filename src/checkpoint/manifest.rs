@@ -1,0 +1,728 @@
+//! The layout of a checkpoint in storage and its manifest, `metadata.json`.
+//!
+//! A checkpoint `NAME` (a valid storage key of one or more segments) is the
+//! prefix `NAME/`. It holds one shard object per rank, named
+//! `NAME/shard-<rank>-of-<world size>-<token>.bin` (the token is a random
+//! number chosen by each rank for each save, so that two saves never write to
+//! the same key), and the manifest `NAME/metadata.json`, written last: the
+//! manifest is the commit point. A prefix without a manifest is not a
+//! checkpoint.
+//!
+//! The manifest lists every shard with its size and SHA-256 digest, an index
+//! of named entries (which shard holds each entry, at which offset, how many
+//! bytes), the step and the user's metadata. It carries its own SHA-256
+//! checksum, computed over its canonical (compact JSON) form without the
+//! checksum field, so that a damaged manifest cannot send a reader to the
+//! wrong bytes.
+//!
+//! Reading a manifest ([`Manifest::from_bytes`]) checks, in this order: that
+//! it parses as JSON with a `format_version`, that the version is one this
+//! build reads, that it parses fully, that its checksum matches, and that it
+//! describes a possible checkpoint ([`Manifest::validate`]). Every failure is
+//! an error, never a panic.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::error::{CheckpointError, Result};
+use crate::storage::{validate_key, StorageError};
+
+/// The name of the manifest object inside a checkpoint's prefix.
+pub const MANIFEST_FILE_NAME: &str = "metadata.json";
+
+/// The manifest format version this build writes, and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The storage key of the manifest of checkpoint `name`: `NAME/metadata.json`.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::manifest_key;
+/// assert_eq!(manifest_key("run-1/step-10"), "run-1/step-10/metadata.json");
+/// ```
+pub fn manifest_key(name: &str) -> String {
+    format!("{name}/{MANIFEST_FILE_NAME}")
+}
+
+/// Checks that `name` can name a checkpoint: a valid storage key (see
+/// [`validate_key`]) whose last segment is not `metadata.json`.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::validate_name;
+/// assert!(validate_name("run-1/step-10").is_ok());
+/// assert!(validate_name("../escape").is_err());
+/// assert!(validate_name("run/metadata.json").is_err());
+/// ```
+pub fn validate_name(name: &str) -> Result<()> {
+    check_name(name).map_err(|source| CheckpointError::InvalidName {
+        name: name.to_string(),
+        source,
+    })
+}
+
+/// [`validate_name`] with the storage's error type.
+pub(crate) fn check_name(name: &str) -> std::result::Result<(), StorageError> {
+    validate_key(name)?;
+    if name.rsplit('/').next() == Some(MANIFEST_FILE_NAME) {
+        return Err(StorageError::InvalidKey {
+            key: name.to_string(),
+            reason: "the last segment of a checkpoint name must not be `metadata.json`",
+        });
+    }
+    Ok(())
+}
+
+/// The key of a shard written by `rank` of `world_size` for a save whose
+/// random token is `token`.
+pub(crate) fn shard_key(name: &str, rank: usize, world_size: usize, token: u64) -> String {
+    format!("{name}/shard-{rank:05}-of-{world_size:05}-{token:016x}.bin")
+}
+
+/// Whether the last segment of a key looks like a shard object
+/// (`shard-*.bin`).
+pub(crate) fn is_shard_file_name(file_name: &str) -> bool {
+    file_name.starts_with("shard-") && file_name.ends_with(".bin")
+}
+
+/// Lowercase hexadecimal of `bytes`.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// The lowercase hex SHA-256 of `bytes`.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::sha256_hex;
+/// assert_eq!(
+///     sha256_hex(b""),
+///     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+/// );
+/// ```
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    to_hex(&Sha256::digest(bytes))
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// One shard of a checkpoint, as the manifest records it.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::{sha256_hex, ShardInfo};
+///
+/// let shard = ShardInfo {
+///     rank: 0,
+///     key: "step-1/shard-00000-of-00001-00000000000000aa.bin".into(),
+///     size: 3,
+///     sha256: sha256_hex(b"abc"),
+/// };
+/// assert_eq!(shard.size, 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// The rank that wrote the shard.
+    pub rank: usize,
+    /// The shard's storage key, inside the checkpoint's prefix.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256 digest, lowercase hex.
+    pub sha256: String,
+}
+
+/// Where a named entry lives: which rank's shard, at which offset, how long.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::EntryLocation;
+/// let at = EntryLocation { rank: 1, offset: 128, length: 64 };
+/// assert_eq!(at.end(), Some(192));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryLocation {
+    /// The rank whose shard holds the entry.
+    pub rank: usize,
+    /// The entry's first byte within the shard.
+    pub offset: u64,
+    /// The entry's length in bytes.
+    pub length: u64,
+}
+
+impl EntryLocation {
+    /// One past the entry's last byte, or `None` if that overflows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::EntryLocation;
+    /// assert_eq!(EntryLocation { rank: 0, offset: u64::MAX, length: 1 }.end(), None);
+    /// ```
+    pub fn end(&self) -> Option<u64> {
+        self.offset.checked_add(self.length)
+    }
+}
+
+/// The manifest of a committed checkpoint, stored as `NAME/metadata.json`.
+///
+/// `created_at` is the wall-clock time of the commit in milliseconds since
+/// the Unix epoch. It is a timestamp meant for people and for ordering
+/// checkpoints across processes and machines, so it comes from
+/// [`SystemTime`], not from a monotonic clock.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::{sha256_hex, Manifest, ShardInfo};
+///
+/// # fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+/// let mut manifest = Manifest::new("step-5", 1);
+/// manifest.step = Some(5);
+/// manifest.shards.push(ShardInfo {
+///     rank: 0,
+///     key: "step-5/shard-00000-of-00001-0000000000000001.bin".into(),
+///     size: 5,
+///     sha256: sha256_hex(b"hello"),
+/// });
+/// let bytes = manifest.to_bytes()?;
+/// let read = Manifest::from_bytes("step-5", &bytes)?;
+/// assert_eq!(read.step, Some(5));
+/// assert_eq!(read.total_size(), 5);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Manifest {
+    /// The format version ([`FORMAT_VERSION`] when written by this build).
+    pub format_version: u32,
+    /// The checkpoint's name.
+    pub name: String,
+    /// The training step (or any sequence number) the checkpoint belongs to.
+    #[serde(default)]
+    pub step: Option<u64>,
+    /// When the checkpoint was committed, in milliseconds since the Unix
+    /// epoch (wall clock).
+    pub created_at: u64,
+    /// How many ranks saved it (one shard each).
+    pub world_size: usize,
+    /// The shards, one per rank, in rank order.
+    pub shards: Vec<ShardInfo>,
+    /// Named entries: entry name → where its bytes are.
+    #[serde(default)]
+    pub entries: BTreeMap<String, EntryLocation>,
+    /// The user's metadata.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// The SHA-256 of the manifest's canonical form without this field,
+    /// lowercase hex; filled in by [`Manifest::to_bytes`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checksum: String,
+}
+
+/// Only the version, read first so that a manifest of a newer format is
+/// reported as such rather than as unreadable.
+#[derive(Deserialize)]
+struct VersionProbe {
+    format_version: u32,
+}
+
+impl Manifest {
+    /// An empty manifest of the current format for checkpoint `name` saved by
+    /// `world_size` ranks, created now (wall clock), with no shards yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{Manifest, FORMAT_VERSION};
+    /// let m = Manifest::new("ckpt", 4);
+    /// assert_eq!(m.format_version, FORMAT_VERSION);
+    /// assert!(m.shards.is_empty());
+    /// ```
+    pub fn new(name: impl Into<String>, world_size: usize) -> Self {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            name: name.into(),
+            step: None,
+            created_at: unix_millis_now(),
+            world_size,
+            shards: Vec::new(),
+            entries: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+            checksum: String::new(),
+        }
+    }
+
+    /// The sum of the shard sizes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(steadfast::checkpoint::Manifest::new("c", 1).total_size(), 0);
+    /// ```
+    pub fn total_size(&self) -> u64 {
+        self.shards
+            .iter()
+            .fold(0u64, |sum, s| sum.saturating_add(s.size))
+    }
+
+    /// The shard written by `rank`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(steadfast::checkpoint::Manifest::new("c", 1).shard(0).is_none());
+    /// ```
+    pub fn shard(&self, rank: usize) -> Option<&ShardInfo> {
+        self.shards.iter().find(|s| s.rank == rank)
+    }
+
+    /// The commit time as a [`SystemTime`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// let mut m = steadfast::checkpoint::Manifest::new("c", 1);
+    /// m.created_at = 1_500;
+    /// assert_eq!(m.created_at_time(), UNIX_EPOCH + Duration::from_millis(1_500));
+    /// ```
+    pub fn created_at_time(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.created_at)
+    }
+
+    /// A summary of the checkpoint this manifest commits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let info = steadfast::checkpoint::Manifest::new("c", 2).info();
+    /// assert_eq!(info.world_size, 2);
+    /// ```
+    pub fn info(&self) -> CheckpointInfo {
+        CheckpointInfo {
+            name: self.name.clone(),
+            step: self.step,
+            created_at: self.created_at_time(),
+            world_size: self.world_size,
+            total_size: self.total_size(),
+        }
+    }
+
+    /// The SHA-256 of the manifest's canonical form: compact JSON of every
+    /// field except `checksum`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = steadfast::checkpoint::Manifest::new("c", 1);
+    /// assert_eq!(m.compute_checksum().len(), 64);
+    /// ```
+    pub fn compute_checksum(&self) -> String {
+        let mut body = self.clone();
+        body.checksum.clear();
+        // Serializing a struct of strings, integers and string-keyed maps
+        // cannot fail; should it ever, the checksum of nothing would not
+        // match any stored checksum and the manifest would be refused.
+        let canonical = serde_json::to_vec(&body).unwrap_or_default();
+        sha256_hex(&canonical)
+    }
+
+    /// Encodes the manifest as it is stored: pretty-printed JSON with a
+    /// fresh checksum (whatever `self.checksum` held is replaced).
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::ValidationFailed`] if the manifest cannot be
+    /// serialized.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let bytes = steadfast::checkpoint::Manifest::new("c", 1).to_bytes().unwrap();
+    /// assert!(String::from_utf8(bytes).unwrap().contains("\"checksum\""));
+    /// ```
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut stored = self.clone();
+        stored.checksum = self.compute_checksum();
+        serde_json::to_vec_pretty(&stored).map_err(|e| CheckpointError::ValidationFailed {
+            name: self.name.clone(),
+            reason: format!("the manifest cannot be encoded: {e}"),
+        })
+    }
+
+    /// Decodes and checks the manifest of checkpoint `name`: its format
+    /// version, its checksum and its structure ([`Manifest::validate`]).
+    ///
+    /// # Errors
+    ///
+    /// - [`CheckpointError::IncompatibleVersion`] for a newer format;
+    /// - [`CheckpointError::Corrupted`] (naming the manifest's key) for bytes
+    ///   that are not a manifest or whose checksum does not match;
+    /// - [`CheckpointError::ValidationFailed`] for a manifest that describes
+    ///   an impossible checkpoint.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{CheckpointError, Manifest};
+    ///
+    /// let err = Manifest::from_bytes("c", br#"{"format_version": 9}"#).unwrap_err();
+    /// assert!(matches!(err, CheckpointError::IncompatibleVersion { found: 9, .. }));
+    /// let err = Manifest::from_bytes("c", b"").unwrap_err();
+    /// assert!(matches!(err, CheckpointError::Corrupted { .. }));
+    /// ```
+    pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Manifest> {
+        let corrupted = |expected: &str, actual: String| CheckpointError::Corrupted {
+            name: name.to_string(),
+            shard: manifest_key(name),
+            expected: expected.to_string(),
+            actual,
+        };
+        if bytes.is_empty() {
+            return Err(corrupted("a JSON manifest", "an empty object".into()));
+        }
+        let probe: VersionProbe = serde_json::from_slice(bytes).map_err(|e| {
+            corrupted(
+                "a JSON manifest with a format_version",
+                format!("unreadable bytes ({e})"),
+            )
+        })?;
+        if probe.format_version > FORMAT_VERSION {
+            return Err(CheckpointError::IncompatibleVersion {
+                name: name.to_string(),
+                found: probe.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+            corrupted(
+                "a JSON manifest of format version 1",
+                format!("unreadable bytes ({e})"),
+            )
+        })?;
+        if manifest.checksum.is_empty() {
+            return Err(corrupted("a manifest checksum", "none".into()));
+        }
+        let actual = manifest.compute_checksum();
+        if actual != manifest.checksum {
+            return Err(corrupted(
+                &format!("manifest checksum sha256 {}", manifest.checksum),
+                format!("sha256 {actual}"),
+            ));
+        }
+        manifest.validate(name)?;
+        Ok(manifest)
+    }
+
+    /// Checks that the manifest describes a possible checkpoint named `name`:
+    /// a supported format version, the right name, a world size of at least
+    /// one, ranks `0..world_size` each exactly once, every shard key a valid
+    /// key directly inside `NAME/` (and not the manifest), digests of 64
+    /// lowercase hex digits, and every entry inside its shard.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::ValidationFailed`] saying what is wrong.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{sha256_hex, Manifest, ShardInfo};
+    ///
+    /// let mut m = Manifest::new("c", 1);
+    /// m.shards.push(ShardInfo {
+    ///     rank: 0,
+    ///     key: "other/shard-00000-of-00001-0000000000000001.bin".into(),
+    ///     size: 0,
+    ///     sha256: sha256_hex(b""),
+    /// });
+    /// assert!(m.validate("c").is_err()); // the shard is outside `c/`
+    /// ```
+    pub fn validate(&self, name: &str) -> Result<()> {
+        let invalid = |reason: String| {
+            Err(CheckpointError::ValidationFailed {
+                name: name.to_string(),
+                reason,
+            })
+        };
+        if self.format_version == 0 || self.format_version > FORMAT_VERSION {
+            return invalid(format!(
+                "format version {} is not one this build reads (1 to {FORMAT_VERSION})",
+                self.format_version
+            ));
+        }
+        if self.name != name {
+            return invalid(format!(
+                "the manifest names checkpoint {:?}, not {name:?}",
+                self.name
+            ));
+        }
+        if self.world_size == 0 {
+            return invalid("the world size is 0".into());
+        }
+        if self.shards.len() != self.world_size {
+            return invalid(format!(
+                "{} shards listed for a world of {} ranks",
+                self.shards.len(),
+                self.world_size
+            ));
+        }
+        let prefix = format!("{name}/");
+        let mut seen_ranks = vec![false; self.world_size];
+        let mut seen_keys = HashSet::new();
+        for shard in &self.shards {
+            match seen_ranks.get_mut(shard.rank) {
+                None => {
+                    return invalid(format!(
+                        "shard {:?} belongs to rank {}, outside a world of {} ranks",
+                        shard.key, shard.rank, self.world_size
+                    ))
+                }
+                Some(true) => return invalid(format!("rank {} is listed twice", shard.rank)),
+                Some(seen) => *seen = true,
+            }
+            if let Err(e) = validate_key(&shard.key) {
+                return invalid(format!("shard key {:?} is not a valid key: {e}", shard.key));
+            }
+            match shard.key.strip_prefix(&prefix) {
+                Some(file) if !file.is_empty() && !file.contains('/') => {
+                    if file == MANIFEST_FILE_NAME {
+                        return invalid(format!("shard key {:?} is the manifest", shard.key));
+                    }
+                }
+                _ => {
+                    return invalid(format!(
+                        "shard key {:?} is not directly inside {prefix:?}",
+                        shard.key
+                    ))
+                }
+            }
+            if !seen_keys.insert(shard.key.as_str()) {
+                return invalid(format!("shard key {:?} is listed twice", shard.key));
+            }
+            if !is_sha256_hex(&shard.sha256) {
+                return invalid(format!(
+                    "shard {:?} has digest {:?}, not 64 lowercase hex digits",
+                    shard.key, shard.sha256
+                ));
+            }
+        }
+        for (entry, at) in &self.entries {
+            if entry.is_empty() {
+                return invalid("an entry has an empty name".into());
+            }
+            let Some(shard) = self.shard(at.rank) else {
+                return invalid(format!(
+                    "entry {entry:?} is in the shard of rank {}, which is not listed",
+                    at.rank
+                ));
+            };
+            match at.end() {
+                Some(end) if end <= shard.size => {}
+                _ => {
+                    return invalid(format!(
+                        "entry {entry:?} (offset {}, length {}) runs past the end of shard {:?} ({} bytes)",
+                        at.offset, at.length, shard.key, shard.size
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A summary of a committed checkpoint, as [`list`] returns it.
+///
+/// [`list`]: crate::checkpoint::DistributedCheckpoint::list
+///
+/// # Examples
+///
+/// ```
+/// let info = steadfast::checkpoint::Manifest::new("step-3", 4).info();
+/// assert_eq!(info.name, "step-3");
+/// assert_eq!(info.total_size, 0);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// The checkpoint's name.
+    pub name: String,
+    /// Its step, if one was given.
+    pub step: Option<u64>,
+    /// When it was committed (wall clock).
+    pub created_at: SystemTime,
+    /// How many ranks saved it.
+    pub world_size: usize,
+    /// The total size of its shards, in bytes.
+    pub total_size: u64,
+}
+
+/// Milliseconds since the Unix epoch, from the wall clock (0 if the clock is
+/// before 1970, which only a broken clock is).
+pub(crate) fn unix_millis_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_rank_manifest() -> Manifest {
+        let mut m = Manifest::new("run/step-1", 2);
+        m.step = Some(1);
+        for rank in 0..2 {
+            m.shards.push(ShardInfo {
+                rank,
+                key: shard_key("run/step-1", rank, 2, 7),
+                size: 10,
+                sha256: sha256_hex(&[rank as u8; 10]),
+            });
+        }
+        m.entries.insert(
+            "w".into(),
+            EntryLocation {
+                rank: 1,
+                offset: 2,
+                length: 8,
+            },
+        );
+        m.metadata.insert("model".into(), "tiny".into());
+        m
+    }
+
+    #[test]
+    fn round_trips_with_checksum() {
+        let m = two_rank_manifest();
+        let bytes = m.to_bytes().unwrap();
+        let read = Manifest::from_bytes("run/step-1", &bytes).unwrap();
+        assert_eq!(read.checksum, m.compute_checksum());
+        let mut without = read.clone();
+        without.checksum.clear();
+        assert_eq!(without, m);
+    }
+
+    #[test]
+    fn a_changed_value_breaks_the_checksum() {
+        let bytes = two_rank_manifest().to_bytes().unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let tampered = text.replacen("\"offset\": 2", "\"offset\": 1", 1);
+        assert_ne!(tampered, text);
+        let err = Manifest::from_bytes("run/step-1", tampered.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Corrupted { shard, .. } if shard == "run/step-1/metadata.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn versions() {
+        let err =
+            Manifest::from_bytes("c", br#"{"format_version": 2, "anything": []}"#).unwrap_err();
+        assert!(matches!(
+            err,
+            CheckpointError::IncompatibleVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ));
+        let mut m = two_rank_manifest();
+        m.format_version = 0;
+        assert!(matches!(
+            m.validate("run/step-1"),
+            Err(CheckpointError::ValidationFailed { .. })
+        ));
+    }
+
+    #[test]
+    fn structural_checks() {
+        let check = |f: &dyn Fn(&mut Manifest)| {
+            let mut m = two_rank_manifest();
+            f(&mut m);
+            let bytes = m.to_bytes().unwrap();
+            match Manifest::from_bytes("run/step-1", &bytes) {
+                Err(CheckpointError::ValidationFailed { reason, .. }) => reason,
+                other => panic!("expected a validation failure, got {other:?}"),
+            }
+        };
+        check(&|m| m.name = "other".into());
+        check(&|m| m.world_size = 0);
+        check(&|m| m.world_size = 3);
+        check(&|m| m.shards[1].rank = 0);
+        check(&|m| m.shards[1].rank = 5);
+        check(&|m| m.shards[1].key = "run/other/x.bin".into());
+        check(&|m| m.shards[1].key = "run/step-1/../x".into());
+        check(&|m| m.shards[1].key = "/abs/x".into());
+        check(&|m| m.shards[1].key = "run/step-2/shard.bin".into());
+        check(&|m| m.shards[1].key = "run/step-1/metadata.json".into());
+        check(&|m| m.shards[1].key = m.shards[0].key.clone());
+        check(&|m| m.shards[1].sha256 = "ABC".into());
+        check(&|m| m.shards[1].sha256 = m.shards[1].sha256.to_uppercase());
+        check(&|m| m.entries.get_mut("w").unwrap().length = 9);
+        check(&|m| m.entries.get_mut("w").unwrap().offset = u64::MAX);
+        check(&|m| m.entries.get_mut("w").unwrap().rank = 2);
+        let reason = check(&|m| {
+            m.entries.insert(
+                String::new(),
+                EntryLocation {
+                    rank: 0,
+                    offset: 0,
+                    length: 0,
+                },
+            );
+        });
+        assert!(reason.contains("empty name"));
+    }
+
+    #[test]
+    fn garbage_is_corrupted_not_a_panic() {
+        for bytes in [
+            &b""[..],
+            b"{",
+            b"null",
+            b"[]",
+            b"{\"format_version\": \"1\"}",
+            b"{\"format_version\": 1}",
+            b"\xff\xfe",
+        ] {
+            let err = Manifest::from_bytes("c", bytes).unwrap_err();
+            assert!(matches!(err, CheckpointError::Corrupted { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(validate_name("a").is_ok());
+        assert!(validate_name("a/b").is_ok());
+        for bad in ["", "a/", "/a", "a/../b", "metadata.json", "x/metadata.json"] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(is_shard_file_name(
+            "shard-00000-of-00001-0000000000000001.bin"
+        ));
+        assert!(!is_shard_file_name("metadata.json"));
+        assert_eq!(to_hex(&[0x00, 0xab, 0x7f]), "00ab7f");
+    }
+}

@@ -1,0 +1,807 @@
+//! Distributed checkpoints on `MemoryStorage` and `InMemoryCoordinator`:
+//! round trips, listing, deletion, retention, cleanup, resharding, and every
+//! rank agreeing on the outcome when a rank fails, vanishes or is dropped.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use steadfast::checkpoint::{
+    manifest_key, CheckpointError, CheckpointInfo, CheckpointOptions, DistributedCheckpoint,
+    LoadOptions, Manifest, SaveOptions, ShardData,
+};
+use steadfast::coordinator::InMemoryCoordinator;
+use steadfast::retry::RetryPolicy;
+use steadfast::storage::{
+    CheckpointStorage, MemoryStorage, ObjectMeta, ObjectStream, ObjectWriter, Operation,
+    Result as StorageResult,
+};
+
+type Ckpt<S> = DistributedCheckpoint<S, InMemoryCoordinator>;
+
+fn policy() -> RetryPolicy {
+    RetryPolicy::builder()
+        .max_retries(3)
+        .initial_delay(Duration::from_millis(10))
+        .max_delay(Duration::from_millis(100))
+        .build()
+        .unwrap()
+}
+
+fn options() -> CheckpointOptions {
+    // Small chunks, so that shards are written in several pieces.
+    CheckpointOptions::builder().chunk_size(7).build().unwrap()
+}
+
+fn handles<S: CheckpointStorage + Clone>(
+    storage: &S,
+    ranks: Vec<InMemoryCoordinator>,
+) -> Vec<Ckpt<S>> {
+    ranks
+        .into_iter()
+        .map(|rank| DistributedCheckpoint::new(storage.clone(), rank, policy(), options()))
+        .collect()
+}
+
+/// Runs `f` on every rank as its own task and returns the results in rank
+/// order.
+async fn on_every_rank<S, F, Fut, T>(ckpts: Vec<Ckpt<S>>, f: F) -> Vec<T>
+where
+    S: CheckpointStorage + Clone,
+    F: Fn(Arc<Ckpt<S>>) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = ckpts
+        .into_iter()
+        .map(|c| tokio::spawn(f(Arc::new(c))))
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("rank task panicked"));
+    }
+    out
+}
+
+/// Rank `r`'s shard: entries `layer.<r>.weight` and `layer.<r>.bias`, of a
+/// size that differs by rank and by `seed`.
+fn shard_of(rank: usize, seed: u8) -> ShardData {
+    ShardData::new()
+        .with_entry(
+            format!("layer.{rank}.weight"),
+            vec![seed ^ rank as u8; 20 + rank * 3],
+        )
+        .with_entry(
+            format!("layer.{rank}.bias"),
+            vec![seed.wrapping_add(rank as u8); 5],
+        )
+}
+
+fn shard_bytes(rank: usize, seed: u8) -> Vec<u8> {
+    shard_of(rank, seed)
+        .entries()
+        .iter()
+        .flat_map(|(_, d)| d.clone())
+        .collect()
+}
+
+/// Saves `name` at `step` on a fresh `world`-rank job over `storage`.
+async fn save_all<S: CheckpointStorage + Clone>(
+    storage: &S,
+    world: usize,
+    name: &'static str,
+    step: u64,
+    seed: u8,
+) -> Vec<Result<CheckpointInfo, CheckpointError>> {
+    on_every_rank(
+        handles(storage, InMemoryCoordinator::new(world)),
+        move |c| async move {
+            let shard = shard_of(c.rank(), seed);
+            c.save(
+                name,
+                &shard,
+                SaveOptions::new()
+                    .step(step)
+                    .metadata("seed", seed.to_string()),
+            )
+            .await
+        },
+    )
+    .await
+}
+
+fn single<S: CheckpointStorage>(storage: S) -> Ckpt<S> {
+    DistributedCheckpoint::new(
+        storage,
+        InMemoryCoordinator::new(1).remove(0),
+        policy(),
+        options(),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn four_ranks_round_trip() {
+    let storage = MemoryStorage::new();
+    let results = save_all(&storage, 4, "run/step-10", 10, 1).await;
+    let infos: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    for info in &infos {
+        assert_eq!(info, &infos[0], "every rank returns the same summary");
+    }
+    assert_eq!(infos[0].name, "run/step-10");
+    assert_eq!(infos[0].step, Some(10));
+    assert_eq!(infos[0].world_size, 4);
+    let expected_total: usize = (0..4).map(|r| shard_bytes(r, 1).len()).sum();
+    assert_eq!(infos[0].total_size, expected_total as u64);
+    // Four shards and the manifest.
+    assert_eq!(storage.len(), 5);
+    assert!(storage.keys().contains(&manifest_key("run/step-10")));
+
+    let loaded = on_every_rank(
+        handles(&storage, InMemoryCoordinator::new(4)),
+        |c| async move { c.load("run/step-10", LoadOptions::default()).await },
+    )
+    .await;
+    for (rank, bytes) in loaded.into_iter().enumerate() {
+        assert_eq!(bytes.unwrap(), shard_bytes(rank, 1), "rank {rank}");
+    }
+
+    let ckpt = single(storage.clone());
+    let manifest = ckpt.verify("run/step-10").await.unwrap();
+    assert_eq!(manifest.metadata["seed"], "1");
+    assert_eq!(manifest.entries.len(), 8);
+    assert_eq!(
+        ckpt.load_entry("run/step-10", "layer.2.bias")
+            .await
+            .unwrap(),
+        vec![3u8; 5]
+    );
+    assert!(matches!(
+        ckpt.load_entry("run/step-10", "layer.9.bias").await,
+        Err(CheckpointError::EntryNotFound { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn streamed_shards_round_trip() {
+    let storage = MemoryStorage::new();
+    let results = on_every_rank(
+        handles(&storage, InMemoryCoordinator::new(2)),
+        |c| async move {
+            let bytes: Vec<u8> = (0..1000u32)
+                .map(|i| (i * 7 + c.rank() as u32) as u8)
+                .collect();
+            let source = bytes.clone();
+            let info = c
+                .save_stream(
+                    "streamed",
+                    move || {
+                        let reader = std::io::Cursor::new(source.clone());
+                        async move { Ok(reader) }
+                    },
+                    SaveOptions::new(),
+                )
+                .await?;
+            let loaded = c.load("streamed", LoadOptions::default()).await?;
+            Ok::<_, CheckpointError>((info, loaded == bytes))
+        },
+    )
+    .await;
+    for r in results {
+        let (info, same) = r.unwrap();
+        assert!(same);
+        assert_eq!(info.total_size, 2000);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn list_shows_committed_only_newest_first() {
+    let storage = MemoryStorage::new();
+    for (step, name) in [(1, "step-1"), (2, "step-2"), (3, "step-3")] {
+        for r in save_all(&storage, 2, name, step, step as u8).await {
+            r.unwrap();
+        }
+    }
+    // A save in progress (or crashed): shards without a manifest.
+    storage
+        .put(
+            "step-4/shard-00000-of-00002-00000000000000aa.bin",
+            vec![1; 10],
+        )
+        .await
+        .unwrap();
+    // A manifest that is not a valid checkpoint.
+    storage
+        .put("broken/metadata.json", b"{".to_vec())
+        .await
+        .unwrap();
+
+    let ckpt = single(storage.clone());
+    let list = ckpt.list().await.unwrap();
+    let names: Vec<_> = list.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["step-3", "step-2", "step-1"]);
+    assert!(list.windows(2).all(|w| w[0].created_at >= w[1].created_at));
+    assert_eq!(ckpt.latest().await.unwrap().unwrap().name, "step-3");
+    assert!(matches!(
+        ckpt.load("step-4", LoadOptions::default()).await,
+        Err(CheckpointError::NotFound { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn delete_removes_manifest_and_every_listed_object() {
+    let storage = MemoryStorage::new();
+    for r in save_all(&storage, 3, "doomed", 1, 9).await {
+        r.unwrap();
+    }
+    for r in save_all(&storage, 1, "kept", 2, 9).await {
+        r.unwrap();
+    }
+    // A stray object with a name no rank number predicts.
+    storage
+        .put("doomed/notes.txt", b"stray".to_vec())
+        .await
+        .unwrap();
+    let ckpt = single(storage.clone());
+    let report = ckpt.delete("doomed").await.unwrap();
+    assert!(report.is_complete());
+    assert_eq!(
+        report.deleted[0], "doomed/metadata.json",
+        "the manifest goes first"
+    );
+    assert_eq!(report.deleted.len(), 5);
+    assert!(storage.keys().iter().all(|k| k.starts_with("kept/")));
+    assert!(matches!(
+        ckpt.delete("doomed").await,
+        Err(CheckpointError::NotFound { .. })
+    ));
+    assert!(matches!(
+        ckpt.delete("../x").await,
+        Err(CheckpointError::InvalidName { .. })
+    ));
+    assert_eq!(ckpt.latest().await.unwrap().unwrap().name, "kept");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retain_last_keeps_the_newest_and_ignores_saves_in_progress() {
+    let storage = MemoryStorage::new();
+    for (step, name) in [(1, "s1"), (2, "s2"), (3, "s3"), (4, "s4")] {
+        for r in save_all(&storage, 2, name, step, 0).await {
+            r.unwrap();
+        }
+    }
+    let in_progress = "s5/shard-00000-of-00002-0000000000000005.bin";
+    storage.put(in_progress, vec![5; 32]).await.unwrap();
+    let ckpt = single(storage.clone());
+
+    let report = ckpt.retain_last(2).await.unwrap();
+    assert_eq!(report.kept, ["s4", "s3"]);
+    assert_eq!(report.removed, ["s2", "s1"]);
+    assert!(report.objects.is_complete());
+    assert!(storage.keys().contains(&in_progress.to_string()));
+    assert!(storage
+        .keys()
+        .iter()
+        .all(|k| !k.starts_with("s1/") && !k.starts_with("s2/")));
+
+    // Zero is clamped to one: the newest committed checkpoint stays.
+    let report = ckpt.retain_last(0).await.unwrap();
+    assert_eq!(report.kept, ["s4"]);
+    assert_eq!(report.removed, ["s3"]);
+    assert_eq!(ckpt.latest().await.unwrap().unwrap().name, "s4");
+    ckpt.verify("s4").await.unwrap();
+    assert!(storage.keys().contains(&in_progress.to_string()));
+}
+
+/// A storage whose objects under some prefixes look two hours old.
+#[derive(Debug, Clone)]
+struct Aged {
+    inner: MemoryStorage,
+    old: Vec<&'static str>,
+}
+
+impl Aged {
+    fn age(&self, mut meta: ObjectMeta) -> ObjectMeta {
+        if self.old.iter().any(|p| meta.key.starts_with(p)) {
+            meta.last_modified = meta.last_modified.map(|t| t - Duration::from_secs(7200));
+        }
+        meta
+    }
+}
+
+#[async_trait]
+impl CheckpointStorage for Aged {
+    async fn put(&self, key: &str, data: Vec<u8>) -> StorageResult<()> {
+        self.inner.put(key, data).await
+    }
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> StorageResult<()> {
+        self.inner.put_if_absent(key, data).await
+    }
+    async fn get(&self, key: &str) -> StorageResult<Vec<u8>> {
+        self.inner.get(key).await
+    }
+    async fn head(&self, key: &str) -> StorageResult<ObjectMeta> {
+        Ok(self.age(self.inner.head(key).await?))
+    }
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+        Ok(self
+            .inner
+            .list(prefix)
+            .await?
+            .into_iter()
+            .map(|m| self.age(m))
+            .collect())
+    }
+    async fn put_stream(&self, key: &str) -> StorageResult<Box<dyn ObjectWriter>> {
+        self.inner.put_stream(key).await
+    }
+    async fn get_stream(&self, key: &str) -> StorageResult<ObjectStream> {
+        self.inner.get_stream(key).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn cleanup_uncommitted_respects_the_grace_period() {
+    let storage = Aged {
+        inner: MemoryStorage::new(),
+        old: vec!["crashed/", "done/", "notes/"],
+    };
+    for r in save_all(&storage, 2, "done", 1, 0).await {
+        r.unwrap();
+    }
+    storage
+        .put(
+            "crashed/shard-00000-of-00002-0000000000000001.bin",
+            vec![1; 8],
+        )
+        .await
+        .unwrap();
+    storage
+        .put(
+            "crashed/shard-00001-of-00002-0000000000000002.bin",
+            vec![2; 8],
+        )
+        .await
+        .unwrap();
+    storage
+        .put(
+            "writing/shard-00000-of-00001-0000000000000003.bin",
+            vec![3; 8],
+        )
+        .await
+        .unwrap();
+    storage
+        .put("notes/readme.txt", b"not a checkpoint".to_vec())
+        .await
+        .unwrap();
+    let before: Vec<String> = storage.inner.keys();
+
+    let ckpt = single(storage.clone());
+    let report = ckpt
+        .cleanup_uncommitted(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(report.removed, ["crashed"]);
+    assert_eq!(report.recent, ["writing"]);
+    assert_eq!(report.objects.deleted.len(), 2);
+    let after = storage.inner.keys();
+    assert_eq!(after.len(), before.len() - 2);
+    assert!(after.iter().all(|k| !k.starts_with("crashed/")));
+    ckpt.verify("done").await.unwrap();
+
+    // With no grace, the recent leftover goes too; the committed checkpoint
+    // and the unrelated object stay.
+    let report = ckpt.cleanup_uncommitted(Duration::ZERO).await.unwrap();
+    assert_eq!(report.removed, ["writing"]);
+    let after = storage.inner.keys();
+    assert!(after
+        .iter()
+        .all(|k| k.starts_with("done/") || k == "notes/readme.txt"));
+    ckpt.verify("done").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_two_rank_job_reads_what_a_four_rank_job_saved() {
+    let storage = MemoryStorage::new();
+    for r in save_all(&storage, 4, "wide", 5, 42).await {
+        r.unwrap();
+    }
+    let results = on_every_rank(
+        handles(&storage, InMemoryCoordinator::new(2)),
+        |c| async move {
+            // Rank r of 2 takes the layers of old ranks 2r and 2r + 1.
+            let mine = [2 * c.rank(), 2 * c.rank() + 1];
+            let entries = c
+                .load_entries("wide", |e| {
+                    mine.iter().any(|r| e.starts_with(&format!("layer.{r}.")))
+                })
+                .await?;
+            let strict = c.load("wide", LoadOptions::default()).await;
+            let loose = c.load("wide", LoadOptions::new().strict(false)).await?;
+            Ok::<_, CheckpointError>((c.rank(), entries, strict, loose))
+        },
+    )
+    .await;
+    for r in results {
+        let (rank, entries, strict, loose) = r.unwrap();
+        assert_eq!(entries.len(), 4);
+        for old in [2 * rank, 2 * rank + 1] {
+            let shard = shard_of(old, 42);
+            for (name, data) in shard.entries() {
+                assert_eq!(&entries[name], data, "{name}");
+            }
+        }
+        assert!(
+            matches!(&strict, Err(CheckpointError::LoadFailed { reason, .. }) if reason.contains("4 ranks")),
+            "{strict:?}"
+        );
+        assert_eq!(loose, shard_bytes(rank, 42));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_absent_rank_times_out_everyone_and_is_named() {
+    let storage = MemoryStorage::new();
+    let ranks = InMemoryCoordinator::new(4);
+    ranks[0].faults().set_absent(3, true);
+    let timeout = Duration::from_secs(30);
+    let results = on_every_rank(handles(&storage, ranks), move |c| async move {
+        let shard = shard_of(c.rank(), 0);
+        c.save("lost", &shard, SaveOptions::new().timeout(timeout))
+            .await
+    })
+    .await;
+    for (rank, r) in results.into_iter().enumerate() {
+        match r {
+            Err(CheckpointError::Timeout {
+                missing_ranks,
+                after,
+                name,
+                ..
+            }) => {
+                assert_eq!(missing_ranks, vec![3], "rank {rank}");
+                assert_eq!(after, timeout);
+                assert_eq!(name, "lost");
+            }
+            other => panic!("rank {rank}: expected a timeout, got {other:?}"),
+        }
+    }
+    assert!(storage.is_empty(), "left behind: {:?}", storage.keys());
+    assert!(single(storage).list().await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_save_leaves_no_visible_checkpoint() {
+    let storage = MemoryStorage::new();
+    let ranks = InMemoryCoordinator::new(4);
+    // Rank 2 is slow to arrive, so the others wait at the exchange when the
+    // saves are dropped.
+    ranks[0].faults().set_delay(2, Duration::from_secs(60));
+    let results = on_every_rank(handles(&storage, ranks), |c| async move {
+        let shard = shard_of(c.rank(), 0);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            c.save("dropped", &shard, SaveOptions::new()),
+        )
+        .await
+    })
+    .await;
+    assert!(results.iter().all(|r| r.is_err()), "every save was cut off");
+    let ckpt = single(storage.clone());
+    assert!(ckpt.list().await.unwrap().is_empty());
+    assert!(!storage.keys().contains(&manifest_key("dropped")));
+    assert!(matches!(
+        ckpt.load("dropped", LoadOptions::default()).await,
+        Err(CheckpointError::NotFound { .. })
+    ));
+    assert!(
+        !storage.is_empty(),
+        "the shards written before the drop are leftovers"
+    );
+    let report = ckpt.cleanup_uncommitted(Duration::ZERO).await.unwrap();
+    assert_eq!(report.removed, ["dropped"]);
+    assert!(storage.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn saving_the_same_name_twice_leaves_the_first_intact() {
+    let storage = MemoryStorage::new();
+    for r in save_all(&storage, 3, "once", 1, 1).await {
+        r.unwrap();
+    }
+    let before: Vec<(String, Vec<u8>)> = {
+        let mut v = Vec::new();
+        for k in storage.keys() {
+            let data = storage.get(&k).await.unwrap();
+            v.push((k, data));
+        }
+        v
+    };
+    for (rank, r) in save_all(&storage, 3, "once", 2, 2)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert!(
+            matches!(&r, Err(CheckpointError::AlreadyExists { name }) if name == "once"),
+            "rank {rank}: {r:?}"
+        );
+    }
+    let mut after = Vec::new();
+    for k in storage.keys() {
+        let data = storage.get(&k).await.unwrap();
+        after.push((k, data));
+    }
+    assert_eq!(
+        before, after,
+        "the first checkpoint is untouched and nothing was added"
+    );
+    let loaded = on_every_rank(
+        handles(&storage, InMemoryCoordinator::new(3)),
+        |c| async move { c.load("once", LoadOptions::default()).await },
+    )
+    .await;
+    for (rank, bytes) in loaded.into_iter().enumerate() {
+        assert_eq!(bytes.unwrap(), shard_bytes(rank, 1));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicate_entry_names_fail_on_every_rank() {
+    let storage = MemoryStorage::new();
+    let results = on_every_rank(
+        handles(&storage, InMemoryCoordinator::new(3)),
+        |c| async move {
+            let shard = ShardData::new().with_entry("shared", vec![c.rank() as u8]);
+            c.save("dup", &shard, SaveOptions::new()).await
+        },
+    )
+    .await;
+    for r in results {
+        match r {
+            Err(CheckpointError::SaveFailed {
+                failed_ranks,
+                reason,
+                ..
+            }) => {
+                assert_eq!(failed_ranks, vec![0, 1]);
+                assert!(reason.contains("\"shared\""), "{reason}");
+            }
+            other => panic!("expected SaveFailed, got {other:?}"),
+        }
+    }
+    assert!(storage.is_empty(), "left behind: {:?}", storage.keys());
+}
+
+#[tokio::test(start_paused = true)]
+async fn checkpoints_do_not_nest() {
+    let storage = MemoryStorage::new();
+    for r in save_all(&storage, 1, "outer", 1, 0).await {
+        r.unwrap();
+    }
+    let inner = save_all(&storage, 1, "outer/inner", 2, 0).await.remove(0);
+    assert!(
+        matches!(inner, Err(CheckpointError::SaveFailed { .. })),
+        "{inner:?}"
+    );
+    for r in save_all(&storage, 1, "a/b", 1, 0).await {
+        r.unwrap();
+    }
+    let around = save_all(&storage, 1, "a", 2, 0).await.remove(0);
+    assert!(
+        matches!(around, Err(CheckpointError::SaveFailed { .. })),
+        "{around:?}"
+    );
+    let storage_keys = storage.keys();
+    let names: Vec<_> = single(storage)
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?} {:?}", storage_keys);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_newer_manifest_version_is_refused() {
+    let storage = MemoryStorage::new();
+    for r in save_all(&storage, 1, "future", 1, 0).await {
+        r.unwrap();
+    }
+    let key = manifest_key("future");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&storage.get(&key).await.unwrap()).unwrap();
+    json["format_version"] = 2.into();
+    storage
+        .put(&key, serde_json::to_vec(&json).unwrap())
+        .await
+        .unwrap();
+    let ckpt = single(storage);
+    let err = ckpt
+        .load("future", LoadOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CheckpointError::IncompatibleVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(ckpt.list().await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manifest_read_back_is_the_one_written() {
+    let storage = MemoryStorage::new();
+    for r in save_all(&storage, 2, "m", 3, 0).await {
+        r.unwrap();
+    }
+    let bytes = storage.get(&manifest_key("m")).await.unwrap();
+    let manifest = Manifest::from_bytes("m", &bytes).unwrap();
+    assert_eq!(manifest.world_size, 2);
+    assert_eq!(manifest.step, Some(3));
+    assert!(manifest.created_at_time() <= SystemTime::now());
+    for shard in &manifest.shards {
+        assert!(shard.key.starts_with("m/shard-"));
+        assert_eq!(storage.head(&shard.key).await.unwrap().size, shard.size);
+    }
+}
+
+/// The rank whose shard key `key` is (`NAME/shard-<rank>-of-...`).
+fn rank_of_shard_key(key: &str) -> usize {
+    let digits = key
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .strip_prefix("shard-")
+        .unwrap();
+    digits[..5].parse().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_rank_sees_the_same_outcome_when_one_rank_fails() {
+    let storage = MemoryStorage::new();
+    // The third shard write fails for good.
+    storage
+        .faults()
+        .fail_nth(Operation::PutStream, 3)
+        .permanent();
+    let results = save_all(&storage, 4, "half", 1, 0).await;
+    let failed_key = storage
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == Operation::PutStream)
+        .nth(2)
+        .unwrap()
+        .key;
+    let failed_rank = rank_of_shard_key(&failed_key);
+    let mut reasons = Vec::new();
+    for (rank, r) in results.into_iter().enumerate() {
+        match r {
+            Err(CheckpointError::SaveFailed {
+                name,
+                failed_ranks,
+                reason,
+                source,
+            }) => {
+                assert_eq!(name, "half");
+                assert_eq!(failed_ranks, vec![failed_rank], "rank {rank}");
+                assert!(reason.contains(&format!("rank {failed_rank}")), "{reason}");
+                // The failed rank carries its own cause.
+                assert_eq!(source.is_some(), rank == failed_rank, "rank {rank}");
+                reasons.push(reason);
+            }
+            other => panic!("rank {rank}: expected SaveFailed, got {other:?}"),
+        }
+    }
+    assert!(
+        reasons.windows(2).all(|w| w[0] == w[1]),
+        "the same reason everywhere"
+    );
+    assert!(storage.is_empty(), "left behind: {:?}", storage.keys());
+    assert!(single(storage).list().await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_write_faults_are_retried_within_the_save() {
+    let storage = MemoryStorage::new();
+    storage.faults().fail_next(Operation::PutStream, 3);
+    for r in save_all(&storage, 4, "bumpy", 1, 3).await {
+        r.unwrap();
+    }
+    assert_eq!(storage.count(Operation::PutStream), 7);
+    single(storage).verify("bumpy").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_commit_is_rolled_back_everywhere() {
+    let storage = MemoryStorage::new();
+    storage
+        .faults()
+        .fail_next(Operation::PutIfAbsent, 1)
+        .permanent();
+    for (rank, r) in save_all(&storage, 3, "uncommitted", 1, 0)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        match r {
+            Err(CheckpointError::SaveFailed {
+                failed_ranks,
+                reason,
+                ..
+            }) => {
+                assert_eq!(failed_ranks, vec![0], "rank {rank}");
+                assert!(reason.contains("manifest"), "{reason}");
+            }
+            other => panic!("rank {rank}: expected SaveFailed, got {other:?}"),
+        }
+    }
+    assert!(storage.is_empty(), "left behind: {:?}", storage.keys());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_commit_answer_is_recognised() {
+    let storage = MemoryStorage::new();
+    // The manifest is written but the answer is lost: the retry finds the
+    // identical manifest in place and the save succeeds.
+    let writer = storage.clone();
+    let wrapped = LostAnswer { inner: writer };
+    for r in save_all(&wrapped, 2, "lost-answer", 1, 0).await {
+        r.unwrap();
+    }
+    single(storage).verify("lost-answer").await.unwrap();
+}
+
+/// A storage whose first `put_if_absent` stores the object but reports a
+/// transient failure, as a connection reset after the write would.
+#[derive(Debug, Clone)]
+struct LostAnswer {
+    inner: MemoryStorage,
+}
+
+#[async_trait]
+impl CheckpointStorage for LostAnswer {
+    async fn put(&self, key: &str, data: Vec<u8>) -> StorageResult<()> {
+        self.inner.put(key, data).await
+    }
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> StorageResult<()> {
+        let first = self.inner.count(Operation::PutIfAbsent) == 0;
+        self.inner.put_if_absent(key, data).await?;
+        if first {
+            return Err(steadfast::storage::StorageError::Injected {
+                operation: "put_if_absent",
+                key: key.to_string(),
+                transient: true,
+            });
+        }
+        Ok(())
+    }
+    async fn get(&self, key: &str) -> StorageResult<Vec<u8>> {
+        self.inner.get(key).await
+    }
+    async fn head(&self, key: &str) -> StorageResult<ObjectMeta> {
+        self.inner.head(key).await
+    }
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+        self.inner.list(prefix).await
+    }
+    async fn put_stream(&self, key: &str) -> StorageResult<Box<dyn ObjectWriter>> {
+        self.inner.put_stream(key).await
+    }
+    async fn get_stream(&self, key: &str) -> StorageResult<ObjectStream> {
+        self.inner.get_stream(key).await
+    }
+}

@@ -1,0 +1,380 @@
+//! Damaged checkpoints on a real file system: flipped bytes, truncated and
+//! missing shards, empty, truncated and oversized manifests, manifests whose
+//! shard keys escape the checkpoint or whose sizes and digests lie. Each
+//! load fails with a clear error naming the damaged object; none returns
+//! wrong bytes, none panics.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use steadfast::checkpoint::{
+    manifest_key, CheckpointError, CheckpointOptions, DistributedCheckpoint, LoadOptions, Manifest,
+    SaveOptions, ShardData,
+};
+use steadfast::coordinator::InMemoryCoordinator;
+use steadfast::retry::RetryPolicy;
+use steadfast::storage::LocalFsStorage;
+
+const NAME: &str = "run/step-7";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    ckpt: DistributedCheckpoint<LocalFsStorage, InMemoryCoordinator>,
+    manifest: Manifest,
+}
+
+fn policy() -> RetryPolicy {
+    RetryPolicy::builder()
+        .max_retries(1)
+        .initial_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(1))
+        .build()
+        .unwrap()
+}
+
+fn shard() -> ShardData {
+    ShardData::new()
+        .with_entry(
+            "embedding",
+            (0..3000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
+        )
+        .with_entry("head", vec![0xAB; 1000])
+        .with_entry("step", b"7".to_vec())
+}
+
+fn shard_bytes() -> Vec<u8> {
+    shard()
+        .entries()
+        .iter()
+        .flat_map(|(_, d)| d.clone())
+        .collect()
+}
+
+/// A committed one-rank checkpoint `NAME` and another one, `other`, on a
+/// fresh directory.
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let storage = LocalFsStorage::new(&root).unwrap();
+    let rank = InMemoryCoordinator::new(1).remove(0);
+    let options = CheckpointOptions::builder()
+        .chunk_size(512)
+        .build()
+        .unwrap();
+    let ckpt = DistributedCheckpoint::new(storage, rank, policy(), options);
+    ckpt.save(NAME, &shard(), SaveOptions::new().step(7))
+        .await
+        .unwrap();
+    ckpt.save(
+        "other",
+        &ShardData::new().with_entry("x", vec![1; 100]),
+        SaveOptions::new(),
+    )
+    .await
+    .unwrap();
+    let manifest = ckpt.manifest(NAME).await.unwrap();
+    assert_eq!(
+        ckpt.load(NAME, LoadOptions::default()).await.unwrap(),
+        shard_bytes()
+    );
+    Fixture {
+        _dir: dir,
+        root,
+        ckpt,
+        manifest,
+    }
+}
+
+impl Fixture {
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn shard_key(&self) -> String {
+        self.manifest.shards[0].key.clone()
+    }
+
+    fn manifest_path(&self) -> PathBuf {
+        self.path(&manifest_key(NAME))
+    }
+
+    fn rewrite_manifest(&self, change: impl FnOnce(&mut Manifest)) {
+        let mut manifest = self.manifest.clone();
+        change(&mut manifest);
+        // A self-consistent manifest: its checksum matches its content.
+        std::fs::write(self.manifest_path(), manifest.to_bytes().unwrap()).unwrap();
+    }
+
+    /// Every way of reading the checkpoint fails, and the error names `key`.
+    async fn assert_refused(&self, key: &str) -> CheckpointError {
+        let load = self.ckpt.load(NAME, LoadOptions::default()).await;
+        let entry = self.ckpt.load_entry(NAME, "head").await;
+        let entries = self.ckpt.load_entries(NAME, |_| true).await;
+        let verify = self.ckpt.verify(NAME).await;
+        let listed = self.ckpt.list().await.unwrap();
+        for (what, err) in [
+            ("load", load.err()),
+            ("load_entry", entry.err()),
+            ("load_entries", entries.err()),
+            ("verify", verify.err()),
+        ] {
+            let err =
+                err.unwrap_or_else(|| panic!("{what} returned bytes from a damaged checkpoint"));
+            // Keys are quoted (`Debug`) in messages.
+            let quoted = format!("{key:?}");
+            assert!(
+                err.to_string().contains(&quoted),
+                "{what}: {err} does not name {quoted}"
+            );
+        }
+        let err = self
+            .ckpt
+            .load(NAME, LoadOptions::default())
+            .await
+            .unwrap_err();
+        // The other checkpoint is untouched and still loads.
+        assert_eq!(
+            self.ckpt.load_entry("other", "x").await.unwrap(),
+            vec![1; 100]
+        );
+        if matches!(err, CheckpointError::Corrupted { ref shard, .. } if *shard == self.shard_key())
+        {
+            // A damaged shard does not hide the checkpoint from the list:
+            // its manifest is fine; loading is what refuses it.
+            assert!(listed.iter().any(|i| i.name == NAME));
+        } else {
+            assert!(
+                listed.iter().all(|i| i.name != NAME),
+                "a damaged manifest is not listed"
+            );
+        }
+        err
+    }
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0xFF;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn expect_corrupted(err: &CheckpointError, key: &str) -> (String, String) {
+    match err {
+        CheckpointError::Corrupted {
+            name,
+            shard,
+            expected,
+            actual,
+        } => {
+            assert_eq!(name, NAME);
+            assert_eq!(shard, key);
+            (expected.clone(), actual.clone())
+        }
+        other => panic!("expected Corrupted naming {key:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_flipped_byte_anywhere_in_a_shard_is_caught() {
+    let size = shard_bytes().len();
+    for at in [0, size / 2, size - 1] {
+        let f = fixture().await;
+        let key = f.shard_key();
+        flip(&f.path(&key), at);
+        let err = f.assert_refused(&key).await;
+        let (expected, actual) = expect_corrupted(&err, &key);
+        assert_eq!(expected, format!("sha256 {}", f.manifest.shards[0].sha256));
+        assert!(
+            actual.starts_with("sha256 ") && actual != expected,
+            "{actual}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_truncated_or_missing_shard_is_caught() {
+    let f = fixture().await;
+    let key = f.shard_key();
+    let bytes = std::fs::read(f.path(&key)).unwrap();
+    std::fs::write(f.path(&key), &bytes[..bytes.len() - 100]).unwrap();
+    let err = f.assert_refused(&key).await;
+    let (expected, actual) = expect_corrupted(&err, &key);
+    assert_eq!(expected, format!("{} bytes", bytes.len()));
+    assert_eq!(actual, format!("{} bytes", bytes.len() - 100));
+
+    // Grown by a byte.
+    let mut longer = bytes.clone();
+    longer.push(0);
+    std::fs::write(f.path(&key), &longer).unwrap();
+    let err = f.assert_refused(&key).await;
+    expect_corrupted(&err, &key);
+
+    std::fs::remove_file(f.path(&key)).unwrap();
+    let err = f.assert_refused(&key).await;
+    let (_, actual) = expect_corrupted(&err, &key);
+    assert_eq!(actual, "no object");
+}
+
+#[tokio::test]
+async fn a_flipped_byte_anywhere_in_the_manifest_is_caught() {
+    let key = manifest_key(NAME);
+    let len = std::fs::read(fixture().await.manifest_path())
+        .unwrap()
+        .len();
+    for at in [0, len / 3, len / 2, 2 * len / 3, len - 1] {
+        let f = fixture().await;
+        flip(&f.manifest_path(), at);
+        let err = f.assert_refused(&key).await;
+        assert!(
+            matches!(
+                err,
+                CheckpointError::Corrupted { .. } | CheckpointError::ValidationFailed { .. }
+            ),
+            "byte {at}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_changed_digit_in_the_manifest_breaks_its_checksum() {
+    let f = fixture().await;
+    let key = manifest_key(NAME);
+    let text = std::fs::read_to_string(f.manifest_path()).unwrap();
+    // Move the "head" entry by one byte: valid JSON, a valid layout, but
+    // not what was written.
+    let offset = f.manifest.entries["head"].offset;
+    let from = format!("\"offset\": {offset}");
+    assert!(text.contains(&from), "{text}");
+    let tampered = text.replacen(&from, &format!("\"offset\": {}", offset + 1), 1);
+    std::fs::write(f.manifest_path(), tampered).unwrap();
+    let err = f.assert_refused(&key).await;
+    let (expected, _) = expect_corrupted(&err, &key);
+    assert!(expected.contains("checksum"), "{expected}");
+}
+
+#[tokio::test]
+async fn empty_and_truncated_manifests_are_caught() {
+    let key = manifest_key(NAME);
+    let f = fixture().await;
+    std::fs::write(f.manifest_path(), b"").unwrap();
+    let err = f.assert_refused(&key).await;
+    expect_corrupted(&err, &key);
+
+    let f = fixture().await;
+    let bytes = std::fs::read(f.manifest_path()).unwrap();
+    for keep in [1, bytes.len() / 2, bytes.len() - 1] {
+        std::fs::write(f.manifest_path(), &bytes[..keep]).unwrap();
+        let err = f.assert_refused(&key).await;
+        expect_corrupted(&err, &key);
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_manifest_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = LocalFsStorage::new(dir.path()).unwrap();
+    let rank = InMemoryCoordinator::new(1).remove(0);
+    let options = CheckpointOptions::builder()
+        .max_manifest_size(1024)
+        .build()
+        .unwrap();
+    let ckpt = DistributedCheckpoint::new(storage, rank, policy(), options);
+    let mut big = ShardData::new();
+    for i in 0..100 {
+        big.push(format!("entry-with-a-long-name-{i:04}"), vec![i as u8]);
+    }
+    // The save writes the manifest; reading it back is refused.
+    ckpt.save("big", &big, SaveOptions::new()).await.unwrap();
+    let err = ckpt.load("big", LoadOptions::default()).await.unwrap_err();
+    let key = manifest_key("big");
+    match err {
+        CheckpointError::Corrupted {
+            shard, expected, ..
+        } => {
+            assert_eq!(shard, key);
+            assert_eq!(expected, "at most 1024 bytes");
+        }
+        other => panic!("expected Corrupted, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn shard_keys_that_escape_the_checkpoint_are_refused() {
+    let other_shard = {
+        let f = fixture().await;
+        f.ckpt.manifest("other").await.unwrap().shards[0].clone()
+    };
+    for escape in [
+        "../other/x".to_string(),
+        "run/../other/x".to_string(),
+        other_shard.key.clone(),
+        "run/step-70/shard-00000-of-00001-0000000000000000.bin".to_string(),
+        "run/step-7/nested/shard.bin".to_string(),
+        "/etc/passwd".to_string(),
+        "run/step-7/metadata.json".to_string(),
+        "run\\step-7\\x".to_string(),
+    ] {
+        let f = fixture().await;
+        f.rewrite_manifest(|m| {
+            // Everything else matches the other checkpoint's real shard, so
+            // only the key can give it away.
+            m.shards[0].key = escape.clone();
+            m.shards[0].size = other_shard.size;
+            m.shards[0].sha256 = other_shard.sha256.clone();
+            m.entries
+                .retain(|_, at| at.offset + at.length <= other_shard.size);
+        });
+        let err = f.assert_refused(&escape).await;
+        assert!(
+            matches!(&err, CheckpointError::ValidationFailed { reason, .. } if reason.contains(&format!("{escape:?}"))),
+            "{escape:?}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_shard_size_that_lies_is_caught() {
+    let f = fixture().await;
+    let key = f.shard_key();
+    let real = f.manifest.shards[0].size;
+    f.rewrite_manifest(|m| m.shards[0].size = real + 10);
+    let err = f.assert_refused(&key).await;
+    let (expected, actual) = expect_corrupted(&err, &key);
+    assert_eq!(expected, format!("{} bytes", real + 10));
+    assert_eq!(actual, format!("{real} bytes"));
+
+    // Smaller than the shard, and than the last entry: the layout is
+    // impossible.
+    let f = fixture().await;
+    let key = f.shard_key();
+    f.rewrite_manifest(|m| m.shards[0].size = real - 1);
+    let err = f.assert_refused(&key).await;
+    assert!(
+        matches!(err, CheckpointError::ValidationFailed { .. }),
+        "{err:?}"
+    );
+
+    // Smaller, with the index shrunk to fit: the stored size gives it away.
+    let f = fixture().await;
+    let key = f.shard_key();
+    f.rewrite_manifest(|m| {
+        m.shards[0].size = real - 1;
+        m.entries.remove("step");
+    });
+    let err = f.assert_refused(&key).await;
+    let (expected, actual) = expect_corrupted(&err, &key);
+    assert_eq!(expected, format!("{} bytes", real - 1));
+    assert_eq!(actual, format!("{real} bytes"));
+}
+
+#[tokio::test]
+async fn a_digest_that_lies_is_caught() {
+    let f = fixture().await;
+    let key = f.shard_key();
+    f.rewrite_manifest(|m| {
+        m.shards[0].sha256 = steadfast::checkpoint::sha256_hex(b"something else")
+    });
+    let err = f.assert_refused(&key).await;
+    expect_corrupted(&err, &key);
+}
