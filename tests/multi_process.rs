@@ -180,13 +180,14 @@ impl Running {
         }
     }
 
-    /// Waits for a line that starts with `prefix`.
+    /// Waits for a line that holds `prefix`; returns the line from there.
     async fn wait_for_line(&mut self, prefix: &str) -> String {
         let found = tokio::time::timeout(PATIENCE, async {
             while let Some(line) = self.lines.recv().await {
                 self.seen.push(line.clone());
-                if line.starts_with(prefix) {
-                    return Some(line);
+                // libtest may print its own "test rank_process ... " first.
+                if let Some(at) = line.find(prefix) {
+                    return Some(line[at..].to_string());
                 }
             }
             None
