@@ -59,10 +59,7 @@ struct Args {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args::default();
     while let Some(flag) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         let number = |name: &str, text: String| {
             text.parse::<usize>()
                 .map_err(|_| format!("{name} needs a number, got {text:?}"))
@@ -84,7 +81,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, String> {
-    value.as_deref().ok_or_else(|| format!("{name} is required"))
+    value
+        .as_deref()
+        .ok_or_else(|| format!("{name} is required"))
 }
 
 /// Opens the storage named by `url`.
@@ -123,7 +122,10 @@ async fn run_rank(
     let coordinator = EtcdCoordinator::connect(config)
         .await
         .map_err(|e| format!("rank {rank}: connect: {e}"))?;
-    println!("rank {rank}: connected to etcd at {etcd} (job {job}, lease {:#x})", coordinator.lease_id());
+    println!(
+        "rank {rank}: connected to etcd at {etcd} (job {job}, lease {:#x})",
+        coordinator.lease_id()
+    );
 
     coordinator
         .barrier(STEP_TIMEOUT)
@@ -162,7 +164,11 @@ async fn run_rank(
         .with_entry(format!("layer.{rank}.weight"), weights.clone())
         .with_entry(format!("layer.{rank}.bias"), vec![rank as u8; 16]);
     let info = checkpoint
-        .save(&name, &shard, SaveOptions::new().step(1).timeout(STEP_TIMEOUT))
+        .save(
+            &name,
+            &shard,
+            SaveOptions::new().step(1).timeout(STEP_TIMEOUT),
+        )
         .await
         .map_err(|e| format!("rank {rank}: save: {e}"))?;
     println!(
@@ -187,7 +193,10 @@ async fn run_rank(
             expected.len()
         ));
     }
-    println!("rank {rank}: loaded my shard back and checked it ({} bytes)", loaded.len());
+    println!(
+        "rank {rank}: loaded my shard back and checked it ({} bytes)",
+        loaded.len()
+    );
     coordinator
         .shutdown(STEP_TIMEOUT)
         .await

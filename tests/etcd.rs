@@ -330,7 +330,10 @@ async fn a_rank_cannot_join_twice_or_with_another_world_size() {
     let err = EtcdCoordinator::connect(config(&endpoints, &prefix, 1, 3))
         .await
         .unwrap_err();
-    assert!(matches!(err, CoordinatorError::InvalidArgument(_)), "{err:?}");
+    assert!(
+        matches!(err, CoordinatorError::InvalidArgument(_)),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("world size"), "{err}");
     // The refused rank left nothing behind.
     assert_eq!(first.members_alive().await.unwrap(), vec![0]);
@@ -446,8 +449,16 @@ async fn an_expired_lease_ends_up_failed_in_the_health_monitor() {
     let failed = tokio::time::timeout(PATIENCE, async {
         loop {
             let change = changes.recv().await.unwrap();
-            assert_ne!(change.member, MemberId::Rank(0), "rank 0 is alive: {change:?}");
-            assert_ne!(change.member, MemberId::Rank(1), "rank 1 left cleanly: {change:?}");
+            assert_ne!(
+                change.member,
+                MemberId::Rank(0),
+                "rank 0 is alive: {change:?}"
+            );
+            assert_ne!(
+                change.member,
+                MemberId::Rank(1),
+                "rank 1 left cleanly: {change:?}"
+            );
             if change.new == HealthStatus::Failed {
                 return change.member;
             }
@@ -457,7 +468,10 @@ async fn an_expired_lease_ends_up_failed_in_the_health_monitor() {
     .expect("the dead rank must end up Failed");
     assert_eq!(failed, MemberId::Rank(2));
     assert!(!monitor.contains(&MemberId::Rank(1)));
-    assert_eq!(monitor.status(&MemberId::Rank(0)), Some(HealthStatus::Healthy));
+    assert_eq!(
+        monitor.status(&MemberId::Rank(0)),
+        Some(HealthStatus::Healthy)
+    );
     assert!(!reporter.is_finished());
     drop(reporter);
     sweeper.stop().await;

@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use steadfast::checkpoint::{
-    CheckpointError, CheckpointOptions, DistributedCheckpoint, LoadOptions, SaveOptions,
-    ShardData,
+    CheckpointError, CheckpointOptions, DistributedCheckpoint, LoadOptions, SaveOptions, ShardData,
 };
 use steadfast::coordinator::{Coordinator, EtcdConfig, EtcdCoordinator, InMemoryCoordinator};
 use steadfast::retry::RetryPolicy;
@@ -59,7 +58,9 @@ fn unique(test: &str) -> String {
 enum StorageSpec {
     Local(std::path::PathBuf),
     #[cfg(feature = "object-store")]
-    S3 { url: String },
+    S3 {
+        url: String,
+    },
 }
 
 impl StorageSpec {
@@ -117,20 +118,20 @@ enum Role {
     CrashDuringSave { victim: usize },
 }
 
-fn spawn_rank(
-    endpoints: &str,
-    job: &str,
-    rank: usize,
-    storage: &StorageSpec,
-    role: Role,
-) -> Child {
+fn spawn_rank(endpoints: &str, job: &str, rank: usize, storage: &StorageSpec, role: Role) -> Child {
     let exe = std::env::current_exe().unwrap();
     let role = match role {
         Role::SaveAndLoad => "save-and-load".to_string(),
         Role::CrashDuringSave { victim } => format!("crash-during-save:{victim}"),
     };
     Command::new(exe)
-        .args(["--ignored", "--exact", "rank_process", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "rank_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("STEADFAST_MP_ROLE", role)
         .env("STEADFAST_MP_ENDPOINTS", endpoints)
         .env("STEADFAST_MP_JOB", job)
@@ -159,7 +160,10 @@ impl Running {
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         for (stream, tag) in [
-            (Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>, ""),
+            (
+                Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                "",
+            ),
             (Box::new(stderr), "stderr: "),
         ] {
             let tx = tx.clone();
@@ -361,7 +365,9 @@ async fn rank_process() {
         .filter(|(k, _)| k.starts_with("STEADFAST_MP_"))
         .collect();
     if env.is_empty() {
-        eprintln!("rank_process: skipped: the other tests of this file run it in their child processes");
+        eprintln!(
+            "rank_process: skipped: the other tests of this file run it in their child processes"
+        );
         return;
     }
     let get = |name: &str| {
@@ -402,8 +408,14 @@ async fn rank_process() {
 
 fn shard_of(rank: usize) -> ShardData {
     ShardData::new()
-        .with_entry(format!("layer.{rank}.weight"), vec![rank as u8; 100_000 + rank])
-        .with_entry(format!("layer.{rank}.bias"), format!("bias-{rank}").into_bytes())
+        .with_entry(
+            format!("layer.{rank}.weight"),
+            vec![rank as u8; 100_000 + rank],
+        )
+        .with_entry(
+            format!("layer.{rank}.bias"),
+            format!("bias-{rank}").into_bytes(),
+        )
 }
 
 async fn save_and_load<S: CheckpointStorage>(
@@ -422,7 +434,11 @@ async fn save_and_load<S: CheckpointStorage>(
         .collect();
     let shard = shard_of(rank);
     let info = checkpoint
-        .save("step-7", &shard, SaveOptions::new().step(7).timeout(PATIENCE))
+        .save(
+            "step-7",
+            &shard,
+            SaveOptions::new().step(7).timeout(PATIENCE),
+        )
         .await
         .unwrap();
     assert_eq!(info.world_size, WORLD);

@@ -192,7 +192,7 @@ async fn multipart_round_trip(storage: &ObjectStoreStorage) {
 
 #[tokio::test]
 async fn multipart_streaming_of_a_large_object() {
-    assert!(MIN_PART_SIZE * 2 < 10 * 1024 * 1024 + 12_345);
+    const { assert!(MIN_PART_SIZE * 2 < 10 * 1024 * 1024 + 12_345) };
     multipart_round_trip(&memory_storage()).await;
     let dir = tempfile::tempdir().unwrap();
     multipart_round_trip(&local_storage(&dir)).await;
@@ -271,13 +271,23 @@ async fn urls_open_the_right_store() {
         [("aws_region", "us-east-1"), ("aws_skip_signature", "true")],
     )
     .unwrap();
-    assert!(s3.store().to_string().contains("some/prefix"), "{}", s3.store());
+    assert!(
+        s3.store().to_string().contains("some/prefix"),
+        "{}",
+        s3.store()
+    );
 
     for bad in ["not a url", "ftp://host/path", "gs://bucket/path"] {
-        let err = ObjectStoreStorage::from_url(bad, std::iter::empty::<(&str, &str)>())
-            .unwrap_err();
+        let err =
+            ObjectStoreStorage::from_url(bad, std::iter::empty::<(&str, &str)>()).unwrap_err();
         assert!(
-            matches!(err, StorageError::Backend { transient: false, .. }),
+            matches!(
+                err,
+                StorageError::Backend {
+                    transient: false,
+                    ..
+                }
+            ),
             "{bad}: {err:?}"
         );
     }

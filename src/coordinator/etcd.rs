@@ -2,61 +2,8 @@
 //! that they can run as separate processes on separate machines (feature
 //! `etcd`).
 //!
-//! # How it works
-//!
-//! Every rank connects with an [`EtcdConfig`] naming the same etcd
-//! endpoints, the same job prefix and the same world size, and its own rank.
-//! All keys of a job live under its prefix, so two jobs with different
-//! prefixes never see each other:
-//!
-//! | key | value | written by |
-//! |---|---|---|
-//! | `{prefix}/members/{rank}` | `{"world_size":N,"state":"running"}` | the rank, when it connects |
-//! | `{prefix}/barrier/{round}/{rank}` | empty | the rank, when it reaches barrier round `round` |
-//! | `{prefix}/gather/{round}/{rank}` | the rank's payload | the rank, in all-gather round `round` |
-//! | `{prefix}/barrier/{round}/broken`, `{prefix}/gather/{round}/broken` | the missing ranks, `2,3` | the first rank whose wait timed out |
-//! | `{prefix}/signal/{key}/{rank}` | 8-byte big-endian sequence number, then the payload | the rank, for each signal |
-//! | `{prefix}/done/{rank}` | empty | the rank, in [`EtcdCoordinator::shutdown`] |
-//!
-//! **Liveness.** Each rank holds an etcd *lease* with a TTL (10 s by
-//! default) and attaches every key it writes to it. A background task keeps
-//! the lease alive every TTL/3. When a process dies, or loses etcd for longer
-//! than the TTL, etcd expires the lease and deletes its keys: its member key
-//! disappears, which [`EtcdCoordinator::watch_members`] reports, and nothing
-//! the dead rank wrote lingers. Dropping the last handle of a coordinator
-//! stops the keep-alive, so its keys expire after the TTL;
-//! [`EtcdCoordinator::shutdown`] leaves at once instead.
-//!
-//! **Collectives** ([`barrier`](Coordinator::barrier),
-//! [`all_gather`](Coordinator::all_gather)) are numbered by round, one
-//! counter per kind, and complete when the keys of all `world_size` ranks
-//! exist in that round. A rank writes its key, reads the round, and, if it
-//! is incomplete, follows it with an etcd WATCH that starts at the revision
-//! of that read, so that no arrival between the read and the watch is
-//! missed. Nothing polls. When its timeout expires, the rank marks the round
-//! *broken* in a transaction that succeeds only if the missing ranks are
-//! still missing, and fails with [`CoordinatorError::Timeout`] naming them;
-//! the other ranks (and any late one) then fail with
-//! [`CoordinatorError::Broken`] instead of completing a round that another
-//! rank gave up on. Once a round completes, each rank deletes its key of the
-//! round before (every rank has left that one).
-//!
-//! **Signals** ([`signal`](Coordinator::signal),
-//! [`wait_for_rank`](Coordinator::wait_for_rank)) are one key per rank and
-//! signal key; the sequence number is raised with a compare-and-swap
-//! transaction, and a wait follows the key with a watch.
-//!
-//! **Failures.** Every etcd call has a timeout (`op_timeout`) and transient
-//! errors (etcd unavailable, a connection reset, a leader election, a call
-//! that did not answer in time) are retried under the configured
-//! [`RetryPolicy`]; a watch that breaks (etcd restarted) is re-established
-//! from a fresh read. Errors map to [`CoordinatorError::Unavailable`]
-//! (transient) or [`CoordinatorError::Backend`] (permanent). An unreachable
-//! etcd fails [`EtcdCoordinator::connect`] within `connect_timeout`.
-//!
-//! **Health.** [`EtcdCoordinator::report_liveness`] turns the leases into
-//! heartbeats of a [`HealthMonitor`], so that a rank whose lease expires
-//! ends up Failed there.
+//! The key layout, the protocols and the failure handling are documented on
+//! [`EtcdCoordinator`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -491,7 +438,10 @@ impl EtcdConfigBuilder {
     pub fn build(self) -> std::result::Result<EtcdConfig, ConfigError> {
         let mut c = self.config;
         if c.endpoints.is_empty() {
-            return Err(ConfigError::new("endpoints", "must name at least one endpoint"));
+            return Err(ConfigError::new(
+                "endpoints",
+                "must name at least one endpoint",
+            ));
         }
         for endpoint in &c.endpoints {
             if endpoint.is_empty() || endpoint.chars().any(|ch| ch.is_whitespace()) {
@@ -836,10 +786,72 @@ struct Inner {
 /// A [`Coordinator`] whose ranks meet through etcd: each rank is its own
 /// process, on any machine that reaches the etcd cluster.
 ///
-/// See the [module documentation](self) for the keys it writes and how
-/// collectives, signals, liveness and failures work. Handles are cheap to
-/// clone and share one lease and one set of round counters; dropping the
-/// last one stops the lease keep-alive (its keys expire after the TTL).
+/// Handles are cheap to clone and share one lease and one set of round
+/// counters; dropping the last one stops the lease keep-alive (its keys
+/// expire after the TTL).
+///
+/// # How it works
+///
+/// Every rank connects with an [`EtcdConfig`] naming the same etcd
+/// endpoints, the same job prefix and the same world size, and its own rank.
+/// All keys of a job live under its prefix, so two jobs with different
+/// prefixes never see each other:
+///
+/// | key | value | written by |
+/// |---|---|---|
+/// | `{prefix}/members/{rank}` | `{"world_size":N,"state":"running"}` | the rank, when it connects |
+/// | `{prefix}/barrier/{round}/{rank}` | empty | the rank, when it reaches barrier round `round` |
+/// | `{prefix}/gather/{round}/{rank}` | the rank's payload | the rank, in all-gather round `round` |
+/// | `{prefix}/barrier/{round}/broken`, `{prefix}/gather/{round}/broken` | the missing ranks, `2,3` | the first rank whose wait timed out |
+/// | `{prefix}/signal/{key}/{rank}` | 8-byte big-endian sequence number, then the payload | the rank, for each signal |
+/// | `{prefix}/done/{rank}` | empty | the rank, in [`EtcdCoordinator::shutdown`] |
+///
+/// **Liveness.** Each rank holds an etcd *lease* with a TTL (10 s by
+/// default) and attaches every key it writes to it. A background task keeps
+/// the lease alive every TTL/3. When a process dies, or loses etcd for longer
+/// than the TTL, etcd expires the lease and deletes its keys: its member key
+/// disappears, which [`EtcdCoordinator::watch_members`] reports, and nothing
+/// the dead rank wrote lingers. Dropping the last handle of a coordinator
+/// stops the keep-alive, so its keys expire after the TTL;
+/// [`EtcdCoordinator::shutdown`] leaves at once instead.
+///
+/// **Collectives** ([`barrier`](Coordinator::barrier),
+/// [`all_gather`](Coordinator::all_gather)) are numbered by round, one
+/// counter per kind, and complete when the keys of all `world_size` ranks
+/// exist in that round. A rank writes its key, reads the round, and, if it
+/// is incomplete, follows it with an etcd WATCH that starts at the revision
+/// of that read, so that no arrival between the read and the watch is
+/// missed. Nothing polls. When its timeout expires, the rank marks the round
+/// *broken* in a transaction that succeeds only if the missing ranks are
+/// still missing, and fails with [`CoordinatorError::Timeout`] naming them;
+/// the other ranks (and any late one) then fail with
+/// [`CoordinatorError::Broken`] instead of completing a round that another
+/// rank gave up on. Once a round completes, each rank deletes its key of the
+/// round before (every rank has left that one).
+///
+/// **Signals** ([`signal`](Coordinator::signal),
+/// [`wait_for_rank`](Coordinator::wait_for_rank)) are one key per rank and
+/// signal key; the sequence number is raised with a compare-and-swap
+/// transaction, and a wait follows the key with a watch.
+///
+/// **Failures.** Every etcd call has a timeout (`op_timeout`) and transient
+/// errors (etcd unavailable, a connection reset, a leader election, a call
+/// that did not answer in time) are retried under the configured
+/// [`RetryPolicy`]; a watch that breaks (etcd restarted) is re-established
+/// from a fresh read. Errors map to [`CoordinatorError::Unavailable`]
+/// (transient) or [`CoordinatorError::Backend`] (permanent). An unreachable
+/// etcd fails [`EtcdCoordinator::connect`] within `connect_timeout`; an etcd
+/// that stays unreachable for longer than the retry policy allows fails a
+/// wait with `Unavailable`, even before its own timeout.
+///
+/// **One prefix per run.** A rank registers only if no other process holds
+/// its member key under the prefix, and refuses to join ranks of another
+/// world size. Keys of a crashed run expire with their leases; until then,
+/// start the next run under a new prefix (`/jobs/train-42/attempt-2`).
+///
+/// **Health.** [`EtcdCoordinator::report_liveness`] turns the leases into
+/// heartbeats of a [`HealthMonitor`], so that a rank whose lease expires
+/// ends up Failed there.
 ///
 /// # Examples
 ///
@@ -1997,7 +2009,9 @@ impl EtcdCoordinator {
         let mut client = self.inner.client.clone();
         let op_timeout = self.inner.config.op_timeout;
         tokio::spawn(async move {
-            if let Ok(Err(e)) = tokio::time::timeout(op_timeout, client.delete(key.clone(), None)).await {
+            if let Ok(Err(e)) =
+                tokio::time::timeout(op_timeout, client.delete(key.clone(), None)).await
+            {
                 tracing::debug!(
                     target: TARGET,
                     coordinator = "etcd",
@@ -2246,7 +2260,11 @@ async fn member_watch_loop(
                 continue;
             }
         };
-        let now: BTreeSet<usize> = resp.kvs().iter().filter_map(|kv| rank_of(kv.key())).collect();
+        let now: BTreeSet<usize> = resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| rank_of(kv.key()))
+            .collect();
         for &rank in known.difference(&now) {
             if tx
                 .send(Ok(MemberEvent::Left {
@@ -2349,11 +2367,7 @@ async fn member_watch_loop(
 
 /// Feeds a [`HealthMonitor`] from a member watch; see
 /// [`EtcdCoordinator::report_liveness`].
-async fn liveness_loop(
-    mut members: MemberWatch,
-    monitor: HealthMonitor,
-    prefix: String,
-) {
+async fn liveness_loop(mut members: MemberWatch, monitor: HealthMonitor, prefix: String) {
     use futures::StreamExt;
 
     let mut alive: BTreeSet<usize> = BTreeSet::new();
@@ -2544,13 +2558,24 @@ impl Coordinator for EtcdCoordinator {
         self.check_usable()?;
         let deadline = deadline_after(timeout);
         let etcd_key = self.signal_key(key, rank);
-        let current = |view: &View| view.get("").and_then(|v| decode_signal(v)).unwrap_or_default();
+        let current = |view: &View| {
+            view.get("")
+                .and_then(|v| decode_signal(v))
+                .unwrap_or_default()
+        };
         let mut view = View::new();
         let found = self
-            .follow("wait_for_rank", &etcd_key, false, deadline, &mut view, |view| {
-                let signal = current(view);
-                (signal.seq >= min_seq).then_some(signal)
-            })
+            .follow(
+                "wait_for_rank",
+                &etcd_key,
+                false,
+                deadline,
+                &mut view,
+                |view| {
+                    let signal = current(view);
+                    (signal.seq >= min_seq).then_some(signal)
+                },
+            )
             .await?;
         match found {
             Some(signal) => Ok(signal),
@@ -2625,7 +2650,10 @@ mod tests {
 
     #[test]
     fn prefix_loses_its_trailing_slashes() {
-        assert_eq!(config().prefix("/jobs/a//").build().unwrap().prefix(), "/jobs/a");
+        assert_eq!(
+            config().prefix("/jobs/a//").build().unwrap().prefix(),
+            "/jobs/a"
+        );
     }
 
     #[test]

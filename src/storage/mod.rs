@@ -30,11 +30,11 @@ mod memory;
 #[cfg(feature = "object-store")]
 mod object_store;
 
+#[cfg(feature = "object-store")]
+pub use self::object_store::{ObjectStoreStorage, MIN_PART_SIZE};
 pub use key::{validate_key, validate_prefix};
 pub use local::{CleanupReport, LocalFsStorage};
 pub use memory::{Call, FaultRule, MemoryStorage, Operation, StorageFaults};
-#[cfg(feature = "object-store")]
-pub use self::object_store::{ObjectStoreStorage, MIN_PART_SIZE};
 
 use std::fmt::Debug;
 use std::io;

@@ -2,33 +2,8 @@
 //! Azure Blob Storage, local files, memory) through the `object_store` crate
 //! (feature `object-store`).
 //!
-//! # How it works
-//!
-//! Each [`CheckpointStorage`] operation maps onto one `object_store` call on
-//! an `Arc<dyn ObjectStore>`, after the key has been checked with
-//! [`validate_key`] (or the prefix with [`validate_prefix`]):
-//!
-//! | trait | object store |
-//! |---|---|
-//! | `put` | a single PUT (atomic: readers see the old or the new object) |
-//! | `put_if_absent` | a PUT with `PutMode::Create` (S3 `If-None-Match: *`), so that of two writers of a manifest exactly one wins |
-//! | `get`, `head`, `delete` | GET, HEAD, DELETE (a missing object deletes fine) |
-//! | `list(prefix)` | a listing of the directory that holds `prefix`, filtered by the whole prefix, sorted |
-//! | `put_stream` | a multipart upload, buffered in parts of `part_size` (at least 5 MiB, the S3 minimum); an object smaller than one part is sent as a single PUT |
-//! | `get_stream` | the streaming body of a GET, checked against the object's size |
-//!
-//! A multipart upload is invisible until it is completed, which is exactly
-//! the contract of [`ObjectWriter`]: nothing shows under the key before
-//! `commit`. At most one part is held in memory, never the whole object. An
-//! aborted writer aborts its upload; a writer dropped without `commit` or
-//! `abort` aborts it in a background task (on S3, configure a lifecycle
-//! rule that removes incomplete multipart uploads too: a process that dies
-//! mid-upload cannot abort anything).
-//!
-//! Errors map to [`StorageError`]: `NotFound`, `AlreadyExists`,
-//! `InvalidKey` for a path the store refuses, and `Backend` for the rest,
-//! transient when the failure was a connection, a timeout or a transient I/O
-//! error (the store's own HTTP client has already retried those by then).
+//! How each operation maps onto the store is documented on
+//! [`ObjectStoreStorage`].
 
 use std::io;
 use std::pin::Pin;
@@ -42,9 +17,7 @@ use futures::stream::BoxStream;
 use futures::{Stream, TryStreamExt};
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{
-    MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-};
+use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{
@@ -70,8 +43,35 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// files or memory.
 ///
 /// Build one on a store you configured ([`ObjectStoreStorage::new`]), or
-/// from a URL ([`ObjectStoreStorage::from_url`]). See the [module
-/// documentation](self) for how each operation maps onto the store.
+/// from a URL ([`ObjectStoreStorage::from_url`]).
+///
+/// # How it works
+///
+/// Each [`CheckpointStorage`] operation maps onto one `object_store` call on
+/// an `Arc<dyn ObjectStore>`, after the key has been checked with
+/// [`validate_key`] (or the prefix with [`validate_prefix`]):
+///
+/// | trait | object store |
+/// |---|---|
+/// | `put` | a single PUT (atomic: readers see the old or the new object) |
+/// | `put_if_absent` | a PUT with `PutMode::Create` (S3 `If-None-Match: *`), so that of two writers of a manifest exactly one wins |
+/// | `get`, `head`, `delete` | GET, HEAD, DELETE (a missing object deletes fine) |
+/// | `list(prefix)` | a listing of the directory that holds `prefix`, filtered by the whole prefix, sorted |
+/// | `put_stream` | a multipart upload, buffered in parts of `part_size` (at least 5 MiB, the S3 minimum); an object smaller than one part is sent as a single PUT |
+/// | `get_stream` | the streaming body of a GET, checked against the object's size |
+///
+/// A multipart upload is invisible until it is completed, which is exactly
+/// the contract of [`ObjectWriter`]: nothing shows under the key before
+/// `commit`. At most one part is held in memory, never the whole object. An
+/// aborted writer aborts its upload; a writer dropped without `commit` or
+/// `abort` aborts it in a background task (on S3, configure a lifecycle
+/// rule that removes incomplete multipart uploads too: a process that dies
+/// mid-upload cannot abort anything).
+///
+/// Errors map to [`StorageError`]: `NotFound`, `AlreadyExists`,
+/// `InvalidKey` for a path the store refuses, and `Backend` for the rest,
+/// transient when the failure was a connection, a timeout or a transient I/O
+/// error (the store's own HTTP client has already retried those by then).
 ///
 /// # Default
 ///
@@ -198,7 +198,12 @@ impl ObjectStoreStorage {
                 source,
             })?;
             let local = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                .map_err(|e| refuse(format!("cannot use {}: {e}", dir.display()), Some(Box::new(e))))?
+                .map_err(|e| {
+                    refuse(
+                        format!("cannot use {}: {e}", dir.display()),
+                        Some(Box::new(e)),
+                    )
+                })?
                 .with_fsync(true)
                 .with_automatic_cleanup(true);
             Arc::new(local)
@@ -242,7 +247,9 @@ impl ObjectStoreStorage {
         if bytes < MIN_PART_SIZE {
             return Err(ConfigError::new(
                 "part_size",
-                format!("must be at least {MIN_PART_SIZE} bytes (5 MiB, the S3 minimum), got {bytes}"),
+                format!(
+                    "must be at least {MIN_PART_SIZE} bytes (5 MiB, the S3 minimum), got {bytes}"
+                ),
             ));
         }
         self.part_size = bytes;
@@ -396,10 +403,7 @@ impl CheckpointStorage for ObjectStoreStorage {
             .await
             .map_err(|e| map_error(key, "get", e))?;
         let expected = result.meta.size;
-        let bytes = result
-            .bytes()
-            .await
-            .map_err(|e| map_error(key, "get", e))?;
+        let bytes = result.bytes().await.map_err(|e| map_error(key, "get", e))?;
         if bytes.len() as u64 != expected {
             return Err(StorageError::LengthMismatch {
                 key: key.to_string(),
@@ -771,7 +775,10 @@ impl AsyncRead for SizeCheckedStream {
                     } else {
                         io::ErrorKind::Other
                     };
-                    return Poll::Ready(Err(io::Error::new(kind, map_error(&this.key, "get_stream", e))));
+                    return Poll::Ready(Err(io::Error::new(
+                        kind,
+                        map_error(&this.key, "get_stream", e),
+                    )));
                 }
                 Poll::Ready(None) => {
                     this.done = true;
