@@ -6,7 +6,8 @@
 #   - installs Debian's etcd-server and protobuf-compiler (the etcd client's
 #     build needs protoc) and moto[server] from PyPI, each only when missing;
 #   - starts etcd (temporary data directory, log in $STEADFAST_SERVICES_DIR)
-#     and moto_server, waits until both answer, and creates the S3 bucket;
+#     and moto's S3 server (requests handled one at a time, see below),
+#     waits until both answer, and creates the S3 bucket;
 #   - exports STEADFAST_ETCD_ENDPOINTS, STEADFAST_ETCD_BIN,
 #     STEADFAST_S3_ENDPOINT, STEADFAST_S3_BUCKET, AWS_ACCESS_KEY_ID,
 #     AWS_SECRET_ACCESS_KEY and AWS_REGION;
@@ -107,10 +108,32 @@ _svc_start_etcd() {
   _svc_log "etcd at $STEADFAST_ETCD_ENDPOINTS (pid $_STEADFAST_ETCD_PID, log $log)"
 }
 
+# moto_server handles requests on several threads, and its conditional PUT
+# (If-None-Match: *) checks and writes in two steps, so two racing creates
+# can both succeed; real S3 makes the check and the write one atomic step.
+# This runs moto's own application with each request handled under one
+# lock, so that the test server is atomic as S3 is.
+_svc_moto_script='
+import os, sys, threading
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+host, port = sys.argv[1], int(sys.argv[2])
+os.environ.setdefault("MOTO_PORT", str(port))
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+
+def one_at_a_time(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+
+run_simple(host, port, one_at_a_time, threaded=True)
+'
+
 _svc_start_moto() {
   local port log="$STEADFAST_SERVICES_DIR/moto.log"
   port=$(_svc_free_port) || return 1
-  python3 -m moto.server -H 127.0.0.1 -p "$port" >"$log" 2>&1 </dev/null &
+  python3 -c "$_svc_moto_script" 127.0.0.1 "$port" >"$log" 2>&1 </dev/null &
   _STEADFAST_MOTO_PID=$!
   _svc_wait moto_server "$_STEADFAST_MOTO_PID" "$log" "http://127.0.0.1:$port/moto-api/" 60 ||
     return 1

@@ -5,6 +5,7 @@
 //! How each operation maps onto the store is documented on
 //! [`ObjectStoreStorage`].
 
+use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -94,10 +95,21 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ObjectStoreStorage {
     store: Arc<dyn ObjectStore>,
     part_size: usize,
+}
+
+/// Shows the store by its `Display` (`AmazonS3(bucket)`), which carries no
+/// credentials.
+impl fmt::Debug for ObjectStoreStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectStoreStorage")
+            .field("store", &format_args!("{}", self.store))
+            .field("part_size", &self.part_size)
+            .finish()
+    }
 }
 
 impl ObjectStoreStorage {
@@ -899,6 +911,15 @@ mod tests {
         for url in ["memory://", "memory:///"] {
             ObjectStoreStorage::from_url(url, std::iter::empty::<(&str, &str)>()).unwrap();
         }
+    }
+
+    #[test]
+    fn debug_shows_the_store() {
+        let text = format!("{:?}", memory());
+        assert!(
+            text.contains("InMemory") && text.contains("part_size"),
+            "{text}"
+        );
     }
 
     #[test]
