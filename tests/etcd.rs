@@ -20,7 +20,7 @@ use steadfast::coordinator::{
     Coordinator, CoordinatorError, EtcdConfig, EtcdCoordinator, MemberEvent, Signal,
 };
 use steadfast::health::{HealthConfig, HealthMonitor, HealthStatus, MemberId};
-use steadfast::retry::RetryPolicy;
+use steadfast::retry::{RetryPolicy, Transient};
 use tokio::process::{Child, Command};
 
 /// A generous bound for things that should happen within seconds.
@@ -476,6 +476,47 @@ async fn an_expired_lease_ends_up_failed_in_the_health_monitor() {
     drop(reporter);
     sweeper.stop().await;
     r0.shutdown(Duration::from_millis(200)).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rank_whose_lease_is_gone_refuses_to_go_on() {
+    let Some(endpoints) = endpoints("a_rank_whose_lease_is_gone_refuses_to_go_on") else {
+        return;
+    };
+    let prefix = unique_prefix("lease-gone");
+    let r0 = EtcdCoordinator::connect(config(&endpoints, &prefix, 0, 2))
+        .await
+        .unwrap();
+    let r1 = EtcdCoordinator::connect(config(&endpoints, &prefix, 1, 2))
+        .await
+        .unwrap();
+    let mut members = r1.watch_members();
+    for _ in 0..2 {
+        members.next().await.unwrap().unwrap();
+    }
+    // An operator (or etcd itself, after a partition) ends rank 0's lease.
+    let mut admin = etcd_client::Client::connect([endpoints.split(',').next().unwrap()], None)
+        .await
+        .unwrap();
+    admin.lease_revoke(r0.lease_id()).await.unwrap();
+    let event = tokio::time::timeout(PATIENCE, members.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        event,
+        MemberEvent::Left {
+            rank: 0,
+            graceful: false
+        }
+    );
+    // Rank 0 cannot take part any more: a permanent error, not a wait.
+    let err = r0.barrier(PATIENCE).await.unwrap_err();
+    assert!(matches!(err, CoordinatorError::Backend { .. }), "{err:?}");
+    assert!(!err.is_transient());
+    assert!(err.to_string().contains("lease"), "{err}");
+    r1.shutdown(Duration::from_millis(200)).await.ok();
 }
 
 fn free_port() -> u16 {
