@@ -1,6 +1,93 @@
 //! # steadfast
 //!
-//! Async fault tolerance for tokio.
+//! Async fault tolerance for tokio: the pieces a service or a distributed job
+//! needs to survive faults.
+//!
+//! # The map
+//!
+//! Resilience of a single call:
+//!
+//! - [`retry`]: [`RetryPolicy`] retries transient errors with exponential
+//!   backoff, a cap, jitter and a time budget; `(|| op()).retry(&policy)`
+//!   through the [`Retryable`](retry::Retryable) extension trait. Which
+//!   errors are transient is said by the [`Transient`](retry::Transient)
+//!   trait.
+//! - [`breaker`]: [`CircuitBreaker`] stops calling a dependency that keeps
+//!   failing, probes it with a few trial calls, and closes again once it
+//!   recovers. Its closed-state path is lock-free.
+//! - [`timeout`]: [`TimeoutHandler`] bounds any future, barrier or wait for a
+//!   peer; [`TimeoutManager`] keeps per-operation deadlines that can be
+//!   extended or cancelled.
+//!
+//! Checkpoints of a distributed job:
+//!
+//! - [`storage`]: the [`CheckpointStorage`] trait, where bytes live;
+//!   [`MemoryStorage`] (the mock, with fault injection) and
+//!   [`LocalFsStorage`] (atomic and durable writes).
+//! - [`coordinator`]: the [`Coordinator`] trait, how ranks meet (barrier,
+//!   all-gather, signals); [`InMemoryCoordinator`] runs `n` ranks in one
+//!   process; [`FaultTolerant`](coordinator::FaultTolerant) adds timeouts
+//!   and retries to any coordinator.
+//! - [`checkpoint`]: [`DistributedCheckpoint`] saves one shard per rank and
+//!   commits them with a manifest written last; a failed save is rolled back
+//!   on every rank; a load verifies sizes and SHA-256 digests before
+//!   returning bytes, also at another world size.
+//! - [`handler`]: [`FaultToleranceHandler`](handler::FaultToleranceHandler)
+//!   runs operations with retry or timeout and rolls back a failed file or
+//!   checkpoint; [`CheckpointRollbackManager`](handler::CheckpointRollbackManager)
+//!   saves one object under retry and keeps the previous version on failure.
+//!
+//! Noticing faults and deciding what to do:
+//!
+//! - [`health`]: [`HealthMonitor`] turns heartbeats of ranks and components
+//!   into Healthy / Unresponsive / Failed (fixed timeout or phi accrual) and a
+//!   stream of changes.
+//! - [`recovery`]: [`ErrorRecoveryManager`](recovery::ErrorRecoveryManager)
+//!   picks a strategy per kind of error and keeps a bounded history and
+//!   statistics.
+//! - [`degradation`]: [`DegradationManager`](degradation::DegradationManager)
+//!   lowers a component or the whole service from Normal to ReadOnly,
+//!   EssentialOnly or Offline as health and breakers say.
+//!
+//! # Design
+//!
+//! - Time comes only from [`tokio::time`], so tests run on paused time.
+//! - Config structs are plain data with validating builders (a
+//!   [`ConfigError`] names the field) and readable `serde` durations.
+//! - Each area has its own `#[non_exhaustive]` error enum with `source()`
+//!   chains; nothing panics on bad input; there is no `unsafe` code.
+//! - Every state change, attempt and rollback is a `tracing` event with a
+//!   `steadfast::<area>` target.
+//!
+//! # Cargo features
+//!
+//! None yet: the default build holds everything above.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use steadfast::{CircuitBreaker, RetryPolicy, TimeoutHandler};
+//! use steadfast::retry::Retryable;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let policy = RetryPolicy::builder().initial_delay(Duration::from_millis(50)).build()?;
+//! let breaker = CircuitBreaker::default();
+//! let timeouts = TimeoutHandler::default();
+//!
+//! let answer = (|| breaker.call(|| async {
+//!     timeouts
+//!         .run(Duration::from_secs(1), async { Ok::<_, std::io::Error>("pong") })
+//!         .await
+//!         .unwrap_or_else(|elapsed| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, elapsed)))
+//! }))
+//! .retry(&policy)
+//! .await?;
+//! assert_eq!(answer, "pong");
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -18,7 +105,14 @@ mod serde_duration;
 pub mod storage;
 pub mod timeout;
 
+pub use breaker::CircuitBreaker;
+pub use checkpoint::DistributedCheckpoint;
+pub use coordinator::{Coordinator, InMemoryCoordinator};
 pub use error::ConfigError;
+pub use health::HealthMonitor;
+pub use retry::RetryPolicy;
+pub use storage::{CheckpointStorage, LocalFsStorage, MemoryStorage};
+pub use timeout::{TimeoutHandler, TimeoutManager};
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]
