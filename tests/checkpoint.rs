@@ -755,18 +755,87 @@ async fn a_lost_commit_answer_is_recognised() {
     // The manifest is written but the answer is lost: the retry finds the
     // identical manifest in place and the save succeeds.
     let writer = storage.clone();
-    let wrapped = LostAnswer { inner: writer };
+    let wrapped = LostAnswer {
+        inner: writer,
+        transient: true,
+    };
     for r in save_all(&wrapped, 2, "lost-answer", 1, 0).await {
         r.unwrap();
     }
     single(storage).verify("lost-answer").await.unwrap();
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_manifest_stored_despite_a_permanent_error_is_not_orphaned() {
+    // The manifest lands, but the write reports a permanent error, so it is
+    // not retried. Rolling back the shards now would leave a visible
+    // checkpoint that cannot be loaded: rank 0 must find its manifest and
+    // report the commit.
+    let storage = MemoryStorage::new();
+    let wrapped = LostAnswer {
+        inner: storage.clone(),
+        transient: false,
+    };
+    for (rank, r) in save_all(&wrapped, 3, "landed", 1, 0)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert!(r.is_ok(), "rank {rank}: {r:?}");
+    }
+    let ckpt = single(storage);
+    ckpt.verify("landed").await.unwrap();
+    assert_eq!(ckpt.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_commit_outcome_leaves_every_shard_in_place() {
+    // The manifest lands with a permanent error, and it cannot be read back
+    // either: rank 0 cannot tell whether the checkpoint is committed. Every
+    // rank fails the same way, and no shard is deleted, so that whatever the
+    // storage holds is either a whole checkpoint or leftovers.
+    let storage = MemoryStorage::new();
+    storage
+        .faults()
+        .fail_next(Operation::GetStream, 1_000)
+        .permanent();
+    storage
+        .faults()
+        .fail_next(Operation::Get, 1_000)
+        .permanent();
+    let wrapped = LostAnswer {
+        inner: storage.clone(),
+        transient: false,
+    };
+    let results = save_all(&wrapped, 3, "unknown", 1, 0).await;
+    let mut reasons = Vec::new();
+    for (rank, r) in results.into_iter().enumerate() {
+        match r {
+            Err(CheckpointError::SaveFailed {
+                failed_ranks,
+                reason,
+                ..
+            }) => {
+                assert_eq!(failed_ranks, vec![0], "rank {rank}");
+                assert!(reason.contains("unknown"), "{reason}");
+                reasons.push(reason);
+            }
+            other => panic!("rank {rank}: expected SaveFailed, got {other:?}"),
+        }
+    }
+    assert!(reasons.windows(2).all(|w| w[0] == w[1]));
+    // Nothing was rolled back: three shards and the manifest.
+    assert_eq!(storage.len(), 4, "{:?}", storage.keys());
+    storage.faults().clear();
+    single(storage).verify("unknown").await.unwrap();
+}
+
 /// A storage whose first `put_if_absent` stores the object but reports a
-/// transient failure, as a connection reset after the write would.
+/// failure (transient or not), as a connection reset after the write would.
 #[derive(Debug, Clone)]
 struct LostAnswer {
     inner: MemoryStorage,
+    transient: bool,
 }
 
 #[async_trait]
@@ -781,7 +850,7 @@ impl CheckpointStorage for LostAnswer {
             return Err(steadfast::storage::StorageError::Injected {
                 operation: "put_if_absent",
                 key: key.to_string(),
-                transient: true,
+                transient: self.transient,
             });
         }
         Ok(())

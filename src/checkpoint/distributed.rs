@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::coordinator::{Coordinator, CoordinatorError};
-use crate::retry::{RetryPolicy, Transient};
+use crate::retry::{RetryError, RetryPolicy, Transient};
 use crate::storage::{CheckpointStorage, ObjectMeta, ObjectWriter, StorageError};
 
 use super::error::{describe, CheckpointError, Result};
@@ -58,6 +58,14 @@ const TARGET: &str = "steadfast::checkpoint";
 ///    the manifest with
 ///    [`put_if_absent`](crate::storage::CheckpointStorage::put_if_absent): the
 ///    commit point. An existing checkpoint of that name is never overwritten.
+///    A write that fails may still have stored the manifest (the answer was
+///    lost after the write landed), so rank 0 reads the key back before
+///    calling the save failed: its own manifest there is a commit. If that
+///    read fails too, the outcome is unknown: every rank returns
+///    [`CheckpointError::SaveFailed`] saying so and keeps its shard, so that
+///    the storage holds either a whole checkpoint or leftovers for
+///    [`DistributedCheckpoint::cleanup_uncommitted`], never a manifest whose
+///    shards were deleted.
 /// 4. The ranks exchange the commit outcome, and all return it.
 ///
 /// A rank that does not arrive at an exchange within
@@ -151,6 +159,11 @@ enum CommitOutcome {
         failed_ranks: Vec<usize>,
         reason: String,
     },
+    /// The manifest write failed and rank 0 could not find out whether it
+    /// landed: nothing may be rolled back.
+    Unknown {
+        reason: String,
+    },
 }
 
 /// A rank's own shard, written.
@@ -180,13 +193,23 @@ impl LocalFailure {
     }
 }
 
-/// Why a rank's failure to commit, as all ranks will report it.
+/// Why rank 0's commit did not succeed, as all ranks will report it.
 #[derive(Debug)]
-struct CommitFailure {
-    already_exists: bool,
-    failed_ranks: Vec<usize>,
-    reason: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+enum CommitFailure {
+    /// Another manifest is stored under the name.
+    AlreadyExists,
+    /// No manifest of this save is stored: the save is rolled back.
+    Failed {
+        failed_ranks: Vec<usize>,
+        reason: String,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// Writing the manifest failed, and whether it was stored anyway could
+    /// not be found out: every shard stays, since a manifest may list it.
+    Unknown {
+        reason: String,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 /// An attempt to write a shard failed.
@@ -444,7 +467,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// - [`CheckpointError::AlreadyExists`] if a checkpoint of that name is
     ///   committed (it is left intact);
     /// - [`CheckpointError::SaveFailed`] naming the ranks that failed (a
-    ///   storage error after retries, a duplicate or empty entry name);
+    ///   storage error after retries, a duplicate or empty entry name), or
+    ///   rank 0 when the outcome of the manifest write is unknown (then
+    ///   nothing is rolled back; see the protocol);
     /// - [`CheckpointError::Timeout`] naming the ranks that did not arrive.
     ///
     /// A rank whose coordinator itself fails returns
@@ -863,14 +888,21 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 Ok(()) => CommitOutcome::Committed {
                     created_at: manifest.created_at,
                 },
-                Err(f) if f.already_exists => CommitOutcome::AlreadyExists,
-                Err(f) => {
-                    let outcome = CommitOutcome::Failed {
-                        failed_ranks: f.failed_ranks.clone(),
-                        reason: f.reason.clone(),
-                    };
-                    commit_error = f.source;
-                    outcome
+                Err(CommitFailure::AlreadyExists) => CommitOutcome::AlreadyExists,
+                Err(CommitFailure::Failed {
+                    failed_ranks,
+                    reason,
+                    source,
+                }) => {
+                    commit_error = source;
+                    CommitOutcome::Failed {
+                        failed_ranks,
+                        reason,
+                    }
+                }
+                Err(CommitFailure::Unknown { reason, source }) => {
+                    commit_error = source;
+                    CommitOutcome::Unknown { reason }
                 }
             })
         } else {
@@ -928,6 +960,22 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                     source: commit_error,
                 })
             }
+            Some(CommitOutcome::Unknown { reason }) => {
+                tracing::error!(
+                    target: TARGET,
+                    name,
+                    rank,
+                    key = %key,
+                    reason = %reason,
+                    "commit outcome unknown; leaving this rank's shard for cleanup_uncommitted"
+                );
+                Err(CheckpointError::SaveFailed {
+                    name: name.to_string(),
+                    failed_ranks: vec![0],
+                    reason,
+                    source: commit_error,
+                })
+            }
             None => {
                 let e = CoordinatorError::Backend {
                     message: "rank 0's commit outcome was unreadable".into(),
@@ -941,6 +989,12 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
 
     /// Rank 0's commit: check every shard is stored with its size, then write
     /// the manifest if none exists.
+    ///
+    /// A failed write may still have stored the manifest (an answer lost
+    /// after the write landed). Before reporting a failure, which makes every
+    /// rank delete its shard, rank 0 reads the key back: its own manifest
+    /// there means the commit happened; none means the save can be rolled
+    /// back; a read that fails too leaves the outcome unknown.
     async fn commit(&self, manifest: &mut Manifest) -> Result<(), CommitFailure> {
         for shard in &manifest.shards {
             let found = self.retry.retry(|| self.storage.head(&shard.key)).await;
@@ -956,16 +1010,14 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                     describe(&e)
                 ),
             };
-            return Err(CommitFailure {
-                already_exists: false,
+            return Err(CommitFailure::Failed {
                 failed_ranks: vec![shard.rank],
                 reason: format!("rank {}: {problem}", shard.rank),
                 source: None,
             });
         }
         manifest.created_at = unix_millis_now();
-        let bytes = manifest.to_bytes().map_err(|e| CommitFailure {
-            already_exists: false,
+        let bytes = manifest.to_bytes().map_err(|e| CommitFailure::Failed {
             failed_ranks: vec![0],
             reason: format!("rank 0: {e}"),
             source: Some(Box::new(e)),
@@ -982,13 +1034,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                         // An earlier attempt may have written the manifest and
                         // lost the answer: an identical manifest is ours.
                         Err(StorageError::AlreadyExists { .. }) if retrying => {
-                            let stored = self.storage.get(key_ref).await?;
-                            if stored == *bytes_ref {
-                                Ok(())
-                            } else {
-                                Err(StorageError::AlreadyExists {
+                            match self.read_limited(key_ref, bytes_ref.len() as u64).await? {
+                                Ok(stored) if stored == *bytes_ref => Ok(()),
+                                _ => Err(StorageError::AlreadyExists {
                                     key: key_ref.clone(),
-                                })
+                                }),
                             }
                         }
                         other => other,
@@ -996,23 +1046,57 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 }
             })
             .await;
-        match result {
-            Ok(()) => Ok(()),
+        let e = match result {
+            Ok(()) => return Ok(()),
             Err(e) if matches!(e.inner(), StorageError::AlreadyExists { .. }) => {
                 tracing::warn!(target: TARGET, name = %manifest.name, "a checkpoint of that name was committed meanwhile");
-                Err(CommitFailure {
-                    already_exists: true,
-                    failed_ranks: Vec::new(),
-                    reason: String::new(),
-                    source: None,
-                })
+                return Err(CommitFailure::AlreadyExists);
             }
-            Err(e) => Err(CommitFailure {
-                already_exists: false,
+            Err(e) => e,
+        };
+        let reason = format!("rank 0: writing the manifest: {}", describe(&e));
+        match self.stored_manifest_is(&key, &bytes).await {
+            Ok(Some(true)) => {
+                tracing::warn!(target: TARGET, name = %manifest.name, error = %e, "writing the manifest reported an error, but it is stored");
+                Ok(())
+            }
+            Ok(Some(false)) => {
+                tracing::warn!(target: TARGET, name = %manifest.name, "a checkpoint of that name was committed meanwhile");
+                Err(CommitFailure::AlreadyExists)
+            }
+            Ok(None) => Err(CommitFailure::Failed {
                 failed_ranks: vec![0],
-                reason: format!("rank 0: writing the manifest: {}", describe(&e)),
+                reason,
                 source: Some(Box::new(e)),
             }),
+            Err(check) => Err(CommitFailure::Unknown {
+                reason: format!(
+                    "{reason}; whether the manifest was stored anyway is unknown (reading it back failed: {}), \
+                     so no shard was deleted",
+                    describe(&check)
+                ),
+                source: Some(Box::new(e)),
+            }),
+        }
+    }
+
+    /// Whether the manifest stored under `key` is `bytes`: `None` when no
+    /// object is there.
+    async fn stored_manifest_is(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<Option<bool>, RetryError<StorageError>> {
+        let read = self
+            .retry
+            .retry(|| self.read_limited(key, bytes.len() as u64))
+            .await;
+        match read {
+            Ok(Ok(stored)) => Ok(Some(stored == bytes)),
+            // Longer than ours: another manifest.
+            Ok(Err(_)) => Ok(Some(false)),
+            Err(e) if matches!(e.inner(), StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

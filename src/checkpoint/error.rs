@@ -38,6 +38,13 @@ pub enum CheckpointError {
     /// no ranks at all) and was rolled back. Every rank of a distributed save
     /// returns this same error with the same `failed_ranks` and `reason`; the
     /// ranks that failed themselves also carry their own cause as `source`.
+    ///
+    /// One case is not rolled back: when writing the manifest failed and
+    /// rank 0 could not read it back to see whether it was stored anyway,
+    /// the reason says the outcome is unknown and every shard is kept. The
+    /// checkpoint is then either committed and whole, or not visible and
+    /// left for
+    /// [`cleanup_uncommitted`](crate::checkpoint::DistributedCheckpoint::cleanup_uncommitted).
     #[error("saving checkpoint {name:?} failed (failed ranks: {failed_ranks:?}): {reason}")]
     SaveFailed {
         /// The checkpoint name (or, for a single-object save, the key).
