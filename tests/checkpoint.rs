@@ -263,6 +263,56 @@ async fn delete_removes_manifest_and_every_listed_object() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failed_save_does_not_sweep_a_nested_save_in_progress() {
+    let storage = MemoryStorage::new();
+    // The save of "a/b" is slow to commit; the save of "a", started
+    // meanwhile, fails its shard write and rolls back.
+    storage
+        .faults()
+        .set_latency(Operation::PutIfAbsent, Duration::from_secs(10));
+    storage
+        .faults()
+        .fail_nth(Operation::PutStream, 2)
+        .permanent();
+    let inner = tokio::spawn({
+        let storage = storage.clone();
+        async move {
+            single(storage)
+                .save("a/b", &shard_of(0, 1), SaveOptions::new())
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let outer = single(storage.clone())
+        .save("a", &shard_of(0, 2), SaveOptions::new())
+        .await;
+    assert!(
+        matches!(outer, Err(CheckpointError::SaveFailed { .. })),
+        "{outer:?}"
+    );
+    let inner = inner.await.unwrap();
+    assert!(inner.is_ok(), "{inner:?}");
+    // The inner save reported success: its checkpoint must be whole.
+    single(storage).verify("a/b").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn delete_leaves_objects_of_other_names_below_the_prefix() {
+    let storage = MemoryStorage::new();
+    for r in save_all(&storage, 2, "outer", 1, 0).await {
+        r.unwrap();
+    }
+    // What a save of "outer/inner" in progress has written so far: not part
+    // of checkpoint "outer".
+    let nested = "outer/inner/shard-00000-of-00001-00000000000000aa.bin";
+    storage.put(nested, vec![1; 8]).await.unwrap();
+    let report = single(storage.clone()).delete("outer").await.unwrap();
+    assert!(report.is_complete());
+    assert_eq!(report.deleted.len(), 3, "{:?}", report.deleted);
+    assert_eq!(storage.keys(), [nested]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn retain_last_keeps_the_newest_and_ignores_saves_in_progress() {
     let storage = MemoryStorage::new();
     for (step, name) in [(1, "s1"), (2, "s2"), (3, "s3"), (4, "s4")] {

@@ -72,7 +72,9 @@ const TARGET: &str = "steadfast::checkpoint";
 /// [`SaveOptions::timeout`] is named by the others'
 /// [`CheckpointError::Timeout`]; they roll back. Rolling back deletes each
 /// rank's own shard, and rank 0 also deletes every object found by listing
-/// the checkpoint's prefix (unless a manifest is there).
+/// the checkpoint's prefix (unless a manifest is there). Only the objects
+/// directly under `NAME/` are the checkpoint's: keys further down belong to
+/// other names (a save of `NAME/x` in progress, say) and are never deleted.
 ///
 /// Should the final exchange fail after rank 0 committed (a rank vanished at
 /// that very moment), a rank that did not hear the outcome reads the manifest
@@ -1143,7 +1145,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     }
 
     /// Undoes this rank's part of a failed save: deletes its own shard, and on
-    /// rank 0 (when `sweep`) every object under the prefix, unless a
+    /// rank 0 (when `sweep`) every object directly under the prefix, unless a
     /// manifest is there.
     async fn roll_back(&self, name: &str, key: &str, sweep: bool) {
         let rank = self.rank();
@@ -1637,8 +1639,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     }
 
     /// Deletes checkpoint `name`: the manifest first (the checkpoint stops
-    /// being visible), then every object found by listing its prefix. Needs
-    /// no coordination; call it on one rank.
+    /// being visible), then every object found by listing its prefix that
+    /// lies directly under `NAME/` (keys further down belong to other names
+    /// and are left alone). Needs no coordination; call it on one rank.
     ///
     /// Objects that cannot be deleted after retries are listed in the
     /// report's `failed` (and logged at error level).
