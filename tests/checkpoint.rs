@@ -493,6 +493,63 @@ async fn a_two_rank_job_reads_what_a_four_rank_job_saved() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_commit_slower_than_the_timeout_is_still_heard_by_every_rank() {
+    // Rank 0 takes 40 s to write the manifest; the others give up on the
+    // commit exchange after 30 s. They must not report a failure for a
+    // checkpoint that then commits.
+    let storage = MemoryStorage::new();
+    storage
+        .faults()
+        .set_latency(Operation::PutIfAbsent, Duration::from_secs(40));
+    let timeout = Duration::from_secs(30);
+    let results = on_every_rank(
+        handles(&storage, InMemoryCoordinator::new(3)),
+        move |c| async move {
+            let shard = shard_of(c.rank(), 4);
+            c.save("slow", &shard, SaveOptions::new().timeout(timeout))
+                .await
+        },
+    )
+    .await;
+    for (rank, r) in results.iter().enumerate() {
+        assert!(r.is_ok(), "rank {rank}: {r:?}");
+    }
+    assert!(results
+        .windows(2)
+        .all(|w| w[0].as_ref().unwrap() == w[1].as_ref().unwrap()));
+    single(storage).verify("slow").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rank_that_never_hears_the_commit_keeps_its_shard() {
+    // The manifest write takes longer than twice the timeout: the ranks that
+    // wait for it give up, but delete nothing, so the checkpoint that rank 0
+    // then commits is whole.
+    let storage = MemoryStorage::new();
+    storage
+        .faults()
+        .set_latency(Operation::PutIfAbsent, Duration::from_secs(100));
+    let timeout = Duration::from_secs(30);
+    let results = on_every_rank(
+        handles(&storage, InMemoryCoordinator::new(3)),
+        move |c| async move {
+            let shard = shard_of(c.rank(), 4);
+            c.save("slower", &shard, SaveOptions::new().timeout(timeout))
+                .await
+        },
+    )
+    .await;
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    for (rank, r) in results.iter().enumerate().skip(1) {
+        assert!(
+            matches!(r, Err(CheckpointError::Timeout { missing_ranks, .. }) if missing_ranks == &[0]),
+            "rank {rank}: {r:?}"
+        );
+    }
+    single(storage).verify("slower").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_absent_rank_times_out_everyone_and_is_named() {
     let storage = MemoryStorage::new();
     let ranks = InMemoryCoordinator::new(4);

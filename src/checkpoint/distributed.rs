@@ -31,6 +31,11 @@ use super::shard::ShardData;
 
 const TARGET: &str = "steadfast::checkpoint";
 
+/// Bounds of the pause between two reads of the manifest by a rank that
+/// waits for a commit it did not hear.
+const MANIFEST_POLL_MIN: Duration = Duration::from_millis(10);
+const MANIFEST_POLL_MAX: Duration = Duration::from_secs(5);
+
 /// Sharded checkpoints of a distributed job: each rank saves and loads its
 /// own shard; rank 0 commits.
 ///
@@ -76,13 +81,18 @@ const TARGET: &str = "steadfast::checkpoint";
 /// directly under `NAME/` are the checkpoint's: keys further down belong to
 /// other names (a save of `NAME/x` in progress, say) and are never deleted.
 ///
-/// Should the final exchange fail after rank 0 committed (a rank vanished at
-/// that very moment), a rank that did not hear the outcome reads the manifest
-/// back from storage: if it is there and lists this rank's shard, the save
-/// succeeded. Otherwise the outcome is unknown to that rank; it returns the
-/// timeout and leaves its shard in place (never deleting a shard that a
-/// manifest may reference), for [`DistributedCheckpoint::cleanup_uncommitted`]
-/// to remove should no manifest ever appear.
+/// Should the final exchange fail (a rank vanished at that very moment, or
+/// rank 0's commit took longer than the timeout), a rank that did not hear
+/// the outcome reads the manifest from storage, and when the exchange failed
+/// because a rank was late, keeps reading it for up to
+/// [`SaveOptions::timeout`] more while it is absent: if it is there and lists
+/// this rank's shard, the save succeeded. Otherwise the outcome is unknown to
+/// that rank; it returns the timeout and leaves its shard in place (never
+/// deleting a shard that a manifest may reference), for
+/// [`DistributedCheckpoint::cleanup_uncommitted`] to remove should no
+/// manifest ever appear. Only a commit slower than twice the timeout can
+/// leave rank 0 returning success while such a rank returns the timeout; the
+/// checkpoint is then whole, since no rank deleted anything.
 ///
 /// # Examples
 ///
@@ -1113,7 +1123,31 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         error: CoordinatorError,
     ) -> Result<CheckpointInfo> {
         let rank = self.rank();
-        match self.manifest(name).await {
+        // The exchange failed because a rank was late: rank 0 may still be
+        // writing the manifest (a slow storage), so wait for it as long as a
+        // collective step may take. Any other failure says nothing about
+        // rank 0's progress: look once.
+        let late = matches!(
+            error,
+            CoordinatorError::Timeout { .. } | CoordinatorError::Broken { .. }
+        );
+        let deadline = if late {
+            tokio::time::Instant::now().checked_add(timeout)
+        } else {
+            None
+        };
+        let pause = (timeout / 20).clamp(MANIFEST_POLL_MIN, MANIFEST_POLL_MAX);
+        let found = loop {
+            match self.manifest(name).await {
+                Err(CheckpointError::NotFound { .. })
+                    if deadline.is_some_and(|d| tokio::time::Instant::now() < d) =>
+                {
+                    tokio::time::sleep(pause).await;
+                }
+                other => break other,
+            }
+        };
+        match found {
             Ok(manifest) => {
                 let mine = manifest
                     .shard(rank)

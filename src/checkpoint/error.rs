@@ -106,6 +106,16 @@ pub enum CheckpointError {
     },
     /// Some ranks did not arrive at a collective step of a save in time; the
     /// save was rolled back.
+    ///
+    /// The exception is a rank that timed out waiting for rank 0's commit
+    /// outcome and found no manifest in storage within the timeout either: it
+    /// cannot know whether the commit will still land, so it keeps its shard
+    /// and returns this error. [`DistributedCheckpoint::manifest`] tells later
+    /// whether the checkpoint was committed; if not,
+    /// [`DistributedCheckpoint::cleanup_uncommitted`] removes the leftovers.
+    ///
+    /// [`DistributedCheckpoint::manifest`]: crate::checkpoint::DistributedCheckpoint::manifest
+    /// [`DistributedCheckpoint::cleanup_uncommitted`]: crate::checkpoint::DistributedCheckpoint::cleanup_uncommitted
     #[error("checkpoint {name:?}: ranks {missing_ranks:?} did not arrive within {after:?}")]
     Timeout {
         /// The checkpoint name.
