@@ -296,7 +296,9 @@ impl Manifest {
         self.shards.iter().find(|s| s.rank == rank)
     }
 
-    /// The commit time as a [`SystemTime`].
+    /// The commit time as a [`SystemTime`] (the Unix epoch for a time the
+    /// platform cannot represent, which [`validate`](Self::validate)
+    /// refuses).
     ///
     /// # Examples
     ///
@@ -307,7 +309,7 @@ impl Manifest {
     /// assert_eq!(m.created_at_time(), UNIX_EPOCH + Duration::from_millis(1_500));
     /// ```
     pub fn created_at_time(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.created_at)
+        created_at_time(self.created_at).unwrap_or(UNIX_EPOCH)
     }
 
     /// A summary of the checkpoint this manifest commits.
@@ -435,7 +437,8 @@ impl Manifest {
     }
 
     /// Checks that the manifest describes a possible checkpoint named `name`:
-    /// a supported format version, the right name, a world size of at least
+    /// a supported format version, the right name, a commit time this
+    /// platform can represent, a world size of at least
     /// one, ranks `0..world_size` each exactly once, every shard key a valid
     /// key directly inside `NAME/` (and not the manifest), digests of 64
     /// lowercase hex digits, and every entry inside its shard.
@@ -475,6 +478,12 @@ impl Manifest {
             return invalid(format!(
                 "the manifest names checkpoint {:?}, not {name:?}",
                 self.name
+            ));
+        }
+        if created_at_time(self.created_at).is_none() {
+            return invalid(format!(
+                "the commit time {} ms after the Unix epoch cannot be represented",
+                self.created_at
             ));
         }
         if self.world_size == 0 {
@@ -574,6 +583,12 @@ pub struct CheckpointInfo {
     pub world_size: usize,
     /// The total size of its shards, in bytes.
     pub total_size: u64,
+}
+
+/// `millis` after the Unix epoch, if the platform's [`SystemTime`] reaches
+/// that far.
+fn created_at_time(millis: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_millis(millis))
 }
 
 /// Milliseconds since the Unix epoch, from the wall clock (0 if the clock is
