@@ -294,6 +294,11 @@ impl<S: CheckpointStorage> FaultToleranceHandler<S> {
     /// listed, or an invalid key) is in the report's `failed` and logged at
     /// error level with target `"steadfast::checkpoint"`.
     ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the deletes where they are. A checkpoint's
+    /// manifest goes first, so it is left either whole or no longer visible.
+    ///
     /// # Examples
     ///
     /// ```

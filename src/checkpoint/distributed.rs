@@ -497,6 +497,12 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// [`cleanup_uncommitted`](Self::cleanup_uncommitted) removes it. The other
     /// ranks time out and roll back.
     ///
+    /// The one exception is rank 0 dropped while it writes the manifest: a
+    /// write the storage has started may still complete (a file system
+    /// write runs to its end on the blocking pool). The checkpoint is then
+    /// committed and whole, and the other ranks, finding its manifest,
+    /// return it as saved.
+    ///
     /// # Examples
     ///
     /// ```
@@ -1286,6 +1292,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     ///   different world size (with `options.strict`) or has no shard for
     ///   this rank, or when the storage fails after retries.
     ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the read; it writes nothing, and no byte of
+    /// a shard that was not fully verified is ever handed out.
+    ///
     /// # Examples
     ///
     /// ```
@@ -1340,6 +1351,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// [`CheckpointError::EntryNotFound`] when the checkpoint has no such
     /// entry, and the errors of [`load`](Self::load).
     ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the read; it writes nothing, and no byte of
+    /// a shard that was not fully verified is ever handed out.
+    ///
     /// # Examples
     ///
     /// ```
@@ -1376,6 +1392,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     ///
     /// The errors of [`load`](Self::load), except that the world size may
     /// differ.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the read; it writes nothing, and no byte of
+    /// a shard that was not fully verified is ever handed out.
     ///
     /// # Examples
     ///
@@ -1449,6 +1470,10 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// # Errors
     ///
     /// The first failure, as [`load`](Self::load) reports it.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the reads; nothing is written.
     ///
     /// # Examples
     ///
@@ -1686,6 +1711,14 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// - [`CheckpointError::Storage`] when the manifest cannot be deleted (the
     ///   checkpoint is then left whole, still visible and loadable).
     ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the deletes where they are. The manifest
+    /// goes first, so the checkpoint is either still whole or no longer
+    /// visible; shards left behind are removed by
+    /// [`cleanup_uncommitted`](Self::cleanup_uncommitted) or by deleting the
+    /// name again.
+    ///
     /// # Examples
     ///
     /// ```
@@ -1735,6 +1768,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     ///
     /// As [`list`](Self::list). Objects that cannot be deleted are in the
     /// report.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops it between or inside removals; each
+    /// checkpoint is left whole or invisible, as with [`delete`](Self::delete).
     ///
     /// # Examples
     ///
@@ -1799,6 +1837,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     ///
     /// [`CheckpointError::Storage`] when listing fails. Objects that cannot be
     /// deleted are in the report.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the deletes where they are; what is left is
+    /// still uncommitted, and the next cleanup removes it.
     ///
     /// # Examples
     ///

@@ -12,6 +12,18 @@ use crate::retry::Transient;
 use crate::storage::StorageError;
 
 /// The result type of checkpoint operations.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::{validate_name, CheckpointError, Result};
+///
+/// fn named(name: &str) -> Result<String> {
+///     validate_name(name)?;
+///     Ok(name.to_string())
+/// }
+/// assert!(matches!(named("a/../b"), Err(CheckpointError::InvalidName { .. })));
+/// ```
 pub type Result<T, E = CheckpointError> = std::result::Result<T, E>;
 
 /// What went wrong with a checkpoint.

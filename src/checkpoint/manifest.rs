@@ -31,9 +31,23 @@ use super::error::{CheckpointError, Result};
 use crate::storage::{validate_key, StorageError};
 
 /// The name of the manifest object inside a checkpoint's prefix.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::{manifest_key, MANIFEST_FILE_NAME};
+/// assert_eq!(manifest_key("step-3"), format!("step-3/{MANIFEST_FILE_NAME}"));
+/// ```
 pub const MANIFEST_FILE_NAME: &str = "metadata.json";
 
 /// The manifest format version this build writes, and the newest it reads.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::{Manifest, FORMAT_VERSION};
+/// assert_eq!(Manifest::new("c", 1).format_version, FORMAT_VERSION);
+/// ```
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The storage key of the manifest of checkpoint `name`: `NAME/metadata.json`.
