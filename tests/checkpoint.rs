@@ -11,7 +11,9 @@ use steadfast::checkpoint::{
     manifest_key, CheckpointError, CheckpointInfo, CheckpointOptions, DistributedCheckpoint,
     LoadOptions, Manifest, SaveOptions, ShardData,
 };
-use steadfast::coordinator::InMemoryCoordinator;
+use steadfast::coordinator::{
+    Coordinator, InMemoryCoordinator, Result as CoordinatorResult, Signal,
+};
 use steadfast::retry::RetryPolicy;
 use steadfast::storage::{
     CheckpointStorage, MemoryStorage, ObjectMeta, ObjectStream, ObjectWriter, Operation,
@@ -980,4 +982,84 @@ impl CheckpointStorage for LostAnswer {
     async fn get_stream(&self, key: &str) -> StorageResult<ObjectStream> {
         self.inner.get_stream(key).await
     }
+}
+
+/// A coordinator whose first all-gather loses the last rank's report, as a
+/// faulty coordinator backend might.
+#[derive(Debug)]
+struct LosesAReport {
+    inner: InMemoryCoordinator,
+    gathers: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Coordinator for LosesAReport {
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+    fn world_size(&self) -> usize {
+        self.inner.world_size()
+    }
+    fn name(&self) -> &str {
+        "loses-a-report"
+    }
+    async fn barrier(&self, timeout: Duration) -> CoordinatorResult<()> {
+        self.inner.barrier(timeout).await
+    }
+    async fn all_gather(
+        &self,
+        data: Vec<u8>,
+        timeout: Duration,
+    ) -> CoordinatorResult<Vec<Vec<u8>>> {
+        let mut all = self.inner.all_gather(data, timeout).await?;
+        if self
+            .gathers
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            all.pop();
+        }
+        Ok(all)
+    }
+    async fn signal(&self, key: &str, payload: Vec<u8>) -> CoordinatorResult<u64> {
+        self.inner.signal(key, payload).await
+    }
+    async fn wait_for_rank(
+        &self,
+        rank: usize,
+        key: &str,
+        min_seq: u64,
+        timeout: Duration,
+    ) -> CoordinatorResult<Signal> {
+        self.inner.wait_for_rank(rank, key, min_seq, timeout).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_report_is_blamed_on_the_same_rank_everywhere() {
+    let storage = MemoryStorage::new();
+    let tasks: Vec<_> = InMemoryCoordinator::new(3)
+        .into_iter()
+        .map(|inner| {
+            let coordinator = LosesAReport {
+                inner,
+                gathers: Default::default(),
+            };
+            let ckpt =
+                DistributedCheckpoint::new(storage.clone(), coordinator, policy(), options());
+            tokio::spawn(async move {
+                let shard = shard_of(ckpt.rank(), 0);
+                ckpt.save("short", &shard, SaveOptions::new()).await
+            })
+        })
+        .collect();
+    for (rank, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Err(CheckpointError::SaveFailed { failed_ranks, .. }) => {
+                assert_eq!(failed_ranks, vec![2], "rank {rank}");
+            }
+            other => panic!("rank {rank}: expected SaveFailed, got {other:?}"),
+        }
+    }
+    assert!(storage.is_empty(), "left behind: {:?}", storage.keys());
 }

@@ -813,17 +813,27 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         // Every rank decides from the same gathered reports.
         let mut failures: Vec<(usize, FailureKind, String)> = Vec::new();
         let mut written: Vec<(usize, Written)> = Vec::new();
-        if gathered.len() != world_size {
+        // A faulty coordinator may return too few or too many reports: blame
+        // the ranks whose reports are missing or extra, the same on every rank.
+        for missing in gathered.len()..world_size {
             failures.push((
-                rank,
+                missing,
                 FailureKind::Failed,
                 format!(
-                    "the coordinator returned {} reports for {world_size} ranks",
+                    "no report (the coordinator returned {} reports for {world_size} ranks)",
                     gathered.len()
                 ),
             ));
         }
         for (from, bytes) in gathered.iter().enumerate() {
+            if from >= world_size {
+                failures.push((
+                    from,
+                    FailureKind::Failed,
+                    format!("a report from outside a world of {world_size} ranks"),
+                ));
+                continue;
+            }
             match serde_json::from_slice::<RankReport>(bytes) {
                 Ok(RankReport::Written { name: theirs, .. })
                 | Ok(RankReport::Failed { name: theirs, .. })
