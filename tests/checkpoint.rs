@@ -523,6 +523,39 @@ async fn a_commit_slower_than_the_timeout_is_still_heard_by_every_rank() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn shard_checks_slower_than_the_timeout_fail_the_save_on_every_rank() {
+    // Every `head` takes 40 s, so rank 0's check of the shards outlasts the
+    // 30 s the others wait for the commit outcome. Rank 0 must not commit a
+    // checkpoint the others have stopped waiting for: every rank fails, and
+    // nothing is left.
+    let storage = MemoryStorage::new();
+    storage
+        .faults()
+        .set_latency(Operation::Head, Duration::from_secs(40));
+    let timeout = Duration::from_secs(30);
+    let results = on_every_rank(
+        handles(&storage, InMemoryCoordinator::new(3)),
+        move |c| async move {
+            let shard = shard_of(c.rank(), 5);
+            c.save("checked", &shard, SaveOptions::new().timeout(timeout))
+                .await
+        },
+    )
+    .await;
+    for (rank, r) in results.iter().enumerate() {
+        assert!(r.is_err(), "rank {rank}: {r:?}");
+    }
+    assert!(
+        matches!(&results[0], Err(CheckpointError::SaveFailed { failed_ranks, .. }) if failed_ranks == &[0]),
+        "{:?}",
+        results[0]
+    );
+    storage.faults().clear();
+    assert!(single(storage.clone()).list().await.unwrap().is_empty());
+    assert!(storage.is_empty(), "left behind: {:?}", storage.keys());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_rank_that_never_hears_the_commit_keeps_its_shard() {
     // The manifest write takes longer than twice the timeout: the ranks that
     // wait for it give up, but delete nothing, so the checkpoint that rank 0

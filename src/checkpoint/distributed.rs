@@ -36,6 +36,9 @@ const TARGET: &str = "steadfast::checkpoint";
 const MANIFEST_POLL_MIN: Duration = Duration::from_millis(10);
 const MANIFEST_POLL_MAX: Duration = Duration::from_secs(5);
 
+/// How many shards rank 0 checks at once before it commits.
+const SHARD_CHECKS_AT_ONCE: usize = 16;
+
 /// Sharded checkpoints of a distributed job: each rank saves and loads its
 /// own shard; rank 0 commits.
 ///
@@ -63,6 +66,9 @@ const MANIFEST_POLL_MAX: Duration = Duration::from_secs(5);
 ///    the manifest with
 ///    [`put_if_absent`](crate::storage::CheckpointStorage::put_if_absent): the
 ///    commit point. An existing checkpoint of that name is never overwritten.
+///    If checking the shards took longer than [`SaveOptions::timeout`], the
+///    other ranks may have stopped waiting, so rank 0 does not write the
+///    manifest and the save fails.
 ///    A write that fails may still have stored the manifest (the answer was
 ///    lost after the write landed), so rank 0 reads the key back before
 ///    calling the save failed: its own manifest there is a commit. If that
@@ -912,7 +918,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         // Rank 0 commits; everyone hears the outcome.
         let mut commit_error = None;
         let outcome = if rank == 0 {
-            Some(match self.commit(&mut manifest).await {
+            // The others wait `timeout` for the outcome, and then as long
+            // again for a manifest: the manifest write must start within
+            // the first `timeout`, so that it has the second to land.
+            let start_by = tokio::time::Instant::now().checked_add(options.timeout);
+            Some(match self.commit(&mut manifest, start_by).await {
                 Ok(()) => CommitOutcome::Committed {
                     created_at: manifest.created_at,
                 },
@@ -1023,24 +1033,26 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// rank delete its shard, rank 0 reads the key back: its own manifest
     /// there means the commit happened; none means the save can be rolled
     /// back; a read that fails too leaves the outcome unknown.
-    async fn commit(&self, manifest: &mut Manifest) -> Result<(), CommitFailure> {
-        for shard in &manifest.shards {
-            let found = self.retry.retry(|| self.storage.head(&shard.key)).await;
-            let problem = match found {
-                Ok(meta) if meta.size == shard.size => continue,
-                Ok(meta) => format!(
-                    "shard {:?} has {} bytes in storage, {} were written",
-                    shard.key, meta.size, shard.size
-                ),
-                Err(e) => format!(
-                    "shard {:?} cannot be found in storage: {}",
-                    shard.key,
-                    describe(&e)
-                ),
-            };
+    async fn commit(
+        &self,
+        manifest: &mut Manifest,
+        start_by: Option<tokio::time::Instant>,
+    ) -> Result<(), CommitFailure> {
+        // The shards are checked a few at a time: a job of many ranks on a
+        // storage with some latency must not spend its timeout here.
+        for group in manifest.shards.chunks(SHARD_CHECKS_AT_ONCE) {
+            let checks =
+                futures::future::join_all(group.iter().map(|shard| self.check_shard(shard))).await;
+            if let Some(failure) = checks.into_iter().find_map(Result::err) {
+                return Err(failure);
+            }
+        }
+        if start_by.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
             return Err(CommitFailure::Failed {
-                failed_ranks: vec![shard.rank],
-                reason: format!("rank {}: {problem}", shard.rank),
+                failed_ranks: vec![0],
+                reason: "rank 0: checking the shards took longer than the timeout, \
+                         so the other ranks may have stopped waiting; the manifest was not written"
+                    .to_string(),
                 source: None,
             });
         }
@@ -1106,6 +1118,28 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 source: Some(Box::new(e)),
             }),
         }
+    }
+
+    /// Checks that `shard` is in storage with the size its rank reported.
+    async fn check_shard(&self, shard: &ShardInfo) -> Result<(), CommitFailure> {
+        let found = self.retry.retry(|| self.storage.head(&shard.key)).await;
+        let problem = match found {
+            Ok(meta) if meta.size == shard.size => return Ok(()),
+            Ok(meta) => format!(
+                "shard {:?} has {} bytes in storage, {} were written",
+                shard.key, meta.size, shard.size
+            ),
+            Err(e) => format!(
+                "shard {:?} cannot be found in storage: {}",
+                shard.key,
+                describe(&e)
+            ),
+        };
+        Err(CommitFailure::Failed {
+            failed_ranks: vec![shard.rank],
+            reason: format!("rank {}: {problem}", shard.rank),
+            source: None,
+        })
     }
 
     /// Whether the manifest stored under `key` is `bytes`: `None` when no
