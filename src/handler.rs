@@ -432,7 +432,11 @@ impl<S: CheckpointStorage> CheckpointRollbackManager<S> {
     ///
     /// On any failure nothing partial remains under `key`: the previous
     /// version, if any, is left exactly as it was, and the failed write is
-    /// aborted.
+    /// aborted. The one failure that can leave the new version in place is
+    /// one the storage reports after making it visible (on
+    /// [`LocalFsStorage`](crate::storage::LocalFsStorage), a failed flush of
+    /// the directory after the rename); the key then holds the new version,
+    /// whole.
     ///
     /// # Errors
     ///
