@@ -17,6 +17,9 @@
 //!   rank, transient failures).
 //! - [`FaultTolerant`]: wraps any coordinator, bounds each operation with a
 //!   timeout and retries the failures that are safe to retry.
+//! - `EtcdCoordinator` (feature `etcd`): ranks as separate processes on
+//!   separate machines, meeting through an etcd cluster; each rank's lease is
+//!   its liveness, and waits use etcd watches.
 //!
 //! The trait is object-safe: `Arc<dyn Coordinator>` works wherever a
 //! coordinator is expected.

@@ -16,6 +16,9 @@
 //! - [`LocalFsStorage`]: plain files under a root directory, written
 //!   atomically and durably (temporary file, `fsync`, rename, directory
 //!   `fsync`): the embedded default.
+//! - `ObjectStoreStorage` (feature `object-store`): S3, GCS, Azure or any
+//!   `object_store::ObjectStore`; large objects through multipart upload,
+//!   `put_if_absent` through a conditional create.
 //!
 //! The [`conformance`] module checks that an implementation (yours too)
 //! keeps the contract of the trait.
