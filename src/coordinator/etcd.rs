@@ -1415,9 +1415,11 @@ impl EtcdCoordinator {
     /// as its lease lives.
     ///
     /// When a rank's lease expires (its process died or lost etcd for longer
-    /// than the TTL), its heartbeats stop, so the monitor's own sweep marks
-    /// it Unresponsive and then Failed, after `heartbeat_timeout` and twice
-    /// that. A rank that never connects fails the same way. A rank that
+    /// than the TTL), it is marked Failed at once
+    /// ([`HealthMonitor::mark_failed`]) and its heartbeats stop, so it stays
+    /// Failed until it joins again. A rank that never connects is marked
+    /// Unresponsive and then Failed by the monitor's own sweep, after
+    /// `heartbeat_timeout` and twice that. A rank that
     /// leaves through [`shutdown`](Self::shutdown) is removed from the
     /// monitor instead: a clean exit is not a failure. While etcd itself is
     /// unreachable, the ranks last seen alive keep being heard from: an etcd
@@ -2395,8 +2397,10 @@ async fn liveness_loop(mut members: MemberWatch, monitor: HealthMonitor, prefix:
                             coordinator = "etcd",
                             prefix = %prefix,
                             member = rank,
-                            "lease of a rank expired; it is no longer heard from"
+                            "lease of a rank expired; reporting it failed"
                         );
+                        // A member the caller removed stays removed.
+                        let _ = monitor.mark_failed(&MemberId::Rank(rank));
                     }
                     Err(e) => tracing::warn!(
                         target: TARGET,
