@@ -9,7 +9,8 @@
 //! cost. [`rollback`](FaultToleranceHandler::rollback) removes a single
 //! object or a whole multi-shard checkpoint: the manifest first, so that the
 //! checkpoint stops being visible, then every object found by listing its
-//! prefix (never by guessing rank numbers). What could not be deleted is in
+//! prefix directly under `NAME/` (never by guessing rank numbers; keys
+//! further down belong to other names). What could not be deleted is in
 //! the returned [`RollbackReport`] and logged at error level with target
 //! `"steadfast::checkpoint"`.
 //!
@@ -47,8 +48,8 @@ const TARGET: &str = "steadfast::checkpoint";
 pub enum RollbackTarget {
     /// A single object, by key.
     File(String),
-    /// A multi-shard checkpoint, by name: its manifest and every object under
-    /// `NAME/`.
+    /// A multi-shard checkpoint, by name: its manifest and every object
+    /// directly under `NAME/`.
     Checkpoint(String),
 }
 
@@ -282,7 +283,9 @@ impl<S: CheckpointStorage> FaultToleranceHandler<S> {
     /// - [`RollbackTarget::File`]: deletes the object.
     /// - [`RollbackTarget::Checkpoint`]: deletes the manifest first (the
     ///   checkpoint stops being visible), then every object found by listing
-    ///   `NAME/`, whatever its name. If the manifest cannot be deleted, the
+    ///   `NAME/` that lies directly under it, whatever its name (keys further
+    ///   down, such as `NAME/x/...`, belong to other names and are left
+    ///   alone). If the manifest cannot be deleted, the
     ///   shards are left alone so that the still-visible checkpoint stays
     ///   loadable.
     ///
@@ -290,6 +293,11 @@ impl<S: CheckpointStorage> FaultToleranceHandler<S> {
     /// each object that still cannot be deleted (or a prefix that cannot be
     /// listed, or an invalid key) is in the report's `failed` and logged at
     /// error level with target `"steadfast::checkpoint"`.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the deletes where they are. A checkpoint's
+    /// manifest goes first, so it is left either whole or no longer visible.
     ///
     /// # Examples
     ///
@@ -424,7 +432,11 @@ impl<S: CheckpointStorage> CheckpointRollbackManager<S> {
     ///
     /// On any failure nothing partial remains under `key`: the previous
     /// version, if any, is left exactly as it was, and the failed write is
-    /// aborted.
+    /// aborted. The one failure that can leave the new version in place is
+    /// one the storage reports after making it visible (on
+    /// [`LocalFsStorage`](crate::storage::LocalFsStorage), a failed flush of
+    /// the directory after the rename); the key then holds the new version,
+    /// whole.
     ///
     /// # Errors
     ///

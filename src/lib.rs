@@ -7,45 +7,45 @@
 //!
 //! Resilience of a single call:
 //!
-//! - [`retry`]: [`RetryPolicy`] retries transient errors with exponential
+//! - [`retry`] — [`RetryPolicy`] retries transient errors with exponential
 //!   backoff, a cap, jitter and a time budget; `(|| op()).retry(&policy)`
 //!   through the [`Retryable`](retry::Retryable) extension trait. Which
 //!   errors are transient is said by the [`Transient`](retry::Transient)
 //!   trait.
-//! - [`breaker`]: [`CircuitBreaker`] stops calling a dependency that keeps
+//! - [`breaker`] — [`CircuitBreaker`] stops calling a dependency that keeps
 //!   failing, probes it with a few trial calls, and closes again once it
 //!   recovers. Its closed-state path is lock-free.
-//! - [`timeout`]: [`TimeoutHandler`] bounds any future, barrier or wait for a
+//! - [`timeout`] — [`TimeoutHandler`] bounds any future, barrier or wait for a
 //!   peer; [`TimeoutManager`] keeps per-operation deadlines that can be
 //!   extended or cancelled.
 //!
 //! Checkpoints of a distributed job:
 //!
-//! - [`storage`]: the [`CheckpointStorage`] trait, where bytes live;
+//! - [`storage`] — the [`CheckpointStorage`] trait, where bytes live;
 //!   [`MemoryStorage`] (the mock, with fault injection) and
 //!   [`LocalFsStorage`] (atomic and durable writes).
-//! - [`coordinator`]: the [`Coordinator`] trait, how ranks meet (barrier,
+//! - [`coordinator`] — the [`Coordinator`] trait, how ranks meet (barrier,
 //!   all-gather, signals); [`InMemoryCoordinator`] runs `n` ranks in one
 //!   process; [`FaultTolerant`](coordinator::FaultTolerant) adds timeouts
 //!   and retries to any coordinator.
-//! - [`checkpoint`]: [`DistributedCheckpoint`] saves one shard per rank and
+//! - [`checkpoint`] — [`DistributedCheckpoint`] saves one shard per rank and
 //!   commits them with a manifest written last; a failed save is rolled back
 //!   on every rank; a load verifies sizes and SHA-256 digests before
 //!   returning bytes, also at another world size.
-//! - [`handler`]: [`FaultToleranceHandler`](handler::FaultToleranceHandler)
+//! - [`handler`] — [`FaultToleranceHandler`](handler::FaultToleranceHandler)
 //!   runs operations with retry or timeout and rolls back a failed file or
 //!   checkpoint; [`CheckpointRollbackManager`](handler::CheckpointRollbackManager)
 //!   saves one object under retry and keeps the previous version on failure.
 //!
 //! Noticing faults and deciding what to do:
 //!
-//! - [`health`]: [`HealthMonitor`] turns heartbeats of ranks and components
+//! - [`health`] — [`HealthMonitor`] turns heartbeats of ranks and components
 //!   into Healthy / Unresponsive / Failed (fixed timeout or phi accrual) and a
 //!   stream of changes.
-//! - [`recovery`]: [`ErrorRecoveryManager`](recovery::ErrorRecoveryManager)
+//! - [`recovery`] — [`ErrorRecoveryManager`](recovery::ErrorRecoveryManager)
 //!   picks a strategy per kind of error and keeps a bounded history and
 //!   statistics.
-//! - [`degradation`]: [`DegradationManager`](degradation::DegradationManager)
+//! - [`degradation`] — [`DegradationManager`](degradation::DegradationManager)
 //!   lowers a component or the whole service from Normal to ReadOnly,
 //!   EssentialOnly or Offline as health and breakers say.
 //!
@@ -61,7 +61,13 @@
 //!
 //! # Cargo features
 //!
-//! None yet: the default build holds everything above.
+//! The default build holds everything above and depends on tokio and a few
+//! small crates. Integrations with outside systems are opt-in:
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `etcd` | `coordinator::EtcdCoordinator`: ranks as separate processes on separate machines, meeting through an etcd cluster, with leases as liveness |
+//! | `object-store` | `storage::ObjectStoreStorage`: checkpoints in S3, GCS, Azure or any `object_store::ObjectStore`, manifests committed with a conditional create |
 //!
 //! # Examples
 //!

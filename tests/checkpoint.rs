@@ -11,7 +11,9 @@ use steadfast::checkpoint::{
     manifest_key, CheckpointError, CheckpointInfo, CheckpointOptions, DistributedCheckpoint,
     LoadOptions, Manifest, SaveOptions, ShardData,
 };
-use steadfast::coordinator::InMemoryCoordinator;
+use steadfast::coordinator::{
+    Coordinator, InMemoryCoordinator, Result as CoordinatorResult, Signal,
+};
 use steadfast::retry::RetryPolicy;
 use steadfast::storage::{
     CheckpointStorage, MemoryStorage, ObjectMeta, ObjectStream, ObjectWriter, Operation,
@@ -263,6 +265,56 @@ async fn delete_removes_manifest_and_every_listed_object() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failed_save_does_not_sweep_a_nested_save_in_progress() {
+    let storage = MemoryStorage::new();
+    // The save of "a/b" is slow to commit; the save of "a", started
+    // meanwhile, fails its shard write and rolls back.
+    storage
+        .faults()
+        .set_latency(Operation::PutIfAbsent, Duration::from_secs(10));
+    storage
+        .faults()
+        .fail_nth(Operation::PutStream, 2)
+        .permanent();
+    let inner = tokio::spawn({
+        let storage = storage.clone();
+        async move {
+            single(storage)
+                .save("a/b", &shard_of(0, 1), SaveOptions::new())
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let outer = single(storage.clone())
+        .save("a", &shard_of(0, 2), SaveOptions::new())
+        .await;
+    assert!(
+        matches!(outer, Err(CheckpointError::SaveFailed { .. })),
+        "{outer:?}"
+    );
+    let inner = inner.await.unwrap();
+    assert!(inner.is_ok(), "{inner:?}");
+    // The inner save reported success: its checkpoint must be whole.
+    single(storage).verify("a/b").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn delete_leaves_objects_of_other_names_below_the_prefix() {
+    let storage = MemoryStorage::new();
+    for r in save_all(&storage, 2, "outer", 1, 0).await {
+        r.unwrap();
+    }
+    // What a save of "outer/inner" in progress has written so far: not part
+    // of checkpoint "outer".
+    let nested = "outer/inner/shard-00000-of-00001-00000000000000aa.bin";
+    storage.put(nested, vec![1; 8]).await.unwrap();
+    let report = single(storage.clone()).delete("outer").await.unwrap();
+    assert!(report.is_complete());
+    assert_eq!(report.deleted.len(), 3, "{:?}", report.deleted);
+    assert_eq!(storage.keys(), [nested]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn retain_last_keeps_the_newest_and_ignores_saves_in_progress() {
     let storage = MemoryStorage::new();
     for (step, name) in [(1, "s1"), (2, "s2"), (3, "s3"), (4, "s4")] {
@@ -440,6 +492,96 @@ async fn a_two_rank_job_reads_what_a_four_rank_job_saved() {
         );
         assert_eq!(loose, shard_bytes(rank, 42));
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_commit_slower_than_the_timeout_is_still_heard_by_every_rank() {
+    // Rank 0 takes 40 s to write the manifest; the others give up on the
+    // commit exchange after 30 s. They must not report a failure for a
+    // checkpoint that then commits.
+    let storage = MemoryStorage::new();
+    storage
+        .faults()
+        .set_latency(Operation::PutIfAbsent, Duration::from_secs(40));
+    let timeout = Duration::from_secs(30);
+    let results = on_every_rank(
+        handles(&storage, InMemoryCoordinator::new(3)),
+        move |c| async move {
+            let shard = shard_of(c.rank(), 4);
+            c.save("slow", &shard, SaveOptions::new().timeout(timeout))
+                .await
+        },
+    )
+    .await;
+    for (rank, r) in results.iter().enumerate() {
+        assert!(r.is_ok(), "rank {rank}: {r:?}");
+    }
+    assert!(results
+        .windows(2)
+        .all(|w| w[0].as_ref().unwrap() == w[1].as_ref().unwrap()));
+    single(storage).verify("slow").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn shard_checks_slower_than_the_timeout_fail_the_save_on_every_rank() {
+    // Every `head` takes 40 s, so rank 0's check of the shards outlasts the
+    // 30 s the others wait for the commit outcome. Rank 0 must not commit a
+    // checkpoint the others have stopped waiting for: every rank fails, and
+    // nothing is left.
+    let storage = MemoryStorage::new();
+    storage
+        .faults()
+        .set_latency(Operation::Head, Duration::from_secs(40));
+    let timeout = Duration::from_secs(30);
+    let results = on_every_rank(
+        handles(&storage, InMemoryCoordinator::new(3)),
+        move |c| async move {
+            let shard = shard_of(c.rank(), 5);
+            c.save("checked", &shard, SaveOptions::new().timeout(timeout))
+                .await
+        },
+    )
+    .await;
+    for (rank, r) in results.iter().enumerate() {
+        assert!(r.is_err(), "rank {rank}: {r:?}");
+    }
+    assert!(
+        matches!(&results[0], Err(CheckpointError::SaveFailed { failed_ranks, .. }) if failed_ranks == &[0]),
+        "{:?}",
+        results[0]
+    );
+    storage.faults().clear();
+    assert!(single(storage.clone()).list().await.unwrap().is_empty());
+    assert!(storage.is_empty(), "left behind: {:?}", storage.keys());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rank_that_never_hears_the_commit_keeps_its_shard() {
+    // The manifest write takes longer than twice the timeout: the ranks that
+    // wait for it give up, but delete nothing, so the checkpoint that rank 0
+    // then commits is whole.
+    let storage = MemoryStorage::new();
+    storage
+        .faults()
+        .set_latency(Operation::PutIfAbsent, Duration::from_secs(100));
+    let timeout = Duration::from_secs(30);
+    let results = on_every_rank(
+        handles(&storage, InMemoryCoordinator::new(3)),
+        move |c| async move {
+            let shard = shard_of(c.rank(), 4);
+            c.save("slower", &shard, SaveOptions::new().timeout(timeout))
+                .await
+        },
+    )
+    .await;
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    for (rank, r) in results.iter().enumerate().skip(1) {
+        assert!(
+            matches!(r, Err(CheckpointError::Timeout { missing_ranks, .. }) if missing_ranks == &[0]),
+            "rank {rank}: {r:?}"
+        );
+    }
+    single(storage).verify("slower").await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -755,18 +897,87 @@ async fn a_lost_commit_answer_is_recognised() {
     // The manifest is written but the answer is lost: the retry finds the
     // identical manifest in place and the save succeeds.
     let writer = storage.clone();
-    let wrapped = LostAnswer { inner: writer };
+    let wrapped = LostAnswer {
+        inner: writer,
+        transient: true,
+    };
     for r in save_all(&wrapped, 2, "lost-answer", 1, 0).await {
         r.unwrap();
     }
     single(storage).verify("lost-answer").await.unwrap();
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_manifest_stored_despite_a_permanent_error_is_not_orphaned() {
+    // The manifest lands, but the write reports a permanent error, so it is
+    // not retried. Rolling back the shards now would leave a visible
+    // checkpoint that cannot be loaded: rank 0 must find its manifest and
+    // report the commit.
+    let storage = MemoryStorage::new();
+    let wrapped = LostAnswer {
+        inner: storage.clone(),
+        transient: false,
+    };
+    for (rank, r) in save_all(&wrapped, 3, "landed", 1, 0)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert!(r.is_ok(), "rank {rank}: {r:?}");
+    }
+    let ckpt = single(storage);
+    ckpt.verify("landed").await.unwrap();
+    assert_eq!(ckpt.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_commit_outcome_leaves_every_shard_in_place() {
+    // The manifest lands with a permanent error, and it cannot be read back
+    // either: rank 0 cannot tell whether the checkpoint is committed. Every
+    // rank fails the same way, and no shard is deleted, so that whatever the
+    // storage holds is either a whole checkpoint or leftovers.
+    let storage = MemoryStorage::new();
+    storage
+        .faults()
+        .fail_next(Operation::GetStream, 1_000)
+        .permanent();
+    storage
+        .faults()
+        .fail_next(Operation::Get, 1_000)
+        .permanent();
+    let wrapped = LostAnswer {
+        inner: storage.clone(),
+        transient: false,
+    };
+    let results = save_all(&wrapped, 3, "unknown", 1, 0).await;
+    let mut reasons = Vec::new();
+    for (rank, r) in results.into_iter().enumerate() {
+        match r {
+            Err(CheckpointError::SaveFailed {
+                failed_ranks,
+                reason,
+                ..
+            }) => {
+                assert_eq!(failed_ranks, vec![0], "rank {rank}");
+                assert!(reason.contains("unknown"), "{reason}");
+                reasons.push(reason);
+            }
+            other => panic!("rank {rank}: expected SaveFailed, got {other:?}"),
+        }
+    }
+    assert!(reasons.windows(2).all(|w| w[0] == w[1]));
+    // Nothing was rolled back: three shards and the manifest.
+    assert_eq!(storage.len(), 4, "{:?}", storage.keys());
+    storage.faults().clear();
+    single(storage).verify("unknown").await.unwrap();
+}
+
 /// A storage whose first `put_if_absent` stores the object but reports a
-/// transient failure, as a connection reset after the write would.
+/// failure (transient or not), as a connection reset after the write would.
 #[derive(Debug, Clone)]
 struct LostAnswer {
     inner: MemoryStorage,
+    transient: bool,
 }
 
 #[async_trait]
@@ -781,7 +992,7 @@ impl CheckpointStorage for LostAnswer {
             return Err(steadfast::storage::StorageError::Injected {
                 operation: "put_if_absent",
                 key: key.to_string(),
-                transient: true,
+                transient: self.transient,
             });
         }
         Ok(())
@@ -804,4 +1015,84 @@ impl CheckpointStorage for LostAnswer {
     async fn get_stream(&self, key: &str) -> StorageResult<ObjectStream> {
         self.inner.get_stream(key).await
     }
+}
+
+/// A coordinator whose first all-gather loses the last rank's report, as a
+/// faulty coordinator backend might.
+#[derive(Debug)]
+struct LosesAReport {
+    inner: InMemoryCoordinator,
+    gathers: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Coordinator for LosesAReport {
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+    fn world_size(&self) -> usize {
+        self.inner.world_size()
+    }
+    fn name(&self) -> &str {
+        "loses-a-report"
+    }
+    async fn barrier(&self, timeout: Duration) -> CoordinatorResult<()> {
+        self.inner.barrier(timeout).await
+    }
+    async fn all_gather(
+        &self,
+        data: Vec<u8>,
+        timeout: Duration,
+    ) -> CoordinatorResult<Vec<Vec<u8>>> {
+        let mut all = self.inner.all_gather(data, timeout).await?;
+        if self
+            .gathers
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            all.pop();
+        }
+        Ok(all)
+    }
+    async fn signal(&self, key: &str, payload: Vec<u8>) -> CoordinatorResult<u64> {
+        self.inner.signal(key, payload).await
+    }
+    async fn wait_for_rank(
+        &self,
+        rank: usize,
+        key: &str,
+        min_seq: u64,
+        timeout: Duration,
+    ) -> CoordinatorResult<Signal> {
+        self.inner.wait_for_rank(rank, key, min_seq, timeout).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_report_is_blamed_on_the_same_rank_everywhere() {
+    let storage = MemoryStorage::new();
+    let tasks: Vec<_> = InMemoryCoordinator::new(3)
+        .into_iter()
+        .map(|inner| {
+            let coordinator = LosesAReport {
+                inner,
+                gathers: Default::default(),
+            };
+            let ckpt =
+                DistributedCheckpoint::new(storage.clone(), coordinator, policy(), options());
+            tokio::spawn(async move {
+                let shard = shard_of(ckpt.rank(), 0);
+                ckpt.save("short", &shard, SaveOptions::new()).await
+            })
+        })
+        .collect();
+    for (rank, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Err(CheckpointError::SaveFailed { failed_ranks, .. }) => {
+                assert_eq!(failed_ranks, vec![2], "rank {rank}");
+            }
+            other => panic!("rank {rank}: expected SaveFailed, got {other:?}"),
+        }
+    }
+    assert!(storage.is_empty(), "left behind: {:?}", storage.keys());
 }

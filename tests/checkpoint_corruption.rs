@@ -378,3 +378,256 @@ async fn a_digest_that_lies_is_caught() {
     let err = f.assert_refused(&key).await;
     expect_corrupted(&err, &key);
 }
+
+mod manifest_bytes {
+    //! Whatever bytes a manifest holds, reading it never panics, and what it
+    //! accepts describes a checkpoint that stays inside its prefix.
+
+    use proptest::prelude::*;
+    use steadfast::checkpoint::{sha256_hex, EntryLocation, Manifest, ShardInfo};
+
+    const NAME: &str = "run/step-7";
+
+    /// A valid two-rank manifest, as stored.
+    fn valid_bytes() -> Vec<u8> {
+        let mut m = Manifest::new(NAME, 2);
+        m.step = Some(7);
+        for rank in 0..2 {
+            m.shards.push(ShardInfo {
+                rank,
+                key: format!("{NAME}/shard-{rank:05}-of-00002-00000000000000aa.bin"),
+                size: 16,
+                sha256: sha256_hex(&[rank as u8; 16]),
+            });
+        }
+        m.entries.insert(
+            "w".into(),
+            EntryLocation {
+                rank: 1,
+                offset: 4,
+                length: 12,
+            },
+        );
+        m.metadata.insert("k".into(), "v".into());
+        m.to_bytes().unwrap()
+    }
+
+    /// Checks what an accepted manifest promises, and that every accessor
+    /// works on it.
+    fn check_accepted(m: &Manifest) {
+        assert_eq!(m.name, NAME);
+        assert!(m.world_size >= 1);
+        assert_eq!(m.shards.len(), m.world_size);
+        let mut ranks: Vec<usize> = m.shards.iter().map(|s| s.rank).collect();
+        ranks.sort_unstable();
+        assert_eq!(ranks, (0..m.world_size).collect::<Vec<_>>());
+        for shard in &m.shards {
+            let file = shard
+                .key
+                .strip_prefix(&format!("{NAME}/"))
+                .expect("a shard key inside the prefix");
+            assert!(!file.is_empty() && !file.contains('/') && file != "metadata.json");
+            assert!(file != "." && file != ".." && !file.contains('\\') && !file.contains('\0'));
+            assert_eq!(shard.sha256.len(), 64);
+        }
+        for at in m.entries.values() {
+            let shard = m.shard(at.rank).expect("an entry's shard is listed");
+            assert!(at.end().is_some_and(|end| end <= shard.size));
+        }
+        let _ = (m.info(), m.total_size(), m.created_at_time());
+        m.validate(NAME).unwrap();
+    }
+
+    fn read(bytes: &[u8]) {
+        if let Ok(m) = Manifest::from_bytes(NAME, bytes) {
+            check_accepted(&m);
+        }
+    }
+
+    /// A byte-level edit of a stored manifest.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Flip { at: usize, mask: u8 },
+        Insert { at: usize, byte: u8 },
+        Remove { at: usize },
+        Truncate { at: usize },
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<usize>(), 1..=255u8).prop_map(|(at, mask)| Edit::Flip { at, mask }),
+            (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Edit::Insert { at, byte }),
+            any::<usize>().prop_map(|at| Edit::Remove { at }),
+            any::<usize>().prop_map(|at| Edit::Truncate { at }),
+        ]
+    }
+
+    fn apply(bytes: &mut Vec<u8>, edit: &Edit) {
+        if bytes.is_empty() {
+            return;
+        }
+        let len = bytes.len();
+        match *edit {
+            Edit::Flip { at, mask } => bytes[at % len] ^= mask,
+            Edit::Insert { at, byte } => bytes.insert(at % (len + 1), byte),
+            Edit::Remove { at } => {
+                bytes.remove(at % len);
+            }
+            Edit::Truncate { at } => bytes.truncate(at % len),
+        }
+    }
+
+    /// Values chosen to hit the edges: keys that escape, sizes and offsets
+    /// that overflow, ranks out of range.
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(format!("{NAME}/shard-a.bin")),
+            Just(format!("{NAME}/shard-b.bin")),
+            Just(format!("{NAME}/metadata.json")),
+            Just(format!("{NAME}/../escape.bin")),
+            Just(format!("{NAME}/sub/shard.bin")),
+            Just(format!("{NAME}/")),
+            Just(format!("{NAME}//x")),
+            Just("run/step-70/shard.bin".to_string()),
+            Just("run/step-8/shard-a.bin".to_string()),
+            Just("/etc/passwd".to_string()),
+            Just("..".to_string()),
+            Just(format!("{NAME}/a\\b")),
+            Just(format!("{NAME}/a\0b")),
+            "[a-z./\\\\]{0,12}".prop_map(|k| format!("{NAME}/{k}")),
+        ]
+    }
+
+    fn number() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0..64u64,
+            Just(u64::MAX),
+            Just(u64::MAX - 1),
+            Just(1 << 63),
+            any::<u64>(),
+        ]
+    }
+
+    fn small_or_huge() -> impl Strategy<Value = usize> {
+        prop_oneof![0..4usize, Just(usize::MAX), any::<usize>()]
+    }
+
+    prop_compose! {
+        fn shard()(
+            rank in small_or_huge(),
+            key in key(),
+            size in number(),
+            digest in prop_oneof![
+                Just(sha256_hex(b"x")),
+                Just(sha256_hex(b"x").to_uppercase()),
+                "[0-9a-g]{0,70}",
+            ],
+        ) -> ShardInfo {
+            ShardInfo { rank, key, size, sha256: digest }
+        }
+    }
+
+    prop_compose! {
+        fn manifest()(
+            name in prop_oneof![Just(NAME.to_string()), Just("run/step-8".to_string()), Just(String::new())],
+            version in prop_oneof![Just(1u32), Just(0u32), Just(2u32), any::<u32>()],
+            world_size in small_or_huge(),
+            created_at in number(),
+            shards in prop::collection::vec(shard(), 0..4),
+            entries in prop::collection::btree_map(
+                "[a-z]{0,3}",
+                (small_or_huge(), number(), number()),
+                0..4,
+            ),
+        ) -> Manifest {
+            let mut m = Manifest::new(name, world_size);
+            m.format_version = version;
+            m.created_at = created_at;
+            m.shards = shards;
+            m.entries = entries
+                .into_iter()
+                .map(|(k, (rank, offset, length))| (k, EntryLocation { rank, offset, length }))
+                .collect();
+            m
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            read(&bytes);
+        }
+
+        #[test]
+        fn edited_manifests_never_panic(edits in prop::collection::vec(edit(), 1..6)) {
+            let mut bytes = valid_bytes();
+            for e in &edits {
+                apply(&mut bytes, e);
+            }
+            read(&bytes);
+        }
+
+        #[test]
+        fn checksummed_manifests_of_any_content_are_checked(m in manifest()) {
+            // A correct checksum does not make a manifest trusted: every
+            // field is checked, and nothing panics.
+            if let Ok(bytes) = m.to_bytes() {
+                read(&bytes);
+            }
+            let _ = m.validate(NAME);
+            let _ = (m.info(), m.total_size(), m.created_at_time());
+        }
+
+        #[test]
+        fn json_with_edited_values_never_panics(
+            field in prop::sample::select(vec![
+                "format_version", "world_size", "created_at", "rank", "size", "offset", "length", "step",
+            ]),
+            value in prop_oneof![
+                Just("18446744073709551615".to_string()),
+                Just("18446744073709551616".to_string()),
+                Just("-1".to_string()),
+                Just("1e308".to_string()),
+                Just("null".to_string()),
+                Just("\"1\"".to_string()),
+                Just("[]".to_string()),
+                (0..1000u64).prop_map(|n| n.to_string()),
+            ],
+        ) {
+            let text = String::from_utf8(valid_bytes()).unwrap();
+            let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&value).unwrap_or(serde_json::Value::Null);
+            set_everywhere(&mut json, field, &value);
+            // With the checksum recomputed by hand too, so that the values
+            // reach the structural checks.
+            let bytes = serde_json::to_vec(&json).unwrap();
+            read(&bytes);
+            if let Ok(mut m) = serde_json::from_value::<Manifest>(json) {
+                m.checksum = m.compute_checksum();
+                read(&serde_json::to_vec(&m).unwrap());
+            }
+        }
+    }
+
+    fn set_everywhere(json: &mut serde_json::Value, field: &str, value: &serde_json::Value) {
+        match json {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if k == field {
+                        *v = value.clone();
+                    } else {
+                        set_everywhere(v, field, value);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for v in items {
+                    set_everywhere(v, field, value);
+                }
+            }
+            _ => {}
+        }
+    }
+}

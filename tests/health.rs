@@ -148,6 +148,50 @@ async fn failed_member_heartbeats_and_is_healthy_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_member_marked_failed_stays_failed_until_it_heartbeats() {
+    let monitor = HealthMonitor::default();
+    let mut events = monitor.subscribe();
+    monitor.add_member(0usize);
+    monitor.add_member(1usize);
+    advance(Duration::from_secs(1)).await;
+
+    monitor.mark_failed(&rank(1)).unwrap();
+    let changes = drain(&mut events);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].member.clone(), changes[0].old, changes[0].new),
+        (rank(1), HealthStatus::Healthy, HealthStatus::Failed)
+    );
+    // Its last heartbeat is recent, yet sweeps keep it Failed.
+    for _ in 0..3 {
+        advance(Duration::from_secs(1)).await;
+        monitor.check_now();
+    }
+    assert_eq!(monitor.status(&rank(1)), Some(HealthStatus::Failed));
+    assert_eq!(monitor.status(&rank(0)), Some(HealthStatus::Healthy));
+    assert!(drain(&mut events).is_empty());
+    // Marking it again changes nothing.
+    monitor.mark_failed(&rank(1)).unwrap();
+    assert!(drain(&mut events).is_empty());
+
+    monitor.heartbeat(&rank(1)).unwrap();
+    assert_eq!(monitor.status(&rank(1)), Some(HealthStatus::Healthy));
+    let changes = drain(&mut events);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].old, changes[0].new),
+        (HealthStatus::Failed, HealthStatus::Healthy)
+    );
+    monitor.check_now();
+    assert_eq!(monitor.status(&rank(1)), Some(HealthStatus::Healthy));
+
+    assert!(matches!(
+        monitor.mark_failed(&rank(9)),
+        Err(HealthError::UnknownMember { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
 async fn unresponsive_member_heartbeats_and_recovers() {
     let monitor = HealthMonitor::default();
     monitor.add_member(0usize);

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::coordinator::{Coordinator, CoordinatorError};
-use crate::retry::{RetryPolicy, Transient};
+use crate::retry::{RetryError, RetryPolicy, Transient};
 use crate::storage::{CheckpointStorage, ObjectMeta, ObjectWriter, StorageError};
 
 use super::error::{describe, CheckpointError, Result};
@@ -30,6 +30,14 @@ use super::rollback::{
 use super::shard::ShardData;
 
 const TARGET: &str = "steadfast::checkpoint";
+
+/// Bounds of the pause between two reads of the manifest by a rank that
+/// waits for a commit it did not hear.
+const MANIFEST_POLL_MIN: Duration = Duration::from_millis(10);
+const MANIFEST_POLL_MAX: Duration = Duration::from_secs(5);
+
+/// How many shards rank 0 checks at once before it commits.
+const SHARD_CHECKS_AT_ONCE: usize = 16;
 
 /// Sharded checkpoints of a distributed job: each rank saves and loads its
 /// own shard; rank 0 commits.
@@ -58,21 +66,39 @@ const TARGET: &str = "steadfast::checkpoint";
 ///    the manifest with
 ///    [`put_if_absent`](crate::storage::CheckpointStorage::put_if_absent): the
 ///    commit point. An existing checkpoint of that name is never overwritten.
+///    If checking the shards took longer than [`SaveOptions::timeout`], the
+///    other ranks may have stopped waiting, so rank 0 does not write the
+///    manifest and the save fails.
+///    A write that fails may still have stored the manifest (the answer was
+///    lost after the write landed), so rank 0 reads the key back before
+///    calling the save failed: its own manifest there is a commit. If that
+///    read fails too, the outcome is unknown: every rank returns
+///    [`CheckpointError::SaveFailed`] saying so and keeps its shard, so that
+///    the storage holds either a whole checkpoint or leftovers for
+///    [`DistributedCheckpoint::cleanup_uncommitted`], never a manifest whose
+///    shards were deleted.
 /// 4. The ranks exchange the commit outcome, and all return it.
 ///
 /// A rank that does not arrive at an exchange within
 /// [`SaveOptions::timeout`] is named by the others'
 /// [`CheckpointError::Timeout`]; they roll back. Rolling back deletes each
 /// rank's own shard, and rank 0 also deletes every object found by listing
-/// the checkpoint's prefix (unless a manifest is there).
+/// the checkpoint's prefix (unless a manifest is there). Only the objects
+/// directly under `NAME/` are the checkpoint's: keys further down belong to
+/// other names (a save of `NAME/x` in progress, say) and are never deleted.
 ///
-/// Should the final exchange fail after rank 0 committed (a rank vanished at
-/// that very moment), a rank that did not hear the outcome reads the manifest
-/// back from storage: if it is there and lists this rank's shard, the save
-/// succeeded. Otherwise the outcome is unknown to that rank; it returns the
-/// timeout and leaves its shard in place (never deleting a shard that a
-/// manifest may reference), for [`DistributedCheckpoint::cleanup_uncommitted`]
-/// to remove should no manifest ever appear.
+/// Should the final exchange fail (a rank vanished at that very moment, or
+/// rank 0's commit took longer than the timeout), a rank that did not hear
+/// the outcome reads the manifest from storage, and when the exchange failed
+/// because a rank was late, keeps reading it for up to
+/// [`SaveOptions::timeout`] more while it is absent: if it is there and lists
+/// this rank's shard, the save succeeded. Otherwise the outcome is unknown to
+/// that rank; it returns the timeout and leaves its shard in place (never
+/// deleting a shard that a manifest may reference), for
+/// [`DistributedCheckpoint::cleanup_uncommitted`] to remove should no
+/// manifest ever appear. Only a commit slower than twice the timeout can
+/// leave rank 0 returning success while such a rank returns the timeout; the
+/// checkpoint is then whole, since no rank deleted anything.
 ///
 /// # Examples
 ///
@@ -151,6 +177,11 @@ enum CommitOutcome {
         failed_ranks: Vec<usize>,
         reason: String,
     },
+    /// The manifest write failed and rank 0 could not find out whether it
+    /// landed: nothing may be rolled back.
+    Unknown {
+        reason: String,
+    },
 }
 
 /// A rank's own shard, written.
@@ -180,13 +211,23 @@ impl LocalFailure {
     }
 }
 
-/// Why a rank's failure to commit, as all ranks will report it.
+/// Why rank 0's commit did not succeed, as all ranks will report it.
 #[derive(Debug)]
-struct CommitFailure {
-    already_exists: bool,
-    failed_ranks: Vec<usize>,
-    reason: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+enum CommitFailure {
+    /// Another manifest is stored under the name.
+    AlreadyExists,
+    /// No manifest of this save is stored: the save is rolled back.
+    Failed {
+        failed_ranks: Vec<usize>,
+        reason: String,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// Writing the manifest failed, and whether it was stored anyway could
+    /// not be found out: every shard stays, since a manifest may list it.
+    Unknown {
+        reason: String,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 /// An attempt to write a shard failed.
@@ -444,7 +485,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// - [`CheckpointError::AlreadyExists`] if a checkpoint of that name is
     ///   committed (it is left intact);
     /// - [`CheckpointError::SaveFailed`] naming the ranks that failed (a
-    ///   storage error after retries, a duplicate or empty entry name);
+    ///   storage error after retries, a duplicate or empty entry name), or
+    ///   rank 0 when the outcome of the manifest write is unknown (then
+    ///   nothing is rolled back; see the protocol);
     /// - [`CheckpointError::Timeout`] naming the ranks that did not arrive.
     ///
     /// A rank whose coordinator itself fails returns
@@ -459,6 +502,12 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// (no manifest refers to it, so no checkpoint is visible) until
     /// [`cleanup_uncommitted`](Self::cleanup_uncommitted) removes it. The other
     /// ranks time out and roll back.
+    ///
+    /// The one exception is rank 0 dropped while it writes the manifest: a
+    /// write the storage has started may still complete (a file system
+    /// write runs to its end on the blocking pool). The checkpoint is then
+    /// committed and whole, and the other ranks, finding its manifest,
+    /// return it as saved.
     ///
     /// # Examples
     ///
@@ -770,17 +819,27 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         // Every rank decides from the same gathered reports.
         let mut failures: Vec<(usize, FailureKind, String)> = Vec::new();
         let mut written: Vec<(usize, Written)> = Vec::new();
-        if gathered.len() != world_size {
+        // A faulty coordinator may return too few or too many reports: blame
+        // the ranks whose reports are missing or extra, the same on every rank.
+        for missing in gathered.len()..world_size {
             failures.push((
-                rank,
+                missing,
                 FailureKind::Failed,
                 format!(
-                    "the coordinator returned {} reports for {world_size} ranks",
+                    "no report (the coordinator returned {} reports for {world_size} ranks)",
                     gathered.len()
                 ),
             ));
         }
         for (from, bytes) in gathered.iter().enumerate() {
+            if from >= world_size {
+                failures.push((
+                    from,
+                    FailureKind::Failed,
+                    format!("a report from outside a world of {world_size} ranks"),
+                ));
+                continue;
+            }
             match serde_json::from_slice::<RankReport>(bytes) {
                 Ok(RankReport::Written { name: theirs, .. })
                 | Ok(RankReport::Failed { name: theirs, .. })
@@ -859,18 +918,29 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         // Rank 0 commits; everyone hears the outcome.
         let mut commit_error = None;
         let outcome = if rank == 0 {
-            Some(match self.commit(&mut manifest).await {
+            // The others wait `timeout` for the outcome, and then as long
+            // again for a manifest: the manifest write must start within
+            // the first `timeout`, so that it has the second to land.
+            let start_by = tokio::time::Instant::now().checked_add(options.timeout);
+            Some(match self.commit(&mut manifest, start_by).await {
                 Ok(()) => CommitOutcome::Committed {
                     created_at: manifest.created_at,
                 },
-                Err(f) if f.already_exists => CommitOutcome::AlreadyExists,
-                Err(f) => {
-                    let outcome = CommitOutcome::Failed {
-                        failed_ranks: f.failed_ranks.clone(),
-                        reason: f.reason.clone(),
-                    };
-                    commit_error = f.source;
-                    outcome
+                Err(CommitFailure::AlreadyExists) => CommitOutcome::AlreadyExists,
+                Err(CommitFailure::Failed {
+                    failed_ranks,
+                    reason,
+                    source,
+                }) => {
+                    commit_error = source;
+                    CommitOutcome::Failed {
+                        failed_ranks,
+                        reason,
+                    }
+                }
+                Err(CommitFailure::Unknown { reason, source }) => {
+                    commit_error = source;
+                    CommitOutcome::Unknown { reason }
                 }
             })
         } else {
@@ -928,6 +998,22 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                     source: commit_error,
                 })
             }
+            Some(CommitOutcome::Unknown { reason }) => {
+                tracing::error!(
+                    target: TARGET,
+                    name,
+                    rank,
+                    key = %key,
+                    reason = %reason,
+                    "commit outcome unknown; leaving this rank's shard for cleanup_uncommitted"
+                );
+                Err(CheckpointError::SaveFailed {
+                    name: name.to_string(),
+                    failed_ranks: vec![0],
+                    reason,
+                    source: commit_error,
+                })
+            }
             None => {
                 let e = CoordinatorError::Backend {
                     message: "rank 0's commit outcome was unreadable".into(),
@@ -941,31 +1027,37 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
 
     /// Rank 0's commit: check every shard is stored with its size, then write
     /// the manifest if none exists.
-    async fn commit(&self, manifest: &mut Manifest) -> Result<(), CommitFailure> {
-        for shard in &manifest.shards {
-            let found = self.retry.retry(|| self.storage.head(&shard.key)).await;
-            let problem = match found {
-                Ok(meta) if meta.size == shard.size => continue,
-                Ok(meta) => format!(
-                    "shard {:?} has {} bytes in storage, {} were written",
-                    shard.key, meta.size, shard.size
-                ),
-                Err(e) => format!(
-                    "shard {:?} cannot be found in storage: {}",
-                    shard.key,
-                    describe(&e)
-                ),
-            };
-            return Err(CommitFailure {
-                already_exists: false,
-                failed_ranks: vec![shard.rank],
-                reason: format!("rank {}: {problem}", shard.rank),
+    ///
+    /// A failed write may still have stored the manifest (an answer lost
+    /// after the write landed). Before reporting a failure, which makes every
+    /// rank delete its shard, rank 0 reads the key back: its own manifest
+    /// there means the commit happened; none means the save can be rolled
+    /// back; a read that fails too leaves the outcome unknown.
+    async fn commit(
+        &self,
+        manifest: &mut Manifest,
+        start_by: Option<tokio::time::Instant>,
+    ) -> Result<(), CommitFailure> {
+        // The shards are checked a few at a time: a job of many ranks on a
+        // storage with some latency must not spend its timeout here.
+        for group in manifest.shards.chunks(SHARD_CHECKS_AT_ONCE) {
+            let checks =
+                futures::future::join_all(group.iter().map(|shard| self.check_shard(shard))).await;
+            if let Some(failure) = checks.into_iter().find_map(Result::err) {
+                return Err(failure);
+            }
+        }
+        if start_by.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
+            return Err(CommitFailure::Failed {
+                failed_ranks: vec![0],
+                reason: "rank 0: checking the shards took longer than the timeout, \
+                         so the other ranks may have stopped waiting; the manifest was not written"
+                    .to_string(),
                 source: None,
             });
         }
         manifest.created_at = unix_millis_now();
-        let bytes = manifest.to_bytes().map_err(|e| CommitFailure {
-            already_exists: false,
+        let bytes = manifest.to_bytes().map_err(|e| CommitFailure::Failed {
             failed_ranks: vec![0],
             reason: format!("rank 0: {e}"),
             source: Some(Box::new(e)),
@@ -982,13 +1074,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                         // An earlier attempt may have written the manifest and
                         // lost the answer: an identical manifest is ours.
                         Err(StorageError::AlreadyExists { .. }) if retrying => {
-                            let stored = self.storage.get(key_ref).await?;
-                            if stored == *bytes_ref {
-                                Ok(())
-                            } else {
-                                Err(StorageError::AlreadyExists {
+                            match self.read_limited(key_ref, bytes_ref.len() as u64).await? {
+                                Ok(stored) if stored == *bytes_ref => Ok(()),
+                                _ => Err(StorageError::AlreadyExists {
                                     key: key_ref.clone(),
-                                })
+                                }),
                             }
                         }
                         other => other,
@@ -996,23 +1086,79 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 }
             })
             .await;
-        match result {
-            Ok(()) => Ok(()),
+        let e = match result {
+            Ok(()) => return Ok(()),
             Err(e) if matches!(e.inner(), StorageError::AlreadyExists { .. }) => {
                 tracing::warn!(target: TARGET, name = %manifest.name, "a checkpoint of that name was committed meanwhile");
-                Err(CommitFailure {
-                    already_exists: true,
-                    failed_ranks: Vec::new(),
-                    reason: String::new(),
-                    source: None,
-                })
+                return Err(CommitFailure::AlreadyExists);
             }
-            Err(e) => Err(CommitFailure {
-                already_exists: false,
+            Err(e) => e,
+        };
+        let reason = format!("rank 0: writing the manifest: {}", describe(&e));
+        match self.stored_manifest_is(&key, &bytes).await {
+            Ok(Some(true)) => {
+                tracing::warn!(target: TARGET, name = %manifest.name, error = %e, "writing the manifest reported an error, but it is stored");
+                Ok(())
+            }
+            Ok(Some(false)) => {
+                tracing::warn!(target: TARGET, name = %manifest.name, "a checkpoint of that name was committed meanwhile");
+                Err(CommitFailure::AlreadyExists)
+            }
+            Ok(None) => Err(CommitFailure::Failed {
                 failed_ranks: vec![0],
-                reason: format!("rank 0: writing the manifest: {}", describe(&e)),
+                reason,
                 source: Some(Box::new(e)),
             }),
+            Err(check) => Err(CommitFailure::Unknown {
+                reason: format!(
+                    "{reason}; whether the manifest was stored anyway is unknown (reading it back failed: {}), \
+                     so no shard was deleted",
+                    describe(&check)
+                ),
+                source: Some(Box::new(e)),
+            }),
+        }
+    }
+
+    /// Checks that `shard` is in storage with the size its rank reported.
+    async fn check_shard(&self, shard: &ShardInfo) -> Result<(), CommitFailure> {
+        let found = self.retry.retry(|| self.storage.head(&shard.key)).await;
+        let problem = match found {
+            Ok(meta) if meta.size == shard.size => return Ok(()),
+            Ok(meta) => format!(
+                "shard {:?} has {} bytes in storage, {} were written",
+                shard.key, meta.size, shard.size
+            ),
+            Err(e) => format!(
+                "shard {:?} cannot be found in storage: {}",
+                shard.key,
+                describe(&e)
+            ),
+        };
+        Err(CommitFailure::Failed {
+            failed_ranks: vec![shard.rank],
+            reason: format!("rank {}: {problem}", shard.rank),
+            source: None,
+        })
+    }
+
+    /// Whether the manifest stored under `key` is `bytes`: `None` when no
+    /// object is there.
+    async fn stored_manifest_is(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<Option<bool>, RetryError<StorageError>> {
+        let read = self
+            .retry
+            .retry(|| self.read_limited(key, bytes.len() as u64))
+            .await;
+        match read {
+            Ok(Ok(stored)) => Ok(Some(stored == bytes)),
+            // Longer than ours: another manifest.
+            Ok(Err(_)) => Ok(Some(false)),
+            Err(e) if matches!(e.inner(), StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -1027,7 +1173,31 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         error: CoordinatorError,
     ) -> Result<CheckpointInfo> {
         let rank = self.rank();
-        match self.manifest(name).await {
+        // The exchange failed because a rank was late: rank 0 may still be
+        // writing the manifest (a slow storage), so wait for it as long as a
+        // collective step may take. Any other failure says nothing about
+        // rank 0's progress: look once.
+        let late = matches!(
+            error,
+            CoordinatorError::Timeout { .. } | CoordinatorError::Broken { .. }
+        );
+        let deadline = if late {
+            tokio::time::Instant::now().checked_add(timeout)
+        } else {
+            None
+        };
+        let pause = (timeout / 20).clamp(MANIFEST_POLL_MIN, MANIFEST_POLL_MAX);
+        let found = loop {
+            match self.manifest(name).await {
+                Err(CheckpointError::NotFound { .. })
+                    if deadline.is_some_and(|d| tokio::time::Instant::now() < d) =>
+                {
+                    tokio::time::sleep(pause).await;
+                }
+                other => break other,
+            }
+        };
+        match found {
             Ok(manifest) => {
                 let mine = manifest
                     .shard(rank)
@@ -1059,7 +1229,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     }
 
     /// Undoes this rank's part of a failed save: deletes its own shard, and on
-    /// rank 0 (when `sweep`) every object under the prefix, unless a
+    /// rank 0 (when `sweep`) every object directly under the prefix, unless a
     /// manifest is there.
     async fn roll_back(&self, name: &str, key: &str, sweep: bool) {
         let rank = self.rank();
@@ -1166,6 +1336,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     ///   different world size (with `options.strict`) or has no shard for
     ///   this rank, or when the storage fails after retries.
     ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the read; it writes nothing, and no byte of
+    /// a shard that was not fully verified is ever handed out.
+    ///
     /// # Examples
     ///
     /// ```
@@ -1220,6 +1395,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// [`CheckpointError::EntryNotFound`] when the checkpoint has no such
     /// entry, and the errors of [`load`](Self::load).
     ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the read; it writes nothing, and no byte of
+    /// a shard that was not fully verified is ever handed out.
+    ///
     /// # Examples
     ///
     /// ```
@@ -1256,6 +1436,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     ///
     /// The errors of [`load`](Self::load), except that the world size may
     /// differ.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the read; it writes nothing, and no byte of
+    /// a shard that was not fully verified is ever handed out.
     ///
     /// # Examples
     ///
@@ -1329,6 +1514,10 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// # Errors
     ///
     /// The first failure, as [`load`](Self::load) reports it.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the reads; nothing is written.
     ///
     /// # Examples
     ///
@@ -1553,8 +1742,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     }
 
     /// Deletes checkpoint `name`: the manifest first (the checkpoint stops
-    /// being visible), then every object found by listing its prefix. Needs
-    /// no coordination; call it on one rank.
+    /// being visible), then every object found by listing its prefix that
+    /// lies directly under `NAME/` (keys further down belong to other names
+    /// and are left alone). Needs no coordination; call it on one rank.
     ///
     /// Objects that cannot be deleted after retries are listed in the
     /// report's `failed` (and logged at error level).
@@ -1564,6 +1754,14 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// - [`CheckpointError::NotFound`] when nothing is stored under the name;
     /// - [`CheckpointError::Storage`] when the manifest cannot be deleted (the
     ///   checkpoint is then left whole, still visible and loadable).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the deletes where they are. The manifest
+    /// goes first, so the checkpoint is either still whole or no longer
+    /// visible; shards left behind are removed by
+    /// [`cleanup_uncommitted`](Self::cleanup_uncommitted) or by deleting the
+    /// name again.
     ///
     /// # Examples
     ///
@@ -1614,6 +1812,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     ///
     /// As [`list`](Self::list). Objects that cannot be deleted are in the
     /// report.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops it between or inside removals; each
+    /// checkpoint is left whole or invisible, as with [`delete`](Self::delete).
     ///
     /// # Examples
     ///
@@ -1678,6 +1881,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     ///
     /// [`CheckpointError::Storage`] when listing fails. Objects that cannot be
     /// deleted are in the report.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the deletes where they are; what is left is
+    /// still uncommitted, and the next cleanup removes it.
     ///
     /// # Examples
     ///

@@ -12,6 +12,18 @@ use crate::retry::Transient;
 use crate::storage::StorageError;
 
 /// The result type of checkpoint operations.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::{validate_name, CheckpointError, Result};
+///
+/// fn named(name: &str) -> Result<String> {
+///     validate_name(name)?;
+///     Ok(name.to_string())
+/// }
+/// assert!(matches!(named("a/../b"), Err(CheckpointError::InvalidName { .. })));
+/// ```
 pub type Result<T, E = CheckpointError> = std::result::Result<T, E>;
 
 /// What went wrong with a checkpoint.
@@ -38,6 +50,13 @@ pub enum CheckpointError {
     /// no ranks at all) and was rolled back. Every rank of a distributed save
     /// returns this same error with the same `failed_ranks` and `reason`; the
     /// ranks that failed themselves also carry their own cause as `source`.
+    ///
+    /// One case is not rolled back: when writing the manifest failed and
+    /// rank 0 could not read it back to see whether it was stored anyway,
+    /// the reason says the outcome is unknown and every shard is kept. The
+    /// checkpoint is then either committed and whole, or not visible and
+    /// left for
+    /// [`cleanup_uncommitted`](crate::checkpoint::DistributedCheckpoint::cleanup_uncommitted).
     #[error("saving checkpoint {name:?} failed (failed ranks: {failed_ranks:?}): {reason}")]
     SaveFailed {
         /// The checkpoint name (or, for a single-object save, the key).
@@ -99,6 +118,16 @@ pub enum CheckpointError {
     },
     /// Some ranks did not arrive at a collective step of a save in time; the
     /// save was rolled back.
+    ///
+    /// The exception is a rank that timed out waiting for rank 0's commit
+    /// outcome and found no manifest in storage within the timeout either: it
+    /// cannot know whether the commit will still land, so it keeps its shard
+    /// and returns this error. [`DistributedCheckpoint::manifest`] tells later
+    /// whether the checkpoint was committed; if not,
+    /// [`DistributedCheckpoint::cleanup_uncommitted`] removes the leftovers.
+    ///
+    /// [`DistributedCheckpoint::manifest`]: crate::checkpoint::DistributedCheckpoint::manifest
+    /// [`DistributedCheckpoint::cleanup_uncommitted`]: crate::checkpoint::DistributedCheckpoint::cleanup_uncommitted
     #[error("checkpoint {name:?}: ranks {missing_ranks:?} did not arrive within {after:?}")]
     Timeout {
         /// The checkpoint name.

@@ -31,9 +31,23 @@ use super::error::{CheckpointError, Result};
 use crate::storage::{validate_key, StorageError};
 
 /// The name of the manifest object inside a checkpoint's prefix.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::{manifest_key, MANIFEST_FILE_NAME};
+/// assert_eq!(manifest_key("step-3"), format!("step-3/{MANIFEST_FILE_NAME}"));
+/// ```
 pub const MANIFEST_FILE_NAME: &str = "metadata.json";
 
 /// The manifest format version this build writes, and the newest it reads.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::{Manifest, FORMAT_VERSION};
+/// assert_eq!(Manifest::new("c", 1).format_version, FORMAT_VERSION);
+/// ```
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The storage key of the manifest of checkpoint `name`: `NAME/metadata.json`.
@@ -296,7 +310,9 @@ impl Manifest {
         self.shards.iter().find(|s| s.rank == rank)
     }
 
-    /// The commit time as a [`SystemTime`].
+    /// The commit time as a [`SystemTime`] (the Unix epoch for a time the
+    /// platform cannot represent, which [`validate`](Self::validate)
+    /// refuses).
     ///
     /// # Examples
     ///
@@ -307,7 +323,7 @@ impl Manifest {
     /// assert_eq!(m.created_at_time(), UNIX_EPOCH + Duration::from_millis(1_500));
     /// ```
     pub fn created_at_time(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.created_at)
+        created_at_time(self.created_at).unwrap_or(UNIX_EPOCH)
     }
 
     /// A summary of the checkpoint this manifest commits.
@@ -435,7 +451,8 @@ impl Manifest {
     }
 
     /// Checks that the manifest describes a possible checkpoint named `name`:
-    /// a supported format version, the right name, a world size of at least
+    /// a supported format version, the right name, a commit time this
+    /// platform can represent, a world size of at least
     /// one, ranks `0..world_size` each exactly once, every shard key a valid
     /// key directly inside `NAME/` (and not the manifest), digests of 64
     /// lowercase hex digits, and every entry inside its shard.
@@ -475,6 +492,12 @@ impl Manifest {
             return invalid(format!(
                 "the manifest names checkpoint {:?}, not {name:?}",
                 self.name
+            ));
+        }
+        if created_at_time(self.created_at).is_none() {
+            return invalid(format!(
+                "the commit time {} ms after the Unix epoch cannot be represented",
+                self.created_at
             ));
         }
         if self.world_size == 0 {
@@ -574,6 +597,12 @@ pub struct CheckpointInfo {
     pub world_size: usize,
     /// The total size of its shards, in bytes.
     pub total_size: u64,
+}
+
+/// `millis` after the Unix epoch, if the platform's [`SystemTime`] reaches
+/// that far.
+fn created_at_time(millis: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_millis(millis))
 }
 
 /// Milliseconds since the Unix epoch, from the wall clock (0 if the clock is

@@ -3,7 +3,10 @@
 //!
 //! A checkpoint is removed manifest first, so that it stops being visible
 //! before any shard goes; then every object found by listing its prefix is
-//! deleted, whatever its name (never by guessing rank numbers). Deletes are
+//! deleted, whatever its name (never by guessing rank numbers). A
+//! checkpoint's objects are those directly under `NAME/`: a key further down
+//! (`NAME/x/...`) belongs to another name, such as a save of `NAME/x` in
+//! progress, and is never touched. Deletes are
 //! retried under the caller's [`RetryPolicy`]. A delete that still fails is
 //! recorded in the [`RollbackReport`] and logged at error level with target
 //! `"steadfast::checkpoint"`: nothing fails silently. When the manifest itself
@@ -13,7 +16,7 @@
 use crate::retry::RetryPolicy;
 use crate::storage::{CheckpointStorage, ObjectMeta, StorageError};
 
-use super::manifest::{check_name, manifest_key, MANIFEST_FILE_NAME};
+use super::manifest::{check_name, manifest_key};
 
 /// What a rollback or a delete removed, and what it could not.
 ///
@@ -152,8 +155,8 @@ pub(crate) struct Removal {
 }
 
 /// Removes checkpoint `name`: the manifest first, then every object found by
-/// listing `NAME/`. Objects inside a nested prefix that holds a manifest of
-/// its own (another committed checkpoint) are left alone.
+/// listing `NAME/` directly under it. Objects further down belong to other
+/// names and are left alone.
 pub(crate) async fn remove_checkpoint<S: CheckpointStorage + ?Sized>(
     storage: &S,
     retry: &RetryPolicy,
@@ -193,7 +196,7 @@ pub(crate) async fn remove_checkpoint<S: CheckpointStorage + ?Sized>(
     };
 
     let objects = match listing {
-        Ok(objects) => objects,
+        Ok(objects) => own_objects(objects, &prefix),
         Err(e) => {
             let error = e.into_inner();
             tracing::error!(
@@ -234,9 +237,28 @@ pub(crate) async fn remove_checkpoint<S: CheckpointStorage + ?Sized>(
     }
 }
 
-/// Deletes the listed objects, except `manifest` and the objects of nested
-/// prefixes that hold a manifest of their own (other committed
-/// checkpoints).
+/// The objects of a listing of `prefix` (`NAME/`) that belong to checkpoint
+/// `NAME`: those directly under the prefix. A key further down
+/// (`NAME/x/...`) is another name's (a nested checkpoint, or a save of one in
+/// progress), whatever its state.
+fn own_objects(objects: Vec<ObjectMeta>, prefix: &str) -> Vec<ObjectMeta> {
+    let (own, others): (Vec<_>, Vec<_>) = objects.into_iter().partition(|o| {
+        o.key
+            .strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+    });
+    if !others.is_empty() {
+        tracing::debug!(
+            target: "steadfast::checkpoint",
+            prefix,
+            left = others.len(),
+            "leaving the objects of other names below the prefix"
+        );
+    }
+    own
+}
+
+/// Deletes the listed objects, except `manifest`.
 async fn delete_listed<S: CheckpointStorage + ?Sized>(
     storage: &S,
     retry: &RetryPolicy,
@@ -244,31 +266,14 @@ async fn delete_listed<S: CheckpointStorage + ?Sized>(
     manifest: &str,
     report: &mut RollbackReport,
 ) {
-    let nested: Vec<&str> = objects
-        .iter()
-        .filter(|o| o.key != manifest)
-        .filter_map(|o| o.key.strip_suffix(MANIFEST_FILE_NAME))
-        .filter(|p| p.ends_with('/'))
-        .collect();
-    for object in objects {
-        if object.key == manifest {
-            continue;
-        }
-        if nested.iter().any(|p| object.key.starts_with(p)) {
-            tracing::warn!(
-                target: "steadfast::checkpoint",
-                key = %object.key,
-                "leaving an object of a nested committed checkpoint"
-            );
-            continue;
-        }
+    for object in objects.iter().filter(|o| o.key != manifest) {
         delete_object(storage, retry, &object.key, report).await;
     }
 }
 
-/// Removes every object under `NAME/` after a failed save, unless a
-/// manifest is there (a committed checkpoint of that name is never
-/// touched); nested committed checkpoints are left alone too.
+/// Removes every object directly under `NAME/` after a failed save, unless
+/// a manifest is there (a committed checkpoint of that name is never
+/// touched). Objects further down belong to other names and are left alone.
 pub(crate) async fn sweep_uncommitted<S: CheckpointStorage + ?Sized>(
     storage: &S,
     retry: &RetryPolicy,
@@ -285,7 +290,10 @@ pub(crate) async fn sweep_uncommitted<S: CheckpointStorage + ?Sized>(
                 "a manifest exists; not sweeping the prefix"
             );
         }
-        Ok(objects) => delete_listed(storage, retry, &objects, &manifest, report).await,
+        Ok(objects) => {
+            let objects = own_objects(objects, &prefix);
+            delete_listed(storage, retry, &objects, &manifest, report).await;
+        }
         Err(e) => {
             let error = e.into_inner();
             tracing::error!(

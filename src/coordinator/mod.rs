@@ -17,13 +17,22 @@
 //!   rank, transient failures).
 //! - [`FaultTolerant`]: wraps any coordinator, bounds each operation with a
 //!   timeout and retries the failures that are safe to retry.
+//! - `EtcdCoordinator` (feature `etcd`): ranks as separate processes on
+//!   separate machines, meeting through an etcd cluster; each rank's lease is
+//!   its liveness, and waits use etcd watches.
 //!
 //! The trait is object-safe: `Arc<dyn Coordinator>` works wherever a
 //! coordinator is expected.
 
+#[cfg(feature = "etcd")]
+mod etcd;
 mod fault_tolerant;
 mod memory;
 
+#[cfg(feature = "etcd")]
+pub use etcd::{
+    EtcdConfig, EtcdConfigBuilder, EtcdCoordinator, LivenessReporter, MemberEvent, MemberWatch,
+};
 pub use fault_tolerant::{FaultTolerant, FaultTolerantConfig, FaultTolerantConfigBuilder};
 pub use memory::{CoordinatorFaults, InMemoryCoordinator};
 

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -239,6 +239,9 @@ struct Slot {
     last: AtomicU64,
     /// [`HealthStatus::encode`]d.
     status: AtomicU8,
+    /// Set by [`HealthMonitor::mark_failed`]: Failed whatever the silence
+    /// says, until the member's next heartbeat.
+    declared_failed: AtomicBool,
     phi: Option<PhiSlot>,
 }
 
@@ -248,6 +251,7 @@ impl Slot {
             member: None,
             last: AtomicU64::new(0),
             status: AtomicU8::new(HealthStatus::Healthy.encode()),
+            declared_failed: AtomicBool::new(false),
             phi: None,
         }
     }
@@ -544,6 +548,7 @@ impl HealthMonitor {
             member: Some(member.clone()),
             last: AtomicU64::new(now),
             status: AtomicU8::new(HealthStatus::Healthy.encode()),
+            declared_failed: AtomicBool::new(false),
             phi: self.inner.phi.map(|p| PhiSlot {
                 window: Mutex::new(PhiWindow::default()),
                 mean: AtomicU64::new((p.first_mean + p.pause).to_bits()),
@@ -690,6 +695,7 @@ impl HealthMonitor {
         }
         if slot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
             let _guard = self.lock_transition();
+            slot.declared_failed.store(false, SeqCst);
             let old = HealthStatus::decode(slot.status.load(SeqCst));
             if old != HealthStatus::Healthy {
                 slot.status.store(HealthStatus::Healthy.encode(), SeqCst);
@@ -700,10 +706,62 @@ impl HealthMonitor {
         Ok(())
     }
 
+    /// Marks `member` Failed now, whatever its silence says, for callers
+    /// that learn of a failure from elsewhere (a rank's lease expired, its
+    /// process was seen to exit). It stays Failed until its next heartbeat,
+    /// which makes it Healthy again as usual. The change is emitted like any
+    /// other; marking a member that is already Failed emits nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`HealthError::UnknownMember`] if `member` was never added or was
+    /// removed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::{HealthMonitor, HealthStatus, MemberId};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::health::HealthError> {
+    /// let monitor = HealthMonitor::default();
+    /// let rank = MemberId::Rank(3);
+    /// monitor.add_member(3usize);
+    /// monitor.mark_failed(&rank)?;
+    /// monitor.check_now();
+    /// assert_eq!(monitor.status(&rank), Some(HealthStatus::Failed));
+    /// monitor.heartbeat(&rank)?;
+    /// assert_eq!(monitor.status(&rank), Some(HealthStatus::Healthy));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn mark_failed(&self, member: &MemberId) -> Result<(), HealthError> {
+        let now = self.now_nanos();
+        let registry = self.read();
+        let Some(slot) = registry
+            .index
+            .get(member)
+            .and_then(|&index| registry.slots.get(index))
+        else {
+            return Err(HealthError::UnknownMember {
+                member: member.clone(),
+            });
+        };
+        let _guard = self.lock_transition();
+        slot.declared_failed.store(true, SeqCst);
+        let old = HealthStatus::decode(slot.status.load(SeqCst));
+        if old != HealthStatus::Failed {
+            slot.status.store(HealthStatus::Failed.encode(), SeqCst);
+            let silent = now.saturating_sub(slot.last.load(SeqCst));
+            self.emit(member, old, HealthStatus::Failed, now, silent);
+        }
+        Ok(())
+    }
+
     /// The status a slot's silence calls for at `now`.
     fn evaluate(&self, slot: &Slot, now: u64, last: u64) -> HealthStatus {
         let silent = now.saturating_sub(last);
-        if silent > self.inner.failed_after {
+        if silent > self.inner.failed_after || slot.declared_failed.load(SeqCst) {
             return HealthStatus::Failed;
         }
         let unresponsive = match (&slot.phi, &self.inner.phi) {

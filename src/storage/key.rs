@@ -1,4 +1,11 @@
 //! Key validation shared by every storage implementation.
+//!
+//! A key is checked as text, before any I/O: split on `/`, every segment
+//! must be a plain, non-empty name (no `.` or `..`, no backslash, no NUL or
+//! other control character), and the key must not start with `/`. A key
+//! that passes names a place under a storage's root on every platform; an
+//! implementation may refuse more (the local file system refuses the names
+//! of its temporary files).
 
 use super::{Result, StorageError};
 

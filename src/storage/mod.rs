@@ -16,6 +16,9 @@
 //! - [`LocalFsStorage`]: plain files under a root directory, written
 //!   atomically and durably (temporary file, `fsync`, rename, directory
 //!   `fsync`): the embedded default.
+//! - `ObjectStoreStorage` (feature `object-store`): S3, GCS, Azure or any
+//!   `object_store::ObjectStore`; large objects through multipart upload,
+//!   `put_if_absent` through a conditional create.
 //!
 //! The [`conformance`] module checks that an implementation (yours too)
 //! keeps the contract of the trait.
@@ -27,7 +30,11 @@ pub mod conformance;
 mod key;
 mod local;
 mod memory;
+#[cfg(feature = "object-store")]
+mod object_store;
 
+#[cfg(feature = "object-store")]
+pub use self::object_store::{ObjectStoreStorage, MIN_PART_SIZE};
 pub use key::{validate_key, validate_prefix};
 pub use local::{CleanupReport, LocalFsStorage};
 pub use memory::{Call, FaultRule, MemoryStorage, Operation, StorageFaults};
@@ -44,6 +51,17 @@ use tokio::io::AsyncRead;
 use crate::retry::Transient;
 
 /// The result type of storage operations.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::storage::{Result, StorageError};
+///
+/// fn check(key: &str) -> Result<()> {
+///     steadfast::storage::validate_key(key)
+/// }
+/// assert!(matches!(check("../x"), Err(StorageError::InvalidKey { .. })));
+/// ```
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// What a storage knows about one stored object.
@@ -67,6 +85,22 @@ pub struct ObjectMeta {
 }
 
 /// A byte stream read from a storage.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::storage::ObjectReader;
+/// use tokio::io::AsyncReadExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let mut reader: ObjectReader = Box::pin(std::io::Cursor::new(b"bytes".to_vec()));
+/// let mut out = Vec::new();
+/// reader.read_to_end(&mut out).await?;
+/// assert_eq!(out, b"bytes");
+/// # Ok(())
+/// # }
+/// ```
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 
 /// An object opened for streaming reads: its metadata and its bytes.
@@ -74,6 +108,25 @@ pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 /// The reader yields exactly `meta.size` bytes; a storage whose object turns
 /// out shorter or longer while being read fails the read with an error rather
 /// than returning a different number of bytes.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+/// use tokio::io::AsyncReadExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let storage = MemoryStorage::new();
+/// storage.put("run/shard-0", vec![7; 1000]).await?;
+/// let mut stream = storage.get_stream("run/shard-0").await?;
+/// assert_eq!(stream.meta.size, 1000);
+/// let mut bytes = Vec::new();
+/// stream.reader.read_to_end(&mut bytes).await?;
+/// assert_eq!(bytes, vec![7; 1000]);
+/// # Ok(())
+/// # }
+/// ```
 pub struct ObjectStream {
     /// The object's metadata.
     pub meta: ObjectMeta,
@@ -95,6 +148,29 @@ impl Debug for ObjectStream {
 /// returns. [`abort`](ObjectWriter::abort), or dropping the writer, discards
 /// what was written (a storage may leave a temporary object behind for its
 /// cleanup to remove, never a visible one).
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> steadfast::storage::Result<()> {
+/// let storage = MemoryStorage::new();
+/// let mut writer = storage.put_stream("run/shard-0").await?;
+/// writer.write(b"first half, ").await?;
+/// assert!(!storage.exists("run/shard-0").await?); // not visible yet
+/// writer.write(b"second half").await?;
+/// let meta = writer.commit().await?;
+/// assert_eq!(meta.size, 23);
+///
+/// let mut discarded = storage.put_stream("run/shard-1").await?;
+/// discarded.write(b"never seen").await?;
+/// discarded.abort().await?;
+/// assert!(!storage.exists("run/shard-1").await?);
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait ObjectWriter: Send {
     /// Appends bytes to the object being written.
