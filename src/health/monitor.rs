@@ -328,6 +328,19 @@ struct Registry {
     free: Vec<usize>,
 }
 
+impl Registry {
+    /// The slot of a registered member.
+    #[inline]
+    fn slot(&self, member: &MemberId) -> Result<&Slot, HealthError> {
+        self.index
+            .get(member)
+            .and_then(|&index| self.slots.get(index))
+            .ok_or_else(|| HealthError::UnknownMember {
+                member: member.clone(),
+            })
+    }
+}
+
 /// Phi-accrual parameters in nanoseconds, derived once from the config.
 #[derive(Debug, Clone, Copy)]
 struct PhiParams {
@@ -672,15 +685,7 @@ impl HealthMonitor {
     pub fn heartbeat(&self, member: &MemberId) -> Result<(), HealthError> {
         let now = self.now_nanos();
         let registry = self.read();
-        let Some(slot) = registry
-            .index
-            .get(member)
-            .and_then(|&index| registry.slots.get(index))
-        else {
-            return Err(HealthError::UnknownMember {
-                member: member.clone(),
-            });
-        };
+        let slot = registry.slot(member)?;
         let previous = slot.last.fetch_max(now, SeqCst);
         if let (Some(state), Some(params)) = (&slot.phi, &self.inner.phi) {
             let stats = state
@@ -738,15 +743,7 @@ impl HealthMonitor {
     pub fn mark_failed(&self, member: &MemberId) -> Result<(), HealthError> {
         let now = self.now_nanos();
         let registry = self.read();
-        let Some(slot) = registry
-            .index
-            .get(member)
-            .and_then(|&index| registry.slots.get(index))
-        else {
-            return Err(HealthError::UnknownMember {
-                member: member.clone(),
-            });
-        };
+        let slot = registry.slot(member)?;
         let _guard = self.lock_transition();
         slot.declared_failed.store(true, SeqCst);
         let old = HealthStatus::decode(slot.status.load(SeqCst));
