@@ -192,6 +192,47 @@ async fn a_flipped_byte_anywhere_in_a_shard_is_caught() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_in_a_shard_of_several_mib_is_caught() {
+    // A shard this large is written with background flushes (every 256 KiB
+    // here) and hashed on the blocking pool when loaded.
+    let dir = tempfile::tempdir().unwrap();
+    let storage = LocalFsStorage::new(dir.path())
+        .unwrap()
+        .with_background_sync(Some(256 * 1024));
+    let rank = InMemoryCoordinator::new(1).remove(0);
+    let ckpt = DistributedCheckpoint::new(storage, rank, policy(), CheckpointOptions::default());
+    let bytes: Vec<u8> = (0..3 * 1024 * 1024 + 17u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    ckpt.save(
+        NAME,
+        &ShardData::new().with_entry("big", bytes.clone()),
+        SaveOptions::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ckpt.load(NAME, LoadOptions::default()).await.unwrap(),
+        bytes
+    );
+    let manifest = ckpt.manifest(NAME).await.unwrap();
+    let key = manifest.shards[0].key.clone();
+    flip(&dir.path().join(&key), bytes.len() / 3);
+    for err in [
+        ckpt.load(NAME, LoadOptions::default()).await.unwrap_err(),
+        ckpt.load_entry(NAME, "big").await.unwrap_err(),
+        ckpt.verify(NAME).await.unwrap_err(),
+    ] {
+        let (expected, actual) = expect_corrupted(&err, &key);
+        assert_eq!(expected, format!("sha256 {}", manifest.shards[0].sha256));
+        assert!(
+            actual.starts_with("sha256 ") && actual != expected,
+            "{actual}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_truncated_or_missing_shard_is_caught() {
     let f = fixture().await;

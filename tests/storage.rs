@@ -706,6 +706,94 @@ fn a_dropped_streamed_write_removes_its_temp_file() {
     assert!(files_under(storage.root()).is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_fs_storage_conforms_with_a_flush_after_every_write_and_with_none() {
+    for every in [Some(1), None] {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalFsStorage::new(dir.path())
+            .unwrap()
+            .with_background_sync(every);
+        assert_eq!(storage.background_sync(), every);
+        conformance::run_all(&storage).await;
+        assert!(files_under(storage.root()).is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_write_with_background_flushes_keeps_every_byte_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = LocalFsStorage::new(dir.path())
+        .unwrap()
+        .with_background_sync(Some(64 * 1024));
+    let mut writer = storage.put_stream("run/shard").await.unwrap();
+    let mut expected = Vec::new();
+    for i in 0..200u32 {
+        // Chunks of uneven sizes, so that flushes start in the middle of
+        // the writer's buffer and of the chunks.
+        let chunk: Vec<u8> = (0..(i * 997 % 30_000 + 1))
+            .map(|j| (i.wrapping_mul(31) ^ j) as u8)
+            .collect();
+        writer.write(&chunk).await.unwrap();
+        expected.extend_from_slice(&chunk);
+    }
+    let meta = writer.commit().await.unwrap();
+    assert_eq!(meta.size, expected.len() as u64);
+    assert!(temp_files_under(storage.root()).is_empty());
+    assert_eq!(
+        fs::read(storage.root().join("run/shard")).unwrap(),
+        expected
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_aborted_or_dropped_while_flushing_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = LocalFsStorage::new(dir.path())
+        .unwrap()
+        .with_background_sync(Some(1));
+    storage.put("obj", b"previous".to_vec()).await.unwrap();
+    // Each write starts a flush, so one is (very likely) running when the
+    // write ends; whether or not it is, nothing may be left behind.
+    let mut aborted = storage.put_stream("obj").await.unwrap();
+    aborted.write(&[1; 300_000]).await.unwrap();
+    aborted.abort().await.unwrap();
+    assert!(temp_files_under(storage.root()).is_empty());
+    let mut dropped = storage.put_stream("obj").await.unwrap();
+    dropped.write(&[2; 300_000]).await.unwrap();
+    drop(dropped);
+    // The removal is a task of the runtime that waits for the flush: let
+    // it run (a bounded number of times, so that a removal that never comes
+    // fails the test instead of hanging it).
+    let mut turns = 0;
+    while !temp_files_under(storage.root()).is_empty() {
+        turns += 1;
+        assert!(turns < 10_000, "the temporary file stayed");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(storage.get("obj").await.unwrap(), b"previous");
+}
+
+#[tokio::test]
+async fn get_sized_refuses_a_file_of_another_size_before_reading_it() {
+    let (_dir, storage) = local();
+    storage.put("obj", vec![5; 1000]).await.unwrap();
+    assert_eq!(storage.get_sized("obj", 1000).await.unwrap(), vec![5; 1000]);
+    // A file grown on disk (say by a bad copy) is refused by its size.
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(storage.root().join("obj"))
+        .unwrap();
+    std::io::Write::write_all(&mut file, &[6; 10]).unwrap();
+    match storage.get_sized("obj", 1000).await {
+        Err(StorageError::LengthMismatch {
+            key,
+            expected: 1000,
+            actual: 1010,
+        }) => assert_eq!(key, "obj"),
+        other => panic!("expected a length mismatch, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_commit_after_cleanup_removed_the_temp_file_fails_cleanly() {
     let (_dir, storage) = local();

@@ -373,6 +373,26 @@ impl HashingWriter {
     }
 }
 
+/// Buffers at least this large are hashed on the blocking pool rather than
+/// on the runtime's worker (1 MiB hashes in about a millisecond).
+const HASH_OFF_RUNTIME_AT: usize = 1 << 20;
+
+/// The lowercase hex SHA-256 of `data`, computed on tokio's blocking pool
+/// when the buffer is large, so that hashing a multi-GiB shard does not
+/// stall the tasks sharing the worker; returns the buffer with its digest.
+async fn sha256_hex_off_runtime(data: Vec<u8>) -> io::Result<(Vec<u8>, String)> {
+    if data.len() < HASH_OFF_RUNTIME_AT {
+        let digest = to_hex(&Sha256::digest(&data));
+        return Ok((data, digest));
+    }
+    tokio::task::spawn_blocking(move || {
+        let digest = to_hex(&Sha256::digest(&data));
+        (data, digest)
+    })
+    .await
+    .map_err(|e| io::Error::other(format!("hashing a shard failed: {e}")))
+}
+
 fn sort_newest_first(infos: &mut [CheckpointInfo]) {
     infos.sort_by(|a, b| (b.created_at, b.step, &b.name).cmp(&(a.created_at, a.step, &a.name)));
 }
@@ -1595,6 +1615,38 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         verify: bool,
         keep: bool,
     ) -> Result<Vec<u8>, ReadError> {
+        if !keep {
+            return self.verify_streamed(shard).await.map(|()| Vec::new());
+        }
+        // One read of exactly the recorded size (a storage refuses an object
+        // of another size before reading it), then the digest.
+        let data = self
+            .storage
+            .get_sized(&shard.key, shard.size)
+            .await
+            .map_err(ReadError::Storage)?;
+        if !verify {
+            return Ok(data);
+        }
+        let (data, actual) = sha256_hex_off_runtime(data).await.map_err(|e| {
+            ReadError::Storage(StorageError::Io {
+                key: shard.key.clone(),
+                operation: "get",
+                source: e,
+            })
+        })?;
+        if actual != shard.sha256 {
+            return Err(ReadError::Mismatch {
+                expected: format!("sha256 {}", shard.sha256),
+                actual: format!("sha256 {actual}"),
+            });
+        }
+        Ok(data)
+    }
+
+    /// Reads a shard in chunks and checks its size and digest, holding no
+    /// more than one chunk in memory.
+    async fn verify_streamed(&self, shard: &ShardInfo) -> Result<(), ReadError> {
         let stream = self
             .storage
             .get_stream(&shard.key)
@@ -1609,11 +1661,6 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         }
         let mut reader = stream.reader;
         let mut hasher = Sha256::new();
-        let mut data = if keep {
-            Vec::with_capacity(usize::try_from(shard.size).unwrap_or(0).min(64 << 20))
-        } else {
-            Vec::new()
-        };
         let mut buffer = vec![0u8; self.options.chunk_size()];
         let mut total = 0u64;
         loop {
@@ -1630,26 +1677,19 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                     actual: format!("more than {} bytes", shard.size),
                 });
             }
-            if verify {
-                hasher.update(&buffer[..n]);
-            }
-            if keep {
-                data.extend_from_slice(&buffer[..n]);
-            }
+            hasher.update(&buffer[..n]);
         }
         if total != shard.size {
             return Err(sizes(total));
         }
-        if verify {
-            let actual = to_hex(&hasher.finalize());
-            if actual != shard.sha256 {
-                return Err(ReadError::Mismatch {
-                    expected: format!("sha256 {}", shard.sha256),
-                    actual: format!("sha256 {actual}"),
-                });
-            }
+        let actual = to_hex(&hasher.finalize());
+        if actual != shard.sha256 {
+            return Err(ReadError::Mismatch {
+                expected: format!("sha256 {}", shard.sha256),
+                actual: format!("sha256 {actual}"),
+            });
         }
-        Ok(data)
+        Ok(())
     }
 
     /// The committed checkpoints (those with a valid manifest), newest first:

@@ -13,11 +13,12 @@
 //! [`run_all`] checks at the end that the storage is empty again.
 //!
 //! What is checked: round trips of whole and streamed objects (empty, small,
-//! many chunks, 8 MiB in 64 KiB chunks), that an overwrite is seen whole or
-//! not at all by a concurrent reader, that `put_if_absent` lets exactly one of
-//! several concurrent writers win, `head`, `exists`, idempotent deletes,
-//! `list` (prefix filtering, sorting, no writes in progress), that an aborted
-//! or dropped streamed write leaves nothing, nested keys, and that every
+//! many chunks, 8 MiB in 64 KiB chunks), that `get_sized` refuses an object
+//! of another size, that an overwrite is seen whole or not at all by a
+//! concurrent reader, that `put_if_absent` lets exactly one of several
+//! concurrent writers win, `head`, `exists`, idempotent deletes, `list`
+//! (prefix filtering, sorting, no writes in progress), that an aborted or
+//! dropped streamed write leaves nothing, nested keys, and that every
 //! operation refuses every invalid key in [`INVALID_KEYS`] without writing
 //! anything.
 //!
@@ -221,6 +222,7 @@ pub async fn run_all<S: CheckpointStorage + ?Sized>(storage: &S) {
     list_filters_by_prefix_and_sorts(storage).await;
     list_hides_writes_in_progress(storage).await;
     streamed_write_round_trip(storage).await;
+    get_sized_checks_the_size(storage).await;
     aborted_write_leaves_nothing(storage).await;
     invalid_keys_are_refused(storage).await;
     empty_object(storage).await;
@@ -741,6 +743,69 @@ pub async fn streamed_write_round_trip<S: CheckpointStorage + ?Sized>(storage: &
     delete_all(check, storage, prefix).await;
 }
 
+/// `get_sized` returns the object when its size is the one asked for, fails
+/// with [`StorageError::LengthMismatch`] (saying both sizes) when it is not,
+/// and with [`StorageError::NotFound`] when there is no object.
+///
+/// # Panics
+///
+/// On a violation.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let storage = steadfast::storage::MemoryStorage::new();
+/// steadfast::storage::conformance::get_sized_checks_the_size(&storage).await;
+/// # }
+/// ```
+pub async fn get_sized_checks_the_size<S: CheckpointStorage + ?Sized>(storage: &S) {
+    let check = "get_sized_checks_the_size";
+    let prefix = "conformance/sized/";
+    let key = "conformance/sized/object";
+    let data = pattern(7, 0, 10_007);
+    let size = data.len() as u64;
+    ok(check, "put", storage.put(key, data.clone()).await);
+    let got = ok(check, "get_sized", storage.get_sized(key, size).await);
+    ensure!(
+        check,
+        got == data,
+        "get_sized returned {} bytes that differ from the {size} bytes put",
+        got.len()
+    );
+    for wrong in [0, size - 1, size + 1, u64::MAX] {
+        match storage.get_sized(key, wrong).await {
+            Err(StorageError::LengthMismatch {
+                key: k,
+                expected,
+                actual,
+            }) => ensure!(
+                check,
+                k == key && expected == wrong && actual == size,
+                "get_sized({key:?}, {wrong}) reported key {k:?}, expected {expected} and \
+                 actual {actual}; expected key {key:?}, expected {wrong} and actual {size}"
+            ),
+            other => violated(
+                check,
+                format_args!(
+                    "get_sized({key:?}, {wrong}) of an object of {size} bytes returned {:?}; \
+                     expected LengthMismatch",
+                    other.map(|bytes| bytes.len())
+                ),
+            ),
+        }
+    }
+    let missing = "conformance/sized/missing";
+    expect_not_found(
+        check,
+        "get_sized",
+        missing,
+        storage.get_sized(missing, 1).await,
+    );
+    delete_all(check, storage, prefix).await;
+}
+
 /// A streamed write that is aborted, or dropped without a commit, leaves
 /// nothing visible, and a previous object under its key stays intact.
 ///
@@ -857,6 +922,7 @@ pub async fn invalid_keys_are_refused<S: CheckpointStorage + ?Sized>(storage: &S
         expect_invalid(check, "delete", key, storage.delete(key).await);
         expect_invalid(check, "put_stream", key, storage.put_stream(key).await);
         expect_invalid(check, "get_stream", key, storage.get_stream(key).await);
+        expect_invalid(check, "get_sized", key, storage.get_sized(key, 0).await);
     }
     for &prefix in INVALID_PREFIXES {
         expect_invalid(check, "list", prefix, storage.list(prefix).await);

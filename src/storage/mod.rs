@@ -36,7 +36,7 @@ mod object_store;
 #[cfg(feature = "object-store")]
 pub use self::object_store::{ObjectStoreStorage, MIN_PART_SIZE};
 pub use key::{validate_key, validate_prefix};
-pub use local::{CleanupReport, LocalFsStorage};
+pub use local::{CleanupReport, LocalFsStorage, DEFAULT_BACKGROUND_SYNC};
 pub use memory::{Call, FaultRule, MemoryStorage, Operation, StorageFaults};
 
 use std::fmt::Debug;
@@ -46,7 +46,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::retry::Transient;
 
@@ -233,6 +233,61 @@ pub trait CheckpointStorage: Send + Sync + Debug + 'static {
     /// Opens the object under `key` for a streaming read.
     async fn get_stream(&self, key: &str) -> Result<ObjectStream>;
 
+    /// Returns the whole object under `key` if it holds exactly `size`
+    /// bytes: how a checkpoint reads a shard whose size its manifest
+    /// records. An object of another size fails with
+    /// [`StorageError::LengthMismatch`] before its bytes are read, so a
+    /// damaged object far larger than expected is never loaded into memory.
+    ///
+    /// The provided implementation opens a [`get_stream`](Self::get_stream),
+    /// compares its size, and reads it into a buffer of exactly `size`
+    /// bytes. A storage that can do better overrides it
+    /// ([`LocalFsStorage`] reads the file in one pass on the blocking pool).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, StorageError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> steadfast::storage::Result<()> {
+    /// let storage = MemoryStorage::new();
+    /// storage.put("run/shard-0", vec![1, 2, 3]).await?;
+    /// assert_eq!(storage.get_sized("run/shard-0", 3).await?, vec![1, 2, 3]);
+    /// assert!(matches!(
+    ///     storage.get_sized("run/shard-0", 2).await,
+    ///     Err(StorageError::LengthMismatch { expected: 2, actual: 3, .. })
+    /// ));
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn get_sized(&self, key: &str, size: u64) -> Result<Vec<u8>> {
+        let stream = self.get_stream(key).await?;
+        let mismatch = |actual| StorageError::LengthMismatch {
+            key: key.to_string(),
+            expected: size,
+            actual,
+        };
+        if stream.meta.size != size {
+            return Err(mismatch(stream.meta.size));
+        }
+        let mut data = allocate_exact(key, "get_stream", size)?;
+        stream
+            .reader
+            .take(size.saturating_add(1))
+            .read_to_end(&mut data)
+            .await
+            .map_err(|source| StorageError::Io {
+                key: key.to_string(),
+                operation: "get_stream",
+                source,
+            })?;
+        if data.len() as u64 != size {
+            return Err(mismatch(data.len() as u64));
+        }
+        Ok(data)
+    }
+
     /// Whether an object exists under `key`.
     async fn exists(&self, key: &str) -> Result<bool> {
         match self.head(key).await {
@@ -271,11 +326,31 @@ macro_rules! forward_storage {
             async fn get_stream(&self, key: &str) -> Result<ObjectStream> {
                 (**self).get_stream(key).await
             }
+            async fn get_sized(&self, key: &str, size: u64) -> Result<Vec<u8>> {
+                (**self).get_sized(key, size).await
+            }
             async fn exists(&self, key: &str) -> Result<bool> {
                 (**self).exists(key).await
             }
         }
     };
+}
+
+/// An empty buffer with room for exactly `size` bytes, or an
+/// [`io::ErrorKind::OutOfMemory`] error naming the key when the memory
+/// cannot be had.
+pub(crate) fn allocate_exact(key: &str, operation: &'static str, size: u64) -> Result<Vec<u8>> {
+    let out_of_memory = |message: String| StorageError::Io {
+        key: key.to_string(),
+        operation,
+        source: io::Error::new(io::ErrorKind::OutOfMemory, message),
+    };
+    let capacity = usize::try_from(size)
+        .map_err(|_| out_of_memory(format!("an object of {size} bytes does not fit in memory")))?;
+    let mut data = Vec::new();
+    data.try_reserve_exact(capacity)
+        .map_err(|e| out_of_memory(format!("reserving {size} bytes: {e}")))?;
+    Ok(data)
 }
 
 forward_storage!(Arc<T>);
