@@ -1,14 +1,17 @@
 //! The [`HealthMonitor`]: members, heartbeats, sweeps and status changes.
 //!
 //! Members live in a slab (`Vec<Slot>`) indexed by a `HashMap<MemberId,
-//! usize>`, both behind one `RwLock`. A heartbeat takes the read lock, finds
-//! the slot and raises its last-heartbeat time (nanoseconds since the
-//! monitor's base instant, an `AtomicU64`) with `fetch_max`; it touches
-//! nothing else unless the member was not Healthy, or the phi-accrual
-//! detector is on (then it also records the interval in the member's window).
-//! A sweep takes the read lock and walks the slab, comparing each slot's
-//! silence with the thresholds; it allocates only for the events it emits.
-//! Adding and removing members take the write lock.
+//! usize>` and, for ranks, by a plain array from rank to slot, all behind one
+//! `RwLock`. A slot is 48 bytes (the phi-accrual state is boxed apart), so
+//! that the fixed-timeout heartbeat and sweep touch little memory per member.
+//! A heartbeat takes the read lock, finds the slot (a rank with one array
+//! read, a named component with a hash lookup) and raises its last-heartbeat
+//! time (nanoseconds since the monitor's base instant, an `AtomicU64`) with
+//! `fetch_max`; it touches nothing else unless the member was not Healthy, or
+//! the phi-accrual detector is on (then it also records the interval in the
+//! member's window). A sweep takes the read lock and walks the slab,
+//! comparing each slot's silence with the thresholds; it allocates only for
+//! the events it emits. Adding and removing members take the write lock.
 //!
 //! Status changes are made under one `transition` mutex, so that the events
 //! of one member are emitted in the order its status changed. A heartbeat
@@ -242,7 +245,9 @@ struct Slot {
     /// Set by [`HealthMonitor::mark_failed`]: Failed whatever the silence
     /// says, until the member's next heartbeat.
     declared_failed: AtomicBool,
-    phi: Option<PhiSlot>,
+    /// Boxed, so that a slot stays at 48 bytes: the fixed-timeout
+    /// heartbeat and sweep touch little memory per member.
+    phi: Option<Box<PhiSlot>>,
 }
 
 impl Slot {
@@ -321,23 +326,94 @@ impl Hasher for MemberHasher {
     }
 }
 
+/// Ranks below this are found through [`Registry::ranks`], a plain array,
+/// rather than the hash index; higher ones (unusual) only through the index,
+/// so that one odd rank number cannot make the array large (at most 4 MiB).
+const RANK_TABLE_LIMIT: usize = 1 << 20;
+
 #[derive(Debug, Default)]
 struct Registry {
+    /// Every member's slot index.
     index: HashMap<MemberId, usize, BuildHasherDefault<MemberHasher>>,
+    /// For `MemberId::Rank(r)` with `r < RANK_TABLE_LIMIT`: entry `r` is the
+    /// slot index plus one, 0 when rank `r` is not a member. A heartbeat of
+    /// a rank reads one entry here (4 bytes, so 100,000 ranks fit in the
+    /// CPU's cache) instead of hashing and probing the index.
+    ranks: Vec<u32>,
     slots: Vec<Slot>,
     free: Vec<usize>,
 }
 
 impl Registry {
+    /// The slot index of a member, if it is one.
+    #[inline]
+    fn slot_index(&self, member: &MemberId) -> Option<usize> {
+        if let MemberId::Rank(rank) = *member {
+            if rank < RANK_TABLE_LIMIT {
+                return match self.ranks.get(rank) {
+                    Some(&entry) if entry != 0 => Some(entry as usize - 1),
+                    _ => None,
+                };
+            }
+        }
+        self.index.get(member).copied()
+    }
+
+    /// The slot of a member, if it is one.
+    #[inline]
+    fn get(&self, member: &MemberId) -> Option<&Slot> {
+        self.slot_index(member)
+            .and_then(|index| self.slots.get(index))
+    }
+
     /// The slot of a registered member.
     #[inline]
     fn slot(&self, member: &MemberId) -> Result<&Slot, HealthError> {
-        self.index
-            .get(member)
-            .and_then(|&index| self.slots.get(index))
-            .ok_or_else(|| HealthError::UnknownMember {
-                member: member.clone(),
-            })
+        self.get(member).ok_or_else(|| HealthError::UnknownMember {
+            member: member.clone(),
+        })
+    }
+
+    /// Places a new member's slot (reusing a free one) and indexes it.
+    fn insert(&mut self, member: MemberId, slot: Slot) {
+        let index = match self.free.pop() {
+            Some(free) if free < self.slots.len() => {
+                self.slots[free] = slot;
+                free
+            }
+            _ => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        };
+        if let MemberId::Rank(rank) = member {
+            if rank < RANK_TABLE_LIMIT {
+                if self.ranks.len() <= rank {
+                    self.ranks.resize(rank + 1, 0);
+                }
+                // More than u32::MAX - 1 members cannot be registered: the
+                // process would run out of memory long before.
+                self.ranks[rank] = u32::try_from(index + 1).unwrap_or(0);
+            }
+        }
+        self.index.insert(member, index);
+    }
+
+    /// Unindexes a member and frees its slot. Returns whether it was one.
+    fn remove(&mut self, member: &MemberId) -> bool {
+        let Some(index) = self.index.remove(member) else {
+            return false;
+        };
+        if let MemberId::Rank(rank) = *member {
+            if let Some(entry) = self.ranks.get_mut(rank) {
+                *entry = 0;
+            }
+        }
+        if let Some(slot) = self.slots.get_mut(index) {
+            *slot = Slot::vacant();
+            self.free.push(index);
+        }
+        true
     }
 }
 
@@ -562,23 +638,15 @@ impl HealthMonitor {
             last: AtomicU64::new(now),
             status: AtomicU8::new(HealthStatus::Healthy.encode()),
             declared_failed: AtomicBool::new(false),
-            phi: self.inner.phi.map(|p| PhiSlot {
-                window: Mutex::new(PhiWindow::default()),
-                mean: AtomicU64::new((p.first_mean + p.pause).to_bits()),
-                std: AtomicU64::new(p.first_std.to_bits()),
+            phi: self.inner.phi.map(|p| {
+                Box::new(PhiSlot {
+                    window: Mutex::new(PhiWindow::default()),
+                    mean: AtomicU64::new((p.first_mean + p.pause).to_bits()),
+                    std: AtomicU64::new(p.first_std.to_bits()),
+                })
             }),
         };
-        let index = match registry.free.pop() {
-            Some(free) if free < registry.slots.len() => {
-                registry.slots[free] = slot;
-                free
-            }
-            _ => {
-                registry.slots.push(slot);
-                registry.slots.len() - 1
-            }
-        };
-        registry.index.insert(member.clone(), index);
+        registry.insert(member.clone(), slot);
         drop(registry);
         tracing::info!(target: "steadfast::health", %member, "member added");
         true
@@ -600,15 +668,9 @@ impl HealthMonitor {
     /// # }
     /// ```
     pub fn remove_member(&self, member: &MemberId) -> bool {
-        let mut registry = self.write();
-        let Some(index) = registry.index.remove(member) else {
+        if !self.write().remove(member) {
             return false;
-        };
-        if let Some(slot) = registry.slots.get_mut(index) {
-            *slot = Slot::vacant();
-            registry.free.push(index);
         }
-        drop(registry);
         tracing::info!(target: "steadfast::health", %member, "member removed");
         true
     }
@@ -953,8 +1015,7 @@ impl HealthMonitor {
     /// ```
     pub fn status(&self, member: &MemberId) -> Option<HealthStatus> {
         let registry = self.read();
-        let index = *registry.index.get(member)?;
-        let slot = registry.slots.get(index)?;
+        let slot = registry.get(member)?;
         Some(HealthStatus::decode(slot.status.load(SeqCst)))
     }
 
@@ -1088,8 +1149,7 @@ impl HealthMonitor {
     pub fn phi(&self, member: &MemberId) -> Option<f64> {
         let now = self.now_nanos();
         let registry = self.read();
-        let index = *registry.index.get(member)?;
-        self.phi_of(registry.slots.get(index)?, now)
+        self.phi_of(registry.get(member)?, now)
     }
 
     /// Every member's status, last heartbeat, silence and phi, now.
@@ -1206,5 +1266,51 @@ mod tests {
         let hashes: HashSet<u64> = names.iter().map(|n| hash(&MemberId::from(*n))).collect();
         assert_eq!(hashes.len(), names.len());
         assert_ne!(hash(&MemberId::Rank(0)), hash(&MemberId::from("")));
+    }
+
+    #[test]
+    fn a_slot_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 48);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ranks_are_found_through_the_table_and_the_index_alike() {
+        let monitor = HealthMonitor::default();
+        let beyond = RANK_TABLE_LIMIT + 5;
+        for rank in [0, 7, 3, beyond] {
+            assert!(monitor.add_member(rank));
+        }
+        monitor.add_member("cache");
+        {
+            let registry = monitor.read();
+            assert_eq!(
+                registry.ranks.len(),
+                8,
+                "no entry past the highest small rank"
+            );
+            for rank in [0, 7, 3, beyond] {
+                let member = MemberId::Rank(rank);
+                assert_eq!(
+                    registry.slot_index(&member),
+                    registry.index.get(&member).copied(),
+                    "rank {rank}"
+                );
+            }
+            assert_eq!(registry.slot_index(&MemberId::Rank(5)), None);
+            assert_eq!(registry.slot_index(&MemberId::Rank(8)), None);
+            assert_eq!(registry.slot_index(&MemberId::Rank(beyond + 1)), None);
+        }
+        for member in [MemberId::Rank(7), MemberId::Rank(beyond), "cache".into()] {
+            monitor.heartbeat(&member).unwrap();
+            assert!(monitor.remove_member(&member));
+            assert!(monitor.heartbeat(&member).is_err(), "{member}");
+            assert_eq!(monitor.status(&member), None);
+        }
+        // A freed slot is reused, and the table points at it.
+        assert!(monitor.add_member(42usize));
+        let registry = monitor.read();
+        let slot = registry.slot_index(&MemberId::Rank(42)).unwrap();
+        assert!(slot < 5, "slot {slot} is not one of the freed ones");
+        assert_eq!(registry.slots[slot].member, Some(MemberId::Rank(42)));
     }
 }
