@@ -317,33 +317,106 @@ fn storage_error_from_io(key: &str, operation: &'static str, e: io::Error) -> St
 }
 
 /// A storage stream being written, hashed as it goes.
+///
+/// Bytes gather in an owned buffer of the chunk size, which goes to the
+/// storage whole ([`ObjectWriter::write_buf`]: the local file system writes
+/// it on another thread without copying it again) while the next one fills.
+/// Bytes from memory are hashed and copied in pieces small enough to stay in
+/// the CPU's cache between the two; bytes from a reader are read straight
+/// into the buffer and hashed there.
 struct HashingWriter {
     inner: Box<dyn ObjectWriter>,
     hasher: Sha256,
     size: u64,
+    buffer: Vec<u8>,
+    chunk_size: usize,
 }
+
+/// Bytes hashed, then copied, at a time: small enough that the copy reads
+/// them from the CPU's cache.
+const HASH_PIECE: usize = 64 * 1024;
 
 impl HashingWriter {
     async fn open<S: CheckpointStorage + ?Sized>(
         storage: &S,
         key: &str,
+        chunk_size: usize,
     ) -> Result<Self, WriteError> {
         Ok(HashingWriter {
             inner: storage.put_stream(key).await.map_err(WriteError::Storage)?,
             hasher: Sha256::new(),
             size: 0,
+            buffer: Vec::new(),
+            chunk_size: chunk_size.max(1),
         })
     }
 
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), WriteError> {
-        self.inner.write(chunk).await.map_err(WriteError::Storage)?;
-        self.hasher.update(chunk);
-        self.size += chunk.len() as u64;
+    /// Room for a whole chunk in the buffer.
+    fn reserve(&mut self) {
+        let wanted = self.chunk_size.saturating_sub(self.buffer.len());
+        self.buffer.reserve_exact(wanted);
+    }
+
+    /// Appends bytes from memory: hashed, then copied into the buffer.
+    async fn write(&mut self, mut data: &[u8]) -> Result<(), WriteError> {
+        while !data.is_empty() {
+            self.reserve();
+            let room = self.chunk_size - self.buffer.len();
+            let (now, rest) = data.split_at(room.min(data.len()));
+            for piece in now.chunks(HASH_PIECE) {
+                self.hasher.update(piece);
+                self.buffer.extend_from_slice(piece);
+            }
+            self.size += now.len() as u64;
+            data = rest;
+            if self.buffer.len() >= self.chunk_size {
+                self.send().await?;
+            }
+        }
         Ok(())
     }
 
-    /// Commits the object; returns its size and digest.
-    async fn commit(self, key: &str) -> Result<(u64, String), WriteError> {
+    /// Reads from `reader` into the buffer until it ends, hashing what each
+    /// read brings while it is in the cache.
+    async fn write_from<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> Result<(), WriteError> {
+        loop {
+            self.reserve();
+            let filled = self.buffer.len();
+            let room = self.chunk_size - filled;
+            let n = (&mut *reader)
+                .take(room as u64)
+                .read_buf(&mut self.buffer)
+                .await
+                .map_err(WriteError::Source)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.hasher.update(&self.buffer[filled..]);
+            self.size += n as u64;
+            if self.buffer.len() >= self.chunk_size {
+                self.send().await?;
+            }
+        }
+    }
+
+    /// Hands the buffer to the storage; takes back an empty one.
+    async fn send(&mut self) -> Result<(), WriteError> {
+        let full = std::mem::take(&mut self.buffer);
+        self.buffer = self
+            .inner
+            .write_buf(full)
+            .await
+            .map_err(WriteError::Storage)?;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Sends what is buffered and commits the object; returns its size and
+    /// digest.
+    async fn commit(mut self, key: &str) -> Result<(u64, String), WriteError> {
+        if !self.buffer.is_empty() {
+            self.send().await?;
+        }
         let meta = self.inner.commit().await.map_err(WriteError::Storage)?;
         if meta.size != self.size {
             return Err(WriteError::Storage(StorageError::LengthMismatch {
@@ -650,13 +723,10 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         key: &str,
         shard: &ShardData,
     ) -> Result<(u64, String), WriteError> {
-        let mut writer = HashingWriter::open(&self.storage, key).await?;
-        let chunk_size = self.options.chunk_size();
+        let mut writer = HashingWriter::open(&self.storage, key, self.options.chunk_size()).await?;
         let written = async {
             for (_, data) in shard.entries() {
-                for chunk in data.chunks(chunk_size) {
-                    writer.write(chunk).await?;
-                }
+                writer.write(data).await?;
             }
             Ok(())
         }
@@ -669,18 +739,8 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         key: &str,
         mut reader: R,
     ) -> Result<(u64, String), WriteError> {
-        let mut writer = HashingWriter::open(&self.storage, key).await?;
-        let mut buffer = vec![0u8; self.options.chunk_size()];
-        let written = async {
-            loop {
-                let n = reader.read(&mut buffer).await.map_err(WriteError::Source)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                writer.write(&buffer[..n]).await?;
-            }
-        }
-        .await;
+        let mut writer = HashingWriter::open(&self.storage, key, self.options.chunk_size()).await?;
+        let written = writer.write_from(&mut reader).await;
         writer.finish(key, written).await
     }
 

@@ -19,7 +19,8 @@ const MIB: u64 = 1024 * KIB;
 ///
 /// - `chunk_size`: 1 MiB — the size of each write to a storage stream, and
 ///   of the buffer a streamed shard is read through; between 1 byte and
-///   1 GiB.
+///   1 GiB. A save holds up to two chunks per rank in memory (one being
+///   filled and hashed, one being written).
 /// - `max_manifest_size`: 64 MiB — a manifest larger than this is refused as
 ///   corrupted rather than read into memory; at least 1 KiB.
 ///

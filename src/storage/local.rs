@@ -18,7 +18,7 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncWriteExt, BufWriter, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{
     allocate_exact, validate_key, validate_prefix, CheckpointStorage, ObjectMeta, ObjectStream,
@@ -27,7 +27,8 @@ use super::{
 
 const TARGET: &str = "steadfast::storage";
 
-/// Bytes a streamed write buffers before handing them to the file.
+/// Bytes a streamed write gathers before handing them to the file; owned
+/// chunks at least this large go to the file as they are.
 const STREAM_BUFFER: usize = 256 * 1024;
 
 /// The default of [`LocalFsStorage::with_background_sync`]: a streamed write
@@ -238,46 +239,29 @@ impl LocalFsStorage {
         self.background_sync
     }
 
-    /// Opens a streamed write: the temporary file, its buffered writer and,
-    /// when background flushes are on, a second handle for them.
+    /// Opens a streamed write to a new temporary file.
     async fn open_writer(&self, key: &str) -> Result<LocalWriter> {
         validate_key(key)?;
         let target = Target::new(&self.root, key)?;
-        let background_sync = self.background_sync;
-        let (target, temp, file, syncer) = blocking(key, "put_stream", move || {
+        let (target, temp, file) = blocking(key, "put_stream", move || {
             let (temp, file) = create_temp(&target, "put_stream", false)?;
-            // A second handle on the same open file, for the background
-            // flushes; the first one belongs to the buffered writer.
-            let syncer = match background_sync {
-                Some(_) => match file.try_clone() {
-                    Ok(clone) => Some(Arc::new(clone)),
-                    Err(e) => {
-                        remove_temp_quietly(&temp);
-                        return Err(io_error(&target.key, "put_stream")(e));
-                    }
-                },
-                None => None,
-            };
-            Ok((target, temp, file, syncer))
+            Ok((target, temp, file))
         })
         .await?;
         tracing::debug!(target: TARGET, storage = "local", key, "streamed write started");
         Ok(LocalWriter {
             target: Arc::new(target),
             temp: Some(temp),
-            file: Some(BufWriter::with_capacity(
-                STREAM_BUFFER,
-                tokio::fs::File::from_std(file),
-            )),
+            file: Some(Arc::new(file)),
+            staging: Vec::new(),
+            in_flight: None,
             written: 0,
-            background: syncer
-                .zip(background_sync)
-                .map(|(file, every)| BackgroundSync {
-                    file,
-                    every,
-                    unsynced: 0,
-                    running: None,
-                }),
+            broken: false,
+            background: self.background_sync.map(|every| BackgroundSync {
+                every,
+                unsynced: 0,
+                running: None,
+            }),
         })
     }
 
@@ -1069,12 +1053,28 @@ fn cleanup_dir(
 }
 
 /// A streamed write to a temporary file, renamed into place on commit.
+///
+/// Small writes gather in `staging`; a full staging buffer, or an owned
+/// chunk of at least [`STREAM_BUFFER`] bytes ([`ObjectWriter::write_buf`]),
+/// goes to a blocking task that writes it to the file while the caller goes
+/// on. One such write runs at a time: the next waits for it, takes back its
+/// buffer for reuse, and surfaces its error.
 struct LocalWriter {
     target: Arc<Target>,
     /// The temporary file's path; `None` once committed or aborted.
     temp: Option<PathBuf>,
-    file: Option<BufWriter<tokio::fs::File>>,
+    /// The temporary file, shared with the blocking tasks that write and
+    /// flush it; `None` once committed or aborted.
+    file: Option<Arc<fs::File>>,
+    /// Bytes accepted but not yet handed to a blocking write.
+    staging: Vec<u8>,
+    /// The blocking write in progress; it gives its buffer back.
+    in_flight: Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>>,
+    /// Bytes accepted so far.
     written: u64,
+    /// Set when a blocking write failed: the file has a hole, so every
+    /// later call fails.
+    broken: bool,
     /// The flushes started while writing; `None` when the storage flushes
     /// only at commit.
     background: Option<BackgroundSync>,
@@ -1083,27 +1083,25 @@ struct LocalWriter {
 /// The background flushes of one streamed write
 /// ([`LocalFsStorage::with_background_sync`]).
 struct BackgroundSync {
-    /// A handle on the temporary file (the same open file as the writer's).
-    file: Arc<fs::File>,
     /// Bytes between two flushes.
     every: u64,
-    /// Bytes written since the last flush started.
+    /// Bytes handed to the file since the last flush started.
     unsynced: u64,
     /// The flush in progress, if any.
     running: Option<tokio::task::JoinHandle<io::Result<()>>>,
 }
 
 impl BackgroundSync {
-    /// Counts `written` more bytes; once `every` have built up, waits for
-    /// the flush in progress and starts the next one.
-    async fn wrote(&mut self, written: usize) -> io::Result<()> {
+    /// Counts `written` more bytes handed to `file`; once `every` have built
+    /// up, waits for the flush in progress and starts the next one.
+    async fn wrote(&mut self, written: usize, file: &Arc<fs::File>) -> io::Result<()> {
         self.unsynced = self.unsynced.saturating_add(written as u64);
         if self.unsynced < self.every {
             return Ok(());
         }
         self.wait().await?;
         self.unsynced = 0;
-        let file = Arc::clone(&self.file);
+        let file = Arc::clone(file);
         self.running = Some(tokio::task::spawn_blocking(move || file.sync_data()));
         Ok(())
     }
@@ -1119,64 +1117,142 @@ impl BackgroundSync {
     }
 }
 
+/// The outcome of a blocking task, a panic or cancellation of which is an
+/// I/O error of the write.
+fn joined<T>(result: std::result::Result<io::Result<T>, tokio::task::JoinError>) -> io::Result<T> {
+    result.unwrap_or_else(|e| Err(io::Error::other(format!("a file write failed: {e}"))))
+}
+
 impl LocalWriter {
     fn fail(&self) -> impl FnOnce(io::Error) -> StorageError + '_ {
         io_error(&self.target.key, "put_stream")
     }
 
-    /// Waits for the background flush in progress, if any.
-    async fn wait_background(&mut self) -> io::Result<()> {
-        match self.background.as_mut() {
+    /// The file, or the error of a write that cannot go on.
+    fn open_file(&self) -> Result<Arc<fs::File>> {
+        match &self.file {
+            Some(_) if self.broken => Err(self.fail()(io::Error::other(
+                "an earlier write to the file failed",
+            ))),
+            Some(file) => Ok(Arc::clone(file)),
+            None => Err(self.fail()(io::Error::other(
+                "the write was already finished",
+            ))),
+        }
+    }
+
+    /// Waits for the blocking write in progress, if any; returns its
+    /// buffer, emptied.
+    async fn settle(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(None);
+        };
+        match joined(in_flight.await) {
+            Ok(mut buffer) => {
+                buffer.clear();
+                Ok(Some(buffer))
+            }
+            Err(e) => {
+                self.broken = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Hands `buffer` to a blocking write, after the one in progress;
+    /// returns that one's buffer, emptied, or a new one.
+    async fn dispatch(&mut self, buffer: Vec<u8>) -> Result<Vec<u8>> {
+        let file = self.open_file()?;
+        let spare = match self.settle().await {
+            Ok(spare) => spare.unwrap_or_default(),
+            Err(e) => return Err(self.fail()(e)),
+        };
+        let len = buffer.len();
+        let writer = Arc::clone(&file);
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            (&*writer).write_all(&buffer).map(|()| buffer)
+        }));
+        if let Some(background) = self.background.as_mut() {
+            if let Err(e) = background.wrote(len, &file).await {
+                self.broken = true;
+                return Err(self.fail()(e));
+            }
+        }
+        Ok(spare)
+    }
+
+    /// Hands the staged bytes to a blocking write, if there are any.
+    async fn dispatch_staging(&mut self) -> Result<()> {
+        if self.staging.is_empty() {
+            return Ok(());
+        }
+        let staged = std::mem::take(&mut self.staging);
+        self.staging = self.dispatch(staged).await?;
+        Ok(())
+    }
+
+    /// Waits for every task that holds the file: the write in progress and
+    /// the background flush. Returns the first error.
+    async fn quiesce(&mut self) -> io::Result<()> {
+        let written = self.settle().await.map(drop);
+        let flushed = match self.background.as_mut() {
             Some(background) => background.wait().await,
             None => Ok(()),
-        }
+        };
+        written.and(flushed)
     }
 }
 
 #[async_trait]
 impl ObjectWriter for LocalWriter {
     async fn write(&mut self, chunk: &[u8]) -> Result<()> {
-        let Some(file) = self.file.as_mut() else {
-            return Err(self.fail()(io::Error::other(
-                "the write was already finished",
-            )));
-        };
-        if let Err(e) = file.write_all(chunk).await {
-            return Err(self.fail()(e));
-        }
+        self.open_file()?;
+        self.staging.extend_from_slice(chunk);
         self.written += chunk.len() as u64;
-        if let Some(background) = self.background.as_mut() {
-            if let Err(e) = background.wrote(chunk.len()).await {
-                return Err(self.fail()(e));
-            }
+        if self.staging.len() >= STREAM_BUFFER {
+            self.dispatch_staging().await?;
         }
         Ok(())
     }
 
+    async fn write_buf(&mut self, mut chunk: Vec<u8>) -> Result<Vec<u8>> {
+        if chunk.len() < STREAM_BUFFER || !self.staging.is_empty() {
+            // Small, or behind staged bytes that must go first: copied.
+            self.write(&chunk).await?;
+            chunk.clear();
+            return Ok(chunk);
+        }
+        self.open_file()?;
+        self.written += chunk.len() as u64;
+        self.dispatch(chunk).await
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<ObjectMeta> {
-        let (Some(mut file), Some(temp)) = (self.file.take(), self.temp.take()) else {
+        // A writer that cannot go on still removes its temporary file.
+        let usable = self.open_file().map(drop);
+        let staged = match usable {
+            Ok(()) => self.dispatch_staging().await,
+            Err(_) => Ok(()),
+        };
+        // A background flush that failed fails the write: the error is
+        // reported once by the kernel, so the final fsync might not see it.
+        let settled = self.quiesce().await.map_err(|e| self.fail()(e));
+        self.background = None;
+        let (Some(file), Some(temp)) = (self.file.take(), self.temp.take()) else {
             return Err(self.fail()(io::Error::other(
                 "the write was already finished",
             )));
         };
         let target = Arc::clone(&self.target);
         let written = self.written;
-        // A background flush that failed fails the write: the error is
-        // reported once by the kernel, so the final fsync might not see it.
-        let flushed = match (self.wait_background().await, file.flush().await) {
-            (Ok(()), Ok(())) => Ok(file.into_inner().into_std().await),
-            (Err(e), _) | (_, Err(e)) => Err(self.fail()(e)),
-        };
-        self.background = None;
+        let ready = usable.and(staged).and(settled);
         let key = target.key.clone();
         let result = blocking(&key, "put_stream", move || {
-            let file = match flushed {
-                Ok(file) => file,
-                Err(e) => {
-                    remove_temp_quietly(&temp);
-                    return Err(e);
-                }
-            };
+            if let Err(e) = ready {
+                drop(file);
+                remove_temp_quietly(&temp);
+                return Err(e);
+            }
             let result = (|| {
                 file.sync_all()
                     .map_err(io_error(&target.key, "put_stream"))?;
@@ -1213,11 +1289,11 @@ impl ObjectWriter for LocalWriter {
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
-        drop(self.file.take());
-        // Its outcome no longer matters; waiting for it closes the last
-        // handle on the file before the file is removed.
-        let _ = self.wait_background().await;
+        // Their outcomes no longer matter; waiting for them closes the last
+        // handles on the file before the file is removed.
+        let _ = self.quiesce().await;
         self.background = None;
+        drop(self.file.take());
         if let Some(temp) = self.temp.take() {
             let key = self.target.key.clone();
             blocking(
@@ -1248,26 +1324,25 @@ impl Drop for LocalWriter {
             key = %self.target.key,
             "streamed write dropped without commit"
         );
-        // Inside a runtime, the removal goes to the blocking pool (after the
-        // background flush in progress, which holds the file open); outside
-        // one, there is no executor to block, so it runs here.
+        let in_flight = self.in_flight.take();
         let background = self.background.take();
+        // Inside a runtime, the removal goes to the blocking pool, after
+        // the tasks that still hold the file open; outside one, there is no
+        // executor to block, so it runs here.
         match tokio::runtime::Handle::try_current() {
-            Ok(handle) => match background {
-                Some(mut background) => {
-                    handle.spawn(async move {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    if let Some(in_flight) = in_flight {
+                        let _ = in_flight.await;
+                    }
+                    if let Some(mut background) = background {
                         let _ = background.wait().await;
-                        drop(background);
-                        let _ =
-                            tokio::task::spawn_blocking(move || remove_temp_quietly(&temp)).await;
-                    });
-                }
-                None => {
-                    handle.spawn_blocking(move || remove_temp_quietly(&temp));
-                }
-            },
+                    }
+                    let _ = tokio::task::spawn_blocking(move || remove_temp_quietly(&temp)).await;
+                });
+            }
             Err(_) => {
-                drop(background);
+                drop((in_flight, background));
                 remove_temp_quietly(&temp);
             }
         }
@@ -1513,38 +1588,96 @@ mod tests {
             .unwrap()
             .with_background_sync(Some(10));
         let mut writer = writer_with_a_failing_flush(&storage, "obj").await;
-        // Under the interval: no flush to start, nothing waited for.
+        // Staged, not yet handed to the file: no flush to start.
         writer.write(&[1; 9]).await.unwrap();
-        let err = writer.write(&[1; 1]).await.unwrap_err();
+        let err = writer.write(&[1; STREAM_BUFFER]).await.unwrap_err();
         assert!(
             matches!(&err, StorageError::Io { operation: "put_stream", source, .. }
                 if source.to_string() == "injected disk error"),
             "{err:?}"
         );
-        Box::new(writer).abort().await.unwrap();
+        // The file may now miss bytes: the writer refuses to go on.
+        assert!(writer.write(&[1]).await.is_err());
+        assert!(Box::new(writer).abort().await.is_ok());
         assert!(temp_files(storage.root()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_file_write_fails_the_next_call_and_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalFsStorage::new(dir.path()).unwrap();
+        storage.put("obj", b"previous".to_vec()).await.unwrap();
+        for commit_next in [false, true] {
+            let mut writer = storage.open_writer("obj").await.unwrap();
+            writer.in_flight = Some(tokio::task::spawn_blocking(|| {
+                Err(io::Error::other("injected write error"))
+            }));
+            let err = if commit_next {
+                Box::new(writer).commit().await.unwrap_err()
+            } else {
+                let err = writer.write_buf(vec![0; STREAM_BUFFER]).await.unwrap_err();
+                assert!(writer.write(&[0]).await.is_err());
+                assert!(Box::new(writer).commit().await.is_err());
+                err
+            };
+            assert!(
+                matches!(&err, StorageError::Io { operation: "put_stream", source, .. }
+                    if source.to_string() == "injected write error"),
+                "{err:?}"
+            );
+            assert_eq!(storage.get("obj").await.unwrap(), b"previous");
+            assert!(temp_files(storage.root()).is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn owned_chunks_go_to_the_file_as_they_are_and_small_ones_are_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalFsStorage::new(dir.path()).unwrap();
+        let mut writer = storage.open_writer("obj").await.unwrap();
+        let small = writer.write_buf(vec![1; 100]).await.unwrap();
+        assert!(small.is_empty());
+        assert_eq!(writer.staging.len(), 100);
+        assert!(writer.in_flight.is_none());
+        // Behind staged bytes, a large chunk is staged too (order is kept).
+        writer.write_buf(vec![2; STREAM_BUFFER]).await.unwrap();
+        assert!(writer.staging.is_empty());
+        assert!(writer.in_flight.is_some());
+        let big = vec![3; STREAM_BUFFER + 1];
+        let pointer = big.as_ptr();
+        let returned = writer.write_buf(big).await.unwrap();
+        assert!(returned.is_empty());
+        assert_ne!(returned.as_ptr(), pointer, "the chunk itself was kept");
+        let meta = Box::new(writer).commit().await.unwrap();
+        assert_eq!(meta.size, 100 + 2 * STREAM_BUFFER as u64 + 1);
+        let bytes = storage.get("obj").await.unwrap();
+        assert!(bytes[..100].iter().all(|&b| b == 1));
+        assert!(bytes[100..100 + STREAM_BUFFER].iter().all(|&b| b == 2));
+        assert!(bytes[100 + STREAM_BUFFER..].iter().all(|&b| b == 3));
     }
 
     #[tokio::test]
     async fn flushes_start_once_the_interval_has_built_up() {
         let dir = tempfile::tempdir().unwrap();
+        let every = STREAM_BUFFER as u64 + 1000;
         let storage = LocalFsStorage::new(dir.path())
             .unwrap()
-            .with_background_sync(Some(100));
+            .with_background_sync(Some(every));
         let mut writer = storage.open_writer("obj").await.unwrap();
-        writer.write(&[1; 99]).await.unwrap();
+        writer.write(&[1; STREAM_BUFFER]).await.unwrap();
         let background = writer.background.as_ref().unwrap();
         assert!(background.running.is_none());
-        assert_eq!(background.unsynced, 99);
-        writer.write(&[1; 2]).await.unwrap();
+        assert_eq!(background.unsynced, STREAM_BUFFER as u64);
+        writer.write(&[1; STREAM_BUFFER]).await.unwrap();
         let background = writer.background.as_ref().unwrap();
         assert!(background.running.is_some());
         assert_eq!(background.unsynced, 0);
-        assert_eq!(Box::new(writer).commit().await.unwrap().size, 101);
+        let meta = Box::new(writer).commit().await.unwrap();
+        assert_eq!(meta.size, 2 * STREAM_BUFFER as u64);
 
         let storage = storage.with_background_sync(None);
         let mut writer = storage.open_writer("obj").await.unwrap();
-        writer.write(&[1; 1000]).await.unwrap();
+        writer.write(&[1; 2 * STREAM_BUFFER]).await.unwrap();
         assert!(writer.background.is_none());
         Box::new(writer).abort().await.unwrap();
     }

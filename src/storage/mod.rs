@@ -176,6 +176,40 @@ pub trait ObjectWriter: Send {
     /// Appends bytes to the object being written.
     async fn write(&mut self, chunk: &[u8]) -> Result<()>;
 
+    /// Appends a chunk the writer may keep, and returns an empty buffer for
+    /// the caller to fill next (often one of its earlier chunks, emptied).
+    ///
+    /// A writer that hands bytes to another thread takes the chunk as it is
+    /// instead of copying it ([`LocalFsStorage`] gives it to the blocking
+    /// task that writes the file), so a caller that produces bytes in owned
+    /// buffers saves a copy of every byte. The provided implementation
+    /// copies through [`write`](Self::write) and returns the chunk emptied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> steadfast::storage::Result<()> {
+    /// let storage = MemoryStorage::new();
+    /// let mut writer = storage.put_stream("run/shard-0").await?;
+    /// let mut buffer = Vec::with_capacity(4096);
+    /// for byte in 0..4u8 {
+    ///     buffer.extend_from_slice(&[byte; 1000]);
+    ///     buffer = writer.write_buf(buffer).await?;
+    ///     assert!(buffer.is_empty());
+    /// }
+    /// assert_eq!(writer.commit().await?.size, 4000);
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn write_buf(&mut self, mut chunk: Vec<u8>) -> Result<Vec<u8>> {
+        self.write(&chunk).await?;
+        chunk.clear();
+        Ok(chunk)
+    }
+
     /// Makes the object visible under its key, atomically and durably.
     async fn commit(self: Box<Self>) -> Result<ObjectMeta>;
 
