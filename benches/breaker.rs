@@ -14,7 +14,9 @@
 //!   through one shared breaker at once; each sample times every thread
 //!   making `iters` calls, so the time per iteration is the time for `n`
 //!   calls and criterion's throughput is in calls per second. The counts are
-//!   1, 2 and 16, keeping those the machine has cores for.
+//!   1, 2 and 16, keeping those the machine has cores for. `bare_call` makes
+//!   the same calls with no breaker and shares nothing between threads: how
+//!   far it scales is the most any breaker can scale on the machine.
 //!
 //! Run with `cargo bench --bench breaker`; add
 //! `-- --warm-up-time 1 --measurement-time 3` for a quick run.
@@ -165,6 +167,15 @@ fn throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("breaker_throughput");
     for threads in thread_counts() {
         group.throughput(Throughput::Elements(threads as u64));
+        group.bench_with_input(
+            BenchmarkId::new("bare_call", format!("{threads}_threads")),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    concurrent(threads, iters, |x| operation_sync(x).unwrap_or(0))
+                })
+            },
+        );
         group.bench_with_input(
             BenchmarkId::new("steadfast", format!("{threads}_threads")),
             &threads,

@@ -2,16 +2,22 @@
 //!
 //! Members live in a slab (`Vec<Slot>`) indexed by a `HashMap<MemberId,
 //! usize>` and, for ranks, by a plain array from rank to slot, all behind one
-//! `RwLock`. A slot is 48 bytes (the phi-accrual state is boxed apart), so
-//! that the fixed-timeout heartbeat and sweep touch little memory per member.
-//! A heartbeat takes the read lock, finds the slot (a rank with one array
-//! read, a named component with a hash lookup) and raises its last-heartbeat
-//! time (nanoseconds since the monitor's base instant, an `AtomicU64`) with
-//! `fetch_max`; it touches nothing else unless the member was not Healthy, or
-//! the phi-accrual detector is on (then it also records the interval in the
-//! member's window). A sweep takes the read lock and walks the slab,
-//! comparing each slot's silence with the thresholds; it allocates only for
-//! the events it emits. Adding and removing members take the write lock.
+//! `RwLock`. What heartbeats and sweeps touch (the last-heartbeat time in
+//! nanoseconds since the monitor's base instant, the status, a failure mark:
+//! 16 bytes) is kept apart from the rest: for a rank, in a table indexed by
+//! rank outside the lock, whose segments never move (`RankTable`); for a
+//! named component, in its slot. A slot is 48 bytes (the phi-accrual state
+//! is boxed apart).
+//!
+//! A heartbeat of a rank, with the fixed-timeout policy, takes no lock: it
+//! reads its rank's entry, checks that the rank is a member and raises the
+//! time with `fetch_max`. Other heartbeats take the read lock and find the
+//! slot (a named component with a hash lookup); with the phi-accrual policy
+//! they also record the interval in the member's window. Either touches
+//! nothing else unless the member was not Healthy. A sweep takes the read
+//! lock and walks the slab, comparing each member's silence with the
+//! thresholds; it allocates only for the events it emits. Adding and
+//! removing members take the write lock.
 //!
 //! Status changes are made under one `transition` mutex, so that the events
 //! of one member are emitted in the order its status changed. A heartbeat
@@ -24,7 +30,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -234,10 +240,9 @@ struct PhiSlot {
     std: AtomicU64,
 }
 
+/// What heartbeats and sweeps read and write for one member: 16 bytes.
 #[derive(Debug)]
-struct Slot {
-    /// `None`: a free slot.
-    member: Option<MemberId>,
+struct Hot {
     /// Latest heartbeat (or registration), nanoseconds since `Inner::base`.
     last: AtomicU64,
     /// [`HealthStatus::encode`]d.
@@ -245,6 +250,38 @@ struct Slot {
     /// Set by [`HealthMonitor::mark_failed`]: Failed whatever the silence
     /// says, until the member's next heartbeat.
     declared_failed: AtomicBool,
+    /// Whether the entry belongs to a current member. Only the entries of
+    /// the [`RankTable`] are ever vacant while reachable.
+    present: AtomicBool,
+}
+
+impl Hot {
+    fn vacant() -> Hot {
+        Hot {
+            last: AtomicU64::new(0),
+            status: AtomicU8::new(HealthStatus::Healthy.encode()),
+            declared_failed: AtomicBool::new(false),
+            present: AtomicBool::new(false),
+        }
+    }
+
+    /// A member's state as it is added: Healthy, silent since `now`.
+    fn reset(&self, now: u64) {
+        self.last.store(now, SeqCst);
+        self.status.store(HealthStatus::Healthy.encode(), SeqCst);
+        self.declared_failed.store(false, SeqCst);
+        self.present.store(true, SeqCst);
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// `None`: a free slot.
+    member: Option<MemberId>,
+    /// The member's hot state, unless it is a rank below
+    /// [`RANK_TABLE_LIMIT`], whose state is in the [`RankTable`] (see
+    /// [`HealthMonitor::hot`]).
+    own: Hot,
     /// Boxed, so that a slot stays at 48 bytes: the fixed-timeout
     /// heartbeat and sweep touch little memory per member.
     phi: Option<Box<PhiSlot>>,
@@ -254,11 +291,56 @@ impl Slot {
     fn vacant() -> Slot {
         Slot {
             member: None,
-            last: AtomicU64::new(0),
-            status: AtomicU8::new(HealthStatus::Healthy.encode()),
-            declared_failed: AtomicBool::new(false),
+            own: Hot::vacant(),
             phi: None,
         }
+    }
+}
+
+/// Ranks per segment of the [`RankTable`] (16 KiB of entries).
+const RANK_SEGMENT: usize = 1024;
+
+/// The hot state of every rank below [`RANK_TABLE_LIMIT`], by rank, outside
+/// the registry's lock.
+///
+/// Segments of [`RANK_SEGMENT`] entries are allocated when a rank in them
+/// is first added (under the registry's write lock) and never move or go
+/// away while the monitor lives, so a heartbeat reads its rank's entry with
+/// no lock at all: one atomic load says whether the rank is a member, one
+/// `fetch_max` records the heartbeat. A removed rank's entry is marked
+/// vacant; a heartbeat racing with the removal at worst raises the time of
+/// an entry that the next `add_member` of that rank resets anyway. The
+/// directory of segments is 24 KiB, allocated with the monitor.
+#[derive(Debug)]
+struct RankTable {
+    segments: Box<[OnceLock<Box<[Hot]>>]>,
+}
+
+impl RankTable {
+    fn new() -> RankTable {
+        RankTable {
+            segments: (0..RANK_TABLE_LIMIT / RANK_SEGMENT)
+                .map(|_| OnceLock::new())
+                .collect(),
+        }
+    }
+
+    /// The entry of `rank`, if its segment exists.
+    #[inline]
+    fn get(&self, rank: usize) -> Option<&Hot> {
+        self.segments
+            .get(rank / RANK_SEGMENT)?
+            .get()?
+            .get(rank % RANK_SEGMENT)
+    }
+
+    /// The entry of `rank`, allocating its segment; `None` for a rank at or
+    /// above [`RANK_TABLE_LIMIT`].
+    fn entry(&self, rank: usize) -> Option<&Hot> {
+        let segment = self.segments.get(rank / RANK_SEGMENT)?;
+        segment
+            .get_or_init(|| (0..RANK_SEGMENT).map(|_| Hot::vacant()).collect())
+            .get(rank % RANK_SEGMENT)
     }
 }
 
@@ -326,9 +408,11 @@ impl Hasher for MemberHasher {
     }
 }
 
-/// Ranks below this are found through [`Registry::ranks`], a plain array,
-/// rather than the hash index; higher ones (unusual) only through the index,
-/// so that one odd rank number cannot make the array large (at most 4 MiB).
+/// Ranks below this keep their hot state in the [`RankTable`] and are found
+/// through [`Registry::ranks`], a plain array, rather than the hash index;
+/// higher ones (unusual) are found only through the index and keep their
+/// state in their slot, so that one odd rank number cannot make the tables
+/// large (at most 4 MiB and 16 MiB).
 const RANK_TABLE_LIMIT: usize = 1 << 20;
 
 #[derive(Debug, Default)]
@@ -437,6 +521,7 @@ struct Inner {
     failed_after: u64,
     phi: Option<PhiParams>,
     registry: RwLock<Registry>,
+    ranks: RankTable,
     transition: Mutex<()>,
     events: broadcast::Sender<StatusChange>,
 }
@@ -561,6 +646,7 @@ impl HealthMonitor {
                 failed_after: timeout.saturating_mul(2),
                 phi,
                 registry: RwLock::new(Registry::default()),
+                ranks: RankTable::new(),
                 transition: Mutex::new(()),
                 events,
                 config,
@@ -612,6 +698,18 @@ impl HealthMonitor {
         self.inner.base + Duration::from_nanos(at)
     }
 
+    /// The hot state of a member's slot: its entry in the rank table for a
+    /// rank below [`RANK_TABLE_LIMIT`], the slot's own otherwise.
+    #[inline]
+    fn hot<'a>(&'a self, slot: &'a Slot) -> &'a Hot {
+        if let Some(MemberId::Rank(rank)) = slot.member {
+            if let Some(hot) = self.inner.ranks.get(rank) {
+                return hot;
+            }
+        }
+        &slot.own
+    }
+
     /// Adds a member, Healthy, its silence counted from now. Returns `false`
     /// (and changes nothing) if it was already a member.
     ///
@@ -633,11 +731,16 @@ impl HealthMonitor {
         if registry.index.contains_key(&member) {
             return false;
         }
+        let own = Hot::vacant();
+        own.reset(now);
+        if let MemberId::Rank(rank) = member {
+            if let Some(hot) = self.inner.ranks.entry(rank) {
+                hot.reset(now);
+            }
+        }
         let slot = Slot {
             member: Some(member.clone()),
-            last: AtomicU64::new(now),
-            status: AtomicU8::new(HealthStatus::Healthy.encode()),
-            declared_failed: AtomicBool::new(false),
+            own,
             phi: self.inner.phi.map(|p| {
                 Box::new(PhiSlot {
                     window: Mutex::new(PhiWindow::default()),
@@ -668,9 +771,16 @@ impl HealthMonitor {
     /// # }
     /// ```
     pub fn remove_member(&self, member: &MemberId) -> bool {
-        if !self.write().remove(member) {
+        let mut registry = self.write();
+        if !registry.remove(member) {
             return false;
         }
+        if let MemberId::Rank(rank) = *member {
+            if let Some(hot) = self.inner.ranks.get(rank) {
+                hot.present.store(false, SeqCst);
+            }
+        }
+        drop(registry);
         tracing::info!(target: "steadfast::health", %member, "member removed");
         true
     }
@@ -746,9 +856,28 @@ impl HealthMonitor {
     /// ```
     pub fn heartbeat(&self, member: &MemberId) -> Result<(), HealthError> {
         let now = self.now_nanos();
+        if let (MemberId::Rank(rank), None) = (member, &self.inner.phi) {
+            if let Some(hot) = self.inner.ranks.get(*rank) {
+                // A rank's entry never moves: no lock on the way.
+                if !hot.present.load(SeqCst) {
+                    return Err(HealthError::UnknownMember {
+                        member: member.clone(),
+                    });
+                }
+                let previous = hot.last.fetch_max(now, SeqCst);
+                if hot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
+                    // Removed meanwhile: refused like any unknown member.
+                    let registry = self.read();
+                    registry.slot(member)?;
+                    self.recover(member, hot, now, previous);
+                }
+                return Ok(());
+            }
+        }
         let registry = self.read();
         let slot = registry.slot(member)?;
-        let previous = slot.last.fetch_max(now, SeqCst);
+        let hot = self.hot(slot);
+        let previous = hot.last.fetch_max(now, SeqCst);
         if let (Some(state), Some(params)) = (&slot.phi, &self.inner.phi) {
             let stats = state
                 .window
@@ -760,17 +889,23 @@ impl HealthMonitor {
                 state.std.store(std.max(params.min_std).to_bits(), SeqCst);
             }
         }
-        if slot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
-            let _guard = self.lock_transition();
-            slot.declared_failed.store(false, SeqCst);
-            let old = HealthStatus::decode(slot.status.load(SeqCst));
-            if old != HealthStatus::Healthy {
-                slot.status.store(HealthStatus::Healthy.encode(), SeqCst);
-                let silent = now.saturating_sub(previous);
-                self.emit(member, old, HealthStatus::Healthy, now, silent);
-            }
+        if hot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
+            self.recover(member, hot, now, previous);
         }
         Ok(())
+    }
+
+    /// Makes a member that heartbeat at `now` Healthy again, if it is not,
+    /// and emits the change; `previous` was its last heartbeat before.
+    fn recover(&self, member: &MemberId, hot: &Hot, now: u64, previous: u64) {
+        let _guard = self.lock_transition();
+        hot.declared_failed.store(false, SeqCst);
+        let old = HealthStatus::decode(hot.status.load(SeqCst));
+        if old != HealthStatus::Healthy {
+            hot.status.store(HealthStatus::Healthy.encode(), SeqCst);
+            let silent = now.saturating_sub(previous);
+            self.emit(member, old, HealthStatus::Healthy, now, silent);
+        }
     }
 
     /// Marks `member` Failed now, whatever its silence says, for callers
@@ -805,22 +940,22 @@ impl HealthMonitor {
     pub fn mark_failed(&self, member: &MemberId) -> Result<(), HealthError> {
         let now = self.now_nanos();
         let registry = self.read();
-        let slot = registry.slot(member)?;
+        let hot = self.hot(registry.slot(member)?);
         let _guard = self.lock_transition();
-        slot.declared_failed.store(true, SeqCst);
-        let old = HealthStatus::decode(slot.status.load(SeqCst));
+        hot.declared_failed.store(true, SeqCst);
+        let old = HealthStatus::decode(hot.status.load(SeqCst));
         if old != HealthStatus::Failed {
-            slot.status.store(HealthStatus::Failed.encode(), SeqCst);
-            let silent = now.saturating_sub(slot.last.load(SeqCst));
+            hot.status.store(HealthStatus::Failed.encode(), SeqCst);
+            let silent = now.saturating_sub(hot.last.load(SeqCst));
             self.emit(member, old, HealthStatus::Failed, now, silent);
         }
         Ok(())
     }
 
     /// The status a slot's silence calls for at `now`.
-    fn evaluate(&self, slot: &Slot, now: u64, last: u64) -> HealthStatus {
+    fn evaluate(&self, slot: &Slot, hot: &Hot, now: u64, last: u64) -> HealthStatus {
         let silent = now.saturating_sub(last);
-        if silent > self.inner.failed_after || slot.declared_failed.load(SeqCst) {
+        if silent > self.inner.failed_after || hot.declared_failed.load(SeqCst) {
             return HealthStatus::Failed;
         }
         let unresponsive = match (&slot.phi, &self.inner.phi) {
@@ -875,21 +1010,22 @@ impl HealthMonitor {
         summary: &mut SweepSummary,
     ) -> HealthStatus {
         let _guard = self.lock_transition();
+        let hot = self.hot(slot);
         // At most twice: a heartbeat that lands between the status store and
         // the re-read of the time sends the member back to Healthy.
-        let mut status = HealthStatus::decode(slot.status.load(SeqCst));
+        let mut status = HealthStatus::decode(hot.status.load(SeqCst));
         for _ in 0..2 {
-            let last = slot.last.load(SeqCst);
-            let target = self.evaluate(slot, now, last);
-            status = HealthStatus::decode(slot.status.load(SeqCst));
+            let last = hot.last.load(SeqCst);
+            let target = self.evaluate(slot, hot, now, last);
+            status = HealthStatus::decode(hot.status.load(SeqCst));
             if target == status {
                 return status;
             }
-            slot.status.store(target.encode(), SeqCst);
+            hot.status.store(target.encode(), SeqCst);
             self.emit(member, status, target, now, now.saturating_sub(last));
             summary.changes += 1;
             status = target;
-            if slot.last.load(SeqCst) == last {
+            if hot.last.load(SeqCst) == last {
                 break;
             }
         }
@@ -928,9 +1064,10 @@ impl HealthMonitor {
             let Some(member) = &slot.member else {
                 continue;
             };
-            let last = slot.last.load(SeqCst);
-            let mut status = self.evaluate(slot, now, last);
-            if status.encode() != slot.status.load(SeqCst) {
+            let hot = self.hot(slot);
+            let last = hot.last.load(SeqCst);
+            let mut status = self.evaluate(slot, hot, now, last);
+            if status.encode() != hot.status.load(SeqCst) {
                 status = self.settle(slot, member, now, &mut summary);
             }
             summary.members += 1;
@@ -1016,7 +1153,7 @@ impl HealthMonitor {
     pub fn status(&self, member: &MemberId) -> Option<HealthStatus> {
         let registry = self.read();
         let slot = registry.get(member)?;
-        Some(HealthStatus::decode(slot.status.load(SeqCst)))
+        Some(HealthStatus::decode(self.hot(slot).status.load(SeqCst)))
     }
 
     fn members_with(&self, status: HealthStatus) -> Vec<MemberId> {
@@ -1024,7 +1161,7 @@ impl HealthMonitor {
         self.read()
             .slots
             .iter()
-            .filter(|s| s.status.load(SeqCst) == code)
+            .filter(|s| s.member.is_some() && self.hot(s).status.load(SeqCst) == code)
             .filter_map(|s| s.member.clone())
             .collect()
     }
@@ -1082,7 +1219,7 @@ impl HealthMonitor {
         self.read()
             .slots
             .iter()
-            .filter(|s| s.member.is_some() && s.status.load(SeqCst) == code)
+            .filter(|s| s.member.is_some() && self.hot(s).status.load(SeqCst) == code)
             .count()
     }
 
@@ -1110,7 +1247,7 @@ impl HealthMonitor {
         let state = slot.phi.as_ref()?;
         let mean = f64::from_bits(state.mean.load(SeqCst));
         let std = f64::from_bits(state.std.load(SeqCst));
-        let silent = now.saturating_sub(slot.last.load(SeqCst));
+        let silent = now.saturating_sub(self.hot(slot).last.load(SeqCst));
         Some(phi::phi(silent as f64, mean, std))
     }
 
@@ -1175,10 +1312,11 @@ impl HealthMonitor {
             .iter()
             .filter_map(|slot| {
                 let member = slot.member.clone()?;
-                let last = slot.last.load(SeqCst);
+                let hot = self.hot(slot);
+                let last = hot.last.load(SeqCst);
                 Some(MemberHealth {
                     member,
-                    status: HealthStatus::decode(slot.status.load(SeqCst)),
+                    status: HealthStatus::decode(hot.status.load(SeqCst)),
                     last_heartbeat: self.instant_at(last),
                     silent_for: Duration::from_nanos(now.saturating_sub(last)),
                     phi: self.phi_of(slot, now),
@@ -1197,7 +1335,10 @@ impl HealthMonitor {
         let registry = self.read();
         for slot in &registry.slots {
             if let Some(member) = &slot.member {
-                f(member, HealthStatus::decode(slot.status.load(SeqCst)));
+                f(
+                    member,
+                    HealthStatus::decode(self.hot(slot).status.load(SeqCst)),
+                );
             }
         }
     }
@@ -1312,5 +1453,78 @@ mod tests {
         let slot = registry.slot_index(&MemberId::Rank(42)).unwrap();
         assert!(slot < 5, "slot {slot} is not one of the freed ones");
         assert_eq!(registry.slots[slot].member, Some(MemberId::Rank(42)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rank_removed_while_failed_comes_back_healthy_and_fresh() {
+        let monitor = HealthMonitor::default();
+        let rank = MemberId::Rank(2);
+        monitor.add_member(2usize);
+        monitor.mark_failed(&rank).unwrap();
+        tokio::time::advance(Duration::from_secs(100)).await;
+        monitor.check_now();
+        assert_eq!(monitor.status(&rank), Some(HealthStatus::Failed));
+        assert!(monitor.remove_member(&rank));
+        assert!(monitor.heartbeat(&rank).is_err());
+        assert!(monitor.add_member(2usize));
+        assert_eq!(monitor.status(&rank), Some(HealthStatus::Healthy));
+        assert_eq!(
+            monitor.check_now().failed,
+            0,
+            "the old mark and silence are gone"
+        );
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert_eq!(monitor.check_now().unresponsive, 1);
+        let mut changes = monitor.subscribe();
+        monitor.heartbeat(&rank).unwrap();
+        let change = changes.try_recv().unwrap();
+        assert_eq!(
+            (change.member, change.old, change.new),
+            (rank, HealthStatus::Unresponsive, HealthStatus::Healthy)
+        );
+    }
+
+    #[test]
+    fn heartbeats_from_many_threads_race_with_adds_removes_and_sweeps() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _entered = runtime.enter();
+        let monitor = HealthMonitor::default();
+        const RANKS: usize = 3000;
+        for rank in 0..RANKS {
+            monitor.add_member(rank);
+        }
+        std::thread::scope(|s| {
+            for thread in 0..4usize {
+                let monitor = &monitor;
+                s.spawn(move || {
+                    for round in 0..20_000usize {
+                        let rank = (round * 7 + thread * 13) % (RANKS + 100);
+                        // Ranks past RANKS, and those being removed, are
+                        // refused; the others accepted.
+                        let _ = monitor.heartbeat(&MemberId::Rank(rank));
+                    }
+                });
+            }
+            let monitor = &monitor;
+            s.spawn(move || {
+                for round in 0..2_000usize {
+                    let rank = round % RANKS;
+                    assert!(monitor.remove_member(&MemberId::Rank(rank)));
+                    if round % 10 == 0 {
+                        monitor.check_now();
+                    }
+                    assert!(monitor.add_member(rank));
+                }
+            });
+        });
+        assert_eq!(monitor.len(), RANKS);
+        assert_eq!(monitor.check_now().healthy, RANKS);
+        for rank in 0..RANKS {
+            monitor.heartbeat(&MemberId::Rank(rank)).unwrap();
+        }
+        assert!(monitor.heartbeat(&MemberId::Rank(RANKS)).is_err());
     }
 }
