@@ -191,6 +191,33 @@ async fn fail_next_injects_transient_unavailable_errors() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_call_after_an_injected_failure_joins_the_round_it_missed() {
+    let ranks = InMemoryCoordinator::new(2);
+    ranks[0].faults().fail_next(1, 1);
+    let err = ranks[1].barrier(SEC).await.unwrap_err();
+    assert!(
+        matches!(err, CoordinatorError::Unavailable { .. }),
+        "{err:?}"
+    );
+    // Rank 0 waits in round 0 without rank 1 and times out naming it.
+    match ranks[0].barrier(SEC).await.unwrap_err() {
+        CoordinatorError::Timeout { missing, .. } => assert_eq!(missing, [1]),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // Rank 1's next barrier is round 0, which is broken: it learns so.
+    match ranks[1].barrier(SEC).await.unwrap_err() {
+        CoordinatorError::Broken { round, missing, .. } => {
+            assert_eq!((round, missing), (0, vec![1]));
+        }
+        other => panic!("expected the broken round, got {other:?}"),
+    }
+    // Both are in step again.
+    for r in on_every_rank(&ranks, |rank| async move { rank.barrier(SEC).await }).await {
+        r.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn set_delay_delays_every_operation_of_that_rank() {
     let ranks = InMemoryCoordinator::new(2);
     ranks[0].faults().set_delay(1, Duration::from_secs(3));

@@ -500,6 +500,14 @@ impl CoordinatorFaults {
     /// Makes the next `count` operations of `rank` fail at once with a
     /// transient [`CoordinatorError::Unavailable`].
     ///
+    /// A failed call never reaches the job: it takes no part in its round,
+    /// as if the rank's connection had dropped before it arrived. The
+    /// rank's next call of the same collective therefore joins that same
+    /// round, which is what a retry wants: it meets the other ranks if they
+    /// are still waiting, and gets [`CoordinatorError::Broken`] (naming this
+    /// rank) if they timed out on it meanwhile; the call after that is in
+    /// step with the job again.
+    ///
     /// # Examples
     ///
     /// ```
