@@ -33,6 +33,22 @@ const STREAM_BUFFER: usize = 256 * 1024;
 
 /// The default of [`LocalFsStorage::with_background_sync`]: a streamed write
 /// starts flushing its file to disk after every 32 MiB.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use steadfast::storage::{LocalFsStorage, DEFAULT_BACKGROUND_SYNC};
+///
+/// assert_eq!(DEFAULT_BACKGROUND_SYNC, 32 * 1024 * 1024);
+/// let dir = tempfile::tempdir()?;
+/// // Flush twice as often as the default.
+/// let storage = LocalFsStorage::new(dir.path())?
+///     .with_background_sync(Some(DEFAULT_BACKGROUND_SYNC / 2));
+/// assert_eq!(storage.background_sync(), Some(16 << 20));
+/// # Ok(())
+/// # }
+/// ```
 pub const DEFAULT_BACKGROUND_SYNC: u64 = 32 << 20;
 
 /// How many times a write retries creating its temporary file when a
@@ -1108,12 +1124,15 @@ impl BackgroundSync {
 
     /// Waits for the flush in progress, if any, and returns its outcome.
     async fn wait(&mut self) -> io::Result<()> {
-        match self.running.take() {
-            Some(running) => running.await.unwrap_or_else(|e| {
-                Err(io::Error::other(format!("a background flush failed: {e}")))
-            }),
-            None => Ok(()),
-        }
+        // Taken only once finished, as `LocalWriter::settle` does.
+        let Some(running) = self.running.as_mut() else {
+            return Ok(());
+        };
+        let outcome = running
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(format!("a background flush failed: {e}"))));
+        self.running = None;
+        outcome
     }
 }
 
@@ -1144,10 +1163,15 @@ impl LocalWriter {
     /// Waits for the blocking write in progress, if any; returns its
     /// buffer, emptied.
     async fn settle(&mut self) -> io::Result<Option<Vec<u8>>> {
-        let Some(in_flight) = self.in_flight.take() else {
+        // Awaited in place and taken only once finished: a caller that
+        // drops this future leaves the write tracked, and the next call
+        // still waits for it, so two writes never run at once.
+        let Some(in_flight) = self.in_flight.as_mut() else {
             return Ok(None);
         };
-        match joined(in_flight.await) {
+        let outcome = joined(in_flight.await);
+        self.in_flight = None;
+        match outcome {
             Ok(mut buffer) => {
                 buffer.clear();
                 Ok(Some(buffer))
@@ -1680,5 +1704,38 @@ mod tests {
         writer.write(&[1; 2 * STREAM_BUFFER]).await.unwrap();
         assert!(writer.background.is_none());
         Box::new(writer).abort().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_write_dropped_while_it_waits_fails_the_commit_and_never_overlaps() {
+        use futures::FutureExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalFsStorage::new(dir.path()).unwrap();
+        let mut writer = storage.open_writer("obj").await.unwrap();
+        // A write in progress that finishes only when released.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        writer.in_flight = Some(tokio::task::spawn_blocking(move || {
+            let _ = hold.recv();
+            Ok(Vec::new())
+        }));
+        // The next write waits for it; polled once, then dropped.
+        assert!(writer
+            .write_buf(vec![7; STREAM_BUFFER])
+            .now_or_never()
+            .is_none());
+        assert!(
+            writer.in_flight.is_some(),
+            "the write in progress is still tracked, so no second one starts beside it"
+        );
+        release.send(()).unwrap();
+        match Box::new(writer).commit().await {
+            Err(StorageError::LengthMismatch {
+                expected, actual, ..
+            }) => assert_eq!((expected, actual), (STREAM_BUFFER as u64, 0)),
+            other => panic!("expected a length mismatch, got {other:?}"),
+        }
+        assert!(temp_files(storage.root()).is_empty());
+        assert!(!storage.exists("obj").await.unwrap());
     }
 }

@@ -149,6 +149,12 @@ impl Debug for ObjectStream {
 /// what was written (a storage may leave a temporary object behind for its
 /// cleanup to remove, never a visible one).
 ///
+/// A `write` or `write_buf` whose future is dropped before it completes may
+/// or may not have appended its bytes: abort the writer rather than go on.
+/// ([`LocalFsStorage`] refuses to commit after such a write, with
+/// [`StorageError::LengthMismatch`]: its commit compares the file's size
+/// with the bytes it accepted.)
+///
 /// # Examples
 ///
 /// ```
