@@ -446,6 +446,17 @@ impl HashingWriter {
     }
 }
 
+/// Compares the digest of a shard's bytes with the one its manifest records.
+fn check_digest(shard: &ShardInfo, actual: &str) -> Result<(), ReadError> {
+    if actual == shard.sha256 {
+        return Ok(());
+    }
+    Err(ReadError::Mismatch {
+        expected: format!("sha256 {}", shard.sha256),
+        actual: format!("sha256 {actual}"),
+    })
+}
+
 /// Buffers at least this large are hashed on the blocking pool rather than
 /// on the runtime's worker (1 MiB hashes in about a millisecond).
 const HASH_OFF_RUNTIME_AT: usize = 1 << 20;
@@ -1695,12 +1706,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 source: e,
             })
         })?;
-        if actual != shard.sha256 {
-            return Err(ReadError::Mismatch {
-                expected: format!("sha256 {}", shard.sha256),
-                actual: format!("sha256 {actual}"),
-            });
-        }
+        check_digest(shard, &actual)?;
         Ok(data)
     }
 
@@ -1742,14 +1748,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         if total != shard.size {
             return Err(sizes(total));
         }
-        let actual = to_hex(&hasher.finalize());
-        if actual != shard.sha256 {
-            return Err(ReadError::Mismatch {
-                expected: format!("sha256 {}", shard.sha256),
-                actual: format!("sha256 {actual}"),
-            });
-        }
-        Ok(())
+        check_digest(shard, &to_hex(&hasher.finalize()))
     }
 
     /// The committed checkpoints (those with a valid manifest), newest first:

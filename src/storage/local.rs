@@ -1124,7 +1124,7 @@ impl BackgroundSync {
 
     /// Waits for the flush in progress, if any, and returns its outcome.
     async fn wait(&mut self) -> io::Result<()> {
-        // Taken only once finished, as `LocalWriter::settle` does.
+        // Taken only once finished, as `finish_write` does.
         let Some(running) = self.running.as_mut() else {
             return Ok(());
         };
@@ -1161,21 +1161,13 @@ impl LocalWriter {
     }
 
     /// Waits for the blocking write in progress, if any; returns its
-    /// buffer, emptied.
+    /// buffer, emptied. A failed write breaks the writer.
     async fn settle(&mut self) -> io::Result<Option<Vec<u8>>> {
-        // Awaited in place and taken only once finished: a caller that
-        // drops this future leaves the write tracked, and the next call
-        // still waits for it, so two writes never run at once.
-        let Some(in_flight) = self.in_flight.as_mut() else {
-            return Ok(None);
-        };
-        let outcome = joined(in_flight.await);
-        self.in_flight = None;
-        match outcome {
-            Ok(mut buffer) => {
+        match finish_write(&mut self.in_flight).await {
+            Ok(buffer) => Ok(buffer.map(|mut buffer| {
                 buffer.clear();
-                Ok(Some(buffer))
-            }
+                buffer
+            })),
             Err(e) => {
                 self.broken = true;
                 Err(e)
@@ -1215,16 +1207,39 @@ impl LocalWriter {
         Ok(())
     }
 
-    /// Waits for every task that holds the file: the write in progress and
-    /// the background flush. Returns the first error.
+    /// Waits for every task that holds the file. Returns the first error.
     async fn quiesce(&mut self) -> io::Result<()> {
-        let written = self.settle().await.map(drop);
-        let flushed = match self.background.as_mut() {
-            Some(background) => background.wait().await,
-            None => Ok(()),
-        };
-        written.and(flushed)
+        finish_tasks(&mut self.in_flight, &mut self.background).await
     }
+}
+
+/// Waits for a blocking write, if one is in progress, and returns its
+/// buffer. The task is awaited in place and taken only once finished: a
+/// caller that drops this future leaves it tracked, so that the next call
+/// still waits for it and two writes never run at once.
+async fn finish_write(
+    in_flight: &mut Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>>,
+) -> io::Result<Option<Vec<u8>>> {
+    let Some(task) = in_flight.as_mut() else {
+        return Ok(None);
+    };
+    let outcome = joined(task.await);
+    *in_flight = None;
+    outcome.map(Some)
+}
+
+/// Waits for every task that holds a streamed write's file: the write in
+/// progress and the background flush. Returns the first error.
+async fn finish_tasks(
+    in_flight: &mut Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>>,
+    background: &mut Option<BackgroundSync>,
+) -> io::Result<()> {
+    let written = finish_write(in_flight).await.map(drop);
+    let flushed = match background {
+        Some(background) => background.wait().await,
+        None => Ok(()),
+    };
+    written.and(flushed)
 }
 
 #[async_trait]
@@ -1348,20 +1363,16 @@ impl Drop for LocalWriter {
             key = %self.target.key,
             "streamed write dropped without commit"
         );
-        let in_flight = self.in_flight.take();
-        let background = self.background.take();
+        let mut in_flight = self.in_flight.take();
+        let mut background = self.background.take();
         // Inside a runtime, the removal goes to the blocking pool, after
         // the tasks that still hold the file open; outside one, there is no
         // executor to block, so it runs here.
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {
-                    if let Some(in_flight) = in_flight {
-                        let _ = in_flight.await;
-                    }
-                    if let Some(mut background) = background {
-                        let _ = background.wait().await;
-                    }
+                    let _ = finish_tasks(&mut in_flight, &mut background).await;
+                    drop((in_flight, background));
                     let _ = tokio::task::spawn_blocking(move || remove_temp_quietly(&temp)).await;
                 });
             }
