@@ -3,8 +3,11 @@
 # server (moto), both listening on 127.0.0.1 only, at free ports.
 #
 # Source it (`source .ci/services.sh`), do not run it. It
-#   - installs Debian's etcd-server and protobuf-compiler (the etcd client's
-#     build needs protoc) and moto[server] from PyPI, each only when missing;
+#   - installs Debian's etcd-server, protobuf-compiler (the etcd client's
+#     build runs protoc) and libprotobuf-dev (the well-known .proto files,
+#     google/protobuf/*.proto, that protoc imports: --no-install-recommends
+#     leaves them out of protobuf-compiler), and moto[server] from PyPI, each
+#     only when missing;
 #   - starts etcd (temporary data directory, log in $STEADFAST_SERVICES_DIR)
 #     and moto's S3 server (requests handled one at a time, see below),
 #     waits until both answer, and creates the S3 bucket;
@@ -45,6 +48,7 @@ _svc_install() {
   local missing=()
   command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || missing+=(etcd-server)
   command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+  [ -f /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
   if [ "${#missing[@]}" -gt 0 ]; then
     _svc_log "installing ${missing[*]}"
     _svc_apt_install "${missing[@]}" || return 1

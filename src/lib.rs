@@ -96,7 +96,9 @@
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// On docs.rs (`--cfg docsrs`), every item gated by a feature is shown with the
+// feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod breaker;
 pub mod checkpoint;

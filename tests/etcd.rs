@@ -1,8 +1,9 @@
 //! The etcd coordinator against a real etcd server.
 //!
 //! The tests read the server's address from `STEADFAST_ETCD_ENDPOINTS`
-//! (`.ci/services.sh` starts one and sets it); without it each test says it
-//! skipped and passes. The restart test starts its own etcd from
+//! (`.ci/services.sh` starts one and sets it); without it each test fails
+//! in CI (`CI=true`) and, elsewhere, says it skipped. The restart test
+//! starts its own etcd from
 //! `STEADFAST_ETCD_BIN`.
 //!
 //! These tests talk to a real server, so they run on the real clock: they
@@ -10,8 +11,11 @@
 //! assert only what happened, not how fast.
 #![cfg(feature = "etcd")]
 
+mod common;
+use common::{init_tracing, server_var, unique};
+
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -28,31 +32,14 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Logs of the crate, shown with `RUST_LOG=steadfast=debug` and
 /// `--nocapture`.
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
-
 fn endpoints(test: &str) -> Option<String> {
     init_tracing();
-    match std::env::var("STEADFAST_ETCD_ENDPOINTS") {
-        Ok(e) if !e.trim().is_empty() => Some(e),
-        _ => {
-            eprintln!("{test}: skipped: STEADFAST_ETCD_ENDPOINTS not set");
-            None
-        }
-    }
+    server_var(test, "STEADFAST_ETCD_ENDPOINTS")
 }
 
 /// A prefix no other test (or earlier run) uses.
 fn unique_prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("steadfast-tests/{test}-{}-{nanos}", std::process::id())
+    unique(test)
 }
 
 fn config(endpoints: &str, prefix: &str, rank: usize, world_size: usize) -> EtcdConfig {
@@ -597,13 +584,13 @@ impl OwnEtcd {
 
 fn etcd_bin(test: &str) -> Option<PathBuf> {
     init_tracing();
-    match std::env::var("STEADFAST_ETCD_BIN") {
-        Ok(bin) if Path::new(&bin).exists() => Some(PathBuf::from(bin)),
-        _ => {
-            eprintln!("{test}: skipped: STEADFAST_ETCD_BIN not set");
-            None
-        }
-    }
+    let bin = PathBuf::from(server_var(test, "STEADFAST_ETCD_BIN")?);
+    assert!(
+        bin.exists(),
+        "{test}: STEADFAST_ETCD_BIN names {}, which does not exist",
+        bin.display()
+    );
+    Some(bin)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

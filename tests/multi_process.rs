@@ -9,8 +9,12 @@
 //!
 //! The tests need `STEADFAST_ETCD_ENDPOINTS` (and, for S3,
 //! `STEADFAST_S3_ENDPOINT` and `STEADFAST_S3_BUCKET`), as set by
-//! `.ci/services.sh`; without them they say they skipped and pass.
+//! `.ci/services.sh`; without them they fail in CI (`CI=true`) and, elsewhere,
+//! say they skipped.
 #![cfg(feature = "etcd")]
+
+mod common;
+use common::{server_var, unique};
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -36,21 +40,7 @@ const SAVE_TIMEOUT: Duration = Duration::from_secs(8);
 const WORLD: usize = 4;
 
 fn endpoints(test: &str) -> Option<String> {
-    match std::env::var("STEADFAST_ETCD_ENDPOINTS") {
-        Ok(e) if !e.trim().is_empty() => Some(e),
-        _ => {
-            eprintln!("{test}: skipped: STEADFAST_ETCD_ENDPOINTS not set");
-            None
-        }
-    }
-}
-
-fn unique(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("steadfast-tests/{test}-{}-{nanos}", std::process::id())
+    server_var(test, "STEADFAST_ETCD_ENDPOINTS")
 }
 
 /// Where the checkpoint bytes go.
@@ -280,16 +270,11 @@ async fn four_processes_save_and_load_on_local_files() {
 
 #[cfg(feature = "object-store")]
 fn s3_spec(test: &str) -> Option<StorageSpec> {
-    let bucket = std::env::var("STEADFAST_S3_BUCKET").ok();
-    match (std::env::var("STEADFAST_S3_ENDPOINT"), bucket) {
-        (Ok(_), Some(bucket)) => Some(StorageSpec::S3 {
-            url: format!("s3://{bucket}/{}", unique(test)),
-        }),
-        _ => {
-            eprintln!("{test}: skipped: STEADFAST_S3_ENDPOINT not set");
-            None
-        }
-    }
+    server_var(test, "STEADFAST_S3_ENDPOINT")?;
+    let bucket = server_var(test, "STEADFAST_S3_BUCKET")?;
+    Some(StorageSpec::S3 {
+        url: format!("s3://{bucket}/{}", unique(test)),
+    })
 }
 
 #[cfg(feature = "object-store")]

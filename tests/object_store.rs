@@ -4,9 +4,13 @@
 //! The S3 tests read the server from `STEADFAST_S3_ENDPOINT` and
 //! `STEADFAST_S3_BUCKET` (with `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
 //! and `AWS_REGION`); `.ci/services.sh` starts one (moto) and sets them.
-//! Without them each S3 test says it skipped and passes. Every test writes
+//! Without them each S3 test fails in CI (`CI=true`) and, elsewhere, says it
+//! skipped. Every test writes
 //! under its own unique prefix of the bucket.
 #![cfg(feature = "object-store")]
+
+mod common;
+use common::{server_var, unique};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,14 +26,6 @@ use steadfast::storage::{
 };
 use tokio::io::AsyncReadExt;
 
-fn unique(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("steadfast-tests/{test}-{}-{nanos}", std::process::id())
-}
-
 struct S3Env {
     endpoint: String,
     bucket: String,
@@ -40,14 +36,8 @@ struct S3Env {
 
 fn s3_env(test: &str) -> Option<S3Env> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let Some(endpoint) = var("STEADFAST_S3_ENDPOINT") else {
-        eprintln!("{test}: skipped: STEADFAST_S3_ENDPOINT not set");
-        return None;
-    };
-    let Some(bucket) = var("STEADFAST_S3_BUCKET") else {
-        eprintln!("{test}: skipped: STEADFAST_S3_BUCKET not set");
-        return None;
-    };
+    let endpoint = server_var(test, "STEADFAST_S3_ENDPOINT")?;
+    let bucket = server_var(test, "STEADFAST_S3_BUCKET")?;
     Some(S3Env {
         endpoint,
         bucket,
