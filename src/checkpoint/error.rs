@@ -254,6 +254,53 @@ impl From<CoordinatorError> for CheckpointError {
     }
 }
 
+/// An attempt to write a shard failed (internal: a save reports it inside
+/// [`CheckpointError::SaveFailed`]).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum WriteError {
+    /// The storage failed.
+    #[error("{0}")]
+    Storage(#[source] StorageError),
+    /// Reading the caller's stream failed.
+    #[error("reading the shard's source failed: {0}")]
+    Source(#[source] std::io::Error),
+}
+
+impl Transient for WriteError {
+    fn is_transient(&self) -> bool {
+        match self {
+            WriteError::Storage(e) => e.is_transient(),
+            WriteError::Source(e) => e.is_transient(),
+        }
+    }
+}
+
+/// An attempt to read a shard failed (internal: a load reports it as
+/// [`CheckpointError::Corrupted`] or [`CheckpointError::LoadFailed`]).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReadError {
+    /// The storage failed.
+    #[error("{0}")]
+    Storage(#[source] StorageError),
+    /// The bytes are not what the manifest promised.
+    #[error("expected {expected}, found {actual}")]
+    Mismatch {
+        /// What the manifest promised (`"sha256 <hex>"`, `"8 bytes"`).
+        expected: String,
+        /// What was found.
+        actual: String,
+    },
+}
+
+impl Transient for ReadError {
+    fn is_transient(&self) -> bool {
+        match self {
+            ReadError::Storage(e) => e.is_transient(),
+            ReadError::Mismatch { .. } => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,12 +61,21 @@
 //! # }
 //! ```
 
+mod catalog;
+mod commit;
 mod distributed;
 mod error;
+mod hashing;
+mod load;
 mod manifest;
 mod options;
 mod rollback;
+mod save;
 mod shard;
+mod tally;
+
+/// The `tracing` target of every event of this module.
+const TARGET: &str = "steadfast::checkpoint";
 
 pub use distributed::DistributedCheckpoint;
 pub(crate) use error::describe;

@@ -1,0 +1,366 @@
+//! The catalog of committed checkpoints: listing, the newest, deletion,
+//! retention, and the cleanup of what saves that never committed left
+//! behind.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use crate::coordinator::Coordinator;
+use crate::storage::{CheckpointStorage, ObjectMeta};
+
+use super::distributed::DistributedCheckpoint;
+use super::error::{CheckpointError, Result};
+use super::manifest::{
+    is_shard_file_name, manifest_key, validate_name, CheckpointInfo, MANIFEST_FILE_NAME,
+};
+use super::rollback::{
+    delete_object, remove_checkpoint, CleanupReport, RetentionReport, RollbackReport,
+};
+use super::TARGET;
+
+fn sort_newest_first(infos: &mut [CheckpointInfo]) {
+    infos.sort_by(|a, b| (b.created_at, b.step, &b.name).cmp(&(a.created_at, a.step, &a.name)));
+}
+
+impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
+    /// The committed checkpoints (those with a valid manifest), newest first:
+    /// by commit time, then step, then name, all descending.
+    ///
+    /// A manifest that is damaged, invalid or of a newer format is skipped
+    /// with a warning (its checkpoint is not a usable committed checkpoint);
+    /// prefixes without a manifest are not checkpoints.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Storage`] when listing fails, and
+    /// [`CheckpointError::LoadFailed`] when a manifest cannot be read because
+    /// the storage fails (rather than omitting a checkpoint that may be
+    /// fine).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, SaveOptions, ShardData};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// for step in [1, 2] {
+    ///     ckpt.save(&format!("step-{step}"), &ShardData::new(), SaveOptions::new().step(step)).await?;
+    /// }
+    /// let names: Vec<_> = ckpt.list().await?.into_iter().map(|i| i.name).collect();
+    /// assert_eq!(names, ["step-2", "step-1"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn list(&self) -> Result<Vec<CheckpointInfo>> {
+        let objects = self.list_all().await?;
+        let suffix = format!("/{MANIFEST_FILE_NAME}");
+        let mut infos = Vec::new();
+        for object in &objects {
+            let Some(name) = object.key.strip_suffix(&suffix) else {
+                continue;
+            };
+            match self.manifest(name).await {
+                Ok(manifest) => infos.push(manifest.info()),
+                Err(e @ CheckpointError::LoadFailed { .. }) => return Err(e),
+                Err(CheckpointError::NotFound { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(target: TARGET, name, error = %e, "skipping a checkpoint whose manifest is not usable");
+                }
+            }
+        }
+        sort_newest_first(&mut infos);
+        Ok(infos)
+    }
+
+    async fn list_all(&self) -> Result<Vec<ObjectMeta>> {
+        self.retry
+            .retry(|| self.storage.list(""))
+            .await
+            .map_err(|e| CheckpointError::Storage(e.into_inner()))
+    }
+
+    /// The newest committed checkpoint, if any (the first of
+    /// [`list`](Self::list)).
+    ///
+    /// # Errors
+    ///
+    /// As [`list`](Self::list).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, SaveOptions, ShardData};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// assert!(ckpt.latest().await?.is_none());
+    /// ckpt.save("only", &ShardData::new(), SaveOptions::new()).await?;
+    /// assert_eq!(ckpt.latest().await?.unwrap().name, "only");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn latest(&self) -> Result<Option<CheckpointInfo>> {
+        Ok(self.list().await?.into_iter().next())
+    }
+
+    /// Deletes checkpoint `name`: the manifest first (the checkpoint stops
+    /// being visible), then every object found by listing its prefix that
+    /// lies directly under `NAME/` (keys further down belong to other names
+    /// and are left alone). Needs no coordination; call it on one rank.
+    ///
+    /// Objects that cannot be deleted after retries are listed in the
+    /// report's `failed` (and logged at error level).
+    ///
+    /// # Errors
+    ///
+    /// - [`CheckpointError::NotFound`] when nothing is stored under the name;
+    /// - [`CheckpointError::Storage`] when the manifest cannot be deleted (the
+    ///   checkpoint is then left whole, still visible and loadable).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the deletes where they are. The manifest
+    /// goes first, so the checkpoint is either still whole or no longer
+    /// visible; shards left behind are removed by
+    /// [`cleanup_uncommitted`](Self::cleanup_uncommitted) or by deleting the
+    /// name again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointError, CheckpointOptions, DistributedCheckpoint, SaveOptions, ShardData};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), CheckpointError> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// ckpt.save("old", &ShardData::new().with_entry("a", vec![1]), SaveOptions::new()).await?;
+    /// let report = ckpt.delete("old").await?;
+    /// assert_eq!(report.deleted.len(), 2);
+    /// assert!(ckpt.storage().is_empty());
+    /// assert!(matches!(ckpt.delete("old").await, Err(CheckpointError::NotFound { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn delete(&self, name: &str) -> Result<RollbackReport> {
+        validate_name(name)?;
+        let mut report = RollbackReport::default();
+        let removal = remove_checkpoint(&self.storage, &self.retry, name, &mut report).await;
+        if !removal.manifest_gone {
+            let manifest = manifest_key(name);
+            if let Some(at) = report.failed.iter().position(|(k, _)| *k == manifest) {
+                let (_, error) = report.failed.swap_remove(at);
+                return Err(CheckpointError::Storage(error));
+            }
+        }
+        if removal.listed == 0 && report.is_complete() {
+            return Err(CheckpointError::NotFound {
+                name: name.to_string(),
+            });
+        }
+        Ok(report)
+    }
+
+    /// Keeps the newest `keep` committed checkpoints and deletes the older
+    /// ones (as [`delete`](Self::delete) does).
+    ///
+    /// `keep` is clamped to at least 1: retention never deletes the newest
+    /// committed checkpoint. A prefix being written (no manifest yet) is not
+    /// a committed checkpoint, so retention never touches it.
+    ///
+    /// # Errors
+    ///
+    /// As [`list`](Self::list). Objects that cannot be deleted are in the
+    /// report.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops it between or inside removals; each
+    /// checkpoint is left whole or invisible, as with [`delete`](Self::delete).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, SaveOptions, ShardData};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// for step in 1..=4 {
+    ///     ckpt.save(&format!("step-{step}"), &ShardData::new(), SaveOptions::new().step(step)).await?;
+    /// }
+    /// let report = ckpt.retain_last(2).await?;
+    /// assert_eq!(report.kept, ["step-4", "step-3"]);
+    /// assert_eq!(report.removed, ["step-2", "step-1"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn retain_last(&self, keep: usize) -> Result<RetentionReport> {
+        let keep = keep.max(1);
+        let mut report = RetentionReport::default();
+        for (i, info) in self.list().await?.into_iter().enumerate() {
+            if i < keep {
+                report.kept.push(info.name);
+                continue;
+            }
+            let removal =
+                remove_checkpoint(&self.storage, &self.retry, &info.name, &mut report.objects)
+                    .await;
+            if removal.manifest_gone {
+                report.removed.push(info.name);
+            }
+        }
+        tracing::info!(
+            target: TARGET,
+            kept = report.kept.len(),
+            removed = report.removed.len(),
+            failed = report.objects.failed.len(),
+            "retention applied"
+        );
+        Ok(report)
+    }
+
+    /// Removes the leftovers of saves that never committed: every prefix that
+    /// holds shard objects (`shard-*.bin`) but no manifest, and whose newest
+    /// object was written more than `grace` ago.
+    ///
+    /// The age comes from the storage's
+    /// [`last_modified`](crate::storage::ObjectMeta::last_modified) times,
+    /// compared with the wall clock (the only clock such times can be compared
+    /// with). A prefix whose times the storage does not record is removed only
+    /// with a zero grace. Choose a grace longer than the longest save: a
+    /// prefix written to within the grace may be a save in progress, and is
+    /// left alone. A prefix that holds a manifest (even one that cannot be
+    /// read: it may be a committed checkpoint worth inspecting), prefixes
+    /// inside it, and prefixes with no shard objects are never touched.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Storage`] when listing fails. Objects that cannot be
+    /// deleted are in the report.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the deletes where they are; what is left is
+    /// still uncommitted, and the next cleanup removes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::storage::CheckpointStorage;
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// // A save that crashed before its commit left a shard behind.
+    /// ckpt.storage().put("crashed/shard-00000-of-00001-0000000000000001.bin", vec![0; 8]).await?;
+    /// let report = ckpt.cleanup_uncommitted(Duration::ZERO).await?;
+    /// assert_eq!(report.removed, ["crashed"]);
+    /// assert!(ckpt.storage().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn cleanup_uncommitted(&self, grace: Duration) -> Result<CleanupReport> {
+        let objects = self.list_all().await?;
+        let mut groups: BTreeMap<&str, Vec<&ObjectMeta>> = BTreeMap::new();
+        for object in &objects {
+            if let Some((prefix, _)) = object.key.rsplit_once('/') {
+                groups.entry(prefix).or_default().push(object);
+            }
+        }
+        let committed: Vec<&str> = groups
+            .iter()
+            .filter(|(_, objs)| objs.iter().any(|o| file_name(&o.key) == MANIFEST_FILE_NAME))
+            .map(|(prefix, _)| *prefix)
+            .collect();
+        let now = SystemTime::now();
+        let mut report = CleanupReport::default();
+        for (prefix, objs) in &groups {
+            let inside_committed = committed.iter().any(|c| {
+                *prefix == *c
+                    || prefix
+                        .strip_prefix(c)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            });
+            if inside_committed || !objs.iter().any(|o| is_shard_file_name(file_name(&o.key))) {
+                continue;
+            }
+            if !grace.is_zero() {
+                let times: Option<Vec<SystemTime>> = objs.iter().map(|o| o.last_modified).collect();
+                let old_enough = times
+                    .and_then(|t| t.into_iter().max())
+                    .is_some_and(|newest| {
+                        now.duration_since(newest).unwrap_or(Duration::ZERO) >= grace
+                    });
+                if !old_enough {
+                    report.recent.push(prefix.to_string());
+                    continue;
+                }
+            }
+            // A save may have committed since the listing.
+            let manifest = manifest_key(prefix);
+            match self.retry.retry(|| self.storage.exists(&manifest)).await {
+                Ok(false) => {}
+                Ok(true) => continue,
+                Err(e) => {
+                    report.objects.failed.push((manifest, e.into_inner()));
+                    continue;
+                }
+            }
+            for object in objs {
+                delete_object(&self.storage, &self.retry, &object.key, &mut report.objects).await;
+            }
+            tracing::info!(target: TARGET, prefix, objects = objs.len(), "uncommitted checkpoint leftovers removed");
+            report.removed.push(prefix.to_string());
+        }
+        Ok(report)
+    }
+}
+
+fn file_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_first() {
+        let info = |name: &str, at: u64, step| CheckpointInfo {
+            name: name.into(),
+            step,
+            created_at: std::time::UNIX_EPOCH + Duration::from_millis(at),
+            world_size: 1,
+            total_size: 0,
+        };
+        let mut infos = vec![
+            info("a", 1, Some(1)),
+            info("b", 2, None),
+            info("c", 2, Some(1)),
+            info("d", 2, Some(1)),
+        ];
+        sort_newest_first(&mut infos);
+        let names: Vec<_> = infos.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["d", "c", "b", "a"]);
+    }
+}

@@ -1,0 +1,155 @@
+//! Rank 0's commit: check that every shard is stored with the size its rank
+//! reported, then write the manifest with `put_if_absent`, reading it back
+//! when the write reports an error (the write may have landed).
+
+use crate::coordinator::Coordinator;
+use crate::retry::RetryError;
+use crate::storage::{CheckpointStorage, StorageError};
+
+use super::distributed::DistributedCheckpoint;
+use super::error::describe;
+use super::manifest::{manifest_key, unix_millis_now, Manifest, ShardInfo};
+use super::save::CommitFailure;
+use super::TARGET;
+
+/// How many shards rank 0 checks at once before it commits.
+const SHARD_CHECKS_AT_ONCE: usize = 16;
+
+impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
+    /// Rank 0's commit: check every shard is stored with its size, then write
+    /// the manifest if none exists.
+    ///
+    /// A failed write may still have stored the manifest (an answer lost
+    /// after the write landed). Before reporting a failure, which makes every
+    /// rank delete its shard, rank 0 reads the key back: its own manifest
+    /// there means the commit happened; none means the save can be rolled
+    /// back; a read that fails too leaves the outcome unknown.
+    pub(super) async fn commit(
+        &self,
+        manifest: &mut Manifest,
+        start_by: Option<tokio::time::Instant>,
+    ) -> Result<(), CommitFailure> {
+        // The shards are checked a few at a time: a job of many ranks on a
+        // storage with some latency must not spend its timeout here.
+        for group in manifest.shards.chunks(SHARD_CHECKS_AT_ONCE) {
+            let checks =
+                futures::future::join_all(group.iter().map(|shard| self.check_shard(shard))).await;
+            if let Some(failure) = checks.into_iter().find_map(Result::err) {
+                return Err(failure);
+            }
+        }
+        if start_by.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
+            return Err(CommitFailure::Failed {
+                failed_ranks: vec![0],
+                reason: "rank 0: checking the shards took longer than the timeout, \
+                         so the other ranks may have stopped waiting; the manifest was not written"
+                    .to_string(),
+                source: None,
+            });
+        }
+        manifest.created_at = unix_millis_now();
+        let bytes = manifest.to_bytes().map_err(|e| CommitFailure::Failed {
+            failed_ranks: vec![0],
+            reason: format!("rank 0: {e}"),
+            source: Some(Box::new(e)),
+        })?;
+        let key = manifest_key(&manifest.name);
+        let mut first = true;
+        let (key_ref, bytes_ref) = (&key, &bytes);
+        let result = self
+            .retry
+            .retry(|| {
+                let retrying = !std::mem::replace(&mut first, false);
+                async move {
+                    match self.storage.put_if_absent(key_ref, bytes_ref.clone()).await {
+                        // An earlier attempt may have written the manifest and
+                        // lost the answer: an identical manifest is ours.
+                        Err(StorageError::AlreadyExists { .. }) if retrying => {
+                            match self.read_limited(key_ref, bytes_ref.len() as u64).await? {
+                                Ok(stored) if stored == *bytes_ref => Ok(()),
+                                _ => Err(StorageError::AlreadyExists {
+                                    key: key_ref.clone(),
+                                }),
+                            }
+                        }
+                        other => other,
+                    }
+                }
+            })
+            .await;
+        let e = match result {
+            Ok(()) => return Ok(()),
+            Err(e) if matches!(e.inner(), StorageError::AlreadyExists { .. }) => {
+                tracing::warn!(target: TARGET, name = %manifest.name, "a checkpoint of that name was committed meanwhile");
+                return Err(CommitFailure::AlreadyExists);
+            }
+            Err(e) => e,
+        };
+        let reason = format!("rank 0: writing the manifest: {}", describe(&e));
+        match self.stored_manifest_is(&key, &bytes).await {
+            Ok(Some(true)) => {
+                tracing::warn!(target: TARGET, name = %manifest.name, error = %e, "writing the manifest reported an error, but it is stored");
+                Ok(())
+            }
+            Ok(Some(false)) => {
+                tracing::warn!(target: TARGET, name = %manifest.name, "a checkpoint of that name was committed meanwhile");
+                Err(CommitFailure::AlreadyExists)
+            }
+            Ok(None) => Err(CommitFailure::Failed {
+                failed_ranks: vec![0],
+                reason,
+                source: Some(Box::new(e)),
+            }),
+            Err(check) => Err(CommitFailure::Unknown {
+                reason: format!(
+                    "{reason}; whether the manifest was stored anyway is unknown (reading it back failed: {}), \
+                     so no shard was deleted",
+                    describe(&check)
+                ),
+                source: Some(Box::new(e)),
+            }),
+        }
+    }
+
+    /// Checks that `shard` is in storage with the size its rank reported.
+    async fn check_shard(&self, shard: &ShardInfo) -> Result<(), CommitFailure> {
+        let found = self.retry.retry(|| self.storage.head(&shard.key)).await;
+        let problem = match found {
+            Ok(meta) if meta.size == shard.size => return Ok(()),
+            Ok(meta) => format!(
+                "shard {:?} has {} bytes in storage, {} were written",
+                shard.key, meta.size, shard.size
+            ),
+            Err(e) => format!(
+                "shard {:?} cannot be found in storage: {}",
+                shard.key,
+                describe(&e)
+            ),
+        };
+        Err(CommitFailure::Failed {
+            failed_ranks: vec![shard.rank],
+            reason: format!("rank {}: {problem}", shard.rank),
+            source: None,
+        })
+    }
+
+    /// Whether the manifest stored under `key` is `bytes`: `None` when no
+    /// object is there.
+    async fn stored_manifest_is(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<Option<bool>, RetryError<StorageError>> {
+        let read = self
+            .retry
+            .retry(|| self.read_limited(key, bytes.len() as u64))
+            .await;
+        match read {
+            Ok(Ok(stored)) => Ok(Some(stored == bytes)),
+            // Longer than ours: another manifest.
+            Ok(Err(_)) => Ok(Some(false)),
+            Err(e) if matches!(e.inner(), StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! Loading a checkpoint: reading and checking its manifest, loading this
+//! rank's shard or named entries from any shard, and verifying every shard.
+//!
+//! Nothing is trusted: a shard's size and (unless turned off) its SHA-256
+//! are checked before any of its bytes reach the caller.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use crate::coordinator::Coordinator;
+use crate::storage::{CheckpointStorage, StorageError};
+
+use super::distributed::DistributedCheckpoint;
+use super::error::{CheckpointError, ReadError, Result};
+use super::hashing::{check_digest, sha256_hex_off_runtime};
+use super::manifest::{manifest_key, to_hex, validate_name, Manifest, ShardInfo};
+#[cfg(doc)]
+use super::options::CheckpointOptions;
+use super::options::LoadOptions;
+use super::TARGET;
+
+/// A storage error from an I/O error of a storage's reader: the storage's own
+/// error when the reader wrapped one in the I/O error, an I/O error on `key`
+/// otherwise.
+fn storage_error_from_io(key: &str, operation: &'static str, e: io::Error) -> StorageError {
+    let io = |source| StorageError::Io {
+        key: key.to_string(),
+        operation,
+        source,
+    };
+    if !e.get_ref().is_some_and(|inner| inner.is::<StorageError>()) {
+        return io(e);
+    }
+    let kind = e.kind();
+    match e.into_inner().map(|inner| inner.downcast::<StorageError>()) {
+        Some(Ok(storage)) => *storage,
+        Some(Err(other)) => io(io::Error::new(kind, other)),
+        None => io(io::Error::from(kind)),
+    }
+}
+
+impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
+    /// Reads, checks and returns the manifest of checkpoint `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::NotFound`] when there is no manifest (no committed
+    /// checkpoint), and the errors of [`Manifest::from_bytes`]; a manifest
+    /// larger than [`CheckpointOptions::max_manifest_size`] is
+    /// [`CheckpointError::Corrupted`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointError, CheckpointOptions, DistributedCheckpoint};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// assert!(matches!(ckpt.manifest("nothing").await, Err(CheckpointError::NotFound { .. })));
+    /// # }
+    /// ```
+    pub async fn manifest(&self, name: &str) -> Result<Manifest> {
+        validate_name(name)?;
+        let key = manifest_key(name);
+        let limit = self.options.max_manifest_size();
+        let read = self.retry.retry(|| self.read_limited(&key, limit)).await;
+        match read {
+            Ok(Ok(bytes)) => Manifest::from_bytes(name, &bytes),
+            Ok(Err(size)) => Err(CheckpointError::Corrupted {
+                name: name.to_string(),
+                shard: key,
+                expected: format!("at most {limit} bytes"),
+                actual: format!("{size} bytes"),
+            }),
+            Err(e) => match e.into_inner() {
+                StorageError::NotFound { .. } => Err(CheckpointError::NotFound {
+                    name: name.to_string(),
+                }),
+                source => Err(CheckpointError::LoadFailed {
+                    name: name.to_string(),
+                    reason: format!("reading the manifest {key:?} failed"),
+                    source: Some(source),
+                }),
+            },
+        }
+    }
+
+    /// Reads an object of at most `limit` bytes; `Err(size)` when larger.
+    pub(super) async fn read_limited(
+        &self,
+        key: &str,
+        limit: u64,
+    ) -> Result<Result<Vec<u8>, u64>, StorageError> {
+        let stream = self.storage.get_stream(key).await?;
+        if stream.meta.size > limit {
+            return Ok(Err(stream.meta.size));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(stream.meta.size).unwrap_or(0));
+        stream
+            .reader
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| storage_error_from_io(key, "get_stream", e))?;
+        if bytes.len() as u64 > limit {
+            return Ok(Err(bytes.len() as u64));
+        }
+        Ok(Ok(bytes))
+    }
+
+    /// Loads this rank's shard of checkpoint `name`, after checking its size
+    /// and (with `options.verify`) its SHA-256 digest: no byte is returned
+    /// before the whole shard is verified.
+    ///
+    /// # Errors
+    ///
+    /// - [`CheckpointError::NotFound`], [`CheckpointError::IncompatibleVersion`],
+    ///   [`CheckpointError::ValidationFailed`], [`CheckpointError::Corrupted`]
+    ///   from the manifest;
+    /// - [`CheckpointError::Corrupted`] naming the shard, the expected and
+    ///   the actual size or digest, when the shard is missing, truncated,
+    ///   longer or altered;
+    /// - [`CheckpointError::LoadFailed`] when the checkpoint was saved by a
+    ///   different world size (with `options.strict`) or has no shard for
+    ///   this rank, or when the storage fails after retries.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the read; it writes nothing, and no byte of
+    /// a shard that was not fully verified is ever handed out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, LoadOptions, SaveOptions, ShardData};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// let shard = ShardData::new().with_entry("a", b"xy".to_vec()).with_entry("b", b"z".to_vec());
+    /// ckpt.save("c", &shard, SaveOptions::new()).await?;
+    /// assert_eq!(ckpt.load("c", LoadOptions::default()).await?, b"xyz");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn load(&self, name: &str, options: LoadOptions) -> Result<Vec<u8>> {
+        let manifest = self.manifest(name).await?;
+        let rank = self.rank();
+        let world_size = self.world_size();
+        if options.strict && manifest.world_size != world_size {
+            return Err(CheckpointError::LoadFailed {
+                name: name.to_string(),
+                reason: format!(
+                    "the checkpoint was saved by {} ranks and this job has {world_size}; \
+                     load named entries (load_entry, load_entries) to reshard, or load with strict: false",
+                    manifest.world_size
+                ),
+                source: None,
+            });
+        }
+        let Some(shard) = manifest.shard(rank) else {
+            return Err(CheckpointError::LoadFailed {
+                name: name.to_string(),
+                reason: format!(
+                    "the checkpoint has no shard for rank {rank} (it was saved by {} ranks)",
+                    manifest.world_size
+                ),
+                source: None,
+            });
+        };
+        self.read_shard(name, shard, options.verify, true).await
+    }
+
+    /// Loads one named entry of checkpoint `name`, whichever rank saved it:
+    /// how a job restarts at a different world size. The whole shard holding
+    /// the entry is verified (size and SHA-256) before the entry is returned.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::EntryNotFound`] when the checkpoint has no such
+    /// entry, and the errors of [`load`](Self::load).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the read; it writes nothing, and no byte of
+    /// a shard that was not fully verified is ever handed out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, SaveOptions, ShardData};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// let shard = ShardData::new().with_entry("a", b"xy".to_vec()).with_entry("b", b"z".to_vec());
+    /// ckpt.save("c", &shard, SaveOptions::new()).await?;
+    /// assert_eq!(ckpt.load_entry("c", "b").await?, b"z");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn load_entry(&self, name: &str, entry: &str) -> Result<Vec<u8>> {
+        let wanted = entry;
+        let mut entries = self.load_entries(name, |e| e == wanted).await?;
+        entries
+            .remove(entry)
+            .ok_or_else(|| CheckpointError::EntryNotFound {
+                name: name.to_string(),
+                entry: entry.to_string(),
+            })
+    }
+
+    /// Loads every named entry of checkpoint `name` for which `filter`
+    /// returns `true`, from whichever shards hold them. Each shard needed is
+    /// read once and verified as a whole before any of its entries is kept.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`load`](Self::load), except that the world size may
+    /// differ.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the read; it writes nothing, and no byte of
+    /// a shard that was not fully verified is ever handed out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, SaveOptions, ShardData};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// let shard = ShardData::new().with_entry("layer.0", vec![0]).with_entry("layer.1", vec![1]).with_entry("step", vec![9]);
+    /// ckpt.save("c", &shard, SaveOptions::new()).await?;
+    /// let layers = ckpt.load_entries("c", |e| e.starts_with("layer.")).await?;
+    /// assert_eq!(layers.len(), 2);
+    /// assert_eq!(layers["layer.1"], vec![1]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn load_entries<P>(
+        &self,
+        name: &str,
+        mut filter: P,
+    ) -> Result<BTreeMap<String, Vec<u8>>>
+    where
+        P: FnMut(&str) -> bool,
+    {
+        let manifest = self.manifest(name).await?;
+        let mut by_rank: BTreeMap<usize, Vec<(&String, u64, u64)>> = BTreeMap::new();
+        for (entry, at) in &manifest.entries {
+            if filter(entry) {
+                by_rank
+                    .entry(at.rank)
+                    .or_default()
+                    .push((entry, at.offset, at.length));
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (rank, entries) in by_rank {
+            // The manifest was validated: every entry's rank has a shard and
+            // every entry lies inside it.
+            let Some(shard) = manifest.shard(rank) else {
+                continue;
+            };
+            let bytes = self.read_shard(name, shard, true, true).await?;
+            for (entry, offset, length) in entries {
+                let range = usize::try_from(offset)
+                    .ok()
+                    .zip(usize::try_from(offset.saturating_add(length)).ok());
+                let Some(slice) = range.and_then(|(start, end)| bytes.get(start..end)) else {
+                    return Err(CheckpointError::Corrupted {
+                        name: name.to_string(),
+                        shard: shard.key.clone(),
+                        expected: format!(
+                            "entry {entry:?} at {offset}..{}",
+                            offset.saturating_add(length)
+                        ),
+                        actual: format!("{} bytes", bytes.len()),
+                    });
+                };
+                out.insert(entry.clone(), slice.to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks every shard of checkpoint `name` (size and SHA-256), reading
+    /// them in chunks without holding any in memory; returns the manifest.
+    ///
+    /// # Errors
+    ///
+    /// The first failure, as [`load`](Self::load) reports it.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the reads; nothing is written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, SaveOptions, ShardData};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// ckpt.save("c", &ShardData::new().with_entry("a", vec![1; 100]), SaveOptions::new()).await?;
+    /// assert_eq!(ckpt.verify("c").await?.total_size(), 100);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn verify(&self, name: &str) -> Result<Manifest> {
+        let manifest = self.manifest(name).await?;
+        for shard in &manifest.shards {
+            self.read_shard(name, shard, true, false).await?;
+        }
+        Ok(manifest)
+    }
+
+    /// Reads a shard (keeping its bytes when `keep`), checking its size and,
+    /// when `verify`, its digest; retried on transient storage errors.
+    async fn read_shard(
+        &self,
+        name: &str,
+        shard: &ShardInfo,
+        verify: bool,
+        keep: bool,
+    ) -> Result<Vec<u8>> {
+        let result = self
+            .retry
+            .retry(|| self.read_shard_once(shard, verify, keep))
+            .await;
+        let e = match result {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) => e,
+        };
+        let attempts = e.attempts();
+        let corrupted = |expected: String, actual: String| CheckpointError::Corrupted {
+            name: name.to_string(),
+            shard: shard.key.clone(),
+            expected,
+            actual,
+        };
+        let error = match e.into_inner() {
+            ReadError::Mismatch { expected, actual } => corrupted(expected, actual),
+            ReadError::Storage(StorageError::NotFound { .. }) => {
+                corrupted(format!("{} bytes", shard.size), "no object".into())
+            }
+            ReadError::Storage(StorageError::LengthMismatch {
+                expected, actual, ..
+            }) => corrupted(format!("{expected} bytes"), format!("{actual} bytes")),
+            ReadError::Storage(source) => CheckpointError::LoadFailed {
+                name: name.to_string(),
+                reason: format!(
+                    "reading shard {:?} failed after {attempts} attempt{}",
+                    shard.key,
+                    if attempts == 1 { "" } else { "s" }
+                ),
+                source: Some(source),
+            },
+        };
+        tracing::error!(target: TARGET, name, shard = %shard.key, error = %error, "shard refused");
+        Err(error)
+    }
+
+    async fn read_shard_once(
+        &self,
+        shard: &ShardInfo,
+        verify: bool,
+        keep: bool,
+    ) -> Result<Vec<u8>, ReadError> {
+        if !keep {
+            return self.verify_streamed(shard).await.map(|()| Vec::new());
+        }
+        // One read of exactly the recorded size (a storage refuses an object
+        // of another size before reading it), then the digest.
+        let data = self
+            .storage
+            .get_sized(&shard.key, shard.size)
+            .await
+            .map_err(ReadError::Storage)?;
+        if !verify {
+            return Ok(data);
+        }
+        let (data, actual) = sha256_hex_off_runtime(data).await.map_err(|e| {
+            ReadError::Storage(StorageError::Io {
+                key: shard.key.clone(),
+                operation: "get",
+                source: e,
+            })
+        })?;
+        check_digest(shard, &actual)?;
+        Ok(data)
+    }
+
+    /// Reads a shard in chunks and checks its size and digest, holding no
+    /// more than one chunk in memory.
+    async fn verify_streamed(&self, shard: &ShardInfo) -> Result<(), ReadError> {
+        let stream = self
+            .storage
+            .get_stream(&shard.key)
+            .await
+            .map_err(ReadError::Storage)?;
+        let sizes = |actual: u64| ReadError::Mismatch {
+            expected: format!("{} bytes", shard.size),
+            actual: format!("{actual} bytes"),
+        };
+        if stream.meta.size != shard.size {
+            return Err(sizes(stream.meta.size));
+        }
+        let mut reader = stream.reader;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; self.options.chunk_size()];
+        let mut total = 0u64;
+        loop {
+            let n = reader.read(&mut buffer).await.map_err(|e| {
+                ReadError::Storage(storage_error_from_io(&shard.key, "get_stream", e))
+            })?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > shard.size {
+                return Err(ReadError::Mismatch {
+                    expected: format!("{} bytes", shard.size),
+                    actual: format!("more than {} bytes", shard.size),
+                });
+            }
+            hasher.update(&buffer[..n]);
+        }
+        if total != shard.size {
+            return Err(sizes(total));
+        }
+        check_digest(shard, &to_hex(&hasher.finalize()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_error_inside_an_io_error_is_unwrapped() {
+        let wrapped = io::Error::new(
+            io::ErrorKind::InvalidData,
+            StorageError::LengthMismatch {
+                key: "k".into(),
+                expected: 4,
+                actual: 3,
+            },
+        );
+        assert!(matches!(
+            storage_error_from_io("k", "get_stream", wrapped),
+            StorageError::LengthMismatch { actual: 3, .. }
+        ));
+        let plain = io::Error::from(io::ErrorKind::UnexpectedEof);
+        assert!(matches!(
+            storage_error_from_io("k", "get_stream", plain),
+            StorageError::Io { ref source, .. } if source.kind() == io::ErrorKind::UnexpectedEof
+        ));
+    }
+}

@@ -1,0 +1,705 @@
+//! The save protocol (see [`DistributedCheckpoint`]): each rank checks the
+//! name and writes its shard under retry, the ranks exchange what they
+//! wrote, every rank tallies the same reports into the same decision, rank 0
+//! commits (`commit.rs`), the ranks hear the outcome, and a failed save is
+//! rolled back.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncRead;
+
+use crate::coordinator::{Coordinator, CoordinatorError};
+use crate::storage::CheckpointStorage;
+
+use super::distributed::DistributedCheckpoint;
+use super::error::{describe, CheckpointError, Result, WriteError};
+use super::hashing::HashingWriter;
+use super::manifest::{
+    manifest_key, shard_key, validate_name, CheckpointInfo, Manifest, MANIFEST_FILE_NAME,
+};
+#[cfg(doc)]
+use super::options::CheckpointOptions;
+use super::options::SaveOptions;
+use super::rollback::{delete_object, sweep_uncommitted, RollbackReport};
+use super::shard::ShardData;
+use super::tally::{tally, FailureKind, RankReport, Tally, Written};
+use super::TARGET;
+
+/// Bounds of the pause between two reads of the manifest by a rank that
+/// waits for a commit it did not hear.
+const MANIFEST_POLL_MIN: Duration = Duration::from_millis(10);
+const MANIFEST_POLL_MAX: Duration = Duration::from_secs(5);
+
+/// What rank 0 tells the others after trying to commit.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) enum CommitOutcome {
+    Committed {
+        created_at: u64,
+    },
+    AlreadyExists,
+    Failed {
+        failed_ranks: Vec<usize>,
+        reason: String,
+    },
+    /// The manifest write failed and rank 0 could not find out whether it
+    /// landed: nothing may be rolled back.
+    Unknown {
+        reason: String,
+    },
+}
+
+/// Why a rank's part of a save failed, with the cause when there is one.
+#[derive(Debug)]
+pub(super) struct LocalFailure {
+    kind: FailureKind,
+    reason: String,
+    source: Option<BoxError>,
+}
+
+impl LocalFailure {
+    fn failed(reason: String, source: Option<BoxError>) -> Self {
+        LocalFailure {
+            kind: FailureKind::Failed,
+            reason,
+            source,
+        }
+    }
+}
+
+/// Why rank 0's commit did not succeed, as all ranks will report it.
+#[derive(Debug)]
+pub(super) enum CommitFailure {
+    /// Another manifest is stored under the name.
+    AlreadyExists,
+    /// No manifest of this save is stored: the save is rolled back.
+    Failed {
+        failed_ranks: Vec<usize>,
+        reason: String,
+        source: Option<BoxError>,
+    },
+    /// Writing the manifest failed, and whether it was stored anyway could
+    /// not be found out: every shard stays, since a manifest may list it.
+    Unknown {
+        reason: String,
+        source: Option<BoxError>,
+    },
+}
+
+impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
+    /// Saves this rank's shard, made of named entries, as part of checkpoint
+    /// `name`; every rank calls it. Returns the committed checkpoint's
+    /// summary, the same on every rank.
+    ///
+    /// The shard's bytes are its entries one after the other; the manifest's
+    /// index records where each entry is, for
+    /// [`load_entry`](Self::load_entry). The write is retried as a whole under
+    /// the retry policy. See [the save protocol](DistributedCheckpoint#the-save-protocol).
+    ///
+    /// # Errors
+    ///
+    /// The same error on every rank:
+    /// - [`CheckpointError::AlreadyExists`] if a checkpoint of that name is
+    ///   committed (it is left intact);
+    /// - [`CheckpointError::SaveFailed`] naming the ranks that failed (a
+    ///   storage error after retries, a duplicate or empty entry name), or
+    ///   rank 0 when the outcome of the manifest write is unknown (then
+    ///   nothing is rolled back; see the protocol);
+    /// - [`CheckpointError::Timeout`] naming the ranks that did not arrive.
+    ///
+    /// A rank whose coordinator itself fails returns
+    /// [`CheckpointError::Coordinator`] (and the others time out naming it);
+    /// an invalid name is refused on each rank before anything is written
+    /// ([`CheckpointError::InvalidName`]).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the save where it is. A shard being written
+    /// is discarded; a shard already written stays as an uncommitted object
+    /// (no manifest refers to it, so no checkpoint is visible) until
+    /// [`cleanup_uncommitted`](Self::cleanup_uncommitted) removes it. The other
+    /// ranks time out and roll back.
+    ///
+    /// The one exception is rank 0 dropped while it writes the manifest: a
+    /// write the storage has started may still complete (a file system
+    /// write runs to its end on the blocking pool). The checkpoint is then
+    /// committed and whole, and the other ranks, finding its manifest,
+    /// return it as saved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{CheckpointError, CheckpointOptions, DistributedCheckpoint, SaveOptions, ShardData};
+    /// use steadfast::coordinator::InMemoryCoordinator;
+    /// use steadfast::retry::RetryPolicy;
+    /// use steadfast::storage::MemoryStorage;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), CheckpointError> {
+    /// let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// let shard = ShardData::new().with_entry("w", vec![1, 2, 3]);
+    /// let info = ckpt.save("step-1", &shard, SaveOptions::new().step(1)).await?;
+    /// assert_eq!(info.total_size, 3);
+    /// let again = ckpt.save("step-1", &shard, SaveOptions::new()).await.unwrap_err();
+    /// assert!(matches!(again, CheckpointError::AlreadyExists { .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn save(
+        &self,
+        name: &str,
+        shard: &ShardData,
+        options: SaveOptions,
+    ) -> Result<CheckpointInfo> {
+        self.save_with(name, &options, |key| async move {
+            shard
+                .check_names()
+                .map_err(|reason| LocalFailure::failed(reason, None))?;
+            let key_ref = &key;
+            let (size, sha256) = self
+                .write_with_retry(key_ref, || self.write_entries_once(key_ref, shard))
+                .await?;
+            Ok(Written {
+                key,
+                size,
+                sha256,
+                entries: shard.index(),
+            })
+        })
+        .await
+    }
+
+    /// Saves this rank's shard from a byte stream as part of checkpoint
+    /// `name`; every rank calls it. The shard has no named entries.
+    ///
+    /// `open` is called once per attempt and returns a fresh reader of the
+    /// shard's bytes (open a file, start a download), so that a failed attempt
+    /// can start over. The bytes are read and written in chunks of
+    /// [`CheckpointOptions::chunk_size`] and hashed in the same pass: a
+    /// shard is never held in memory as a whole. Otherwise it behaves as
+    /// [`save`](Self::save).
+    ///
+    /// # Errors
+    ///
+    /// As [`save`](Self::save); an I/O error from `open` or from the reader
+    /// fails this rank's write (it is retried when its kind is transient).
+    ///
+    /// # Cancellation
+    ///
+    /// As [`save`](Self::save).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, LoadOptions, SaveOptions};
+    /// use steadfast::coordinator::InMemoryCoordinator;
+    /// use steadfast::retry::RetryPolicy;
+    /// use steadfast::storage::MemoryStorage;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// let bytes = vec![7u8; 10_000];
+    /// ckpt.save_stream("big", || {
+    ///     let reader = std::io::Cursor::new(bytes.clone());
+    ///     async move { Ok(reader) }
+    /// }, SaveOptions::new()).await?;
+    /// assert_eq!(ckpt.load("big", LoadOptions::default()).await?, bytes);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn save_stream<F, Fut, R>(
+        &self,
+        name: &str,
+        mut open: F,
+        options: SaveOptions,
+    ) -> Result<CheckpointInfo>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = io::Result<R>>,
+        R: AsyncRead + Unpin,
+    {
+        self.save_with(name, &options, |key| async move {
+            let key_ref = &key;
+            let (size, sha256) = self
+                .write_with_retry(key_ref, || {
+                    let opening = open();
+                    async move {
+                        let reader = opening.await.map_err(WriteError::Source)?;
+                        self.write_reader_once(key_ref, reader).await
+                    }
+                })
+                .await?;
+            Ok(Written {
+                key,
+                size,
+                sha256,
+                entries: Vec::new(),
+            })
+        })
+        .await
+    }
+
+    async fn write_entries_once(
+        &self,
+        key: &str,
+        shard: &ShardData,
+    ) -> Result<(u64, String), WriteError> {
+        let mut writer = HashingWriter::open(&self.storage, key, self.options.chunk_size()).await?;
+        let written = async {
+            for (_, data) in shard.entries() {
+                writer.write(data).await?;
+            }
+            Ok(())
+        }
+        .await;
+        writer.finish(key, written).await
+    }
+
+    async fn write_reader_once<R: AsyncRead + Unpin>(
+        &self,
+        key: &str,
+        mut reader: R,
+    ) -> Result<(u64, String), WriteError> {
+        let mut writer = HashingWriter::open(&self.storage, key, self.options.chunk_size()).await?;
+        let written = writer.write_from(&mut reader).await;
+        writer.finish(key, written).await
+    }
+
+    async fn write_with_retry<F, Fut>(
+        &self,
+        key: &str,
+        attempt: F,
+    ) -> Result<(u64, String), LocalFailure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(u64, String), WriteError>>,
+    {
+        let rank = self.rank();
+        self.retry
+            .retry(attempt)
+            .notify(|attempt: u32, error: &WriteError, delay: Duration| {
+                // The retry itself is logged (target "steadfast::retry");
+                // this adds which rank and shard it was.
+                tracing::debug!(
+                    target: TARGET,
+                    rank,
+                    key,
+                    attempt,
+                    delay = ?delay,
+                    error = %error,
+                    "writing a shard failed; retrying"
+                );
+            })
+            .await
+            .map_err(|e| {
+                LocalFailure::failed(
+                    format!("writing shard {key:?}: {}", describe(&e)),
+                    Some(Box::new(e)),
+                )
+            })
+    }
+
+    /// Refuses a save that would overwrite or nest with a committed
+    /// checkpoint.
+    async fn precheck(&self, name: &str) -> Result<(), LocalFailure> {
+        let committed =
+            |key: String| async move { self.retry.retry(|| self.storage.exists(&key)).await };
+        match committed(manifest_key(name)).await {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err(LocalFailure {
+                    kind: FailureKind::AlreadyExists,
+                    reason: format!("checkpoint {name:?} already exists"),
+                    source: None,
+                })
+            }
+            Err(e) => {
+                return Err(LocalFailure::failed(
+                    format!("checking for an existing checkpoint: {}", describe(&e)),
+                    Some(Box::new(e)),
+                ))
+            }
+        }
+        if self.rank() != 0 {
+            return Ok(());
+        }
+        let segments: Vec<&str> = name.split('/').collect();
+        for depth in 1..segments.len() {
+            let ancestor = segments[..depth].join("/");
+            match committed(manifest_key(&ancestor)).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    return Err(LocalFailure::failed(
+                        format!("checkpoint {ancestor:?} is committed around this name; checkpoints do not nest"),
+                        None,
+                    ))
+                }
+                Err(e) => {
+                    return Err(LocalFailure::failed(
+                        format!("checking checkpoint {ancestor:?}: {}", describe(&e)),
+                        Some(Box::new(e)),
+                    ))
+                }
+            }
+        }
+        let prefix = format!("{name}/");
+        match self.retry.retry(|| self.storage.list(&prefix)).await {
+            Ok(objects) => {
+                if let Some(inner) = objects
+                    .iter()
+                    .find(|o| o.key.ends_with(&format!("/{MANIFEST_FILE_NAME}")))
+                {
+                    return Err(LocalFailure::failed(
+                        format!(
+                            "{:?} is committed inside this name; checkpoints do not nest",
+                            inner.key
+                        ),
+                        None,
+                    ));
+                }
+                Ok(())
+            }
+            Err(e) => Err(LocalFailure::failed(
+                format!("listing {prefix:?}: {}", describe(&e)),
+                Some(Box::new(e)),
+            )),
+        }
+    }
+
+    /// The save protocol, step by step; `write` writes this rank's shard to
+    /// the key it is given.
+    async fn save_with<W, Fut>(
+        &self,
+        name: &str,
+        options: &SaveOptions,
+        write: W,
+    ) -> Result<CheckpointInfo>
+    where
+        W: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<Written, LocalFailure>>,
+    {
+        validate_name(name)?;
+        let rank = self.rank();
+        let world_size = self.world_size();
+        let key = shard_key(name, rank, world_size, rand::random::<u64>());
+        tracing::info!(target: TARGET, name, rank, world_size, key = %key, "saving a checkpoint shard");
+
+        // 1. Check the name, write this rank's shard.
+        let local = match self.precheck(name).await {
+            Ok(()) => write(key.clone()).await,
+            Err(failure) => Err(failure),
+        };
+        // 2. Exchange what each rank wrote; every rank tallies the same
+        // reports into the same decision.
+        let gathered = match self.exchange_reports(name, &local, options.timeout).await {
+            Ok(gathered) => gathered,
+            Err(e) => {
+                self.roll_back(name, &key, true).await;
+                return Err(collective_error(name, options.timeout, e));
+            }
+        };
+        let local_source = local.err().and_then(|f| f.source);
+        let mut manifest = match tally(name, world_size, &gathered, options) {
+            Tally::Commit(manifest) => manifest,
+            Tally::AlreadyExists => {
+                self.roll_back(name, &key, false).await;
+                return Err(CheckpointError::AlreadyExists {
+                    name: name.to_string(),
+                });
+            }
+            Tally::Failed {
+                failed_ranks,
+                reason,
+                reported,
+            } => {
+                self.roll_back(name, &key, true).await;
+                return Err(CheckpointError::SaveFailed {
+                    name: name.to_string(),
+                    failed_ranks,
+                    reason,
+                    source: if reported { local_source } else { None },
+                });
+            }
+        };
+        let my_shard = manifest
+            .shard(rank)
+            .map(|s| (s.key.clone(), s.sha256.clone()));
+
+        // 3. Rank 0 commits; 4. everyone hears the outcome.
+        let (outcome, commit_error) = if rank == 0 {
+            let (outcome, error) = self.decide_commit(&mut manifest, options.timeout).await;
+            (Some(outcome), error)
+        } else {
+            (None, None)
+        };
+        let heard = match self.hear_outcome(name, outcome, options.timeout).await {
+            Ok(heard) => heard,
+            Err(e) => {
+                return self
+                    .resolve_from_storage(name, my_shard, &key, options.timeout, e)
+                    .await
+            }
+        };
+        match heard {
+            CommitOutcome::Committed { created_at } => {
+                manifest.created_at = created_at;
+                tracing::info!(
+                    target: TARGET,
+                    name,
+                    rank,
+                    world_size,
+                    step = ?manifest.step,
+                    total_size = manifest.total_size(),
+                    "checkpoint committed"
+                );
+                Ok(manifest.info())
+            }
+            CommitOutcome::AlreadyExists => {
+                self.roll_back(name, &key, false).await;
+                Err(CheckpointError::AlreadyExists {
+                    name: name.to_string(),
+                })
+            }
+            CommitOutcome::Failed {
+                failed_ranks,
+                reason,
+            } => {
+                self.roll_back(name, &key, true).await;
+                Err(CheckpointError::SaveFailed {
+                    name: name.to_string(),
+                    failed_ranks,
+                    reason,
+                    source: commit_error,
+                })
+            }
+            CommitOutcome::Unknown { reason } => {
+                tracing::error!(
+                    target: TARGET,
+                    name,
+                    rank,
+                    key = %key,
+                    reason = %reason,
+                    "commit outcome unknown; leaving this rank's shard for cleanup_uncommitted"
+                );
+                Err(CheckpointError::SaveFailed {
+                    name: name.to_string(),
+                    failed_ranks: vec![0],
+                    reason,
+                    source: commit_error,
+                })
+            }
+        }
+    }
+
+    /// Tells the other ranks what this rank wrote, or why it failed, and
+    /// gathers their reports.
+    async fn exchange_reports(
+        &self,
+        name: &str,
+        local: &Result<Written, LocalFailure>,
+        timeout: Duration,
+    ) -> std::result::Result<Vec<Vec<u8>>, CoordinatorError> {
+        let rank = self.rank();
+        let report = match local {
+            Ok(w) => {
+                tracing::info!(target: TARGET, name, rank, key = %w.key, size = w.size, sha256 = %w.sha256, "shard written");
+                RankReport::Written {
+                    name: name.to_string(),
+                    key: w.key.clone(),
+                    size: w.size,
+                    sha256: w.sha256.clone(),
+                    entries: w.entries.clone(),
+                }
+            }
+            Err(f) => {
+                tracing::error!(target: TARGET, name, rank, reason = %f.reason, "this rank's part of the save failed");
+                RankReport::Failed {
+                    name: name.to_string(),
+                    kind: f.kind,
+                    reason: f.reason.clone(),
+                }
+            }
+        };
+        // Serializing strings and integers cannot fail; an empty report would
+        // read as a failure on the other ranks.
+        let payload = serde_json::to_vec(&report).unwrap_or_default();
+        self.coordinator.all_gather(payload, timeout).await
+    }
+
+    /// Rank 0's commit, as the outcome it tells the others, with the cause
+    /// of a failure.
+    async fn decide_commit(
+        &self,
+        manifest: &mut Manifest,
+        timeout: Duration,
+    ) -> (CommitOutcome, Option<BoxError>) {
+        // The others wait `timeout` for the outcome, and then as long again
+        // for a manifest: the manifest write must start within the first
+        // `timeout`, so that it has the second to land.
+        let start_by = tokio::time::Instant::now().checked_add(timeout);
+        match self.commit(manifest, start_by).await {
+            Ok(()) => (
+                CommitOutcome::Committed {
+                    created_at: manifest.created_at,
+                },
+                None,
+            ),
+            Err(CommitFailure::AlreadyExists) => (CommitOutcome::AlreadyExists, None),
+            Err(CommitFailure::Failed {
+                failed_ranks,
+                reason,
+                source,
+            }) => (
+                CommitOutcome::Failed {
+                    failed_ranks,
+                    reason,
+                },
+                source,
+            ),
+            Err(CommitFailure::Unknown { reason, source }) => {
+                (CommitOutcome::Unknown { reason }, source)
+            }
+        }
+    }
+
+    /// Exchanges rank 0's commit outcome (`Some` on rank 0 only). An error
+    /// means this rank did not hear it, and must look for the manifest.
+    async fn hear_outcome(
+        &self,
+        name: &str,
+        outcome: Option<CommitOutcome>,
+        timeout: Duration,
+    ) -> std::result::Result<CommitOutcome, CoordinatorError> {
+        let payload = outcome
+            .as_ref()
+            .map(|o| serde_json::to_vec(o).unwrap_or_default())
+            .unwrap_or_default();
+        match self.coordinator.all_gather(payload, timeout).await {
+            Ok(all) => all
+                .first()
+                .and_then(|b| serde_json::from_slice::<CommitOutcome>(b).ok())
+                .ok_or_else(|| CoordinatorError::Backend {
+                    message: "rank 0's commit outcome was unreadable".into(),
+                    source: None,
+                }),
+            Err(e) => match outcome {
+                // Rank 0 knows the outcome: it decided it.
+                Some(outcome) => {
+                    tracing::warn!(target: TARGET, name, error = %e, "the other ranks did not hear the commit outcome");
+                    Ok(outcome)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// After the commit outcome was not heard: the manifest in storage says
+    /// whether the save succeeded.
+    async fn resolve_from_storage(
+        &self,
+        name: &str,
+        my_shard: Option<(String, String)>,
+        key: &str,
+        timeout: Duration,
+        error: CoordinatorError,
+    ) -> Result<CheckpointInfo> {
+        let rank = self.rank();
+        // The exchange failed because a rank was late: rank 0 may still be
+        // writing the manifest (a slow storage), so wait for it as long as a
+        // collective step may take. Any other failure says nothing about
+        // rank 0's progress: look once.
+        let late = matches!(
+            error,
+            CoordinatorError::Timeout { .. } | CoordinatorError::Broken { .. }
+        );
+        let deadline = if late {
+            tokio::time::Instant::now().checked_add(timeout)
+        } else {
+            None
+        };
+        let pause = (timeout / 20).clamp(MANIFEST_POLL_MIN, MANIFEST_POLL_MAX);
+        let found = loop {
+            match self.manifest(name).await {
+                Err(CheckpointError::NotFound { .. })
+                    if deadline.is_some_and(|d| tokio::time::Instant::now() < d) =>
+                {
+                    tokio::time::sleep(pause).await;
+                }
+                other => break other,
+            }
+        };
+        match found {
+            Ok(manifest) => {
+                let mine = manifest
+                    .shard(rank)
+                    .map(|s| (s.key.clone(), s.sha256.clone()));
+                if mine.is_some() && mine == my_shard {
+                    tracing::warn!(target: TARGET, name, rank, error = %error, "commit outcome not heard; the stored manifest confirms the commit");
+                    return Ok(manifest.info());
+                }
+                // Someone else's checkpoint of that name: this rank's shard is
+                // garbage.
+                self.roll_back(name, key, false).await;
+                Err(CheckpointError::AlreadyExists {
+                    name: name.to_string(),
+                })
+            }
+            Err(e) => {
+                tracing::error!(
+                    target: TARGET,
+                    name,
+                    rank,
+                    key,
+                    error = %error,
+                    manifest = %e,
+                    "commit outcome unknown; leaving this rank's shard for cleanup_uncommitted"
+                );
+                Err(collective_error(name, timeout, error))
+            }
+        }
+    }
+
+    /// Undoes this rank's part of a failed save: deletes its own shard, and on
+    /// rank 0 (when `sweep`) every object directly under the prefix, unless a
+    /// manifest is there.
+    async fn roll_back(&self, name: &str, key: &str, sweep: bool) {
+        let rank = self.rank();
+        let mut report = RollbackReport::default();
+        delete_object(&self.storage, &self.retry, key, &mut report).await;
+        if sweep && rank == 0 {
+            sweep_uncommitted(&self.storage, &self.retry, name, &mut report).await;
+        }
+        tracing::warn!(
+            target: TARGET,
+            name,
+            rank,
+            deleted = ?report.deleted,
+            failed = report.failed.len(),
+            "save rolled back"
+        );
+    }
+}
+
+/// Maps a coordinator failure of a collective step: a timeout (or a round
+/// broken by another rank's timeout) names the missing ranks.
+fn collective_error(name: &str, after: Duration, e: CoordinatorError) -> CheckpointError {
+    match e {
+        CoordinatorError::Timeout { .. } | CoordinatorError::Broken { .. } => {
+            CheckpointError::Timeout {
+                name: name.to_string(),
+                after,
+                missing_ranks: e.missing_ranks().to_vec(),
+                source: e,
+            }
+        }
+        other => CheckpointError::Coordinator(other),
+    }
+}
+
+/// A boxed cause, as [`CheckpointError::SaveFailed`] carries it.
+pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
