@@ -84,7 +84,10 @@ pub use manifest::{
     manifest_key, sha256_hex, validate_name, CheckpointInfo, EntryLocation, Manifest, ShardInfo,
     FORMAT_VERSION, MANIFEST_FILE_NAME,
 };
-pub use options::{CheckpointOptions, CheckpointOptionsBuilder, LoadOptions, SaveOptions};
+pub use options::{
+    CheckpointOptions, CheckpointOptionsBuilder, LoadOptions, LoadOptionsBuilder, SaveOptions,
+    SaveOptionsBuilder,
+};
 pub(crate) use rollback::{delete_object, remove_checkpoint};
 pub use rollback::{CleanupReport, RetentionReport, RollbackReport};
 pub use shard::ShardData;

@@ -35,7 +35,7 @@ const MIB: u64 = 1024 * KIB;
 /// # Ok::<(), steadfast::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "CheckpointOptionsFields", into = "CheckpointOptionsFields")]
+#[serde(try_from = "CheckpointOptionsRepr", into = "CheckpointOptionsRepr")]
 pub struct CheckpointOptions {
     chunk_size: usize,
     max_manifest_size: u64,
@@ -88,6 +88,24 @@ impl CheckpointOptions {
     /// ```
     pub fn max_manifest_size(&self) -> u64 {
         self.max_manifest_size
+    }
+
+    /// Checks the options: what [`CheckpointOptionsBuilder::build`] and
+    /// deserialization both check.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.chunk_size == 0 || self.chunk_size as u64 > 1024 * MIB {
+            return Err(ConfigError::new(
+                "chunk_size",
+                format!("must be between 1 byte and 1 GiB, got {}", self.chunk_size),
+            ));
+        }
+        if self.max_manifest_size < KIB {
+            return Err(ConfigError::new(
+                "max_manifest_size",
+                format!("must be at least 1 KiB, got {}", self.max_manifest_size),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -149,64 +167,58 @@ impl CheckpointOptionsBuilder {
     /// assert_eq!(err.unwrap_err().field(), "chunk_size");
     /// ```
     pub fn build(self) -> Result<CheckpointOptions, ConfigError> {
-        let o = self.options;
-        if o.chunk_size == 0 || o.chunk_size as u64 > 1024 * MIB {
-            return Err(ConfigError::new(
-                "chunk_size",
-                format!("must be between 1 byte and 1 GiB, got {}", o.chunk_size),
-            ));
-        }
-        if o.max_manifest_size < KIB {
-            return Err(ConfigError::new(
-                "max_manifest_size",
-                format!("must be at least 1 KiB, got {}", o.max_manifest_size),
-            ));
-        }
-        Ok(o)
+        self.options.validate()?;
+        Ok(self.options)
     }
 }
 
+/// The serde form of [`CheckpointOptions`]: every field optional (the
+/// default), unknown fields refused.
 #[derive(Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct CheckpointOptionsFields {
+struct CheckpointOptionsRepr {
     chunk_size: usize,
     max_manifest_size: u64,
 }
 
-impl Default for CheckpointOptionsFields {
+impl Default for CheckpointOptionsRepr {
     fn default() -> Self {
         CheckpointOptions::default().into()
     }
 }
 
-impl From<CheckpointOptions> for CheckpointOptionsFields {
+impl From<CheckpointOptions> for CheckpointOptionsRepr {
     fn from(o: CheckpointOptions) -> Self {
-        CheckpointOptionsFields {
+        CheckpointOptionsRepr {
             chunk_size: o.chunk_size,
             max_manifest_size: o.max_manifest_size,
         }
     }
 }
 
-impl TryFrom<CheckpointOptionsFields> for CheckpointOptions {
+impl TryFrom<CheckpointOptionsRepr> for CheckpointOptions {
     type Error = ConfigError;
 
-    fn try_from(f: CheckpointOptionsFields) -> Result<Self, ConfigError> {
-        CheckpointOptions::builder()
-            .chunk_size(f.chunk_size)
-            .max_manifest_size(f.max_manifest_size)
-            .build()
+    fn try_from(f: CheckpointOptionsRepr) -> Result<Self, ConfigError> {
+        let options = CheckpointOptions {
+            chunk_size: f.chunk_size,
+            max_manifest_size: f.max_manifest_size,
+        };
+        options.validate()?;
+        Ok(options)
     }
 }
 
-/// Options of one save.
+/// Options of one save: plain data, built with [`SaveOptions::builder`]
+/// (validated) or with the chained setters of [`SaveOptions::new`].
 ///
 /// # Default
 ///
 /// - `step`: none
 /// - `timeout`: 5 minutes — how long each rank waits for the others at each
 ///   collective step of the save (after writing its shard, and for the
-///   commit). Writing the shard itself is bounded by the retry policy.
+///   commit); more than zero. Writing the shard itself is bounded by the
+///   retry policy.
 /// - `metadata`: empty
 ///
 /// # Examples
@@ -221,14 +233,14 @@ impl TryFrom<CheckpointOptionsFields> for CheckpointOptions {
 ///     .metadata("model", "resnet-50");
 /// assert_eq!(options.step, Some(1200));
 /// assert_eq!(options.metadata["model"], "resnet-50");
+/// assert!(options.validate().is_ok());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(try_from = "SaveOptionsRepr", into = "SaveOptionsRepr")]
 pub struct SaveOptions {
     /// The step recorded in the manifest.
     pub step: Option<u64>,
     /// How long to wait for the other ranks at each collective step.
-    #[serde(with = "crate::serde_duration")]
     pub timeout: Duration,
     /// The user's metadata, recorded in the manifest.
     pub metadata: BTreeMap<String, String>,
@@ -256,6 +268,23 @@ impl SaveOptions {
     /// ```
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder starting from the defaults, validating in
+    /// [`build`](SaveOptionsBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::SaveOptions;
+    /// let options = SaveOptions::builder().step(3).build()?;
+    /// assert_eq!(options, SaveOptions::new().step(3));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn builder() -> SaveOptionsBuilder {
+        SaveOptionsBuilder {
+            options: SaveOptions::default(),
+        }
     }
 
     /// Sets the step.
@@ -296,9 +325,162 @@ impl SaveOptions {
         self.metadata.insert(key.into(), value.into());
         self
     }
+
+    /// Checks the options, as [`SaveOptionsBuilder::build`] and
+    /// deserialization do.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] for a zero `timeout` (no rank could wait for
+    /// another).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::checkpoint::SaveOptions;
+    /// let err = SaveOptions::new().timeout(Duration::ZERO).validate().unwrap_err();
+    /// assert_eq!(err.field(), "timeout");
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.timeout.is_zero() {
+            return Err(ConfigError::new(
+                "timeout",
+                "must be greater than zero: it is how long a rank waits for the others",
+            ));
+        }
+        Ok(())
+    }
 }
 
-/// Options of one load.
+/// Builds [`SaveOptions`], validating them in [`build`](Self::build).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::checkpoint::SaveOptions;
+///
+/// let options = SaveOptions::builder()
+///     .step(40)
+///     .timeout(Duration::from_secs(30))
+///     .metadata("run", "a")
+///     .build()?;
+/// assert_eq!(options.timeout, Duration::from_secs(30));
+/// # Ok::<(), steadfast::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SaveOptionsBuilder {
+    options: SaveOptions,
+}
+
+impl SaveOptionsBuilder {
+    /// Sets the step recorded in the manifest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = steadfast::checkpoint::SaveOptions::builder().step(5).build()?;
+    /// assert_eq!(options.step, Some(5));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn step(mut self, step: u64) -> Self {
+        self.options.step = Some(step);
+        self
+    }
+
+    /// Sets how long to wait for the other ranks at each collective step
+    /// (more than zero).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = steadfast::checkpoint::SaveOptions::builder().timeout(Duration::from_secs(2));
+    /// assert_eq!(b.build()?.timeout, Duration::from_secs(2));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = timeout;
+        self
+    }
+
+    /// Adds a metadata pair.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = steadfast::checkpoint::SaveOptions::builder().metadata("k", "v").build()?;
+    /// assert_eq!(options.metadata["k"], "v");
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Validates the options.
+    ///
+    /// # Errors
+    ///
+    /// As [`SaveOptions::validate`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let err = steadfast::checkpoint::SaveOptions::builder().timeout(Duration::ZERO).build();
+    /// assert_eq!(err.unwrap_err().field(), "timeout");
+    /// ```
+    pub fn build(self) -> Result<SaveOptions, ConfigError> {
+        self.options.validate()?;
+        Ok(self.options)
+    }
+}
+
+/// The serde form of [`SaveOptions`]: every field optional (the default),
+/// unknown fields refused, the timeout as a duration string (`"1m30s"`).
+#[derive(Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct SaveOptionsRepr {
+    step: Option<u64>,
+    #[serde(with = "crate::serde_duration")]
+    timeout: Duration,
+    metadata: BTreeMap<String, String>,
+}
+
+impl Default for SaveOptionsRepr {
+    fn default() -> Self {
+        SaveOptions::default().into()
+    }
+}
+
+impl From<SaveOptions> for SaveOptionsRepr {
+    fn from(o: SaveOptions) -> Self {
+        SaveOptionsRepr {
+            step: o.step,
+            timeout: o.timeout,
+            metadata: o.metadata,
+        }
+    }
+}
+
+impl TryFrom<SaveOptionsRepr> for SaveOptions {
+    type Error = ConfigError;
+
+    fn try_from(r: SaveOptionsRepr) -> Result<Self, ConfigError> {
+        let options = SaveOptions {
+            step: r.step,
+            timeout: r.timeout,
+            metadata: r.metadata,
+        };
+        options.validate()?;
+        Ok(options)
+    }
+}
+
+/// Options of one load: plain data, built with [`LoadOptions::builder`] or
+/// with the chained setters of [`LoadOptions::new`].
 ///
 /// # Default
 ///
@@ -321,7 +503,7 @@ impl SaveOptions {
 /// assert!(!options.strict);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(try_from = "LoadOptionsRepr", into = "LoadOptionsRepr")]
 pub struct LoadOptions {
     /// Check SHA-256 digests.
     pub verify: bool,
@@ -350,6 +532,22 @@ impl LoadOptions {
         Self::default()
     }
 
+    /// A builder starting from the defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::LoadOptions;
+    /// let options = LoadOptions::builder().verify(false).build()?;
+    /// assert_eq!(options, LoadOptions::new().verify(false));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn builder() -> LoadOptionsBuilder {
+        LoadOptionsBuilder {
+            options: LoadOptions::default(),
+        }
+    }
+
     /// Sets whether digests are checked.
     ///
     /// # Examples
@@ -372,6 +570,120 @@ impl LoadOptions {
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
         self
+    }
+
+    /// Checks the options, as [`LoadOptionsBuilder::build`] and
+    /// deserialization do. Every combination of the two switches is valid.
+    ///
+    /// # Errors
+    ///
+    /// None today; a [`ConfigError`] should a rule be added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(steadfast::checkpoint::LoadOptions::new().verify(false).validate().is_ok());
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+/// Builds [`LoadOptions`], validating them in [`build`](Self::build).
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::checkpoint::LoadOptions;
+/// let options = LoadOptions::builder().strict(false).build()?;
+/// assert!(options.verify && !options.strict);
+/// # Ok::<(), steadfast::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LoadOptionsBuilder {
+    options: LoadOptions,
+}
+
+impl LoadOptionsBuilder {
+    /// Sets whether digests are checked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = steadfast::checkpoint::LoadOptions::builder().verify(false).build()?;
+    /// assert!(!options.verify);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn verify(mut self, verify: bool) -> Self {
+        self.options.verify = verify;
+        self
+    }
+
+    /// Sets whether a different world size is refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = steadfast::checkpoint::LoadOptions::builder().strict(false).build()?;
+    /// assert!(!options.strict);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.options.strict = strict;
+        self
+    }
+
+    /// Validates the options.
+    ///
+    /// # Errors
+    ///
+    /// As [`LoadOptions::validate`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(steadfast::checkpoint::LoadOptions::builder().build().is_ok());
+    /// ```
+    pub fn build(self) -> Result<LoadOptions, ConfigError> {
+        self.options.validate()?;
+        Ok(self.options)
+    }
+}
+
+/// The serde form of [`LoadOptions`]: every field optional (the default),
+/// unknown fields refused.
+#[derive(Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct LoadOptionsRepr {
+    verify: bool,
+    strict: bool,
+}
+
+impl Default for LoadOptionsRepr {
+    fn default() -> Self {
+        LoadOptions::default().into()
+    }
+}
+
+impl From<LoadOptions> for LoadOptionsRepr {
+    fn from(o: LoadOptions) -> Self {
+        LoadOptionsRepr {
+            verify: o.verify,
+            strict: o.strict,
+        }
+    }
+}
+
+impl TryFrom<LoadOptionsRepr> for LoadOptions {
+    type Error = ConfigError;
+
+    fn try_from(r: LoadOptionsRepr) -> Result<Self, ConfigError> {
+        let options = LoadOptions {
+            verify: r.verify,
+            strict: r.strict,
+        };
+        options.validate()?;
+        Ok(options)
     }
 }
 
@@ -408,6 +720,31 @@ mod tests {
         let load = LoadOptions::new().verify(false);
         let json = serde_json::to_string(&load).unwrap();
         assert_eq!(serde_json::from_str::<LoadOptions>(&json).unwrap(), load);
+    }
+
+    #[test]
+    fn every_type_validates_when_built_and_when_deserialized() {
+        assert!(serde_json::from_str::<SaveOptions>(r#"{"timeout": "0s"}"#).is_err());
+        assert!(serde_json::from_str::<SaveOptions>(r#"{"stepp": 1}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<SaveOptions>("{}").unwrap(),
+            SaveOptions::default()
+        );
+        assert_eq!(
+            serde_json::from_str::<SaveOptions>(r#"{"step": 4, "timeout": "10s"}"#).unwrap(),
+            SaveOptions::new().step(4).timeout(Duration::from_secs(10))
+        );
+        assert!(SaveOptions::builder()
+            .timeout(Duration::ZERO)
+            .build()
+            .is_err());
+        assert!(serde_json::from_str::<LoadOptions>(r#"{"verify": false, "x": 1}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<LoadOptions>(r#"{"strict": false}"#).unwrap(),
+            LoadOptions::new().strict(false)
+        );
+        assert!(serde_json::from_str::<CheckpointOptions>(r#"{"max_manifest_size": 1}"#).is_err());
+        assert!(serde_json::from_str::<CheckpointOptions>(r#"{"chunk": 1}"#).is_err());
     }
 
     #[test]
