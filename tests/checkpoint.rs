@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use steadfast::checkpoint::{
     manifest_key, CheckpointError, CheckpointInfo, CheckpointOptions, DistributedCheckpoint,
-    LoadOptions, Manifest, SaveOptions, ShardData,
+    LoadOptions, Manifest, SaveOptions, ShardData, FORMAT_VERSION,
 };
 use steadfast::coordinator::{
     Coordinator, InMemoryCoordinator, Result as CoordinatorResult, Signal,
@@ -228,6 +228,200 @@ async fn list_shows_committed_only_newest_first() {
         ckpt.load("step-4", LoadOptions::default()).await,
         Err(CheckpointError::NotFound { .. })
     ));
+}
+
+/// Rewrites the manifest of `name` through the public [`Manifest`] API (the
+/// checksum is computed afresh): how these tests forge what a stepped clock
+/// would have recorded.
+async fn rewrite_manifest<S: CheckpointStorage>(
+    storage: &S,
+    name: &str,
+    edit: impl FnOnce(&mut Manifest),
+) {
+    let key = manifest_key(name);
+    let mut manifest = Manifest::from_bytes(name, &storage.get(&key).await.unwrap()).unwrap();
+    edit(&mut manifest);
+    storage
+        .put(&key, manifest.to_bytes().unwrap().into())
+        .await
+        .unwrap();
+}
+
+fn names(list: &[CheckpointInfo]) -> Vec<&str> {
+    list.iter().map(|i| i.name.as_str()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_newest_is_the_last_committed_even_after_the_clock_stepped_back() {
+    let storage = MemoryStorage::new();
+    let ckpt = single(storage.clone());
+    let shard = ShardData::new().with_entry("w", vec![1, 2, 3]);
+    ckpt.save("first", &shard, SaveOptions::new().step(1))
+        .await
+        .unwrap();
+    // The system clock stepped back an hour before the next commit: the
+    // first checkpoint's recorded commit time is later than the second's.
+    rewrite_manifest(&storage, "first", |m| m.created_at += 3_600_000).await;
+    ckpt.save("second", &shard, SaveOptions::new().step(2))
+        .await
+        .unwrap();
+
+    assert_eq!(names(&ckpt.list().await.unwrap()), ["second", "first"]);
+    assert_eq!(ckpt.latest().await.unwrap().unwrap().name, "second");
+    // Retention right after a successful save keeps the checkpoint just
+    // saved.
+    let report = ckpt.retain_last(1).await.unwrap();
+    assert_eq!(report.kept, ["second"]);
+    assert_eq!(report.removed, ["first"]);
+    ckpt.verify("second").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restore_to_an_earlier_step_the_work_saved_since_is_newest() {
+    let storage = MemoryStorage::new();
+    for (name, step) in [("step-10", 10), ("step-20", 20)] {
+        for r in save_all(&storage, 2, name, step, 0).await {
+            r.unwrap();
+        }
+    }
+    // The job restores step 10 (step 20 went bad) and saves step 15.
+    for r in save_all(&storage, 2, "step-15", 15, 0).await {
+        r.unwrap();
+    }
+    // A coarse clock: every commit recorded the same time, so only the
+    // order of the commits tells them apart.
+    for name in ["step-10", "step-20", "step-15"] {
+        rewrite_manifest(&storage, name, |m| m.created_at = 1_700_000_000_000).await;
+    }
+
+    let ckpt = single(storage.clone());
+    assert_eq!(
+        names(&ckpt.list().await.unwrap()),
+        ["step-15", "step-20", "step-10"]
+    );
+    let latest = ckpt.latest().await.unwrap().unwrap();
+    assert_eq!((latest.name.as_str(), latest.step), ("step-15", Some(15)));
+    let report = ckpt.retain_last(2).await.unwrap();
+    assert_eq!(report.kept, ["step-15", "step-20"]);
+    assert_eq!(report.removed, ["step-10"]);
+}
+
+/// A manifest as version 0.1.0 of this crate wrote it (format version 1, no
+/// commit sequence), byte for byte, and its one shard.
+const VERSION_1_MANIFEST: &str = r#"{
+  "format_version": 1,
+  "name": "old/step-7",
+  "step": 7,
+  "created_at": 1796215917861,
+  "world_size": 1,
+  "shards": [
+    {
+      "rank": 0,
+      "key": "old/step-7/shard-00000-of-00001-b3cb209f6901d8a4.bin",
+      "size": 8,
+      "sha256": "98769f6e4e1413b0c3c926573ebc2e525a371099d139050df22109941df6169b"
+    }
+  ],
+  "entries": {
+    "w": {
+      "rank": 0,
+      "offset": 0,
+      "length": 8
+    }
+  },
+  "metadata": {
+    "by": "0.1.0"
+  },
+  "checksum": "566a5ab7c9c5b607e225f448274a8c50924310f1771c1a3c7d70889175e206fc"
+}"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_version_1_checkpoint_still_loads_and_sorts_before_every_sequenced_one() {
+    let storage = MemoryStorage::new();
+    storage
+        .put(
+            "old/step-7/shard-00000-of-00001-b3cb209f6901d8a4.bin",
+            b"v1 bytes".to_vec().into(),
+        )
+        .await
+        .unwrap();
+    storage
+        .put(
+            &manifest_key("old/step-7"),
+            VERSION_1_MANIFEST.as_bytes().to_vec().into(),
+        )
+        .await
+        .unwrap();
+    let ckpt = single(storage.clone());
+    let old = ckpt.manifest("old/step-7").await.unwrap();
+    assert_eq!(
+        (old.format_version, old.sequence, old.step),
+        (1, None, Some(7))
+    );
+    assert_eq!(
+        ckpt.load_entry("old/step-7", "w").await.unwrap(),
+        b"v1 bytes"
+    );
+    assert_eq!(
+        ckpt.load("old/step-7", LoadOptions::default())
+            .await
+            .unwrap(),
+        b"v1 bytes"
+    );
+
+    // A second old checkpoint, of an earlier step but a later time: old
+    // checkpoints are ordered by step, then time.
+    let shard = ShardData::new().with_entry("w", vec![3]);
+    ckpt.save("old/step-3", &shard, SaveOptions::new().step(3))
+        .await
+        .unwrap();
+    rewrite_manifest(&storage, "old/step-3", |m| {
+        m.format_version = 1;
+        m.sequence = None;
+        m.created_at = 1_900_000_000_000;
+    })
+    .await;
+
+    // Checkpoints saved now carry sequences from 1 and sort before the old
+    // ones, whatever their steps.
+    let info = ckpt
+        .save("new/step-1", &shard, SaveOptions::new().step(1))
+        .await
+        .unwrap();
+    assert_eq!(info.sequence, Some(1));
+    let list = ckpt.list().await.unwrap();
+    assert_eq!(names(&list), ["new/step-1", "old/step-7", "old/step-3"]);
+    let sequences: Vec<_> = list.iter().map(|i| i.sequence).collect();
+    assert_eq!(sequences, [Some(1), None, None]);
+    assert_eq!(ckpt.latest().await.unwrap().unwrap().name, "new/step-1");
+    let report = ckpt.retain_last(2).await.unwrap();
+    assert_eq!(report.removed, ["old/step-3"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_commit_records_one_more_than_the_highest_sequence() {
+    let storage = MemoryStorage::new();
+    for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+        let infos: Vec<_> = save_all(&storage, 3, name, 1, 0)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        // Every rank returns the sequence rank 0 assigned.
+        assert!(infos.iter().all(|info| *info == infos[0]));
+        assert_eq!(infos[0].sequence, Some(i as u64 + 1));
+    }
+    let ckpt = single(storage.clone());
+    assert_eq!(ckpt.manifest("c").await.unwrap().sequence, Some(3));
+    // Deleting the newest frees its sequence: the next commit is still
+    // newer than every checkpoint that remains.
+    assert!(ckpt.delete("c").await.unwrap().is_complete());
+    let info = ckpt
+        .save("d", &ShardData::new(), SaveOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(info.sequence, Some(3));
+    assert_eq!(names(&ckpt.list().await.unwrap()), ["d", "b", "a"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -757,7 +951,7 @@ async fn a_newer_manifest_version_is_refused() {
     let key = manifest_key("future");
     let mut json: serde_json::Value =
         serde_json::from_slice(&storage.get(&key).await.unwrap()).unwrap();
-    json["format_version"] = 2.into();
+    json["format_version"] = (FORMAT_VERSION + 1).into();
     storage
         .put(&key, serde_json::to_vec(&json).unwrap())
         .await
@@ -771,10 +965,10 @@ async fn a_newer_manifest_version_is_refused() {
         matches!(
             err,
             CheckpointError::IncompatibleVersion {
-                found: 2,
-                supported: 1,
+                found,
+                supported: FORMAT_VERSION,
                 ..
-            }
+            } if found == FORMAT_VERSION + 1
         ),
         "{err}"
     );

@@ -574,6 +574,7 @@ mod manifest_bytes {
             version in prop_oneof![Just(1u32), Just(0u32), Just(2u32), any::<u32>()],
             world_size in small_or_huge(),
             created_at in number(),
+            sequence in prop::option::of(number()),
             shards in prop::collection::vec(shard(), 0..4),
             entries in prop::collection::btree_map(
                 "[a-z]{0,3}",
@@ -584,6 +585,7 @@ mod manifest_bytes {
             let mut m = Manifest::new(name, world_size);
             m.format_version = version;
             m.created_at = created_at;
+            m.sequence = sequence;
             m.shards = shards;
             m.entries = entries
                 .into_iter()

@@ -18,13 +18,40 @@ use super::rollback::{
 };
 use super::TARGET;
 
+/// Where a checkpoint stands in the order of commits, oldest lowest: first
+/// the checkpoints without a sequence (committed before sequences existed),
+/// by step, then commit time; then every checkpoint with one, by sequence.
+/// The name breaks ties, so that the order is total and the same for every
+/// caller (two saves of different names committed at the same moment may
+/// share a sequence).
+fn commit_order(info: &CheckpointInfo) -> (bool, u64, Option<u64>, SystemTime, &str) {
+    match info.sequence {
+        Some(sequence) => (true, sequence, None, SystemTime::UNIX_EPOCH, &info.name),
+        None => (false, 0, info.step, info.created_at, &info.name),
+    }
+}
+
 fn sort_newest_first(infos: &mut [CheckpointInfo]) {
-    infos.sort_by(|a, b| (b.created_at, b.step, &b.name).cmp(&(a.created_at, a.step, &a.name)));
+    infos.sort_by(|a, b| commit_order(b).cmp(&commit_order(a)));
 }
 
 impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
-    /// The committed checkpoints (those with a valid manifest), newest first:
-    /// by commit time, then step, then name, all descending.
+    /// The committed checkpoints (those with a valid manifest), newest first.
+    ///
+    /// # Order
+    ///
+    /// Newest is last committed, as the manifests record it: by commit
+    /// [`sequence`](CheckpointInfo::sequence), highest first, never by a wall
+    /// clock (which can step back, or differ between hosts) and not by step
+    /// (after a restore to an earlier step, the work saved since is newer
+    /// than the abandoned branch). The committing rank assigns one more than
+    /// the highest sequence committed in the storage. Two saves of different
+    /// names committed at the same moment may read the same highest sequence
+    /// and record the same one: they are then ordered by name (the greater
+    /// name first), the same for every caller, and neither save fails.
+    /// Checkpoints committed before sequences existed (manifest format
+    /// version 1) come after all others, by step, then commit time, then
+    /// name, all descending.
     ///
     /// A manifest that is damaged, invalid or of a newer format is skipped
     /// with a warning (its checkpoint is not a usable committed checkpoint);
@@ -344,23 +371,58 @@ fn file_name(key: &str) -> &str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn newest_first() {
-        let info = |name: &str, at: u64, step| CheckpointInfo {
+    fn info(name: &str, at: u64, step: Option<u64>, sequence: Option<u64>) -> CheckpointInfo {
+        CheckpointInfo {
             name: name.into(),
             step,
+            sequence,
             created_at: std::time::UNIX_EPOCH + Duration::from_millis(at),
             world_size: 1,
             total_size: 0,
-        };
-        let mut infos = vec![
-            info("a", 1, Some(1)),
-            info("b", 2, None),
-            info("c", 2, Some(1)),
-            info("d", 2, Some(1)),
-        ];
+        }
+    }
+
+    fn sorted(mut infos: Vec<CheckpointInfo>) -> Vec<String> {
         sort_newest_first(&mut infos);
-        let names: Vec<_> = infos.iter().map(|i| i.name.as_str()).collect();
-        assert_eq!(names, ["d", "c", "b", "a"]);
+        infos.into_iter().map(|i| i.name).collect()
+    }
+
+    #[test]
+    fn without_sequences_newest_first_by_step_then_time_then_name() {
+        let infos = vec![
+            info("a", 1, Some(1), None),
+            info("b", 2, None, None),
+            info("c", 2, Some(1), None),
+            info("d", 2, Some(1), None),
+            info("e", 0, Some(2), None),
+        ];
+        assert_eq!(sorted(infos), ["e", "d", "c", "a", "b"]);
+    }
+
+    #[test]
+    fn the_sequence_decides_never_the_clock_nor_the_step() {
+        let infos = vec![
+            // Committed last, after the clock stepped back and a restore to
+            // an earlier step.
+            info("restored", 5, Some(15), Some(3)),
+            info("abandoned", 90, Some(20), Some(2)),
+            info("first", 99, Some(10), Some(1)),
+            // Older than every sequenced checkpoint, whatever its time.
+            info("legacy", 1_000, Some(99), None),
+        ];
+        assert_eq!(sorted(infos), ["restored", "abandoned", "first", "legacy"]);
+    }
+
+    #[test]
+    fn a_shared_sequence_is_ordered_by_name() {
+        let infos = vec![
+            info("b", 1, None, Some(4)),
+            info("c", 3, None, Some(4)),
+            info("a", 2, None, Some(5)),
+        ];
+        assert_eq!(sorted(infos.clone()), ["a", "c", "b"]);
+        let mut reversed = infos;
+        reversed.reverse();
+        assert_eq!(sorted(reversed), ["a", "c", "b"]);
     }
 }

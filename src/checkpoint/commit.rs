@@ -16,8 +16,8 @@ use super::TARGET;
 const SHARD_CHECKS_AT_ONCE: usize = 16;
 
 impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
-    /// Rank 0's commit: check every shard is stored with its size, then write
-    /// the manifest if none exists.
+    /// Rank 0's commit: check every shard is stored with its size, assign the
+    /// commit sequence, then write the manifest if none exists.
     ///
     /// A failed write may still have stored the manifest (an answer lost
     /// after the write landed). Before reporting a failure, which makes every
@@ -38,6 +38,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 return Err(failure);
             }
         }
+        manifest.sequence = Some(self.next_sequence().await?);
         if start_by.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
             return Err(CommitFailure::Failed {
                 failed_ranks: vec![0],
@@ -109,6 +110,28 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 source: Some(Box::new(e)),
             }),
         }
+    }
+
+    /// The commit sequence of the checkpoint being committed: one more than
+    /// the highest sequence among the committed checkpoints of the storage
+    /// (1 when none has one), found by listing their manifests.
+    ///
+    /// Two saves of different names committing at the same moment may both
+    /// read the same highest sequence and record the same one; neither fails,
+    /// and [`list`](DistributedCheckpoint::list) orders the two by name. A
+    /// manifest that cannot be used (damaged, or of a newer format) is
+    /// skipped, as `list` skips it.
+    async fn next_sequence(&self) -> Result<u64, CommitFailure> {
+        let committed = self.list().await.map_err(|e| CommitFailure::Failed {
+            failed_ranks: vec![0],
+            reason: format!(
+                "rank 0: finding the highest commit sequence: {}",
+                describe(&e)
+            ),
+            source: Some(Box::new(e)),
+        })?;
+        let highest = committed.iter().filter_map(|info| info.sequence).max();
+        Ok(highest.map_or(1, |s| s.saturating_add(1)))
     }
 
     /// Checks that `shard` is in storage with the size its rank reported.

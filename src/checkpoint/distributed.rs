@@ -38,8 +38,11 @@ use super::{error::CheckpointError, options::SaveOptions};
 ///    decides from the same gathered reports, so every rank reaches the same
 ///    decision: if any rank failed, all roll back and return the same error,
 ///    naming the failed ranks.
-/// 3. Rank 0 checks that every shard is in storage with its size, and writes
-///    the manifest with
+/// 3. Rank 0 checks that every shard is in storage with its size, records
+///    the commit sequence (one more than the highest committed in the
+///    storage, found by listing the manifests; see
+///    [`list`](DistributedCheckpoint::list) for the order it gives), and
+///    writes the manifest with
 ///    [`put_if_absent`](crate::storage::CheckpointStorage::put_if_absent): the
 ///    commit point. An existing checkpoint of that name is never overwritten.
 ///    If checking the shards took longer than [`SaveOptions::timeout`], the

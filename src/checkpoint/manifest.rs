@@ -10,7 +10,7 @@
 //!
 //! The manifest lists every shard with its size and SHA-256 digest, an index
 //! of named entries (which shard holds each entry, at which offset, how many
-//! bytes), the step and the user's metadata. It carries its own SHA-256
+//! bytes), the step, the commit sequence and the user's metadata. It carries its own SHA-256
 //! checksum, computed over its canonical (compact JSON) form without the
 //! checksum field, so that a damaged manifest cannot send a reader to the
 //! wrong bytes.
@@ -42,13 +42,21 @@ pub const MANIFEST_FILE_NAME: &str = "metadata.json";
 
 /// The manifest format version this build writes, and the newest it reads.
 ///
+/// Every older version stays readable:
+/// - 1: the first format;
+/// - 2: adds the commit [`sequence`](Manifest::sequence), which orders
+///   checkpoints (a version 1 manifest has none).
+///
+/// A manifest of a newer version is refused with
+/// [`CheckpointError::IncompatibleVersion`], never guessed at.
+///
 /// # Examples
 ///
 /// ```
 /// use steadfast::checkpoint::{Manifest, FORMAT_VERSION};
 /// assert_eq!(Manifest::new("c", 1).format_version, FORMAT_VERSION);
 /// ```
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The storage key of the manifest of checkpoint `name`: `NAME/metadata.json`.
 ///
@@ -198,10 +206,14 @@ impl EntryLocation {
 
 /// The manifest of a committed checkpoint, stored as `NAME/metadata.json`.
 ///
+/// `sequence` orders the checkpoints of a storage: the committing rank
+/// records one more than the highest sequence committed in the storage when
+/// it commits (see
+/// [`DistributedCheckpoint::list`](crate::checkpoint::DistributedCheckpoint::list)).
 /// `created_at` is the wall-clock time of the commit in milliseconds since
-/// the Unix epoch. It is a timestamp meant for people and for ordering
-/// checkpoints across processes and machines, so it comes from
-/// [`SystemTime`], not from a monotonic clock.
+/// the Unix epoch: a timestamp for people, from [`SystemTime`]. It never
+/// decides which checkpoint is newest, since a wall clock can step back or
+/// differ between hosts.
 ///
 /// # Examples
 ///
@@ -231,9 +243,19 @@ pub struct Manifest {
     pub format_version: u32,
     /// The checkpoint's name.
     pub name: String,
-    /// The training step (or any sequence number) the checkpoint belongs to.
+    /// The training step (or any sequence number) the checkpoint belongs to:
+    /// metadata, which does not order checkpoints (after a restore to an
+    /// earlier step, the work saved since is newer).
     #[serde(default)]
     pub step: Option<u64>,
+    /// The commit sequence: one more than the highest sequence committed in
+    /// the storage when this checkpoint was committed. `None` in a manifest
+    /// of format version 1, written before sequences existed (and in one
+    /// built by hand without it); such checkpoints sort before every
+    /// checkpoint that has one. Not written at all when `None`, so that a
+    /// version 1 manifest keeps its checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
     /// When the checkpoint was committed, in milliseconds since the Unix
     /// epoch (wall clock).
     pub created_at: u64,
@@ -277,6 +299,7 @@ impl Manifest {
             format_version: FORMAT_VERSION,
             name: name.into(),
             step: None,
+            sequence: None,
             created_at: unix_millis_now(),
             world_size,
             shards: Vec::new(),
@@ -338,6 +361,7 @@ impl Manifest {
         CheckpointInfo {
             name: self.name.clone(),
             step: self.step,
+            sequence: self.sequence,
             created_at: self.created_at_time(),
             world_size: self.world_size,
             total_size: self.total_size(),
@@ -432,7 +456,7 @@ impl Manifest {
         }
         let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
             corrupted(
-                "a JSON manifest of format version 1",
+                &format!("a JSON manifest of format version {}", probe.format_version),
                 format!("unreadable bytes ({e})"),
             )
         })?;
@@ -451,7 +475,8 @@ impl Manifest {
     }
 
     /// Checks that the manifest describes a possible checkpoint named `name`:
-    /// a supported format version, the right name, a commit time this
+    /// a supported format version (with a commit sequence only from version
+    /// 2 on), the right name, a commit time this
     /// platform can represent, a world size of at least
     /// one, ranks `0..world_size` each exactly once, every shard key a valid
     /// key directly inside `NAME/` (and not the manifest), digests of 64
@@ -485,6 +510,12 @@ impl Manifest {
         if self.format_version == 0 || self.format_version > FORMAT_VERSION {
             return invalid(format!(
                 "format version {} is not one this build reads (1 to {FORMAT_VERSION})",
+                self.format_version
+            ));
+        }
+        if self.format_version < 2 && self.sequence.is_some() {
+            return invalid(format!(
+                "format version {} records no commit sequence, yet one is there",
                 self.format_version
             ));
         }
@@ -589,9 +620,15 @@ impl Manifest {
 pub struct CheckpointInfo {
     /// The checkpoint's name.
     pub name: String,
-    /// Its step, if one was given.
+    /// Its step, if one was given (metadata: it does not order
+    /// checkpoints).
     pub step: Option<u64>,
-    /// When it was committed (wall clock).
+    /// Its commit sequence, which orders checkpoints (newest highest); `None`
+    /// for a checkpoint committed before sequences existed (format version
+    /// 1), which sorts before every checkpoint that has one.
+    pub sequence: Option<u64>,
+    /// When it was committed (wall clock; for people, it orders only
+    /// checkpoints without a sequence).
     pub created_at: SystemTime,
     /// How many ranks saved it.
     pub world_size: usize,
@@ -668,21 +705,44 @@ mod tests {
     #[test]
     fn versions() {
         let err =
-            Manifest::from_bytes("c", br#"{"format_version": 2, "anything": []}"#).unwrap_err();
+            Manifest::from_bytes("c", br#"{"format_version": 3, "anything": []}"#).unwrap_err();
         assert!(matches!(
             err,
             CheckpointError::IncompatibleVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: FORMAT_VERSION,
                 ..
             }
         ));
+        assert_eq!(FORMAT_VERSION, 2);
         let mut m = two_rank_manifest();
         m.format_version = 0;
         assert!(matches!(
             m.validate("run/step-1"),
             Err(CheckpointError::ValidationFailed { .. })
         ));
+    }
+
+    #[test]
+    fn a_version_1_manifest_keeps_its_checksum_and_has_no_sequence() {
+        let mut m = two_rank_manifest();
+        m.format_version = 1;
+        let bytes = m.to_bytes().unwrap();
+        assert!(!String::from_utf8(bytes.clone())
+            .unwrap()
+            .contains("sequence"));
+        let read = Manifest::from_bytes("run/step-1", &bytes).unwrap();
+        assert_eq!((read.format_version, read.sequence), (1, None));
+        // A version 1 manifest that claims a sequence is not one.
+        m.sequence = Some(4);
+        let bytes = m.to_bytes().unwrap();
+        assert!(matches!(
+            Manifest::from_bytes("run/step-1", &bytes),
+            Err(CheckpointError::ValidationFailed { .. })
+        ));
+        m.format_version = 2;
+        let read = Manifest::from_bytes("run/step-1", &m.to_bytes().unwrap()).unwrap();
+        assert_eq!(read.info().sequence, Some(4));
     }
 
     #[test]

@@ -38,6 +38,9 @@ const MANIFEST_POLL_MAX: Duration = Duration::from_secs(5);
 pub(super) enum CommitOutcome {
     Committed {
         created_at: u64,
+        /// The commit sequence rank 0 assigned.
+        #[serde(default)]
+        sequence: Option<u64>,
     },
     AlreadyExists,
     Failed {
@@ -446,14 +449,19 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             }
         };
         match heard {
-            CommitOutcome::Committed { created_at } => {
+            CommitOutcome::Committed {
+                created_at,
+                sequence,
+            } => {
                 manifest.created_at = created_at;
+                manifest.sequence = sequence;
                 tracing::info!(
                     target: TARGET,
                     name,
                     rank,
                     world_size,
                     step = ?manifest.step,
+                    sequence = ?manifest.sequence,
                     total_size = manifest.total_size(),
                     "checkpoint committed"
                 );
@@ -546,6 +554,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             Ok(()) => (
                 CommitOutcome::Committed {
                     created_at: manifest.created_at,
+                    sequence: manifest.sequence,
                 },
                 None,
             ),
