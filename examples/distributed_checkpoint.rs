@@ -1,7 +1,8 @@
-//! A distributed checkpoint, end to end: four ranks save sharded checkpoints
-//! to a directory through a flaky storage, a save fails on one rank and is
-//! rolled back everywhere, a two-rank job reads what the four ranks saved,
-//! and retention keeps the newest.
+//! A distributed checkpoint, end to end: a job starts by cleaning up what an
+//! earlier crash left, four ranks save sharded checkpoints to a directory
+//! through a flaky storage, a save fails on one rank and is rolled back
+//! everywhere, a two-rank job reads what the four ranks saved, and retention
+//! keeps the newest.
 //!
 //! Run it with `cargo run --example distributed_checkpoint`. Retries and
 //! rollbacks show up as `tracing` lines; set `RUST_LOG=steadfast=info` for
@@ -12,7 +13,7 @@ use std::io::{self, IsTerminal};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use steadfast::checkpoint::{
@@ -67,7 +68,7 @@ impl<S> FlakyStorage<S> {
         }
         let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
         let every = self.fail_every.load(Ordering::SeqCst);
-        (every > 0 && n % every == 0).then(|| StorageError::Io {
+        (every > 0 && n.is_multiple_of(every)).then(|| StorageError::Io {
             key: key.to_string(),
             operation: "put_stream",
             source: io::Error::new(io::ErrorKind::ConnectionReset, "connection reset by peer"),
@@ -103,6 +104,9 @@ impl<S: CheckpointStorage> CheckpointStorage for FlakyStorage<S> {
     }
     async fn get_stream(&self, key: &str) -> Result<ObjectStream> {
         self.inner.get_stream(key).await
+    }
+    async fn cleanup_temporary(&self, older_than: Duration) -> Result<u64> {
+        self.inner.cleanup_temporary(older_than).await
     }
 }
 
@@ -207,6 +211,35 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let storage = FlakyStorage::new(LocalFsStorage::new(dir.path())?);
     println!("Checkpoints go to {}", dir.path().display());
+
+    println!("\n0. Start-up: every rank calls cleanup_on_start before resuming.");
+    // An earlier run was killed an hour ago in the middle of a save: its
+    // shard is on disk, its manifest never was.
+    let crashed = dir.path().join("run-0/step-50");
+    std::fs::create_dir_all(&crashed)?;
+    let shard_file = crashed.join("shard-00000-of-00004-00000000000000aa.bin");
+    std::fs::write(&shard_file, vec![0u8; 4096])?;
+    std::fs::File::options()
+        .write(true)
+        .open(&shard_file)?
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))?;
+    for ckpt in job(&storage, 4) {
+        // Rank 0 removes uncommitted prefixes and temporary files older than
+        // CheckpointOptions::cleanup_grace (10 minutes); the other ranks
+        // return an empty report, so nothing another rank writes is touched.
+        let report = ckpt.cleanup_on_start().await?;
+        println!(
+            "   rank {}: removed {:?}, {} temporary files",
+            ckpt.rank(),
+            report.removed,
+            report.temporary
+        );
+    }
+    if let Some(resume) = job(&storage, 1).remove(0).latest().await? {
+        println!("   resuming from {}", resume.name);
+    } else {
+        println!("   no checkpoint yet: starting from scratch");
+    }
 
     println!("\n1. Four ranks save step 100; every third shard write hits a connection reset.");
     storage.fail_every(3);
@@ -318,6 +351,10 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     println!("\n6. Retention keeps the newest two.");
     let report = observer.retain_last(2).await?;
     println!("   kept {:?}, removed {:?}", report.kept, report.removed);
+    println!(
+        "   and, older than the grace, uncommitted leftovers removed: {:?}",
+        report.leftovers.removed
+    );
 
     println!("\nOn disk now:");
     show_tree(dir.path());

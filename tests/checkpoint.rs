@@ -539,14 +539,30 @@ async fn retain_last_keeps_the_newest_and_ignores_saves_in_progress() {
     assert!(storage.keys().contains(&in_progress.to_string()));
 }
 
-/// A storage whose objects under some prefixes look two hours old.
+/// A storage whose objects under some prefixes look two hours old, and
+/// whose clean-up of temporary objects reports two removed each time,
+/// recording the age it was asked for.
 #[derive(Debug, Clone)]
 struct Aged {
     inner: MemoryStorage,
     old: Vec<&'static str>,
+    temporary: Arc<std::sync::Mutex<Vec<Duration>>>,
 }
 
 impl Aged {
+    fn new(old: Vec<&'static str>) -> Self {
+        Aged {
+            inner: MemoryStorage::new(),
+            old,
+            temporary: Arc::default(),
+        }
+    }
+
+    /// The `older_than` of each call of `cleanup_temporary`.
+    fn temporary_cleanups(&self) -> Vec<Duration> {
+        self.temporary.lock().unwrap().clone()
+    }
+
     fn age(&self, mut meta: ObjectMeta) -> ObjectMeta {
         if self.old.iter().any(|p| meta.key.starts_with(p)) {
             meta.last_modified = meta.last_modified.map(|t| t - Duration::from_secs(7200));
@@ -587,14 +603,15 @@ impl CheckpointStorage for Aged {
     async fn get_stream(&self, key: &str) -> StorageResult<ObjectStream> {
         self.inner.get_stream(key).await
     }
+    async fn cleanup_temporary(&self, older_than: Duration) -> StorageResult<u64> {
+        self.temporary.lock().unwrap().push(older_than);
+        Ok(2)
+    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn cleanup_uncommitted_respects_the_grace_period() {
-    let storage = Aged {
-        inner: MemoryStorage::new(),
-        old: vec!["crashed/", "done/", "notes/"],
-    };
+    let storage = Aged::new(vec!["crashed/", "done/", "notes/"]);
     for r in save_all(&storage, 2, "done", 1, 0).await {
         r.unwrap();
     }
@@ -647,6 +664,127 @@ async fn cleanup_uncommitted_respects_the_grace_period() {
         .iter()
         .all(|k| k.starts_with("done/") || k == "notes/readme.txt"));
     ckpt.verify("done").await.unwrap();
+}
+
+/// Stores a shard under `prefix` with no manifest: what a save that crashed
+/// leaves, or a save in progress.
+async fn leftover<S: CheckpointStorage>(storage: &S, prefix: &str) {
+    storage
+        .put(
+            &format!("{prefix}/shard-00000-of-00002-00000000000000ee.bin"),
+            vec![9; 8].into(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_start_up_call_removes_old_leftovers_on_the_committing_rank_only() {
+    let storage = Aged::new(vec!["crashed/"]);
+    for r in save_all(&storage, 2, "done", 1, 0).await {
+        r.unwrap();
+    }
+    leftover(&storage, "crashed").await;
+    leftover(&storage, "young").await;
+    let before = storage.inner.keys();
+    let mut ranks = handles(&storage, InMemoryCoordinator::new(2));
+    let rank1 = ranks.pop().unwrap();
+    let rank0 = ranks.pop().unwrap();
+
+    // A rank that does not commit removes nothing, nor does its retention.
+    let report = rank1.cleanup_on_start().await.unwrap();
+    assert!(report.removed.is_empty() && report.recent.is_empty());
+    assert_eq!(report.temporary, 0);
+    let report = rank1.retain_last(1).await.unwrap();
+    assert!(report.leftovers.removed.is_empty() && report.leftovers.recent.is_empty());
+    assert_eq!(storage.inner.keys(), before);
+    assert!(storage.temporary_cleanups().is_empty());
+
+    // Rank 0 removes the leftover older than the grace (10 minutes by
+    // default) and the storage's old temporary objects; the young prefix
+    // may be a save in progress, and stays.
+    let report = rank0.cleanup_on_start().await.unwrap();
+    assert_eq!(report.removed, ["crashed"]);
+    assert_eq!(report.recent, ["young"]);
+    assert_eq!(report.temporary, 2);
+    assert!(report.objects.is_complete());
+    assert_eq!(storage.temporary_cleanups(), [Duration::from_secs(600)]);
+    let after = storage.inner.keys();
+    assert!(after.iter().all(|k| !k.starts_with("crashed/")));
+    assert!(after.iter().any(|k| k.starts_with("young/")));
+    rank0.verify("done").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn retention_also_removes_old_leftovers() {
+    let storage = Aged::new(vec!["crashed-1/", "crashed-2/"]);
+    for (name, step) in [("s1", 1), ("s2", 2), ("s3", 3)] {
+        for r in save_all(&storage, 1, name, step, 0).await {
+            r.unwrap();
+        }
+    }
+    leftover(&storage, "crashed-1").await;
+    leftover(&storage, "crashed-2").await;
+    leftover(&storage, "young").await;
+
+    let ckpt = single(storage.clone());
+    let report = ckpt.retain_last(2).await.unwrap();
+    assert_eq!(report.kept, ["s3", "s2"]);
+    assert_eq!(report.removed, ["s1"]);
+    assert_eq!(report.leftovers.removed, ["crashed-1", "crashed-2"]);
+    assert_eq!(report.leftovers.recent, ["young"]);
+    assert_eq!(report.leftovers.temporary, 2);
+    let after = storage.inner.keys();
+    assert!(after
+        .iter()
+        .all(|k| k.starts_with("s2/") || k.starts_with("s3/") || k.starts_with("young/")));
+    assert!(after.iter().any(|k| k.starts_with("young/")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_save_in_progress_survives_the_clean_ups_and_commits() {
+    let storage = MemoryStorage::new();
+    let mut ranks = handles(&storage, InMemoryCoordinator::new(2)).into_iter();
+    let rank0 = ranks.next().unwrap();
+    let rank1 = ranks.next().unwrap();
+    // Rank 1 writes its shard, then waits for rank 0 at the exchange.
+    let saving = tokio::spawn(async move {
+        let info = rank1
+            .save("step-5", &shard_of(1, 5), SaveOptions::new().step(5))
+            .await;
+        (info, rank1)
+    });
+    while !storage
+        .keys()
+        .iter()
+        .any(|k| k.starts_with("step-5/shard-00001-"))
+    {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    // Meanwhile rank 0 starts up and cleans up, and applies retention.
+    let report = rank0.cleanup_on_start().await.unwrap();
+    assert!(report.removed.is_empty());
+    assert_eq!(report.recent, ["step-5"]);
+    let report = rank0.retain_last(1).await.unwrap();
+    assert!(report.leftovers.removed.is_empty());
+    assert_eq!(report.leftovers.recent, ["step-5"]);
+
+    // Rank 0 joins the save: it commits, and every rank loads its shard.
+    let info0 = rank0
+        .save("step-5", &shard_of(0, 5), SaveOptions::new().step(5))
+        .await
+        .unwrap();
+    let (info1, rank1) = saving.await.unwrap();
+    assert_eq!(info1.unwrap(), info0);
+    assert_eq!(
+        rank0.load("step-5", LoadOptions::default()).await.unwrap(),
+        shard_bytes(0, 5)
+    );
+    assert_eq!(
+        rank1.load("step-5", LoadOptions::default()).await.unwrap(),
+        shard_bytes(1, 5)
+    );
 }
 
 #[tokio::test(start_paused = true)]

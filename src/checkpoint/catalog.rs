@@ -13,6 +13,8 @@ use super::error::{CheckpointError, Result};
 use super::manifest::{
     is_shard_file_name, manifest_key, validate_name, CheckpointInfo, MANIFEST_FILE_NAME,
 };
+#[cfg(doc)]
+use super::options::CheckpointOptions;
 use super::rollback::{
     delete_object, remove_checkpoint, CleanupReport, RetentionReport, RollbackReport,
 };
@@ -199,17 +201,25 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         Ok(report)
     }
 
-    /// Keeps the newest `keep` committed checkpoints and deletes the older
-    /// ones (as [`delete`](Self::delete) does).
+    /// Keeps the newest `keep` committed checkpoints (in the order of
+    /// [`list`](Self::list)) and deletes the older ones (as
+    /// [`delete`](Self::delete) does); then, on the committing rank (rank 0)
+    /// only, removes the leftovers of saves that never committed, as
+    /// [`cleanup_on_start`](Self::cleanup_on_start) does.
     ///
     /// `keep` is clamped to at least 1: retention never deletes the newest
-    /// committed checkpoint. A prefix being written (no manifest yet) is not
-    /// a committed checkpoint, so retention never touches it.
+    /// committed checkpoint. A prefix without a manifest is not a committed
+    /// checkpoint: it is removed only when every object in it is older than
+    /// [`CheckpointOptions::cleanup_grace`] (10 minutes by default), so that
+    /// a save in progress keeps its shards, and only by rank 0, so that
+    /// ranks calling retention at once do not race over leftovers. The
+    /// other ranks' reports have empty `leftovers`.
     ///
     /// # Errors
     ///
     /// As [`list`](Self::list). Objects that cannot be deleted are in the
-    /// report.
+    /// report; a failure to list or clean up the leftovers is in
+    /// `report.leftovers.objects.failed`.
     ///
     /// # Cancellation
     ///
@@ -258,12 +268,121 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             failed = report.objects.failed.len(),
             "retention applied"
         );
+        if self.is_committing_rank() {
+            report.leftovers = match self.remove_leftovers().await {
+                Ok(leftovers) => leftovers,
+                Err(CheckpointError::Storage(e)) => {
+                    tracing::error!(target: TARGET, error = %e, "listing the storage for leftovers failed");
+                    let mut leftovers = CleanupReport::default();
+                    leftovers.objects.failed.push((String::new(), e));
+                    leftovers
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(report)
+    }
+
+    /// The one clean-up to call when a job starts (or restarts after a
+    /// crash), on every rank: removes what interrupted saves left behind.
+    ///
+    /// On the committing rank (rank 0) it removes
+    /// - every checkpoint prefix that holds shards but no manifest, as
+    ///   [`cleanup_uncommitted`](Self::cleanup_uncommitted) does, when its
+    ///   newest object is older than [`CheckpointOptions::cleanup_grace`];
+    /// - the temporary objects of interrupted writes older than the same
+    ///   grace, through the storage's
+    ///   [`cleanup_temporary`](crate::storage::CheckpointStorage::cleanup_temporary)
+    ///   (the temporary files of [`LocalFsStorage`](crate::storage::LocalFsStorage);
+    ///   nothing for a storage that leaves none).
+    ///
+    /// Every other rank returns an empty report at once: a clean-up runs in
+    /// one place, and never removes a shard another rank is still writing,
+    /// since the grace (10 minutes by default) protects every prefix and
+    /// temporary object written to recently. Choose a grace longer than the
+    /// longest save. [`retain_last`](Self::retain_last) runs the same
+    /// clean-up after each retention, so a job that saves and applies
+    /// retention does not accumulate leftovers between restarts either.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Storage`] when listing the storage fails. Objects
+    /// that cannot be deleted are in the report, and so is a failure of the
+    /// storage's clean-up of temporary objects (under the key `""`).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the deletes where they are; what is left is
+    /// still uncommitted, and the next clean-up removes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, SaveOptions, ShardData};
+    /// use steadfast::coordinator::InMemoryCoordinator;
+    /// use steadfast::retry::RetryPolicy;
+    /// use steadfast::storage::MemoryStorage;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// // First thing after start-up, before resuming from the latest checkpoint:
+    /// let cleaned = ckpt.cleanup_on_start().await?;
+    /// assert!(cleaned.removed.is_empty());
+    /// let resume_from = ckpt.latest().await?;
+    /// assert!(resume_from.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn cleanup_on_start(&self) -> Result<CleanupReport> {
+        if !self.is_committing_rank() {
+            return Ok(CleanupReport::default());
+        }
+        self.remove_leftovers().await
+    }
+
+    /// Whether this rank commits saves (rank 0), and so runs the clean-ups.
+    fn is_committing_rank(&self) -> bool {
+        self.rank() == 0
+    }
+
+    /// Removes uncommitted prefixes and the storage's temporary objects older
+    /// than the grace.
+    async fn remove_leftovers(&self) -> Result<CleanupReport> {
+        let grace = self.options.cleanup_grace();
+        let mut report = self.cleanup_uncommitted(grace).await?;
+        match self
+            .retry
+            .retry(|| self.storage.cleanup_temporary(grace))
+            .await
+        {
+            Ok(removed) => report.temporary = removed,
+            Err(e) => {
+                let error = e.into_inner();
+                tracing::error!(target: TARGET, error = %error, "removing the storage's temporary objects failed");
+                report.objects.failed.push((String::new(), error));
+            }
+        }
+        tracing::info!(
+            target: TARGET,
+            prefixes = report.removed.len(),
+            recent = report.recent.len(),
+            temporary = report.temporary,
+            failed = report.objects.failed.len(),
+            "uncommitted leftovers cleaned up"
+        );
         Ok(report)
     }
 
     /// Removes the leftovers of saves that never committed: every prefix that
     /// holds shard objects (`shard-*.bin`) but no manifest, and whose newest
     /// object was written more than `grace` ago.
+    ///
+    /// This runs on whichever rank calls it, with the grace given; at
+    /// start-up, call [`cleanup_on_start`](Self::cleanup_on_start) instead,
+    /// which runs on the committing rank only, with the configured grace, and
+    /// also removes the storage's temporary objects.
     ///
     /// The age comes from the storage's
     /// [`last_modified`](crate::storage::ObjectMeta::last_modified) times,

@@ -256,5 +256,6 @@ mod tests {
         check(ckpt.list());
         check(ckpt.retain_last(1));
         check(ckpt.cleanup_uncommitted(Duration::ZERO));
+        check(ckpt.cleanup_on_start());
     }
 }

@@ -10,8 +10,15 @@
 //! SHA-256, and an index of named entries. A prefix without a manifest is
 //! not a checkpoint: [`DistributedCheckpoint::list`] and
 //! [`DistributedCheckpoint::load`] do not see it, and
-//! [`DistributedCheckpoint::cleanup_uncommitted`] removes it. A failed save is
-//! rolled back on every rank, found by listing, never by guessing names.
+//! [`DistributedCheckpoint::cleanup_on_start`] (the one call a job makes when
+//! it starts) and [`DistributedCheckpoint::retain_last`] remove it once it is
+//! older than [`CheckpointOptions::cleanup_grace`], with the storage's
+//! temporary objects of interrupted writes. A failed save is rolled back on
+//! every rank, found by listing, never by guessing names.
+//!
+//! Which checkpoint is newest is recorded, not read from a clock: each
+//! manifest carries a commit sequence, one more than the highest committed
+//! in the storage ([`DistributedCheckpoint::list`] gives the order).
 //!
 //! Nothing is trusted on load: the manifest carries its own checksum and is
 //! validated (every shard key inside the prefix, every rank once, every entry
@@ -21,7 +28,7 @@
 //!
 //! - [`DistributedCheckpoint`]: save (entries or a stream), load (this rank's
 //!   shard, or named entries at any world size), list, delete, retention,
-//!   cleanup.
+//!   clean-up at start-up.
 //! - [`Manifest`]: the layout of `metadata.json` and its checks.
 //! - [`CheckpointRollbackManager`](crate::handler::CheckpointRollbackManager):
 //!   one object saved under retry, with the

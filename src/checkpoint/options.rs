@@ -23,6 +23,17 @@ const MIB: u64 = 1024 * KIB;
 ///   filled and hashed, one being written).
 /// - `max_manifest_size`: 64 MiB — a manifest larger than this is refused as
 ///   corrupted rather than read into memory; at least 1 KiB.
+/// - `cleanup_grace`: 10 minutes — how old the leftovers of a save that
+///   never committed (shards under a prefix without a manifest, temporary
+///   objects of interrupted writes) must be before
+///   [`cleanup_on_start`](crate::checkpoint::DistributedCheckpoint::cleanup_on_start)
+///   and [`retain_last`](crate::checkpoint::DistributedCheckpoint::retain_last)
+///   remove them; more than zero. A prefix written to within the grace may
+///   be a save in progress, so it is left alone: choose a grace longer than
+///   the longest save (from its first shard written to its commit), or a
+///   save that takes longer may have its shards removed and fail (rank 0
+///   checks every shard before it commits, so it is never committed
+///   incomplete).
 ///
 /// # Examples
 ///
@@ -39,6 +50,7 @@ const MIB: u64 = 1024 * KIB;
 pub struct CheckpointOptions {
     chunk_size: usize,
     max_manifest_size: u64,
+    cleanup_grace: Duration,
 }
 
 impl Default for CheckpointOptions {
@@ -46,6 +58,7 @@ impl Default for CheckpointOptions {
         CheckpointOptions {
             chunk_size: MIB as usize,
             max_manifest_size: 64 * MIB,
+            cleanup_grace: Duration::from_secs(600),
         }
     }
 }
@@ -90,6 +103,20 @@ impl CheckpointOptions {
         self.max_manifest_size
     }
 
+    /// How old uncommitted leftovers must be before the automatic clean-ups
+    /// remove them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = steadfast::checkpoint::CheckpointOptions::default();
+    /// assert_eq!(options.cleanup_grace(), Duration::from_secs(600));
+    /// ```
+    pub fn cleanup_grace(&self) -> Duration {
+        self.cleanup_grace
+    }
+
     /// Checks the options: what [`CheckpointOptionsBuilder::build`] and
     /// deserialization both check.
     fn validate(&self) -> Result<(), ConfigError> {
@@ -103,6 +130,12 @@ impl CheckpointOptions {
             return Err(ConfigError::new(
                 "max_manifest_size",
                 format!("must be at least 1 KiB, got {}", self.max_manifest_size),
+            ));
+        }
+        if self.cleanup_grace.is_zero() {
+            return Err(ConfigError::new(
+                "cleanup_grace",
+                "must be greater than zero: a younger prefix may be a save in progress",
             ));
         }
         Ok(())
@@ -153,12 +186,28 @@ impl CheckpointOptionsBuilder {
         self
     }
 
+    /// Sets how old uncommitted leftovers must be before the automatic
+    /// clean-ups remove them (more than zero; longer than the longest save).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = steadfast::checkpoint::CheckpointOptions::builder().cleanup_grace(Duration::from_secs(3600));
+    /// assert_eq!(b.build()?.cleanup_grace(), Duration::from_secs(3600));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn cleanup_grace(mut self, grace: Duration) -> Self {
+        self.options.cleanup_grace = grace;
+        self
+    }
+
     /// Validates the options.
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] when `chunk_size` is 0 or above 1 GiB, or when
-    /// `max_manifest_size` is below 1 KiB.
+    /// A [`ConfigError`] when `chunk_size` is 0 or above 1 GiB, when
+    /// `max_manifest_size` is below 1 KiB, or when `cleanup_grace` is zero.
     ///
     /// # Examples
     ///
@@ -179,6 +228,8 @@ impl CheckpointOptionsBuilder {
 struct CheckpointOptionsRepr {
     chunk_size: usize,
     max_manifest_size: u64,
+    #[serde(with = "crate::serde_duration")]
+    cleanup_grace: Duration,
 }
 
 impl Default for CheckpointOptionsRepr {
@@ -192,6 +243,7 @@ impl From<CheckpointOptions> for CheckpointOptionsRepr {
         CheckpointOptionsRepr {
             chunk_size: o.chunk_size,
             max_manifest_size: o.max_manifest_size,
+            cleanup_grace: o.cleanup_grace,
         }
     }
 }
@@ -203,6 +255,7 @@ impl TryFrom<CheckpointOptionsRepr> for CheckpointOptions {
         let options = CheckpointOptions {
             chunk_size: f.chunk_size,
             max_manifest_size: f.max_manifest_size,
+            cleanup_grace: f.cleanup_grace,
         };
         options.validate()?;
         Ok(options)
@@ -745,6 +798,17 @@ mod tests {
         );
         assert!(serde_json::from_str::<CheckpointOptions>(r#"{"max_manifest_size": 1}"#).is_err());
         assert!(serde_json::from_str::<CheckpointOptions>(r#"{"chunk": 1}"#).is_err());
+        assert!(serde_json::from_str::<CheckpointOptions>(r#"{"cleanup_grace": "0s"}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<CheckpointOptions>(r#"{"cleanup_grace": "1h"}"#)
+                .unwrap()
+                .cleanup_grace(),
+            Duration::from_secs(3600)
+        );
+        assert!(CheckpointOptions::builder()
+            .cleanup_grace(Duration::ZERO)
+            .build()
+            .is_err());
     }
 
     #[test]

@@ -74,7 +74,8 @@ impl RollbackReport {
 }
 
 /// What [`retain_last`](crate::checkpoint::DistributedCheckpoint::retain_last)
-/// kept and removed.
+/// kept and removed: committed checkpoints, and (on the committing rank)
+/// uncommitted leftovers older than the grace period.
 ///
 /// # Examples
 ///
@@ -89,11 +90,16 @@ pub struct RetentionReport {
     pub kept: Vec<String>,
     /// The checkpoints removed (their manifests are gone), newest first.
     pub removed: Vec<String>,
-    /// Every object deleted or that could not be deleted.
+    /// Every object of the removed checkpoints deleted or that could not be
+    /// deleted.
     pub objects: RollbackReport,
+    /// The uncommitted leftovers removed after the retention (always empty
+    /// on a rank other than the committing rank 0).
+    pub leftovers: CleanupReport,
 }
 
 /// What [`cleanup_uncommitted`](crate::checkpoint::DistributedCheckpoint::cleanup_uncommitted)
+/// and [`cleanup_on_start`](crate::checkpoint::DistributedCheckpoint::cleanup_on_start)
 /// removed.
 ///
 /// # Examples
@@ -111,8 +117,14 @@ pub struct CleanupReport {
     /// Uncommitted prefixes left alone because they were written to within
     /// the grace period (a save may still be in progress there).
     pub recent: Vec<String>,
-    /// Every object deleted or that could not be deleted.
+    /// Every object deleted or that could not be deleted. When the
+    /// storage's removal of temporary objects fails, its error is here
+    /// under the empty key `""` (the whole storage).
     pub objects: RollbackReport,
+    /// How many temporary objects of interrupted writes the storage removed
+    /// ([`CheckpointStorage::cleanup_temporary`]); always 0 from
+    /// `cleanup_uncommitted`, which leaves them to the storage.
+    pub temporary: u64,
 }
 
 /// Deletes `key` under `retry`, recording the outcome in `report`.
