@@ -8,8 +8,8 @@ use crate::storage::{CheckpointStorage, StorageError};
 
 use super::distributed::DistributedCheckpoint;
 use super::error::describe;
+use super::error::CommitFailure;
 use super::manifest::{manifest_key, unix_millis_now, Manifest, ShardInfo};
-use super::save::CommitFailure;
 use super::TARGET;
 
 /// How many shards rank 0 checks at once before it commits.

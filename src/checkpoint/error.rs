@@ -4,12 +4,19 @@
 //! Each variant carries the facts (which checkpoint, which shard, which ranks,
 //! the expected and the actual digest) and, where there is one, the error that
 //! caused it as its [`source`](std::error::Error::source).
+//!
+//! The module's internal failures live here too: a shard write or read
+//! that failed (retried, then mapped to a [`CheckpointError`]), and a rank's
+//! or rank 0's part of a save that failed (reported to every rank, then
+//! returned by each as the same [`CheckpointError`]).
 
 use std::time::Duration;
 
 use crate::coordinator::CoordinatorError;
 use crate::retry::Transient;
 use crate::storage::StorageError;
+
+use super::tally::FailureKind;
 
 /// The result type of checkpoint operations.
 ///
@@ -299,6 +306,50 @@ impl Transient for ReadError {
             ReadError::Mismatch { .. } => false,
         }
     }
+}
+
+/// A boxed cause, as [`CheckpointError::SaveFailed`] carries it.
+pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a rank's part of a save failed, with the cause when there is one.
+#[derive(Debug)]
+pub(super) struct LocalFailure {
+    /// What kind of failure (the others act on it).
+    pub(super) kind: FailureKind,
+    /// What went wrong, for the other ranks.
+    pub(super) reason: String,
+    /// The cause, which stays on this rank.
+    pub(super) source: Option<BoxError>,
+}
+
+impl LocalFailure {
+    /// A failure of kind [`FailureKind::Failed`].
+    pub(super) fn failed(reason: String, source: Option<BoxError>) -> Self {
+        LocalFailure {
+            kind: FailureKind::Failed,
+            reason,
+            source,
+        }
+    }
+}
+
+/// Why rank 0's commit did not succeed, as all ranks will report it.
+#[derive(Debug)]
+pub(super) enum CommitFailure {
+    /// Another manifest is stored under the name.
+    AlreadyExists,
+    /// No manifest of this save is stored: the save is rolled back.
+    Failed {
+        failed_ranks: Vec<usize>,
+        reason: String,
+        source: Option<BoxError>,
+    },
+    /// Writing the manifest failed, and whether it was stored anyway could
+    /// not be found out: every shard stays, since a manifest may list it.
+    Unknown {
+        reason: String,
+        source: Option<BoxError>,
+    },
 }
 
 #[cfg(test)]

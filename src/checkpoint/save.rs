@@ -15,7 +15,9 @@ use crate::coordinator::{Coordinator, CoordinatorError};
 use crate::storage::CheckpointStorage;
 
 use super::distributed::DistributedCheckpoint;
-use super::error::{describe, CheckpointError, Result, WriteError};
+use super::error::{
+    describe, BoxError, CheckpointError, CommitFailure, LocalFailure, Result, WriteError,
+};
 use super::hashing::HashingWriter;
 use super::manifest::{
     manifest_key, shard_key, validate_name, CheckpointInfo, Manifest, MANIFEST_FILE_NAME,
@@ -51,43 +53,6 @@ pub(super) enum CommitOutcome {
     /// landed: nothing may be rolled back.
     Unknown {
         reason: String,
-    },
-}
-
-/// Why a rank's part of a save failed, with the cause when there is one.
-#[derive(Debug)]
-pub(super) struct LocalFailure {
-    kind: FailureKind,
-    reason: String,
-    source: Option<BoxError>,
-}
-
-impl LocalFailure {
-    fn failed(reason: String, source: Option<BoxError>) -> Self {
-        LocalFailure {
-            kind: FailureKind::Failed,
-            reason,
-            source,
-        }
-    }
-}
-
-/// Why rank 0's commit did not succeed, as all ranks will report it.
-#[derive(Debug)]
-pub(super) enum CommitFailure {
-    /// Another manifest is stored under the name.
-    AlreadyExists,
-    /// No manifest of this save is stored: the save is rolled back.
-    Failed {
-        failed_ranks: Vec<usize>,
-        reason: String,
-        source: Option<BoxError>,
-    },
-    /// Writing the manifest failed, and whether it was stored anyway could
-    /// not be found out: every shard stays, since a manifest may list it.
-    Unknown {
-        reason: String,
-        source: Option<BoxError>,
     },
 }
 
@@ -709,6 +674,3 @@ fn collective_error(name: &str, after: Duration, e: CoordinatorError) -> Checkpo
         other => CheckpointError::Coordinator(other),
     }
 }
-
-/// A boxed cause, as [`CheckpointError::SaveFailed`] carries it.
-pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
