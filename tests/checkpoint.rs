@@ -242,7 +242,7 @@ async fn rewrite_manifest<S: CheckpointStorage>(
     let mut manifest = Manifest::from_bytes(name, &storage.get(&key).await.unwrap()).unwrap();
     edit(&mut manifest);
     storage
-        .put(&key, manifest.to_bytes().unwrap().into())
+        .put(&key, manifest.to_bytes().unwrap())
         .await
         .unwrap();
 }
@@ -341,14 +341,14 @@ async fn a_version_1_checkpoint_still_loads_and_sorts_before_every_sequenced_one
     storage
         .put(
             "old/step-7/shard-00000-of-00001-b3cb209f6901d8a4.bin",
-            b"v1 bytes".to_vec().into(),
+            b"v1 bytes".to_vec(),
         )
         .await
         .unwrap();
     storage
         .put(
             &manifest_key("old/step-7"),
-            VERSION_1_MANIFEST.as_bytes().to_vec().into(),
+            VERSION_1_MANIFEST.as_bytes().to_vec(),
         )
         .await
         .unwrap();
@@ -672,7 +672,7 @@ async fn leftover<S: CheckpointStorage>(storage: &S, prefix: &str) {
     storage
         .put(
             &format!("{prefix}/shard-00000-of-00002-00000000000000ee.bin"),
-            vec![9; 8].into(),
+            vec![9; 8],
         )
         .await
         .unwrap();

@@ -20,6 +20,9 @@ use super::rollback::{
 };
 use super::TARGET;
 
+/// How many manifests [`DistributedCheckpoint::list`] reads at once.
+const MANIFEST_READS_AT_ONCE: usize = 16;
+
 /// Where a checkpoint stands in the order of commits, oldest lowest: first
 /// the checkpoints without a sequence (committed before sequences existed),
 /// by step, then commit time; then every checkpoint with one, by sequence.
@@ -88,17 +91,25 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     pub async fn list(&self) -> Result<Vec<CheckpointInfo>> {
         let objects = self.list_all().await?;
         let suffix = format!("/{MANIFEST_FILE_NAME}");
+        let names: Vec<&str> = objects
+            .iter()
+            .filter_map(|object| object.key.strip_suffix(&suffix))
+            .collect();
         let mut infos = Vec::new();
-        for object in &objects {
-            let Some(name) = object.key.strip_suffix(&suffix) else {
-                continue;
-            };
-            match self.manifest(name).await {
-                Ok(manifest) => infos.push(manifest.info()),
-                Err(e @ CheckpointError::LoadFailed { .. }) => return Err(e),
-                Err(CheckpointError::NotFound { .. }) => {}
-                Err(e) => {
-                    tracing::warn!(target: TARGET, name, error = %e, "skipping a checkpoint whose manifest is not usable");
+        // A few manifests at a time: every commit lists the checkpoints (for
+        // its sequence), and a storage with some latency must not make that
+        // take one round trip per checkpoint.
+        for group in names.chunks(MANIFEST_READS_AT_ONCE) {
+            let read =
+                futures::future::join_all(group.iter().map(|name| self.manifest(name))).await;
+            for (name, manifest) in group.iter().zip(read) {
+                match manifest {
+                    Ok(manifest) => infos.push(manifest.info()),
+                    Err(e @ CheckpointError::LoadFailed { .. }) => return Err(e),
+                    Err(CheckpointError::NotFound { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(target: TARGET, name, error = %e, "skipping a checkpoint whose manifest is not usable");
+                    }
                 }
             }
         }

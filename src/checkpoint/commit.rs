@@ -120,7 +120,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// read the same highest sequence and record the same one; neither fails,
     /// and [`list`](DistributedCheckpoint::list) orders the two by name. A
     /// manifest that cannot be used (damaged, or of a newer format) is
-    /// skipped, as `list` skips it.
+    /// skipped, as `list` skips it. Listing reads every committed manifest
+    /// (a few at a time), within the save's timeout: retention keeps that
+    /// short.
     async fn next_sequence(&self) -> Result<u64, CommitFailure> {
         let committed = self.list().await.map_err(|e| CommitFailure::Failed {
             failed_ranks: vec![0],
