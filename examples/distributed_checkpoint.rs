@@ -303,11 +303,12 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     storage.fail_every(0);
 
     let observer = job(&storage, 1).remove(0);
-    println!("\n4. Committed checkpoints, newest first:");
+    println!("\n4. Committed checkpoints, newest (last committed) first:");
     for info in observer.list().await? {
         println!(
-            "   {:<16} step {:>3}  {} ranks  {} bytes",
+            "   {:<16} commit #{}  step {:>3}  {} ranks  {} bytes",
             info.name,
+            info.sequence.unwrap_or_default(),
             info.step.unwrap_or_default(),
             info.world_size,
             info.total_size
