@@ -37,7 +37,7 @@ const MANIFEST_POLL_MAX: Duration = Duration::from_secs(5);
 
 /// What rank 0 tells the others after trying to commit.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) enum CommitOutcome {
+enum CommitOutcome {
     Committed {
         created_at: u64,
         /// The commit sequence rank 0 assigned.
