@@ -9,8 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 
-use super::{deadline_after, parse_rank, suffix_of, EtcdCoordinator, View, TARGET};
-use crate::coordinator::{Coordinator, CoordinatorError, Result, Signal};
+use super::{parse_rank, suffix_of, EtcdCoordinator, View, TARGET};
+use crate::coordinator::{
+    deadline_after, validate_signal_key, Coordinator, CoordinatorError, Result, Signal,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Collective {
@@ -336,20 +338,6 @@ impl EtcdCoordinator {
         });
     }
 
-    fn check_signal_key(key: &str) -> Result<()> {
-        if key.is_empty() {
-            return Err(CoordinatorError::InvalidArgument(
-                "a signal key must not be empty".into(),
-            ));
-        }
-        if key.chars().any(char::is_control) {
-            return Err(CoordinatorError::InvalidArgument(format!(
-                "a signal key must not hold control characters, got {key:?}"
-            )));
-        }
-        Ok(())
-    }
-
     fn signal_key(&self, key: &str, rank: usize) -> String {
         format!("{}/signal/{key}/{rank}", self.inner.config.prefix)
     }
@@ -379,7 +367,7 @@ impl Coordinator for EtcdCoordinator {
     }
 
     async fn signal(&self, key: &str, payload: Vec<u8>) -> Result<u64> {
-        Self::check_signal_key(key)?;
+        validate_signal_key(key)?;
         self.check_usable()?;
         let etcd_key = self.signal_key(key, self.inner.config.rank);
         let lease = self.inner.lease_id;
@@ -447,7 +435,7 @@ impl Coordinator for EtcdCoordinator {
         timeout: Duration,
     ) -> Result<Signal> {
         self.check_rank(rank)?;
-        Self::check_signal_key(key)?;
+        validate_signal_key(key)?;
         self.check_usable()?;
         let deadline = deadline_after(timeout);
         let etcd_key = self.signal_key(key, rank);

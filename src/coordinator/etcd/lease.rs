@@ -13,10 +13,9 @@ use etcd_client::{
 use super::error::from_etcd;
 use super::members::{member_key, MemberState, MemberValue};
 use super::{
-    deadline_after, parse_rank, retry_call, AbortOnDrop, EtcdConfig, EtcdCoordinator, Inner, View,
-    TARGET,
+    parse_rank, retry_call, AbortOnDrop, EtcdConfig, EtcdCoordinator, Inner, View, TARGET,
 };
-use crate::coordinator::{CoordinatorError, Result};
+use crate::coordinator::{deadline_after, CoordinatorError, Result};
 
 /// The lifecycle of a coordinator's lease.
 pub(super) const ACTIVE: u8 = 0;

@@ -1,12 +1,12 @@
-//! The members of a job: the member keys, [`EtcdCoordinator::watch_members`]
-//! and its [`MemberWatch`], and [`EtcdCoordinator::report_liveness`], which
-//! turns the leases into heartbeats of a health monitor.
+//! The members of a job: the member keys, [`EtcdCoordinator::members_alive`],
+//! and [`EtcdCoordinator::watch_members`] with its [`MemberWatch`], a stream
+//! of [`MemberEvent`]s that a health monitor can follow
+//! (`HealthMonitor::follow_members`).
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 use serde::{Deserialize, Serialize};
@@ -16,8 +16,7 @@ use super::{
     parse_rank, retry_call, revision_of, suffix_of, AbortOnDrop, EtcdConfig, EtcdCoordinator,
     TARGET,
 };
-use crate::coordinator::Result;
-use crate::health::{HealthMonitor, MemberId};
+use crate::coordinator::{MemberEvent, Result};
 
 /// What a member key says about its rank.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,73 +30,6 @@ pub(super) struct MemberValue {
 pub(super) enum MemberState {
     Running,
     Left,
-}
-
-/// A change in the membership of a job, from
-/// [`EtcdCoordinator::watch_members`].
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::coordinator::MemberEvent;
-///
-/// let event = MemberEvent::Left { rank: 2, graceful: false };
-/// assert_eq!(event.rank(), 2);
-/// assert!(event.is_failure());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MemberEvent {
-    /// The rank's member key exists: it connected (or was there when the
-    /// watch started).
-    Joined {
-        /// The rank.
-        rank: usize,
-    },
-    /// The rank's member key is gone.
-    Left {
-        /// The rank.
-        rank: usize,
-        /// `true` when the rank left through
-        /// [`EtcdCoordinator::shutdown`]; `false` when its lease expired (its
-        /// process died, hung, or lost etcd for longer than the TTL).
-        graceful: bool,
-    },
-}
-
-impl MemberEvent {
-    /// The rank the event is about.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use steadfast::coordinator::MemberEvent;
-    /// assert_eq!(MemberEvent::Joined { rank: 1 }.rank(), 1);
-    /// ```
-    pub fn rank(&self) -> usize {
-        match *self {
-            MemberEvent::Joined { rank } | MemberEvent::Left { rank, .. } => rank,
-        }
-    }
-
-    /// Whether the event says the rank failed: it left without shutting
-    /// down.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use steadfast::coordinator::MemberEvent;
-    /// assert!(!MemberEvent::Left { rank: 0, graceful: true }.is_failure());
-    /// ```
-    pub fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            MemberEvent::Left {
-                graceful: false,
-                ..
-            }
-        )
-    }
 }
 
 /// A stream of [`MemberEvent`]s, from [`EtcdCoordinator::watch_members`].
@@ -143,65 +75,6 @@ impl futures::Stream for MemberWatch {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.events.poll_recv(cx)
-    }
-}
-/// The background task of [`EtcdCoordinator::report_liveness`]; dropping
-/// it stops the reporting.
-///
-/// # Examples
-///
-/// ```
-/// # use steadfast::coordinator::{EtcdConfig, EtcdCoordinator};
-/// # use steadfast::health::HealthMonitor;
-/// # #[tokio::main]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let Ok(endpoints) = std::env::var("STEADFAST_ETCD_ENDPOINTS") else { return Ok(()) };
-/// # let prefix = format!("doc-reporter-{}", std::process::id());
-/// # let config = EtcdConfig::builder().endpoints_csv(&endpoints).prefix(prefix).build()?;
-/// let coordinator = EtcdCoordinator::connect(config).await?;
-/// let monitor = HealthMonitor::default();
-/// let reporter = coordinator.report_liveness(&monitor);
-/// assert!(!reporter.is_finished());
-/// drop(reporter); // stops reporting
-/// # coordinator.shutdown(std::time::Duration::from_millis(100)).await.ok();
-/// # Ok(())
-/// # }
-/// ```
-pub struct LivenessReporter {
-    task: AbortOnDrop,
-}
-
-impl LivenessReporter {
-    /// Whether the reporting task has ended (it ends only when its member
-    /// watch does).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use steadfast::coordinator::{EtcdConfig, EtcdCoordinator};
-    /// # use steadfast::health::HealthMonitor;
-    /// # #[tokio::main]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let Ok(endpoints) = std::env::var("STEADFAST_ETCD_ENDPOINTS") else { return Ok(()) };
-    /// # let prefix = format!("doc-reporter-finished-{}", std::process::id());
-    /// # let config = EtcdConfig::builder().endpoints_csv(&endpoints).prefix(prefix).build()?;
-    /// let coordinator = EtcdCoordinator::connect(config).await?;
-    /// let reporter = coordinator.report_liveness(&HealthMonitor::default());
-    /// assert!(!reporter.is_finished());
-    /// # coordinator.shutdown(std::time::Duration::from_millis(100)).await.ok();
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn is_finished(&self) -> bool {
-        self.task.0.is_finished()
-    }
-}
-
-impl fmt::Debug for LivenessReporter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LivenessReporter")
-            .field("finished", &self.is_finished())
-            .finish()
     }
 }
 impl EtcdCoordinator {
@@ -305,68 +178,6 @@ impl EtcdCoordinator {
         ));
         MemberWatch {
             events: rx,
-            task: AbortOnDrop(task),
-        }
-    }
-
-    /// Feeds `monitor` with the liveness etcd sees: every rank of the job
-    /// becomes a member of the monitor ([`MemberId::Rank`]), and a rank is
-    /// heard from (one heartbeat every half `heartbeat_timeout`) for as long
-    /// as its lease lives.
-    ///
-    /// When a rank's lease expires (its process died or lost etcd for longer
-    /// than the TTL), it is marked Failed at once
-    /// ([`HealthMonitor::mark_failed`]) and its heartbeats stop, so it stays
-    /// Failed until it joins again. A rank that never connects is marked
-    /// Unresponsive and then Failed by the monitor's own sweep, after
-    /// `heartbeat_timeout` and twice that. A rank that
-    /// leaves through [`shutdown`](Self::shutdown) is removed from the
-    /// monitor instead: a clean exit is not a failure. While etcd itself is
-    /// unreachable, the ranks last seen alive keep being heard from: an etcd
-    /// outage is not a failure of the ranks.
-    ///
-    /// The reporting runs in a background task (with its own member watch)
-    /// until the returned [`LivenessReporter`] is dropped. The monitor must
-    /// be swept ([`HealthMonitor::start`]) for failures to show.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use steadfast::coordinator::{EtcdConfig, EtcdCoordinator};
-    /// use steadfast::health::{HealthConfig, HealthMonitor, HealthStatus, MemberId};
-    ///
-    /// # #[tokio::main]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let Ok(endpoints) = std::env::var("STEADFAST_ETCD_ENDPOINTS") else { return Ok(()) };
-    /// # let prefix = format!("doc-liveness-{}", std::process::id());
-    /// let config = EtcdConfig::builder()
-    ///     .endpoints_csv(&endpoints)
-    ///     .prefix(prefix)
-    ///     .world_size(2)
-    ///     .build()?;
-    /// let rank0 = EtcdCoordinator::connect(config).await?;
-    /// let monitor = HealthMonitor::new(HealthConfig::default());
-    /// let _sweeper = monitor.start()?;
-    /// let _reporter = rank0.report_liveness(&monitor);
-    /// // Both ranks are members; rank 1 fails unless it connects in time.
-    /// assert_eq!(monitor.len(), 2);
-    /// assert_eq!(monitor.status(&MemberId::Rank(0)), Some(HealthStatus::Healthy));
-    /// # rank0.shutdown(Duration::from_millis(100)).await.ok();
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn report_liveness(&self, monitor: &HealthMonitor) -> LivenessReporter {
-        for rank in 0..self.inner.config.world_size {
-            monitor.add_member(rank);
-        }
-        let members = self.watch_members();
-        let task = tokio::spawn(liveness_loop(
-            members,
-            monitor.clone(),
-            self.inner.config.prefix.clone(),
-        ));
-        LivenessReporter {
             task: AbortOnDrop(task),
         }
     }
@@ -521,59 +332,5 @@ async fn member_watch_loop(
             "member watch broke; reading again"
         );
         tokio::time::sleep(backoff.next().unwrap_or(config.retry.max_delay())).await;
-    }
-}
-
-/// Feeds a [`HealthMonitor`] from a member watch; see
-/// [`EtcdCoordinator::report_liveness`].
-async fn liveness_loop(mut members: MemberWatch, monitor: HealthMonitor, prefix: String) {
-    use futures::StreamExt;
-
-    let mut alive: BTreeSet<usize> = BTreeSet::new();
-    let period = (monitor.config().heartbeat_timeout() / 2).max(Duration::from_millis(1));
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            event = members.next() => {
-                let Some(event) = event else { return };
-                match event {
-                    Ok(MemberEvent::Joined { rank }) => {
-                        monitor.add_member(rank);
-                        let _ = monitor.heartbeat(&MemberId::Rank(rank));
-                        alive.insert(rank);
-                    }
-                    Ok(MemberEvent::Left { rank, graceful: true }) => {
-                        alive.remove(&rank);
-                        monitor.remove_member(&MemberId::Rank(rank));
-                    }
-                    Ok(MemberEvent::Left { rank, graceful: false }) => {
-                        alive.remove(&rank);
-                        tracing::warn!(
-                            target: TARGET,
-                            coordinator = "etcd",
-                            prefix = %prefix,
-                            member = rank,
-                            "lease of a rank expired; reporting it failed"
-                        );
-                        // A member the caller removed stays removed.
-                        let _ = monitor.mark_failed(&MemberId::Rank(rank));
-                    }
-                    Err(e) => tracing::warn!(
-                        target: TARGET,
-                        coordinator = "etcd",
-                        prefix = %prefix,
-                        error = %e,
-                        "member watch failed; the ranks last seen alive are still heard from"
-                    ),
-                }
-            }
-            _ = ticker.tick() => {
-                for &rank in &alive {
-                    // A member the caller removed stays removed.
-                    let _ = monitor.heartbeat(&MemberId::Rank(rank));
-                }
-            }
-        }
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! - `config.rs`: [`EtcdConfig`] and its builder;
 //! - `lease.rs`: connecting, the lease and its keep-alive, leaving the job;
-//! - `members.rs`: the member keys, [`MemberWatch`] and liveness reports;
+//! - `members.rs`: the member keys and [`MemberWatch`];
 //! - `collective.rs`: barriers, all-gathers and signals (the
 //!   [`Coordinator`](super::Coordinator) implementation);
 //! - `error.rs`: how etcd client errors map to [`CoordinatorError`]s.
@@ -22,7 +22,7 @@ mod lease;
 mod members;
 
 pub use config::{EtcdConfig, EtcdConfigBuilder};
-pub use members::{LivenessReporter, MemberEvent, MemberWatch};
+pub use members::MemberWatch;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -107,9 +107,10 @@ const TARGET: &str = "steadfast::coordinator";
 /// world size. Keys of a crashed run expire with their leases; until then,
 /// start the next run under a new prefix (`/jobs/train-42/attempt-2`).
 ///
-/// **Health.** [`EtcdCoordinator::report_liveness`] turns the leases into
-/// heartbeats of a [`HealthMonitor`](crate::health::HealthMonitor), so that a rank whose lease expires
-/// ends up Failed there.
+/// **Health.** [`EtcdCoordinator::watch_members`] reports the leases as
+/// [`MemberEvent`](super::MemberEvent)s; a health monitor that follows them
+/// (`HealthMonitor::follow_members(world_size, coordinator.watch_members())`)
+/// marks a rank whose lease expires Failed.
 ///
 /// # Examples
 ///
@@ -199,16 +200,6 @@ fn parse_rank(segment: &str) -> Option<usize> {
     }
     segment.parse().ok()
 }
-/// The instant `timeout` from now, or about 30 years away when that cannot
-/// be represented (`Duration::MAX` means "wait as long as it takes").
-fn deadline_after(timeout: Duration) -> Instant {
-    const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .or_else(|| now.checked_add(FAR_FUTURE))
-        .unwrap_or(now)
-}
-
 fn revision_of(resp: &GetResponse) -> i64 {
     resp.header().map(|h| h.revision()).unwrap_or(0)
 }
@@ -500,15 +491,8 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<EtcdConfig>();
         assert_send_sync::<EtcdCoordinator>();
-        assert_send_sync::<MemberEvent>();
+        assert_send_sync::<crate::coordinator::MemberEvent>();
         fn assert_send<T: Send>() {}
         assert_send::<MemberWatch>();
-        assert_send_sync::<LivenessReporter>();
-    }
-
-    #[test]
-    fn deadline_after_saturates() {
-        let now = Instant::now();
-        assert!(deadline_after(Duration::MAX) > now);
     }
 }
