@@ -48,7 +48,7 @@ use crate::retry::{Jitter, RetryPolicy};
 /// # Ok::<(), steadfast::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "EtcdConfigFields", into = "EtcdConfigFields")]
+#[serde(try_from = "EtcdConfigRepr", into = "EtcdConfigRepr")]
 pub struct EtcdConfig {
     pub(super) endpoints: Vec<String>,
     pub(super) prefix: String,
@@ -105,6 +105,84 @@ impl EtcdConfig {
             .max_elapsed(Duration::from_secs(30))
             .build()
             .unwrap_or_default()
+    }
+
+    /// Checks the values: the one check that both
+    /// [`EtcdConfigBuilder::build`] and deserialization run. A prefix is
+    /// checked with its trailing slashes ignored.
+    fn validate(&self) -> std::result::Result<(), ConfigError> {
+        if self.endpoints.is_empty() {
+            return Err(ConfigError::new(
+                "endpoints",
+                "must name at least one endpoint",
+            ));
+        }
+        for endpoint in &self.endpoints {
+            if endpoint.is_empty() || endpoint.chars().any(|ch| ch.is_whitespace()) {
+                return Err(ConfigError::new(
+                    "endpoints",
+                    format!("{endpoint:?} is not an endpoint (empty or holds whitespace)"),
+                ));
+            }
+            if endpoint.starts_with("https://") {
+                return Err(ConfigError::new(
+                    "endpoints",
+                    format!("{endpoint:?} needs TLS, which this build does not enable"),
+                ));
+            }
+        }
+        let trimmed = self.prefix.trim_end_matches('/');
+        if trimmed.is_empty() {
+            return Err(ConfigError::new(
+                "prefix",
+                format!(
+                    "must not be empty (got {:?}); use one prefix per job",
+                    self.prefix
+                ),
+            ));
+        }
+        if trimmed
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
+        {
+            return Err(ConfigError::new(
+                "prefix",
+                format!("must not hold spaces or control characters, got {trimmed:?}"),
+            ));
+        }
+        if self.world_size == 0 {
+            return Err(ConfigError::new("world_size", "must be at least 1"));
+        }
+        if self.rank >= self.world_size {
+            return Err(ConfigError::new(
+                "rank",
+                format!(
+                    "must be below world_size {}, got {}",
+                    self.world_size, self.rank
+                ),
+            ));
+        }
+        if self.lease_ttl.subsec_nanos() != 0 || self.lease_ttl < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "lease_ttl",
+                format!(
+                    "must be a whole number of seconds, at least 1s (etcd leases count in seconds), got {:?}",
+                    self.lease_ttl
+                ),
+            ));
+        }
+        if self.lease_ttl.as_secs() > i64::MAX as u64 {
+            return Err(ConfigError::new("lease_ttl", "is too large"));
+        }
+        for (field, value) in [
+            ("connect_timeout", self.connect_timeout),
+            ("op_timeout", self.op_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(field, "must be greater than zero"));
+            }
+        }
+        Ok(())
     }
 
     /// The etcd endpoints (`http://host:port` or `host:port`).
@@ -413,77 +491,11 @@ impl EtcdConfigBuilder {
     /// assert_eq!(err.field(), "prefix");
     /// ```
     pub fn build(self) -> std::result::Result<EtcdConfig, ConfigError> {
-        let mut c = self.config;
-        if c.endpoints.is_empty() {
-            return Err(ConfigError::new(
-                "endpoints",
-                "must name at least one endpoint",
-            ));
-        }
-        for endpoint in &c.endpoints {
-            if endpoint.is_empty() || endpoint.chars().any(|ch| ch.is_whitespace()) {
-                return Err(ConfigError::new(
-                    "endpoints",
-                    format!("{endpoint:?} is not an endpoint (empty or holds whitespace)"),
-                ));
-            }
-            if endpoint.starts_with("https://") {
-                return Err(ConfigError::new(
-                    "endpoints",
-                    format!("{endpoint:?} needs TLS, which this build does not enable"),
-                ));
-            }
-        }
-        let trimmed = c.prefix.trim_end_matches('/');
-        if trimmed.is_empty() {
-            return Err(ConfigError::new(
-                "prefix",
-                format!(
-                    "must not be empty (got {:?}); use one prefix per job",
-                    c.prefix
-                ),
-            ));
-        }
-        if trimmed
-            .chars()
-            .any(|ch| ch.is_whitespace() || ch.is_control())
-        {
-            return Err(ConfigError::new(
-                "prefix",
-                format!("must not hold spaces or control characters, got {trimmed:?}"),
-            ));
-        }
-        c.prefix = trimmed.to_string();
-        if c.world_size == 0 {
-            return Err(ConfigError::new("world_size", "must be at least 1"));
-        }
-        if c.rank >= c.world_size {
-            return Err(ConfigError::new(
-                "rank",
-                format!("must be below world_size {}, got {}", c.world_size, c.rank),
-            ));
-        }
-        if c.lease_ttl.subsec_nanos() != 0 || c.lease_ttl < Duration::from_secs(1) {
-            return Err(ConfigError::new(
-                "lease_ttl",
-                format!(
-                    "must be a whole number of seconds, at least 1s (etcd leases count in seconds), got {:?}",
-                    c.lease_ttl
-                ),
-            ));
-        }
-        if c.lease_ttl.as_secs() > i64::MAX as u64 {
-            return Err(ConfigError::new("lease_ttl", "is too large"));
-        }
-        for (field, value) in [
-            ("connect_timeout", c.connect_timeout),
-            ("op_timeout", c.op_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(ConfigError::new(field, "must be greater than zero"));
-            }
-        }
-        Ok(c)
+        let mut config = self.config;
+        config.validate()?;
+        // Validated with its trailing slashes ignored; stored without them.
+        config.prefix = config.prefix.trim_end_matches('/').to_string();
+        Ok(config)
     }
 }
 
@@ -491,7 +503,7 @@ impl EtcdConfigBuilder {
 /// optional and defaults as the builder does.
 #[derive(Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct EtcdConfigFields {
+struct EtcdConfigRepr {
     endpoints: Vec<String>,
     prefix: String,
     rank: usize,
@@ -505,15 +517,15 @@ struct EtcdConfigFields {
     retry: RetryPolicy,
 }
 
-impl Default for EtcdConfigFields {
+impl Default for EtcdConfigRepr {
     fn default() -> Self {
         EtcdConfig::builder().config.into()
     }
 }
 
-impl From<EtcdConfig> for EtcdConfigFields {
+impl From<EtcdConfig> for EtcdConfigRepr {
     fn from(c: EtcdConfig) -> Self {
-        EtcdConfigFields {
+        EtcdConfigRepr {
             endpoints: c.endpoints,
             prefix: c.prefix,
             rank: c.rank,
@@ -526,10 +538,10 @@ impl From<EtcdConfig> for EtcdConfigFields {
     }
 }
 
-impl TryFrom<EtcdConfigFields> for EtcdConfig {
+impl TryFrom<EtcdConfigRepr> for EtcdConfig {
     type Error = ConfigError;
 
-    fn try_from(f: EtcdConfigFields) -> std::result::Result<Self, ConfigError> {
+    fn try_from(f: EtcdConfigRepr) -> std::result::Result<Self, ConfigError> {
         EtcdConfigBuilder {
             config: EtcdConfig {
                 endpoints: f.endpoints,
