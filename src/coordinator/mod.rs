@@ -23,6 +23,21 @@
 //!
 //! The trait is object-safe: `Arc<dyn Coordinator>` works wherever a
 //! coordinator is expected.
+//!
+//! What every implementation shares, so that they do not drift apart:
+//! - [`validate_signal_key`], the one rule for signal keys;
+//! - [`deadline_after`], the deadline of a waiting operation, fixed when the
+//!   call starts;
+//! - [`bound_call`], the one way to bound a coordinator call from outside
+//!   (its docs say when to call a coordinator directly, through
+//!   [`TimeoutHandler`](crate::timeout::TimeoutHandler) or through
+//!   [`FaultTolerant`]);
+//! - [`MemberEvent`], how a coordinator that tracks liveness reports joins
+//!   and departures (a health monitor follows them:
+//!   `HealthMonitor::follow_members`);
+//! - the conformance suite, `conformance` (feature `testing`), which checks
+//!   the trait's contract on an implementation (yours too) and runs on
+//!   every coordinator of this crate, through `Arc<dyn Coordinator>` too.
 
 #[cfg(any(test, feature = "testing"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
