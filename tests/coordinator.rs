@@ -412,6 +412,9 @@ fn coordinator_types_are_send_and_sync() {
     assert_send_sync::<Signal>();
     assert_send_sync::<Arc<dyn Coordinator>>();
     assert_send_sync::<Box<dyn Coordinator>>();
+    assert_send_sync::<steadfast::coordinator::Abandoned>();
+    assert_send_sync::<steadfast::coordinator::MemberEvent>();
+    assert_send_sync::<FaultTolerant<InMemoryCoordinator>>();
 }
 
 #[tokio::test(start_paused = true)]
