@@ -1,5 +1,7 @@
 //! Behaviour of the in-memory coordinator: barriers and gathers over several
-//! rounds, broken rounds, signals, fault injection and trait objects.
+//! rounds, broken rounds, signals, fault injection and trait objects; the
+//! conformance suite on the in-memory coordinator, the fault-tolerant
+//! wrapper and trait objects; wrappers that share a recovery manager.
 //!
 //! Every test runs on paused time, so timeouts and delays are exact.
 
@@ -8,9 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use steadfast::coordinator::{
-    Coordinator, CoordinatorError, CoordinatorFaults, InMemoryCoordinator, Signal,
+    conformance, validate_signal_key, Coordinator, CoordinatorError, CoordinatorFaults,
+    FaultTolerant, FaultTolerantConfig, InMemoryCoordinator, Signal,
 };
-use steadfast::retry::Transient;
+use steadfast::recovery::ErrorRecoveryManager;
+use steadfast::retry::{RetryPolicy, Transient};
 use tokio::time::Instant;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -408,4 +412,212 @@ fn coordinator_types_are_send_and_sync() {
     assert_send_sync::<Signal>();
     assert_send_sync::<Arc<dyn Coordinator>>();
     assert_send_sync::<Box<dyn Coordinator>>();
+    assert_send_sync::<steadfast::coordinator::Abandoned>();
+    assert_send_sync::<steadfast::coordinator::MemberEvent>();
+    assert_send_sync::<FaultTolerant<InMemoryCoordinator>>();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delay_counts_against_the_delayed_calls_own_timeout() {
+    let ranks = InMemoryCoordinator::new(2);
+    // Rank 1 is 10 s late to everything; its barrier may wait 3 s only.
+    ranks[0].faults().set_delay(1, Duration::from_secs(10));
+    let start = Instant::now();
+    let patient = ranks[0].clone();
+    let patient = tokio::spawn(async move {
+        let result = patient.barrier(Duration::from_secs(60)).await;
+        (result, start.elapsed())
+    });
+    let result = ranks[1].barrier(Duration::from_secs(3)).await;
+    // The delayed call times out at its own deadline, not when its delay
+    // ends, naming itself: it never arrived.
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    match result.unwrap_err() {
+        CoordinatorError::Timeout {
+            operation,
+            after,
+            missing,
+        } => {
+            assert_eq!(operation, "barrier");
+            assert_eq!(after, Duration::from_secs(3));
+            assert_eq!(missing, [1]);
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // Its timeout broke the round for the rank that waited.
+    let (result, done) = patient.await.unwrap();
+    assert_eq!(done, Duration::from_secs(3));
+    assert!(
+        matches!(result, Err(CoordinatorError::Broken { round: 0, ref missing, .. }) if missing == &[1]),
+        "{result:?}"
+    );
+
+    // A wait for a signal times out at its deadline too.
+    let start = Instant::now();
+    let err = ranks[1]
+        .wait_for_rank(0, "k", 0, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    assert!(
+        matches!(err, CoordinatorError::Timeout { operation: "wait_for_rank", ref missing, .. } if missing == &[0]),
+        "{err:?}"
+    );
+    // A delay within the timeout is waited, and the call succeeds.
+    ranks[0].faults().set_delay(1, Duration::from_secs(1));
+    let start = Instant::now();
+    let signal = ranks[1]
+        .wait_for_rank(0, "k", 0, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!((signal.seq, start.elapsed()), (0, SEC));
+}
+
+// ------------------------------------------------------------ conformance
+
+#[tokio::test(start_paused = true)]
+async fn conformance_of_the_in_memory_coordinator() {
+    conformance::run_all(|n| async move { InMemoryCoordinator::new(n) }).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn conformance_of_the_fault_tolerant_wrapper() {
+    conformance::run_all(|n| async move {
+        InMemoryCoordinator::new(n)
+            .into_iter()
+            .map(|r| FaultTolerant::new(r, FaultTolerantConfig::default()))
+            .collect::<Vec<_>>()
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn conformance_through_trait_objects() {
+    conformance::run_all(|n| async move {
+        InMemoryCoordinator::new(n)
+            .into_iter()
+            .map(|r| Arc::new(r) as Arc<dyn Coordinator>)
+            .collect::<Vec<_>>()
+    })
+    .await;
+    conformance::run_all(|n| async move {
+        InMemoryCoordinator::new(n)
+            .into_iter()
+            .map(|r| {
+                let wrapped = FaultTolerant::new(r, FaultTolerantConfig::default());
+                Box::new(wrapped) as Box<dyn Coordinator>
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+}
+
+#[test]
+fn the_coordinator_trait_is_object_safe() {
+    fn takes(_: &dyn Coordinator) {}
+    let ranks = InMemoryCoordinator::new(1);
+    takes(&ranks[0]);
+    let shared: Arc<dyn Coordinator> = Arc::new(ranks[0].clone());
+    takes(&shared);
+    let boxed: Box<dyn Coordinator> = Box::new(shared.clone());
+    takes(&boxed);
+    let wrapped: Arc<dyn Coordinator> =
+        Arc::new(FaultTolerant::new(boxed, FaultTolerantConfig::default()));
+    takes(&wrapped);
+}
+
+#[test]
+fn both_coordinators_refuse_the_same_signal_keys() {
+    for key in conformance::INVALID_SIGNAL_KEYS {
+        assert!(
+            matches!(
+                validate_signal_key(key),
+                Err(CoordinatorError::InvalidArgument(_))
+            ),
+            "{key:?}"
+        );
+    }
+    for key in ["k", "shard/7", "step-7 ✓", " spaced "] {
+        validate_signal_key(key).unwrap();
+    }
+}
+
+// ------------------------------------- wrappers sharing one recovery manager
+
+/// A policy of three retries, one second apart.
+fn three_retries() -> FaultTolerantConfig {
+    FaultTolerantConfig::builder()
+        .retry(
+            RetryPolicy::builder()
+                .max_retries(3)
+                .factor(1.0)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrappers_sharing_a_recovery_manager_count_their_own_failures() {
+    let recovery = ErrorRecoveryManager::default();
+    let ranks = InMemoryCoordinator::new(2);
+    // Each rank's first two barriers fail: two failures each, four in all,
+    // more than the three retries either may make.
+    ranks[0].faults().fail_next(0, 2);
+    ranks[0].faults().fail_next(1, 2);
+    let start = Instant::now();
+    let results = on_every_rank(&ranks, |rank| {
+        let recovery = recovery.clone();
+        async move {
+            let ft = FaultTolerant::with_recovery(rank, three_retries(), recovery);
+            ft.barrier(Duration::from_secs(30)).await
+        }
+    })
+    .await;
+    for (rank, result) in results.into_iter().enumerate() {
+        result.unwrap_or_else(|e| panic!("rank {rank} gave up early: {e:?}"));
+    }
+    // Two retries each, one second apart.
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    let stats = recovery.statistics();
+    assert_eq!(stats.by_kind["coordinator.barrier"], 4);
+    let ids: std::collections::BTreeSet<_> = recovery
+        .history()
+        .into_iter()
+        .map(|r| r.operation_id)
+        .collect();
+    assert_eq!(ids.len(), 2, "one operation id per wrapper: {ids:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_success_of_one_wrapper_does_not_reset_the_count_of_another() {
+    let recovery = ErrorRecoveryManager::default();
+    // Two jobs of one rank each (rank 0 both), sharing the manager.
+    let quick = InMemoryCoordinator::new(1).remove(0);
+    let stuck = InMemoryCoordinator::new(1).remove(0);
+    quick.faults().fail_next(0, 1);
+    stuck.faults().fail_next(0, 10);
+    let quick = FaultTolerant::with_recovery(quick, three_retries(), recovery.clone());
+    let stuck = FaultTolerant::with_recovery(stuck, three_retries(), recovery.clone());
+    let start = Instant::now();
+    let (quick_result, stuck_result) = tokio::join!(
+        quick.barrier(Duration::from_secs(30)),
+        stuck.barrier(Duration::from_secs(30))
+    );
+    // The quick one succeeded at its first retry...
+    quick_result.unwrap();
+    // ...and the stuck one still gave up after its own four attempts.
+    let err = stuck_result.unwrap_err();
+    assert!(
+        matches!(err, CoordinatorError::Unavailable { .. }),
+        "{err:?}"
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    assert_eq!(recovery.statistics().by_kind["coordinator.barrier"], 1 + 4);
+    // 10 - 4 injected failures are left for the stuck rank.
+    for _ in 0..6 {
+        assert!(stuck.inner().barrier(SEC).await.is_err());
+    }
+    stuck.inner().barrier(SEC).await.unwrap();
 }

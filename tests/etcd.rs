@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use steadfast::coordinator::{
-    Coordinator, CoordinatorError, EtcdConfig, EtcdCoordinator, MemberEvent, Signal,
+    conformance, Coordinator, CoordinatorError, EtcdConfig, EtcdCoordinator, MemberEvent, Signal,
 };
 use steadfast::health::{HealthConfig, HealthMonitor, HealthStatus, MemberId};
 use steadfast::retry::{RetryPolicy, Transient};
@@ -136,6 +136,19 @@ async fn four_ranks_meet_at_barriers_gather_and_signal() {
         }
         assert_eq!(before, Signal::default(), "min_seq 0 returns at once");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_of_the_etcd_coordinator() {
+    let Some(endpoints) = endpoints("conformance_of_the_etcd_coordinator") else {
+        return;
+    };
+    // Each job of the suite runs under a prefix of its own.
+    conformance::run_all(|n| {
+        let endpoints = endpoints.clone();
+        async move { connect_all(&endpoints, &unique_prefix("conformance"), n).await }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,7 +440,10 @@ async fn an_expired_lease_ends_up_failed_in_the_health_monitor() {
     );
     let mut changes = monitor.subscribe();
     let sweeper = monitor.start().unwrap();
-    let reporter = r0.report_liveness(&monitor);
+    // The monitor follows the members etcd sees (rank 0's member watch).
+    let reporter = monitor
+        .follow_members(r0.world_size(), r0.watch_members())
+        .unwrap();
     assert_eq!(monitor.len(), 3);
 
     // Rank 1 leaves cleanly: it is removed, not failed. Rank 2 dies.

@@ -479,13 +479,50 @@ mod fault_tolerant {
 
     #[tokio::test(start_paused = true)]
     async fn bounds_a_hanging_collective_at_its_timeout_plus_grace() {
-        let ranks = InMemoryCoordinator::new(1);
-        ranks[0].faults().set_delay(0, Duration::from_secs(600));
+        /// A coordinator whose barrier never returns, whatever its timeout
+        /// (an injected delay counts against the call's timeout, so it
+        /// cannot make one hang).
+        #[derive(Debug)]
+        struct Hangs;
+        #[async_trait::async_trait]
+        impl Coordinator for Hangs {
+            fn rank(&self) -> usize {
+                0
+            }
+            fn world_size(&self) -> usize {
+                1
+            }
+            fn name(&self) -> &str {
+                "hangs"
+            }
+            async fn barrier(&self, _: Duration) -> Result<(), CoordinatorError> {
+                std::future::pending().await
+            }
+            async fn all_gather(
+                &self,
+                _: Vec<u8>,
+                _: Duration,
+            ) -> Result<Vec<Vec<u8>>, CoordinatorError> {
+                std::future::pending().await
+            }
+            async fn signal(&self, _: &str, _: Vec<u8>) -> Result<u64, CoordinatorError> {
+                std::future::pending().await
+            }
+            async fn wait_for_rank(
+                &self,
+                _: usize,
+                _: &str,
+                _: u64,
+                _: Duration,
+            ) -> Result<steadfast::coordinator::Signal, CoordinatorError> {
+                std::future::pending().await
+            }
+        }
         let config = FaultTolerantConfig::builder()
             .grace(Duration::from_millis(500))
             .build()
             .unwrap();
-        let ft = FaultTolerant::new(ranks[0].clone(), config);
+        let ft = FaultTolerant::new(Hangs, config);
         let start = Instant::now();
         let err = ft.barrier(Duration::from_secs(3)).await.unwrap_err();
         assert!(matches!(err, CoordinatorError::Timeout { .. }), "{err}");

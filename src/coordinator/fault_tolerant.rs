@@ -2,7 +2,12 @@
 //! with a timeout and retries what is safe to retry, as an
 //! [`ErrorRecoveryManager`] decides.
 //!
-//! What is retried and why is documented on [`FaultTolerant`].
+//! The retries run in the crate's retry future ([`Retry`](crate::retry::Retry)),
+//! asked by a classifier that records each error in the recovery manager and
+//! retries when the manager says so; each attempt is bounded with
+//! [`bound_call`](super::bound_call), as the coordinator operations of
+//! [`TimeoutHandler`](crate::timeout::TimeoutHandler) are. What is retried
+//! and why is documented on [`FaultTolerant`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,14 +17,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
-use super::{Coordinator, CoordinatorError, Result, Signal};
+use super::{bound_call, Coordinator, CoordinatorError, Result, Signal};
 use crate::recovery::{
     ErrorRecoveryManager, RecoveryAction, RecoveryStrategy, RetryDelay, Severity,
 };
-use crate::retry::{RetryPolicy, Transient};
+use crate::retry::{Classifier, GiveUp, RetryPolicy, Transient};
 use crate::ConfigError;
+
+/// The number of the next wrapper made in this process: with the rank and
+/// the wrapper's own call counter, it makes operation ids unique, so that
+/// wrappers sharing one [`ErrorRecoveryManager`] never count each other's
+/// errors.
+static NEXT_WRAPPER: AtomicU64 = AtomicU64::new(0);
 
 /// The error kinds [`FaultTolerant`] records, one per operation.
 const KINDS: [&str; 4] = [
@@ -56,7 +66,7 @@ const KINDS: [&str; 4] = [
 /// # Ok::<(), steadfast::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "FaultTolerantRepr", into = "FaultTolerantRepr")]
+#[serde(try_from = "FaultTolerantConfigRepr", into = "FaultTolerantConfigRepr")]
 pub struct FaultTolerantConfig {
     op_timeout: Duration,
     grace: Duration,
@@ -211,7 +221,7 @@ impl FaultTolerantConfigBuilder {
 
 #[derive(Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct FaultTolerantRepr {
+struct FaultTolerantConfigRepr {
     #[serde(with = "crate::serde_duration")]
     op_timeout: Duration,
     #[serde(with = "crate::serde_duration")]
@@ -219,15 +229,15 @@ struct FaultTolerantRepr {
     retry: RetryPolicy,
 }
 
-impl Default for FaultTolerantRepr {
+impl Default for FaultTolerantConfigRepr {
     fn default() -> Self {
         FaultTolerantConfig::default().into()
     }
 }
 
-impl From<FaultTolerantConfig> for FaultTolerantRepr {
+impl From<FaultTolerantConfig> for FaultTolerantConfigRepr {
     fn from(c: FaultTolerantConfig) -> Self {
-        FaultTolerantRepr {
+        FaultTolerantConfigRepr {
             op_timeout: c.op_timeout,
             grace: c.grace,
             retry: c.retry,
@@ -235,10 +245,10 @@ impl From<FaultTolerantConfig> for FaultTolerantRepr {
     }
 }
 
-impl TryFrom<FaultTolerantRepr> for FaultTolerantConfig {
+impl TryFrom<FaultTolerantConfigRepr> for FaultTolerantConfig {
     type Error = ConfigError;
 
-    fn try_from(r: FaultTolerantRepr) -> std::result::Result<Self, ConfigError> {
+    fn try_from(r: FaultTolerantConfigRepr) -> std::result::Result<Self, ConfigError> {
         let config = FaultTolerantConfig {
             op_timeout: r.op_timeout,
             grace: r.grace,
@@ -284,16 +294,32 @@ fn severity_of(error: &CoordinatorError) -> Severity {
 /// `wait_for_rank` pass the caller's timeout to the inner coordinator, which
 /// reports a timeout itself (naming the missing ranks) and marks the round
 /// broken for every rank; the wrapper bounds each attempt at that timeout
-/// plus `grace`, only to catch an inner coordinator that hangs. `rank`,
-/// `world_size` and `name` are answered at once.
+/// plus `grace` with [`bound_call`](super::bound_call), only to catch an
+/// inner coordinator that hangs. `rank`, `world_size` and `name` are
+/// answered at once.
 ///
 /// Every error is recorded in its [`ErrorRecoveryManager`] (kind
 /// `coordinator.<operation>`, e.g. `coordinator.barrier`), which decides
 /// whether to retry. The wrapper installs, for each of these kinds that has
 /// no strategy yet, a Retry strategy with the config's policy that retries
 /// Medium errors only; a strategy set before, by the caller, wins (Fallback
-/// is treated as Abort: a coordinator has no fallback value). Retries wait
-/// with `tokio::time::sleep`.
+/// is treated as Abort: a coordinator has no fallback value). The retries
+/// run in the crate's [`Retry`](crate::retry::Retry) future, which waits
+/// the delay the manager names and stops when the policy's `max_elapsed`
+/// budget would be passed.
+///
+/// Each failed call is recorded under an operation id of its own, unique
+/// in the process (`coordinator.barrier/wrapper-3/rank-1/call-0`), so that
+/// wrappers sharing one manager (the ranks of a job in one process, say)
+/// never count each other's errors; the id's count is reset when the call
+/// succeeds or gives up.
+///
+/// **Which to pick.** Use this wrapper when transient failures of the
+/// coordination service should be retried and recorded; use
+/// [`TimeoutHandler::barrier`](crate::timeout::TimeoutHandler::barrier) and
+/// its siblings for a call with a default timeout and no retries. Both bound
+/// a call the same way ([`bound_call`](super::bound_call)); do not stack
+/// them.
 ///
 /// Its [`name`](Coordinator::name) is `fault-tolerant(<inner name>)`.
 ///
@@ -319,6 +345,13 @@ pub struct FaultTolerant<C: Coordinator> {
     config: FaultTolerantConfig,
     recovery: ErrorRecoveryManager,
     name: String,
+    /// The policy the retry future runs under: the config's time budget,
+    /// and no retry limit of its own (the recovery manager's strategy
+    /// decides when to stop, a strategy set by the caller included).
+    retry: RetryPolicy,
+    /// This wrapper's number in the process (see [`NEXT_WRAPPER`]).
+    wrapper: u64,
+    /// The calls that failed at least once, numbered for their ids.
     calls: AtomicU64,
 }
 
@@ -380,11 +413,19 @@ impl<C: Coordinator> FaultTolerant<C> {
             );
         }
         let name = format!("fault-tolerant({})", inner.name());
+        let mut retry = RetryPolicy::builder().max_retries(u32::MAX);
+        if let Some(budget) = config.retry().max_elapsed() {
+            retry = retry.max_elapsed(budget);
+        }
+        // Built from a policy that was valid, so it is valid too.
+        let retry = retry.build().unwrap_or_else(|_| config.retry().clone());
         FaultTolerant {
             inner,
             config,
             recovery,
             name,
+            retry,
+            wrapper: NEXT_WRAPPER.fetch_add(1, Ordering::Relaxed),
             calls: AtomicU64::new(0),
         }
     }
@@ -431,87 +472,124 @@ impl<C: Coordinator> FaultTolerant<C> {
         &self.config
     }
 
-    /// Runs `attempt` under `bound`, recording each error and retrying as
-    /// the recovery manager says.
+    /// Runs `attempt` (bounded at `timeout + grace`) in a retry future,
+    /// recording each error in the recovery manager and retrying as it
+    /// says.
     async fn run<T, F, Fut>(
         &self,
         operation: &'static str,
         kind: &'static str,
-        bound: Duration,
+        timeout: Duration,
+        grace: Duration,
         mut attempt: F,
     ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let started = Instant::now();
         // The operation id is made on the first error only: the happy path
         // allocates nothing.
         let mut operation_id: Option<String> = None;
-        loop {
-            let outcome = match tokio::time::timeout(bound, attempt()).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(CoordinatorError::Timeout {
-                    operation,
-                    after: bound,
-                    missing: Vec::new(),
-                }),
-            };
-            let error = match outcome {
-                Ok(value) => {
-                    if let Some(id) = &operation_id {
-                        self.recovery.reset(id);
+        let outcome = self
+            .retry
+            .retry(|| {
+                let call = attempt();
+                async move {
+                    match bound_call(operation, timeout, grace, call).await {
+                        Ok(outcome) => outcome,
+                        Err(abandoned) => Err(CoordinatorError::Timeout {
+                            operation,
+                            after: abandoned.after,
+                            missing: Vec::new(),
+                        }),
                     }
-                    return Ok(value);
                 }
-                Err(error) => error,
-            };
-            let id = operation_id.get_or_insert_with(|| {
-                let n = self.calls.fetch_add(1, Ordering::Relaxed);
-                format!("{kind}#{n}")
-            });
-            let action = self.recovery.record(
-                id,
-                Cow::Borrowed(kind),
-                severity_of(&error),
-                error.to_string(),
-            );
-            let delay = match action {
-                RecoveryAction::Retry { delay, .. } => delay,
-                _ => {
-                    self.recovery.reset(id);
-                    return Err(error);
-                }
-            };
-            if let Some(budget) = self.config.retry().max_elapsed() {
-                if started.elapsed().saturating_add(delay) > budget {
-                    tracing::warn!(
-                        target: "steadfast::coordinator",
-                        coordinator = %self.name,
-                        rank = self.inner.rank(),
-                        operation,
-                        ?budget,
-                        "retry budget spent, giving up"
-                    );
-                    self.recovery.reset(id);
-                    return Err(error);
-                }
-            }
-            tracing::info!(
-                target: "steadfast::coordinator",
-                coordinator = %self.name,
-                rank = self.inner.rank(),
-                operation,
-                %error,
-                ?delay,
-                "retrying after a transient failure"
-            );
-            tokio::time::sleep(delay).await;
+            })
+            .classify(Recorder {
+                wrapper: self,
+                kind,
+                operation_id: &mut operation_id,
+                delay: None,
+            })
+            .notify(|_attempt, error: &CoordinatorError, delay: Duration| {
+                tracing::info!(
+                    target: "steadfast::coordinator",
+                    coordinator = %self.name,
+                    rank = self.inner.rank(),
+                    operation,
+                    %error,
+                    ?delay,
+                    "retrying after a transient failure"
+                );
+            })
+            .await;
+        // Whether it succeeded or was given up, the operation is over: its
+        // error count goes.
+        if let Some(id) = &operation_id {
+            self.recovery.reset(id);
         }
+        outcome.map_err(|given_up| {
+            if given_up.reason() == GiveUp::ElapsedBudget {
+                tracing::warn!(
+                    target: "steadfast::coordinator",
+                    coordinator = %self.name,
+                    rank = self.inner.rank(),
+                    operation,
+                    budget = ?self.retry.max_elapsed(),
+                    "retry budget spent, giving up"
+                );
+            }
+            given_up.into_inner()
+        })
     }
 
-    fn waiting_bound(&self, timeout: Duration) -> Duration {
-        timeout.saturating_add(self.config.grace)
+    /// The id of a call that failed: unique in the process, per wrapper
+    /// and per call (`coordinator.barrier/wrapper-3/rank-1/call-0`).
+    fn next_operation_id(&self, kind: &str) -> String {
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{kind}/wrapper-{}/rank-{}/call-{call}",
+            self.wrapper,
+            self.inner.rank()
+        )
+    }
+}
+
+/// The [`Classifier`] of a [`FaultTolerant`] call: records each error in
+/// the recovery manager (under the call's operation id, made at its first
+/// error) and retries, after the delay it names, when the manager's action
+/// is a retry.
+struct Recorder<'a, C: Coordinator> {
+    wrapper: &'a FaultTolerant<C>,
+    kind: &'static str,
+    operation_id: &'a mut Option<String>,
+    /// The delay of the retry the manager asked for last.
+    delay: Option<Duration>,
+}
+
+impl<C: Coordinator> Classifier<CoordinatorError> for Recorder<'_, C> {
+    fn is_transient(&mut self, error: &CoordinatorError) -> bool {
+        let id = match self.operation_id {
+            Some(id) => id,
+            None => self
+                .operation_id
+                .insert(self.wrapper.next_operation_id(self.kind)),
+        };
+        let action = self.wrapper.recovery.record(
+            id,
+            Cow::Borrowed(self.kind),
+            severity_of(error),
+            error.to_string(),
+        );
+        self.delay = match action {
+            RecoveryAction::Retry { delay, .. } => Some(delay),
+            _ => None,
+        };
+        self.delay.is_some()
+    }
+
+    fn retry_after(&mut self, _: &CoordinatorError) -> Option<Duration> {
+        self.delay
     }
 }
 
@@ -530,23 +608,27 @@ impl<C: Coordinator> Coordinator for FaultTolerant<C> {
     }
 
     async fn barrier(&self, timeout: Duration) -> Result<()> {
-        self.run("barrier", KINDS[0], self.waiting_bound(timeout), || {
+        self.run("barrier", KINDS[0], timeout, self.config.grace, || {
             self.inner.barrier(timeout)
         })
         .await
     }
 
     async fn all_gather(&self, data: Vec<u8>, timeout: Duration) -> Result<Vec<Vec<u8>>> {
-        self.run("all_gather", KINDS[1], self.waiting_bound(timeout), || {
+        self.run("all_gather", KINDS[1], timeout, self.config.grace, || {
             self.inner.all_gather(data.clone(), timeout)
         })
         .await
     }
 
     async fn signal(&self, key: &str, payload: Vec<u8>) -> Result<u64> {
-        self.run("signal", KINDS[2], self.config.op_timeout, || {
-            self.inner.signal(key, payload.clone())
-        })
+        self.run(
+            "signal",
+            KINDS[2],
+            self.config.op_timeout,
+            Duration::ZERO,
+            || self.inner.signal(key, payload.clone()),
+        )
         .await
     }
 
@@ -560,7 +642,8 @@ impl<C: Coordinator> Coordinator for FaultTolerant<C> {
         self.run(
             "wait_for_rank",
             KINDS[3],
-            self.waiting_bound(timeout),
+            timeout,
+            self.config.grace,
             || self.inner.wait_for_rank(rank, key, min_seq, timeout),
         )
         .await

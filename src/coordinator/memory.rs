@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Coordinator, CoordinatorError, Result, Signal};
+use super::{deadline_after, validate_signal_key, Coordinator, CoordinatorError, Result, Signal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Collective {
@@ -54,6 +54,21 @@ impl Round {
 
     fn complete(&self) -> bool {
         self.arrived.iter().all(Option::is_some)
+    }
+}
+
+/// What became of a rank's injected faults before an operation.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    /// The rank is absent: its arrivals and signals do not count.
+    absent: bool,
+    /// Its injected delay outlasted the call's deadline.
+    late: bool,
+}
+
+impl Arrival {
+    fn arrives(self) -> bool {
+        !self.absent && !self.late
     }
 }
 
@@ -194,9 +209,14 @@ impl InMemoryCoordinator {
     }
 
     /// Applies this rank's injected faults before an operation: returns an
-    /// injected failure, or sleeps the injected delay. Returns whether the
-    /// rank is absent (its arrival must not be registered).
-    async fn before_operation(&self, operation: &'static str) -> Result<bool> {
+    /// injected failure, or waits the injected delay, but never past the
+    /// call's `deadline` (a delay counts against the call's timeout, as a
+    /// slow network would).
+    async fn before_operation(
+        &self,
+        operation: &'static str,
+        deadline: Option<Instant>,
+    ) -> Result<Arrival> {
         let faults = {
             let mut state = self.shared.lock();
             let faults = &mut state.faults[self.rank];
@@ -209,10 +229,21 @@ impl InMemoryCoordinator {
             }
             faults.clone()
         };
+        let mut late = false;
         if !faults.delay.is_zero() {
-            tokio::time::sleep(faults.delay).await;
+            let delayed_until = deadline_after(faults.delay);
+            match deadline {
+                Some(deadline) if deadline < delayed_until => {
+                    tokio::time::sleep_until(deadline).await;
+                    late = true;
+                }
+                _ => tokio::time::sleep_until(delayed_until).await,
+            }
         }
-        Ok(faults.absent)
+        Ok(Arrival {
+            absent: faults.absent,
+            late,
+        })
     }
 
     async fn collective(
@@ -222,7 +253,7 @@ impl InMemoryCoordinator {
         timeout: Duration,
     ) -> Result<Vec<Vec<u8>>> {
         let deadline = deadline_after(timeout);
-        let absent = self.before_operation(op.name()).await?;
+        let arrival = self.before_operation(op.name(), Some(deadline)).await?;
         let world_size = self.shared.world_size;
         let mut changes = self.shared.changed.subscribe();
         let (round, broken) = {
@@ -235,7 +266,10 @@ impl InMemoryCoordinator {
                 .entry((op, round))
                 .or_insert_with(|| Round::new(world_size));
             let broken = entry.broken.clone();
-            if broken.is_none() && !absent {
+            // A rank whose injected delay outlasted its timeout takes its
+            // seat without arriving, and breaks the round below, as any rank
+            // whose timeout expires does.
+            if broken.is_none() && arrival.arrives() {
                 entry.arrived[self.rank] = Some(data);
             }
             (round, broken)
@@ -335,16 +369,6 @@ impl Drop for Seat<'_> {
     }
 }
 
-/// The instant `timeout` from now, or one about 30 years away when that
-/// cannot be represented (`Duration::MAX` means "wait as long as it takes").
-fn deadline_after(timeout: Duration) -> Instant {
-    const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .or_else(|| now.checked_add(FAR_FUTURE))
-        .unwrap_or(now)
-}
-
 #[async_trait]
 impl Coordinator for InMemoryCoordinator {
     fn rank(&self) -> usize {
@@ -370,12 +394,9 @@ impl Coordinator for InMemoryCoordinator {
     }
 
     async fn signal(&self, key: &str, payload: Vec<u8>) -> Result<u64> {
-        if key.is_empty() {
-            return Err(CoordinatorError::InvalidArgument(
-                "a signal key must not be empty".into(),
-            ));
-        }
-        let absent = self.before_operation("signal").await?;
+        validate_signal_key(key)?;
+        // A signal has no timeout: the whole delay is waited.
+        let absent = self.before_operation("signal", None).await?.absent;
         let seq = {
             let mut state = self.shared.lock();
             let current = state
@@ -402,13 +423,19 @@ impl Coordinator for InMemoryCoordinator {
         timeout: Duration,
     ) -> Result<Signal> {
         self.check_rank(rank)?;
-        if key.is_empty() {
-            return Err(CoordinatorError::InvalidArgument(
-                "a signal key must not be empty".into(),
-            ));
-        }
+        validate_signal_key(key)?;
         let deadline = deadline_after(timeout);
-        self.before_operation("wait_for_rank").await?;
+        if self
+            .before_operation("wait_for_rank", Some(deadline))
+            .await?
+            .late
+        {
+            return Err(CoordinatorError::Timeout {
+                operation: "wait_for_rank",
+                after: timeout,
+                missing: vec![rank],
+            });
+        }
         let mut changes = self.shared.changed.subscribe();
         loop {
             let current = self
@@ -485,6 +512,12 @@ impl CoordinatorFaults {
     }
 
     /// Delays every operation of `rank` by `delay` before it arrives.
+    ///
+    /// The delay counts against the timeout of the delayed call, as a slow
+    /// network would: a barrier or all-gather whose delay outlasts its
+    /// timeout times out at its deadline without having arrived (and breaks
+    /// the round, naming this rank), and a `wait_for_rank` times out.
+    /// `signal` has no timeout and waits the whole delay.
     ///
     /// # Examples
     ///

@@ -23,66 +23,48 @@
 //!
 //! The trait is object-safe: `Arc<dyn Coordinator>` works wherever a
 //! coordinator is expected.
+//!
+//! What every implementation shares, so that they do not drift apart:
+//! - [`validate_signal_key`], the one rule for signal keys;
+//! - [`deadline_after`], the deadline of a waiting operation, fixed when the
+//!   call starts;
+//! - [`bound_call`], the one way to bound a coordinator call from outside
+//!   (its docs say when to call a coordinator directly, through
+//!   [`TimeoutHandler`](crate::timeout::TimeoutHandler) or through
+//!   [`FaultTolerant`]);
+//! - [`MemberEvent`], how a coordinator that tracks liveness reports joins
+//!   and departures (a health monitor follows them:
+//!   `HealthMonitor::follow_members`);
+//! - the conformance suite, `conformance` (feature `testing`), which checks
+//!   the trait's contract on an implementation (yours too) and runs on
+//!   every coordinator of this crate, through `Arc<dyn Coordinator>` too.
 
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod conformance;
+mod deadline;
+mod error;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod fault_tolerant;
+mod members;
 mod memory;
+mod signal;
 
+pub use deadline::{bound_call, deadline_after};
+pub use error::{Abandoned, CoordinatorError, Result};
 #[cfg(feature = "etcd")]
-pub use etcd::{
-    EtcdConfig, EtcdConfigBuilder, EtcdCoordinator, LivenessReporter, MemberEvent, MemberWatch,
-};
+pub use etcd::{EtcdConfig, EtcdConfigBuilder, EtcdCoordinator, MemberWatch};
 pub use fault_tolerant::{FaultTolerant, FaultTolerantConfig, FaultTolerantConfigBuilder};
+pub use members::MemberEvent;
 pub use memory::{CoordinatorFaults, InMemoryCoordinator};
+pub use signal::{validate_signal_key, Signal};
 
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-
-use crate::retry::Transient;
-
-/// The result type of coordinator operations.
-pub type Result<T, E = CoordinatorError> = std::result::Result<T, E>;
-
-/// A signal raised by a rank: its sequence number and payload.
-///
-/// Sequence numbers start at 1 for the first signal a rank raises under a key
-/// and grow by one with each new signal under that key. A `seq` of 0 means the
-/// rank has not signalled yet.
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::coordinator::Signal;
-///
-/// let s = Signal { seq: 1, payload: b"ready".to_vec() };
-/// assert!(s.is_raised());
-/// assert!(!Signal::default().is_raised());
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Signal {
-    /// The sequence number of this signal (0: never signalled).
-    pub seq: u64,
-    /// The bytes sent with the signal.
-    pub payload: Vec<u8>,
-}
-
-impl Signal {
-    /// Whether the rank has raised this signal at least once.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use steadfast::coordinator::Signal;
-    /// assert!(Signal { seq: 3, payload: vec![] }.is_raised());
-    /// ```
-    pub fn is_raised(&self) -> bool {
-        self.seq > 0
-    }
-}
 
 /// How the ranks of a distributed job meet.
 ///
@@ -194,129 +176,6 @@ macro_rules! forward_coordinator {
 
 forward_coordinator!(Arc<T>);
 forward_coordinator!(Box<T>);
-
-/// What went wrong in a coordinator operation.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use steadfast::coordinator::CoordinatorError;
-///
-/// let err = CoordinatorError::Timeout {
-///     operation: "barrier",
-///     after: Duration::from_secs(5),
-///     missing: vec![2, 3],
-/// };
-/// assert_eq!(err.missing_ranks(), &[2, 3]);
-/// assert!(err.to_string().contains("[2, 3]"));
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CoordinatorError {
-    /// The operation did not complete in time; `missing` lists the ranks that
-    /// did not arrive (empty when the operation waited on no specific rank).
-    #[error("{operation} timed out after {after:?}; ranks that did not arrive: {missing:?}")]
-    Timeout {
-        /// The operation that timed out (`"barrier"`, `"all_gather"`, ...).
-        operation: &'static str,
-        /// How long it waited.
-        after: Duration,
-        /// The ranks that did not arrive.
-        missing: Vec<usize>,
-    },
-    /// A round of a collective failed for another rank (it timed out there),
-    /// so it cannot complete here either.
-    #[error("{operation} round {round} is broken; ranks that did not arrive: {missing:?}")]
-    Broken {
-        /// The collective operation.
-        operation: &'static str,
-        /// The round (generation) of the collective.
-        round: u64,
-        /// The ranks that did not arrive in that round.
-        missing: Vec<usize>,
-    },
-    /// A rank number outside `0..world_size`.
-    #[error("rank {rank} is out of range for a world of {world_size} ranks")]
-    InvalidRank {
-        /// The rank asked for.
-        rank: usize,
-        /// The world size.
-        world_size: usize,
-    },
-    /// An argument was refused (an empty signal key, say).
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
-    /// The coordination service could not be reached or answered with a
-    /// transient failure; retrying may succeed.
-    #[error("coordinator unavailable: {message}")]
-    Unavailable {
-        /// What the backend said.
-        message: String,
-        /// The underlying error, if any.
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
-    /// A permanent failure of the backend.
-    #[error("coordinator backend error: {message}")]
-    Backend {
-        /// What went wrong.
-        message: String,
-        /// The underlying error, if any.
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
-}
-
-impl CoordinatorError {
-    /// The ranks that did not arrive, for a timeout or a broken round; empty
-    /// otherwise.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use steadfast::coordinator::CoordinatorError;
-    /// let err = CoordinatorError::InvalidRank { rank: 9, world_size: 4 };
-    /// assert!(err.missing_ranks().is_empty());
-    /// ```
-    pub fn missing_ranks(&self) -> &[usize] {
-        match self {
-            CoordinatorError::Timeout { missing, .. }
-            | CoordinatorError::Broken { missing, .. } => missing,
-            _ => &[],
-        }
-    }
-
-    /// A transient "unavailable" error with a message, for implementations
-    /// and fault injection.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use steadfast::coordinator::CoordinatorError;
-    /// use steadfast::retry::Transient;
-    /// assert!(CoordinatorError::unavailable("connection reset").is_transient());
-    /// ```
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        CoordinatorError::Unavailable {
-            message: message.into(),
-            source: None,
-        }
-    }
-}
-
-/// Timeouts, broken rounds and unavailability are transient; invalid ranks,
-/// invalid arguments and backend errors are not.
-impl Transient for CoordinatorError {
-    fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            CoordinatorError::Timeout { .. }
-                | CoordinatorError::Broken { .. }
-                | CoordinatorError::Unavailable { .. }
-        )
-    }
-}
 
 #[cfg(test)]
 mod tests {

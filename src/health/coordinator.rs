@@ -40,7 +40,7 @@ use crate::ConfigError;
 /// # Ok::<(), steadfast::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "HeartbeatRepr", into = "HeartbeatRepr")]
+#[serde(try_from = "HeartbeatConfigRepr", into = "HeartbeatConfigRepr")]
 pub struct HeartbeatConfig {
     interval: Duration,
     key: String,
@@ -192,22 +192,22 @@ impl HeartbeatConfigBuilder {
 
 #[derive(Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct HeartbeatRepr {
+struct HeartbeatConfigRepr {
     #[serde(with = "crate::serde_duration")]
     interval: Duration,
     key: String,
     register_ranks: bool,
 }
 
-impl Default for HeartbeatRepr {
+impl Default for HeartbeatConfigRepr {
     fn default() -> Self {
         HeartbeatConfig::default().into()
     }
 }
 
-impl From<HeartbeatConfig> for HeartbeatRepr {
+impl From<HeartbeatConfig> for HeartbeatConfigRepr {
     fn from(c: HeartbeatConfig) -> Self {
-        HeartbeatRepr {
+        HeartbeatConfigRepr {
             interval: c.interval,
             key: c.key,
             register_ranks: c.register_ranks,
@@ -215,10 +215,10 @@ impl From<HeartbeatConfig> for HeartbeatRepr {
     }
 }
 
-impl TryFrom<HeartbeatRepr> for HeartbeatConfig {
+impl TryFrom<HeartbeatConfigRepr> for HeartbeatConfig {
     type Error = ConfigError;
 
-    fn try_from(r: HeartbeatRepr) -> Result<Self, ConfigError> {
+    fn try_from(r: HeartbeatConfigRepr) -> Result<Self, ConfigError> {
         let config = HeartbeatConfig {
             interval: r.interval,
             key: r.key,

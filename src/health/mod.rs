@@ -87,6 +87,7 @@ mod config;
 mod coordinator;
 mod error;
 mod handle;
+mod liveness;
 mod member;
 mod monitor;
 mod phi;

@@ -22,7 +22,7 @@ use tokio::task::coop;
 use tokio::time::{Instant, Sleep};
 
 use super::TimeoutError;
-use crate::coordinator::{Coordinator, CoordinatorError, Signal};
+use crate::coordinator::{bound_call, Coordinator, CoordinatorError, Signal};
 use crate::ConfigError;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -419,6 +419,12 @@ impl TimeoutHandler {
     /// the call is abandoned with [`TimeoutError::Elapsed`] whose `after` is
     /// the timeout plus the grace period.
     ///
+    /// The call is bounded with [`bound_call`], as the
+    /// [`FaultTolerant`](crate::coordinator::FaultTolerant) wrapper bounds
+    /// each of its attempts: pick this method for a call with a default
+    /// timeout and no retries, the wrapper when transient failures should be
+    /// retried (and do not stack the two).
+    ///
     /// # Cancellation
     ///
     /// Dropping the returned future drops the coordinator's barrier call.
@@ -563,8 +569,7 @@ impl TimeoutHandler {
         timeout: Duration,
         call: impl Future<Output = Result<T, CoordinatorError>>,
     ) -> Result<T, TimeoutError> {
-        let backstop = timeout.saturating_add(self.config.coordinator_grace);
-        match tokio::time::timeout(backstop, call).await {
+        match bound_call(operation, timeout, self.config.coordinator_grace, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(source)) => {
                 let err = TimeoutError::Coordinator { operation, source };
@@ -590,19 +595,19 @@ impl TimeoutHandler {
                 }
                 Err(err)
             }
-            Err(_) => {
+            Err(abandoned) => {
                 tracing::warn!(
                     target: "steadfast::timeout",
                     coordinator = coordinator.name(),
                     rank = coordinator.rank(),
                     operation,
                     ?timeout,
-                    waited = ?backstop,
+                    waited = ?abandoned.after,
                     "coordinator did not return after its timeout; abandoned"
                 );
                 Err(TimeoutError::Elapsed {
                     operation: Some(operation.to_string()),
-                    after: backstop,
+                    after: abandoned.after,
                 })
             }
         }

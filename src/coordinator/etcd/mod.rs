@@ -1,0 +1,498 @@
+//! [`EtcdCoordinator`]: the ranks of a job meet through an etcd cluster, so
+//! that they can run as separate processes on separate machines (feature
+//! `etcd`).
+//!
+//! The key layout, the liveness protocol and the failure handling are
+//! written down on [`EtcdCoordinator`], right below. The parts live apart:
+//!
+//! - `config.rs`: [`EtcdConfig`] and its builder;
+//! - `lease.rs`: connecting, the lease and its keep-alive, leaving the job;
+//! - `members.rs`: the member keys and [`MemberWatch`];
+//! - `collective.rs`: barriers, all-gathers and signals (the
+//!   [`Coordinator`](super::Coordinator) implementation);
+//! - `error.rs`: how etcd client errors map to [`CoordinatorError`]s.
+//!
+//! This file holds what they share: the handle, one etcd call with retries,
+//! and the read-then-watch loop that every wait is built on.
+
+mod collective;
+mod config;
+mod error;
+mod lease;
+mod members;
+
+pub use config::{EtcdConfig, EtcdConfigBuilder};
+pub use members::MemberWatch;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicU8};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use etcd_client::{Client, EventType, GetOptions, GetResponse, WatchOptions, WatchStream};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use self::error::{from_etcd, op_timed_out};
+use super::{CoordinatorError, Result};
+use crate::retry::{Backoff, RetryError, RetryPolicy};
+
+const TARGET: &str = "steadfast::coordinator";
+
+/// A [`Coordinator`](super::Coordinator) whose ranks meet through etcd: each rank is its own
+/// process, on any machine that reaches the etcd cluster.
+///
+/// Handles are cheap to clone and share one lease and one set of round
+/// counters; dropping the last one stops the lease keep-alive (its keys
+/// expire after the TTL).
+///
+/// # How it works
+///
+/// Every rank connects with an [`EtcdConfig`] naming the same etcd
+/// endpoints, the same job prefix and the same world size, and its own rank.
+/// All keys of a job live under its prefix, so two jobs with different
+/// prefixes never see each other:
+///
+/// | key | value | written by |
+/// |---|---|---|
+/// | `{prefix}/members/{rank}` | `{"world_size":N,"state":"running"}` | the rank, when it connects |
+/// | `{prefix}/barrier/{round}/{rank}` | empty | the rank, when it reaches barrier round `round` |
+/// | `{prefix}/gather/{round}/{rank}` | the rank's payload | the rank, in all-gather round `round` |
+/// | `{prefix}/barrier/{round}/broken`, `{prefix}/gather/{round}/broken` | the missing ranks, `2,3` | the first rank whose wait timed out |
+/// | `{prefix}/signal/{key}/{rank}` | 8-byte big-endian sequence number, then the payload | the rank, for each signal |
+/// | `{prefix}/done/{rank}` | empty | the rank, in [`EtcdCoordinator::shutdown`] |
+///
+/// **Liveness.** Each rank holds an etcd *lease* with a TTL (10 s by
+/// default) and attaches every key it writes to it. A background task keeps
+/// the lease alive every TTL/3. When a process dies, or loses etcd for longer
+/// than the TTL, etcd expires the lease and deletes its keys: its member key
+/// disappears, which [`EtcdCoordinator::watch_members`] reports, and nothing
+/// the dead rank wrote lingers. Dropping the last handle of a coordinator
+/// stops the keep-alive, so its keys expire after the TTL;
+/// [`EtcdCoordinator::shutdown`] leaves at once instead.
+///
+/// **Collectives** ([`barrier`](super::Coordinator::barrier),
+/// [`all_gather`](super::Coordinator::all_gather)) are numbered by round, one
+/// counter per kind, and complete when the keys of all `world_size` ranks
+/// exist in that round. A rank writes its key, reads the round, and, if it
+/// is incomplete, follows it with an etcd WATCH that starts at the revision
+/// of that read, so that no arrival between the read and the watch is
+/// missed. Nothing polls. When its timeout expires, the rank marks the round
+/// *broken* in a transaction that succeeds only if the missing ranks are
+/// still missing, and fails with [`CoordinatorError::Timeout`] naming them;
+/// the other ranks (and any late one) then fail with
+/// [`CoordinatorError::Broken`] instead of completing a round that another
+/// rank gave up on. Once a round completes, each rank deletes its key of the
+/// round before (every rank has left that one).
+///
+/// **Signals** ([`signal`](super::Coordinator::signal),
+/// [`wait_for_rank`](super::Coordinator::wait_for_rank)) are one key per rank and
+/// signal key; the sequence number is raised with a compare-and-swap
+/// transaction, and a wait follows the key with a watch.
+///
+/// **Failures.** Every etcd call has a timeout (`op_timeout`) and transient
+/// errors (etcd unavailable, a connection reset, a leader election, a call
+/// that did not answer in time) are retried under the configured
+/// [`RetryPolicy`]; a watch that breaks (etcd restarted) is re-established
+/// from a fresh read. Errors map to [`CoordinatorError::Unavailable`]
+/// (transient) or [`CoordinatorError::Backend`] (permanent). An unreachable
+/// etcd fails [`EtcdCoordinator::connect`] within `connect_timeout`; an etcd
+/// that stays unreachable for longer than the retry policy allows fails a
+/// wait with `Unavailable`, even before its own timeout.
+///
+/// **One prefix per run.** A rank registers only if no other process holds
+/// its member key under the prefix, and refuses to join ranks of another
+/// world size. Keys of a crashed run expire with their leases; until then,
+/// start the next run under a new prefix (`/jobs/train-42/attempt-2`).
+///
+/// **Health.** [`EtcdCoordinator::watch_members`] reports the leases as
+/// [`MemberEvent`](super::MemberEvent)s; a health monitor that follows them
+/// (`HealthMonitor::follow_members(world_size, coordinator.watch_members())`)
+/// marks a rank whose lease expires Failed.
+///
+/// # Examples
+///
+/// Four ranks, here tasks of one process (each would normally be its own
+/// process, started with its own rank):
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::coordinator::{Coordinator, EtcdConfig, EtcdCoordinator};
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let Ok(endpoints) = std::env::var("STEADFAST_ETCD_ENDPOINTS") else { return Ok(()) };
+/// let prefix = format!("doc-example-{}", std::process::id());
+/// let mut tasks = Vec::new();
+/// for rank in 0..4 {
+///     let config = EtcdConfig::builder()
+///         .endpoints_csv(&endpoints)
+///         .prefix(prefix.clone())
+///         .rank(rank)
+///         .world_size(4)
+///         .build()?;
+///     tasks.push(tokio::spawn(async move {
+///         let coordinator = EtcdCoordinator::connect(config).await?;
+///         let all = coordinator
+///             .all_gather(vec![rank as u8], Duration::from_secs(30))
+///             .await?;
+///         assert_eq!(all, vec![vec![0], vec![1], vec![2], vec![3]]);
+///         coordinator.barrier(Duration::from_secs(30)).await?;
+///         coordinator.shutdown(Duration::from_secs(30)).await
+///     }));
+/// }
+/// for task in tasks {
+///     task.await??;
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct EtcdCoordinator {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for EtcdCoordinator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdCoordinator")
+            .field("endpoints", &self.inner.config.endpoints)
+            .field("prefix", &self.inner.config.prefix)
+            .field("rank", &self.inner.config.rank)
+            .field("world_size", &self.inner.config.world_size)
+            .field("lease_id", &self.inner.lease_id)
+            .finish()
+    }
+}
+
+struct Inner {
+    config: EtcdConfig,
+    client: Client,
+    lease_id: i64,
+    lease_ttl_secs: i64,
+    /// The next round of each collective, shared by the clones of a handle.
+    next_barrier: AtomicU64,
+    next_gather: AtomicU64,
+    /// `ACTIVE`, `LEASE_LOST` or `SHUT_DOWN` (see `lease.rs`).
+    state: Arc<AtomicU8>,
+    keep_alive: Mutex<Option<AbortOnDrop>>,
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+/// The keys under `dir` that a wait follows, by the part after `dir`, with
+/// their values.
+type View = BTreeMap<String, Vec<u8>>;
+/// Parses a key segment that must be exactly a rank number.
+fn parse_rank(segment: &str) -> Option<usize> {
+    if segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if segment.len() > 1 && segment.starts_with('0') {
+        return None;
+    }
+    segment.parse().ok()
+}
+fn revision_of(resp: &GetResponse) -> i64 {
+    resp.header().map(|h| h.revision()).unwrap_or(0)
+}
+/// The part of `key` after `dir`, when `key` starts with `dir` and is UTF-8.
+fn suffix_of<'a>(key: &'a [u8], dir: &str) -> Option<&'a str> {
+    std::str::from_utf8(key.strip_prefix(dir.as_bytes())?).ok()
+}
+
+impl EtcdCoordinator {
+    /// The configuration this coordinator was connected with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::coordinator::{EtcdConfig, EtcdCoordinator};
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let Ok(endpoints) = std::env::var("STEADFAST_ETCD_ENDPOINTS") else { return Ok(()) };
+    /// # let prefix = format!("doc-config-{}", std::process::id());
+    /// let config = EtcdConfig::builder().endpoints_csv(&endpoints).prefix(prefix).build()?;
+    /// let coordinator = EtcdCoordinator::connect(config.clone()).await?;
+    /// assert_eq!(coordinator.config(), &config);
+    /// # coordinator.shutdown(std::time::Duration::from_secs(5)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn config(&self) -> &EtcdConfig {
+        &self.inner.config
+    }
+
+    /// The id of this rank's etcd lease.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::coordinator::{EtcdConfig, EtcdCoordinator};
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let Ok(endpoints) = std::env::var("STEADFAST_ETCD_ENDPOINTS") else { return Ok(()) };
+    /// # let prefix = format!("doc-lease-{}", std::process::id());
+    /// let config = EtcdConfig::builder().endpoints_csv(&endpoints).prefix(prefix).build()?;
+    /// let coordinator = EtcdCoordinator::connect(config).await?;
+    /// assert_ne!(coordinator.lease_id(), 0);
+    /// # coordinator.shutdown(std::time::Duration::from_secs(5)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn lease_id(&self) -> i64 {
+        self.inner.lease_id
+    }
+
+    /// The lease TTL etcd granted (it may raise the configured one to its
+    /// minimum).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use steadfast::coordinator::{EtcdConfig, EtcdCoordinator};
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let Ok(endpoints) = std::env::var("STEADFAST_ETCD_ENDPOINTS") else { return Ok(()) };
+    /// # let prefix = format!("doc-ttl-{}", std::process::id());
+    /// let config = EtcdConfig::builder().endpoints_csv(&endpoints).prefix(prefix).build()?;
+    /// let coordinator = EtcdCoordinator::connect(config).await?;
+    /// assert!(coordinator.lease_ttl() >= Duration::from_secs(10));
+    /// # coordinator.shutdown(Duration::from_secs(5)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.inner.lease_ttl_secs.unsigned_abs())
+    }
+    fn check_rank(&self, rank: usize) -> Result<()> {
+        let world_size = self.inner.config.world_size;
+        if rank >= world_size {
+            return Err(CoordinatorError::InvalidRank { rank, world_size });
+        }
+        Ok(())
+    }
+
+    /// One etcd call with a timeout per attempt, retried under the policy.
+    async fn call<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut + Send,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>> + Send,
+        T: Send,
+    {
+        self.check_usable()?;
+        retry_call(
+            &self.inner.config.retry,
+            what,
+            self.inner.config.op_timeout,
+            &self.inner.client,
+            op,
+            |_| {},
+        )
+        .await
+    }
+
+    /// One etcd call with a timeout, not retried.
+    async fn call_once<T, Fut>(&self, what: &str, op: impl FnOnce(Client) -> Fut) -> Result<T>
+    where
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let op_timeout = self.inner.config.op_timeout;
+        match tokio::time::timeout(op_timeout, op(self.inner.client.clone())).await {
+            Ok(result) => result.map_err(|e| from_etcd(what, e)),
+            Err(_) => Err(op_timed_out(what, op_timeout)),
+        }
+    }
+
+    /// Reads the keys under `key` (a prefix when `prefix` is set), then
+    /// follows them with a watch that starts right after that read, calling
+    /// `decide` on every new state until it returns `Some`.
+    ///
+    /// Returns `Ok(None)` when `deadline` passes first, leaving the last
+    /// state seen in `view`. A watch that breaks (etcd restarted, the
+    /// revision was compacted) is re-established from a fresh read.
+    async fn follow<R>(
+        &self,
+        what: &'static str,
+        key: &str,
+        prefix: bool,
+        deadline: Instant,
+        view: &mut View,
+        mut decide: impl FnMut(&View) -> Option<R> + Send,
+    ) -> Result<Option<R>> {
+        let mut backoff: Option<Backoff> = None;
+        loop {
+            let read = self.call(what, |mut c| {
+                let key = key.to_string();
+                let options = prefix.then(|| GetOptions::new().with_prefix());
+                async move { c.get(key, options).await }
+            });
+            let resp = match tokio::time::timeout_at(deadline, read).await {
+                Err(_) => return Ok(None),
+                Ok(resp) => resp?,
+            };
+            view.clear();
+            for kv in resp.kvs() {
+                if let Some(suffix) = suffix_of(kv.key(), key) {
+                    view.insert(suffix.to_string(), kv.value().to_vec());
+                }
+            }
+            if let Some(result) = decide(view) {
+                return Ok(Some(result));
+            }
+            let start = revision_of(&resp).saturating_add(1);
+            let watch = self.call("watch", |mut c| {
+                let key = key.to_string();
+                let mut options = WatchOptions::new().with_start_revision(start);
+                if prefix {
+                    options = options.with_prefix();
+                }
+                async move { c.watch(key, Some(options)).await }
+            });
+            let mut stream: WatchStream = match tokio::time::timeout_at(deadline, watch).await {
+                Err(_) => return Ok(None),
+                Ok(stream) => stream?,
+            };
+            loop {
+                let message = match tokio::time::timeout_at(deadline, stream.message()).await {
+                    Err(_) => return Ok(None),
+                    Ok(message) => message,
+                };
+                match message {
+                    Ok(Some(resp)) => {
+                        if resp.canceled() {
+                            tracing::debug!(
+                                target: TARGET,
+                                coordinator = "etcd",
+                                operation = what,
+                                key,
+                                reason = resp.cancel_reason(),
+                                compact_revision = resp.compact_revision(),
+                                "watch canceled; reading again"
+                            );
+                            break;
+                        }
+                        backoff = None;
+                        for event in resp.events() {
+                            let Some(kv) = event.kv() else { continue };
+                            let Some(suffix) = suffix_of(kv.key(), key) else {
+                                continue;
+                            };
+                            match event.event_type() {
+                                EventType::Put => {
+                                    view.insert(suffix.to_string(), kv.value().to_vec());
+                                }
+                                EventType::Delete => {
+                                    view.remove(suffix);
+                                }
+                            }
+                        }
+                        if let Some(result) = decide(view) {
+                            return Ok(Some(result));
+                        }
+                    }
+                    Ok(None) => {
+                        tracing::debug!(
+                            target: TARGET,
+                            coordinator = "etcd",
+                            operation = what,
+                            key,
+                            "watch stream ended; reading again"
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(
+                            target: TARGET,
+                            coordinator = "etcd",
+                            operation = what,
+                            key,
+                            error = %e,
+                            "watch broke; reading again"
+                        );
+                        break;
+                    }
+                }
+            }
+            // A watch that keeps breaking at once is not retried in a tight
+            // loop: wait the policy's backoff, bounded by the deadline.
+            let delay = backoff
+                .get_or_insert_with(|| self.inner.config.retry.backoff())
+                .next()
+                .unwrap_or(self.inner.config.retry.max_delay());
+            if tokio::time::timeout_at(deadline, tokio::time::sleep(delay))
+                .await
+                .is_err()
+            {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// One etcd call with a timeout per attempt, retried under `policy` while it
+/// fails with a transient error. `record` sees every failed attempt.
+async fn retry_call<T, F, Fut>(
+    policy: &RetryPolicy,
+    what: &str,
+    op_timeout: Duration,
+    client: &Client,
+    mut op: F,
+    mut record: impl FnMut(&CoordinatorError) + Send,
+) -> Result<T>
+where
+    F: FnMut(Client) -> Fut + Send,
+    Fut: Future<Output = std::result::Result<T, etcd_client::Error>> + Send,
+    T: Send,
+{
+    let result = policy
+        .retry(|| {
+            let attempt = op(client.clone());
+            async move {
+                match tokio::time::timeout(op_timeout, attempt).await {
+                    Ok(result) => result.map_err(|e| from_etcd(what, e)),
+                    Err(_) => Err(op_timed_out(what, op_timeout)),
+                }
+            }
+        })
+        .when(|e: &CoordinatorError| {
+            record(e);
+            matches!(e, CoordinatorError::Unavailable { .. })
+        })
+        .notify(|attempt: u32, e: &CoordinatorError, delay: Duration| {
+            tracing::debug!(
+                target: TARGET,
+                coordinator = "etcd",
+                operation = what,
+                attempt,
+                ?delay,
+                error = %e,
+                "etcd call failed; retrying"
+            );
+        })
+        .await;
+    result.map_err(RetryError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<EtcdConfig>();
+        assert_send_sync::<EtcdCoordinator>();
+        assert_send_sync::<crate::coordinator::MemberEvent>();
+        fn assert_send<T: Send>() {}
+        assert_send::<MemberWatch>();
+    }
+}
