@@ -2,6 +2,9 @@
 //! admission, cancellation, events, forced open and reset, configuration,
 //! a many-thread stress test and a property test against a reference model.
 
+// The counting global allocator below is the one unsafe piece.
+#![allow(unsafe_code)]
+
 use std::collections::{HashMap, VecDeque};
 use std::error::Error as _;
 use std::io;
@@ -116,6 +119,101 @@ async fn count_window_failure_rate_opens_the_circuit() {
         drain(&mut events),
         [(State::Closed, State::Open, TransitionReason::FailureRate)]
     );
+}
+
+/// The rate rules are evaluated whenever the window changes, a success
+/// included: the success that brings the window to `minimum_calls` trips a
+/// failure rate already at its threshold.
+#[tokio::test(start_paused = true)]
+async fn a_success_that_brings_a_count_window_to_its_minimum_trips_the_rate() {
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(100)
+        .sliding_window(SlidingWindow::count(10))
+        .minimum_calls(4)
+        .failure_rate_threshold(0.5)
+        .build()
+        .unwrap();
+    let mut events = breaker.subscribe();
+    fail(&breaker).await;
+    fail(&breaker).await;
+    succeed(&breaker).await;
+    assert_eq!(breaker.state(), State::Closed);
+    succeed(&breaker).await; // F F S S: 4 calls, 50%
+    assert_eq!(breaker.state(), State::Open);
+    assert_eq!(
+        drain(&mut events),
+        [(State::Closed, State::Open, TransitionReason::FailureRate)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_success_that_brings_a_time_window_to_its_minimum_trips_the_rate() {
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(100)
+        .sliding_window(SlidingWindow::time(secs(10)))
+        .minimum_calls(4)
+        .failure_rate_threshold(0.5)
+        .build()
+        .unwrap();
+    let mut events = breaker.subscribe();
+    fail(&breaker).await;
+    fail(&breaker).await;
+    succeed(&breaker).await;
+    assert_eq!(breaker.state(), State::Closed);
+    succeed(&breaker).await; // F F S S: 4 calls, 50%
+    assert_eq!(breaker.state(), State::Open);
+    assert_eq!(
+        drain(&mut events),
+        [(State::Closed, State::Open, TransitionReason::FailureRate)]
+    );
+}
+
+/// In a time window a success can raise the failure rate: the successes
+/// that kept it low leave the window, and the success that follows sees
+/// the failures left behind.
+#[tokio::test(start_paused = true)]
+async fn a_success_after_successes_left_a_time_window_trips_the_rate() {
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(100)
+        .sliding_window(SlidingWindow::time(secs(10)))
+        .minimum_calls(4)
+        .failure_rate_threshold(0.5)
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        succeed(&breaker).await;
+    }
+    advance(secs(5)).await;
+    for _ in 0..3 {
+        fail(&breaker).await;
+    }
+    assert_eq!(breaker.snapshot().failure_rate, Some(3.0 / 7.0));
+    assert_eq!(breaker.state(), State::Closed);
+    advance(secs(5)).await; // the four successes leave
+    succeed(&breaker).await; // F F F S: 75%
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_call_that_brings_the_window_to_its_minimum_trips_the_slow_rate() {
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(100)
+        .sliding_window(SlidingWindow::count(10))
+        .minimum_calls(2)
+        .slow_call_duration(SEC)
+        .slow_call_rate_threshold(0.5)
+        .build()
+        .unwrap();
+    let r = breaker
+        .call(|| async {
+            sleep(secs(2)).await;
+            Ok::<_, io::Error>(())
+        })
+        .await;
+    assert!(r.is_ok());
+    assert_eq!(breaker.state(), State::Closed);
+    succeed(&breaker).await; // slow, fast: 50% slow
+    assert_eq!(breaker.state(), State::Open);
 }
 
 #[tokio::test(start_paused = true)]
@@ -535,6 +633,57 @@ async fn a_dropped_half_open_call_frees_its_permit_and_is_not_a_success() {
     assert_eq!(breaker.snapshot().half_open_successes, 1);
     succeed(&breaker).await;
     assert_eq!(breaker.state(), State::Closed);
+}
+
+/// An abandoned trial call keeps its place until its operation has been
+/// dropped: while the operation's destructor runs, no other trial is
+/// admitted, so no more than `half_open_permits` operations are alive.
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_trial_keeps_its_place_until_its_operation_is_dropped() {
+    struct Operation {
+        breaker: CircuitBreaker,
+        alive: Arc<AtomicUsize>,
+        most_alive: Arc<AtomicUsize>,
+    }
+    impl Drop for Operation {
+        fn drop(&mut self) {
+            // Another caller arrives while this operation is being dropped.
+            if let Ok(permit) = self.breaker.try_acquire() {
+                let alive = self.alive.load(Ordering::SeqCst) + 1;
+                self.most_alive.fetch_max(alive, Ordering::SeqCst);
+                drop(permit);
+            }
+            self.alive.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(1)
+        .half_open_permits(1)
+        .build()
+        .unwrap();
+    open_then_wait(&breaker).await;
+    let alive = Arc::new(AtomicUsize::new(0));
+    let most_alive = Arc::new(AtomicUsize::new(0));
+    let call = breaker.call(|| {
+        alive.fetch_add(1, Ordering::SeqCst);
+        most_alive.fetch_max(alive.load(Ordering::SeqCst), Ordering::SeqCst);
+        let operation = Operation {
+            breaker: breaker.clone(),
+            alive: alive.clone(),
+            most_alive: most_alive.clone(),
+        };
+        async move {
+            let _operation = operation;
+            std::future::pending::<Result<(), io::Error>>().await
+        }
+    });
+    assert!(call.now_or_never().is_none());
+    assert_eq!(alive.load(Ordering::SeqCst), 0);
+    assert_eq!(most_alive.load(Ordering::SeqCst), 1);
+    // The place is free once the call is gone.
+    assert_eq!(breaker.snapshot().half_open_in_flight, 0);
+    assert!(breaker.try_acquire().is_ok());
 }
 
 #[tokio::test(start_paused = true)]
@@ -1541,10 +1690,8 @@ impl Model {
                 if self.cfg.window.is_none() {
                     return;
                 }
+                // Every outcome, a success too, evaluates the rate rules.
                 self.calls.push_back((self.now, failed, slow));
-                if !(failed || slow) {
-                    return;
-                }
                 let (calls, failures, slow_calls) = self.window_totals();
                 let minimum = match self.cfg.window {
                     Some(WindowKind::Count(n)) => self.cfg.minimum_calls.min(n),

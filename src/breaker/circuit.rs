@@ -313,21 +313,24 @@ impl Shared {
         }
     }
 
-    /// Records a Closed-state outcome in the window and, for a failed or
-    /// slow call, evaluates the rate rules.
+    /// Records a Closed-state outcome in the window and evaluates the rate
+    /// rules on the window it leaves.
+    ///
+    /// Every outcome is evaluated, a success too: the success that brings
+    /// the window to `minimum_calls` may find a rate already at its
+    /// threshold, and in a time window a success may follow the successes
+    /// that kept the rate low out of the window. The rules are evaluated
+    /// only once the window holds `minimum_calls` calls, which for a
+    /// count-based window is seen from one load.
     fn record_in_window(&self, header: u32, now: Option<Instant>, failure: bool, slow: bool) {
         let Some(window) = &self.window else {
             return;
         };
         let now_nanos = now.map_or(0, |now| self.nanos(now));
         window.record(now_nanos, failure, slow);
-        if !(failure || slow) {
+        let Some(totals) = window.totals_from(now_nanos, self.minimum_calls.max(1)) else {
             return;
-        }
-        let totals = window.totals(now_nanos);
-        if totals.calls == 0 || totals.calls < self.minimum_calls {
-            return;
-        }
+        };
         let calls = totals.calls as f64;
         if let Some(threshold) = self.failure_rate_threshold {
             if totals.failures as f64 / calls >= threshold {
@@ -938,16 +941,22 @@ pin_project! {
     /// is stored here only when the operation has to wait. Dropping the
     /// future drops the operation and then the permit (which frees a trial
     /// place, and records nothing), as dropping an `async fn`'s future would.
+    ///
+    /// Fields are dropped in the order they are declared, so `fut` comes
+    /// before `permit`: a trial's place is freed only once its operation is
+    /// gone, and while the operation's destructor runs no other trial is
+    /// admitted (never more than `half_open_permits` operations alive).
     struct CallWith<'a, P, F, Fut> {
         shared: &'a Shared,
         is_failure: Option<P>,
         // `Some` until the first poll.
         f: Option<F>,
-        // The permit of an operation that is waiting.
-        permit: Option<Permit<'a>>,
-        // The operation, from the first poll until it completes.
+        // The operation, from the first poll until it completes. Declared
+        // before `permit` so that it is dropped first (see above).
         #[pin]
         fut: Option<Fut>,
+        // The permit of an operation that is waiting.
+        permit: Option<Permit<'a>>,
     }
 }
 

@@ -198,8 +198,11 @@ impl fmt::Display for SlidingWindow {
 ///   rate at or above the threshold, over the same window and with the same
 ///   `minimum_calls`, opens the circuit.
 ///
-/// The rates are evaluated when a failed or slow call is recorded. For a
-/// count-based window the effective minimum is `min(minimum_calls, size)`.
+/// The rates are evaluated whenever an outcome is recorded, a success too
+/// (the success that brings the window to `minimum_calls` can trip a rate
+/// already at its threshold), once the window holds `minimum_calls` calls.
+/// For a count-based window the effective minimum is
+/// `min(minimum_calls, size)`.
 ///
 /// # Default
 ///

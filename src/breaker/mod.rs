@@ -81,8 +81,9 @@
 //!   slow-call rule needs it.
 //! - Sliding windows are atomics too: a ring of one-byte slots with atomic
 //!   aggregates (count-based), or per-bucket counters tagged with their
-//!   epoch (time-based). They are read, to evaluate the rates, only when a
-//!   failed or slow call is recorded.
+//!   epoch (time-based). Every outcome recorded in Closed evaluates the
+//!   rates, a success too, but only once the window holds `minimum_calls`
+//!   calls: for a count-based window that is seen from one load.
 //!
 //! Everything a breaker needs is allocated when it is built; cycling through
 //! the states allocates nothing.

@@ -77,6 +77,22 @@ impl Window {
         }
     }
 
+    /// The calls in the window at `now_nanos`, if there are at least
+    /// `minimum` of them. A count-based window answers `None` from one
+    /// load when it holds fewer.
+    pub(crate) fn totals_from(&self, now_nanos: u64, minimum: u64) -> Option<WindowTotals> {
+        let totals = match self {
+            Window::Count(w) => {
+                if w.calls() < minimum {
+                    return None;
+                }
+                w.totals()
+            }
+            Window::Time(w) => w.totals(now_nanos),
+        };
+        (totals.calls >= minimum).then_some(totals)
+    }
+
     /// Empties the window.
     pub(crate) fn clear(&self) {
         match self {
@@ -146,12 +162,20 @@ impl CountWindow {
         }
     }
 
+    /// A counter's value, a transient negative clamped to zero and the
+    /// value to the window's size.
+    fn read(&self, counter: &AtomicU32) -> u64 {
+        let v = counter.load(Ordering::Acquire) as i32;
+        (v.max(0) as u64).min(self.slots.len() as u64)
+    }
+
+    /// The calls in the window, from one load.
+    fn calls(&self) -> u64 {
+        self.read(&self.calls)
+    }
+
     fn totals(&self) -> WindowTotals {
-        let size = self.slots.len() as u64;
-        let read = |c: &AtomicU32| -> u64 {
-            let v = c.load(Ordering::Acquire) as i32;
-            (v.max(0) as u64).min(size)
-        };
+        let read = |c: &AtomicU32| self.read(c);
         let calls = read(&self.calls);
         WindowTotals {
             calls,
