@@ -161,6 +161,38 @@ proptest! {
     }
 }
 
+/// Every kind the docs list as transient is, `ResourceBusy` included; the
+/// permanent ones are not.
+#[test]
+fn io_kinds_listed_as_transient_are_transient() {
+    use io::ErrorKind::*;
+    for kind in [
+        TimedOut,
+        Interrupted,
+        ConnectionReset,
+        ConnectionAborted,
+        ConnectionRefused,
+        WouldBlock,
+        BrokenPipe,
+        UnexpectedEof,
+        NotConnected,
+        ResourceBusy,
+    ] {
+        assert!(steadfast::retry::is_transient_io_kind(kind), "{kind:?}");
+        assert!(io::Error::from(kind).is_transient(), "{kind:?}");
+    }
+    for kind in [
+        NotFound,
+        PermissionDenied,
+        InvalidInput,
+        InvalidData,
+        AlreadyExists,
+        Unsupported,
+    ] {
+        assert!(!steadfast::retry::is_transient_io_kind(kind), "{kind:?}");
+    }
+}
+
 #[test]
 fn seeded_jitter_is_reproducible() {
     let p = policy(10, 10, 10_000, Jitter::Full);
