@@ -1430,7 +1430,7 @@ async fn multi_thread_runtime_calls_add_up() {
                 let mut rng = XorShift(0xDEAD_BEEF ^ (t + 1));
                 let (mut ok, mut inner, mut rejected) = (0u64, 0u64, 0u64);
                 for _ in 0..1_000 {
-                    let fails = rng.next() % 4 == 0;
+                    let fails = rng.next().is_multiple_of(4);
                     let invoked = &invoked;
                     let r = breaker
                         .call(|| async move {
@@ -1701,24 +1701,24 @@ impl Model {
                     return;
                 }
                 let at = self.now;
-                if let Some(t) = self.cfg.failure_rate {
-                    if failures as f64 / calls as f64 >= t {
-                        self.go(
-                            ModelState::Open { at, forced: false },
-                            TransitionReason::FailureRate,
-                            true,
-                        );
-                        return;
-                    }
+                if let Some(t) = self.cfg.failure_rate
+                    && failures as f64 / calls as f64 >= t
+                {
+                    self.go(
+                        ModelState::Open { at, forced: false },
+                        TransitionReason::FailureRate,
+                        true,
+                    );
+                    return;
                 }
-                if let Some((_, t)) = self.cfg.slow {
-                    if slow_calls as f64 / calls as f64 >= t {
-                        self.go(
-                            ModelState::Open { at, forced: false },
-                            TransitionReason::SlowCallRate,
-                            true,
-                        );
-                    }
+                if let Some((_, t)) = self.cfg.slow
+                    && slow_calls as f64 / calls as f64 >= t
+                {
+                    self.go(
+                        ModelState::Open { at, forced: false },
+                        TransitionReason::SlowCallRate,
+                        true,
+                    );
                 }
             }
             // The state changed while the call ran: its outcome is ignored.

@@ -332,16 +332,16 @@ impl Shared {
             return;
         };
         let calls = totals.calls as f64;
-        if let Some(threshold) = self.failure_rate_threshold {
-            if totals.failures as f64 / calls >= threshold {
-                self.trip(header, TransitionReason::FailureRate);
-                return;
-            }
+        if let Some(threshold) = self.failure_rate_threshold
+            && totals.failures as f64 / calls >= threshold
+        {
+            self.trip(header, TransitionReason::FailureRate);
+            return;
         }
-        if let Some((_, threshold)) = self.slow_call {
-            if totals.slow as f64 / calls >= threshold {
-                self.trip(header, TransitionReason::SlowCallRate);
-            }
+        if let Some((_, threshold)) = self.slow_call
+            && totals.slow as f64 / calls >= threshold
+        {
+            self.trip(header, TransitionReason::SlowCallRate);
         }
     }
 

@@ -244,10 +244,10 @@ impl HealthMonitor {
     /// rank below [`RANK_TABLE_LIMIT`], the slot's own otherwise.
     #[inline]
     fn hot<'a>(&'a self, slot: &'a Slot) -> &'a Hot {
-        if let Some(MemberId::Rank(rank)) = slot.member {
-            if let Some(hot) = self.inner.ranks.get(rank) {
-                return hot;
-            }
+        if let Some(MemberId::Rank(rank)) = slot.member
+            && let Some(hot) = self.inner.ranks.get(rank)
+        {
+            return hot;
         }
         &slot.own
     }
@@ -275,10 +275,10 @@ impl HealthMonitor {
         }
         let own = Hot::vacant();
         own.reset(now);
-        if let MemberId::Rank(rank) = member {
-            if let Some(hot) = self.inner.ranks.entry(rank) {
-                hot.reset(now);
-            }
+        if let MemberId::Rank(rank) = member
+            && let Some(hot) = self.inner.ranks.entry(rank)
+        {
+            hot.reset(now);
         }
         let slot = Slot {
             member: Some(member.clone()),
@@ -317,10 +317,10 @@ impl HealthMonitor {
         if !registry.remove(member) {
             return false;
         }
-        if let MemberId::Rank(rank) = *member {
-            if let Some(hot) = self.inner.ranks.get(rank) {
-                hot.present.store(false, SeqCst);
-            }
+        if let MemberId::Rank(rank) = *member
+            && let Some(hot) = self.inner.ranks.get(rank)
+        {
+            hot.present.store(false, SeqCst);
         }
         drop(registry);
         tracing::info!(target: "steadfast::health", %member, "member removed");
@@ -402,23 +402,23 @@ impl HealthMonitor {
     /// ```
     pub fn heartbeat(&self, member: &MemberId) -> Result<(), HealthError> {
         let now = self.now_nanos();
-        if let (MemberId::Rank(rank), None) = (member, &self.inner.phi) {
-            if let Some(hot) = self.inner.ranks.get(*rank) {
-                // A rank's entry never moves: no lock on the way.
-                if !hot.present.load(SeqCst) {
-                    return Err(HealthError::UnknownMember {
-                        member: member.clone(),
-                    });
-                }
-                let previous = hot.last.fetch_max(now, SeqCst);
-                if hot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
-                    // Removed meanwhile: refused like any unknown member.
-                    let registry = self.read();
-                    registry.slot(member)?;
-                    self.recover(member, hot, now, previous);
-                }
-                return Ok(());
+        if let (MemberId::Rank(rank), None) = (member, &self.inner.phi)
+            && let Some(hot) = self.inner.ranks.get(*rank)
+        {
+            // A rank's entry never moves: no lock on the way.
+            if !hot.present.load(SeqCst) {
+                return Err(HealthError::UnknownMember {
+                    member: member.clone(),
+                });
             }
+            let previous = hot.last.fetch_max(now, SeqCst);
+            if hot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
+                // Removed meanwhile: refused like any unknown member.
+                let registry = self.read();
+                registry.slot(member)?;
+                self.recover(member, hot, now, previous);
+            }
+            return Ok(());
         }
         let registry = self.read();
         let slot = registry.slot(member)?;

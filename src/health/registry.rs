@@ -129,13 +129,13 @@ impl Registry {
     /// The slot index of a member, if it is one.
     #[inline]
     pub(super) fn slot_index(&self, member: &MemberId) -> Option<usize> {
-        if let MemberId::Rank(rank) = *member {
-            if rank < RANK_TABLE_LIMIT {
-                return match self.ranks.get(rank) {
-                    Some(&entry) if entry != 0 => Some(entry as usize - 1),
-                    _ => None,
-                };
-            }
+        if let MemberId::Rank(rank) = *member
+            && rank < RANK_TABLE_LIMIT
+        {
+            return match self.ranks.get(rank) {
+                Some(&entry) if entry != 0 => Some(entry as usize - 1),
+                _ => None,
+            };
         }
         self.index.get(member).copied()
     }
@@ -167,15 +167,15 @@ impl Registry {
                 self.slots.len() - 1
             }
         };
-        if let MemberId::Rank(rank) = member {
-            if rank < RANK_TABLE_LIMIT {
-                if self.ranks.len() <= rank {
-                    self.ranks.resize(rank + 1, 0);
-                }
-                // More than u32::MAX - 1 members cannot be registered: the
-                // process would run out of memory long before.
-                self.ranks[rank] = u32::try_from(index + 1).unwrap_or(0);
+        if let MemberId::Rank(rank) = member
+            && rank < RANK_TABLE_LIMIT
+        {
+            if self.ranks.len() <= rank {
+                self.ranks.resize(rank + 1, 0);
             }
+            // More than u32::MAX - 1 members cannot be registered: the
+            // process would run out of memory long before.
+            self.ranks[rank] = u32::try_from(index + 1).unwrap_or(0);
         }
         self.index.insert(member, index);
     }
@@ -185,10 +185,10 @@ impl Registry {
         let Some(index) = self.index.remove(member) else {
             return false;
         };
-        if let MemberId::Rank(rank) = *member {
-            if let Some(entry) = self.ranks.get_mut(rank) {
-                *entry = 0;
-            }
+        if let MemberId::Rank(rank) = *member
+            && let Some(entry) = self.ranks.get_mut(rank)
+        {
+            *entry = 0;
         }
         if let Some(slot) = self.slots.get_mut(index) {
             *slot = Slot::vacant();

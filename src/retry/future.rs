@@ -682,10 +682,10 @@ where
         return Err(GiveUp::Exhausted);
     };
     let delay = classifier.retry_after(error).unwrap_or(computed);
-    if let (Some(budget), Some(started)) = (policy.max_elapsed(), started) {
-        if started.elapsed().saturating_add(delay) > budget {
-            return Err(GiveUp::ElapsedBudget);
-        }
+    if let (Some(budget), Some(started)) = (policy.max_elapsed(), started)
+        && started.elapsed().saturating_add(delay) > budget
+    {
+        return Err(GiveUp::ElapsedBudget);
     }
     tracing::warn!(
         target: "steadfast::retry",
