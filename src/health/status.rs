@@ -14,7 +14,7 @@ use super::MemberId;
 /// The health of a member, from best to worst.
 ///
 /// A member that is not known to a monitor has no status:
-/// [`HealthMonitor::status`] returns `None` for it, never `Healthy`.
+/// [`HealthMonitor::status`](super::HealthMonitor::status) returns `None` for it, never `Healthy`.
 ///
 /// # Examples
 ///
@@ -130,7 +130,7 @@ pub struct MemberHealth {
     pub phi: Option<f64>,
 }
 
-/// Every member's health at one instant; see [`HealthMonitor::snapshot`].
+/// Every member's health at one instant; see [`HealthMonitor::snapshot`](super::HealthMonitor::snapshot).
 ///
 /// # Examples
 ///
@@ -171,7 +171,7 @@ impl HealthSnapshot {
     }
 }
 
-/// What a sweep ([`HealthMonitor::check_now`]) found.
+/// What a sweep ([`HealthMonitor::check_now`](super::HealthMonitor::check_now)) found.
 ///
 /// # Examples
 ///
