@@ -1113,6 +1113,42 @@ fn config_round_trips_through_json_with_readable_durations() {
 
 // ---------------------------------------------------------------- auto traits
 
+/// The serialized field names and defaults stay as they were (the rules
+/// that are off are left out), and a misspelt field is refused.
+#[test]
+fn config_serialized_form_is_stable_and_refuses_unknown_fields() {
+    let json = serde_json::to_string(&CircuitBreakerConfig::default()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"failure_threshold":5,"recovery_timeout":"1m","half_open_permits":1,"success_threshold":1,"minimum_calls":10}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<CircuitBreakerConfig>(&json).unwrap(),
+        CircuitBreakerConfig::default()
+    );
+    let full = CircuitBreakerConfig::builder()
+        .sliding_window(SlidingWindow::count(20))
+        .failure_rate_threshold(0.5)
+        .slow_call_duration(Duration::from_millis(1_500))
+        .slow_call_rate_threshold(0.8)
+        .build()
+        .unwrap();
+    let json = serde_json::to_string(&full).unwrap();
+    assert_eq!(
+        json,
+        r#"{"failure_threshold":5,"recovery_timeout":"1m","half_open_permits":1,"success_threshold":1,"sliding_window":{"kind":"count","size":20},"minimum_calls":10,"failure_rate_threshold":0.5,"slow_call_duration":"1s500ms","slow_call_rate_threshold":0.8}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<CircuitBreakerConfig>(&json).unwrap(),
+        full
+    );
+
+    let err =
+        serde_json::from_str::<CircuitBreakerConfig>(r#"{"failure_treshold":3}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+    assert!(err.to_string().contains("failure_treshold"), "{err}");
+}
+
 #[test]
 fn public_types_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}

@@ -153,6 +153,8 @@ impl HealthRules {
         level
     }
 
+    /// Checks every rule of the configuration; called by
+    /// [`HealthRulesBuilder::build`] and by deserialization.
     fn validate(&self) -> Result<(), ConfigError> {
         if self.on_majority_failed < self.on_any_failed {
             return Err(ConfigError::new(
@@ -264,6 +266,8 @@ impl HealthRulesBuilder {
     }
 }
 
+/// The serialized form of a [`HealthRules`]; every field is optional and
+/// defaults as the builder does.
 #[derive(Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct HealthRulesRepr {

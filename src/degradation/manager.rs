@@ -120,13 +120,7 @@ impl DegradationManager {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn emit(
-        &self,
-        component: Option<&str>,
-        old: ServiceLevel,
-        new: ServiceLevel,
-        reason: &str,
-    ) {
+    fn emit(&self, component: Option<&str>, old: ServiceLevel, new: ServiceLevel, reason: &str) {
         let name = component.unwrap_or("(service)");
         if new > old {
             tracing::warn!(

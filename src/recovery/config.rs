@@ -83,6 +83,8 @@ impl RecoveryConfig {
         self.max_tracked_operations
     }
 
+    /// Checks every rule of the configuration; called by
+    /// [`RecoveryConfigBuilder::build`] and by deserialization.
     fn validate(&self) -> Result<(), ConfigError> {
         if self.history_capacity == 0 || self.history_capacity > MAX_HISTORY {
             return Err(ConfigError::new(
@@ -160,6 +162,8 @@ impl RecoveryConfigBuilder {
     }
 }
 
+/// The serialized form of a [`RecoveryConfig`]; every field is optional and
+/// defaults as the builder does.
 #[derive(Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct RecoveryConfigRepr {
