@@ -7,7 +7,7 @@ use crate::ConfigError;
 
 use super::ServiceLevel;
 
-/// When a [`DegradationManager::watch_health`] watcher lowers a component,
+/// When a [`DegradationManager::watch_health`](super::DegradationManager::watch_health) watcher lowers a component,
 /// from the health of the members that belong to it.
 ///
 /// The component's level is the worst of the rules that apply:
