@@ -97,6 +97,13 @@ struct Shared {
     /// Whether recording an outcome needs the time: a time-based window or
     /// the slow-call rule is configured.
     needs_clock: bool,
+    /// Where the rate rules were last evaluated, as [`evaluation_mark`]
+    /// packs it: the Closed header, the time bucket, and whether the window
+    /// held `minimum_calls` calls. A fast success whose mark equals the
+    /// last one, with the window at its minimum, skips the evaluation (see
+    /// [`Shared::record_in_window`]). `u64::MAX`, the initial value, matches
+    /// no mark (its state bits are `11`, which no header holds).
+    evaluated: AtomicU64,
     /// Serialises transitions, so that events go out in transition order.
     transitions: Mutex<()>,
     events: broadcast::Sender<StateChange>,
@@ -125,6 +132,15 @@ impl Change {
             announce: true,
         }
     }
+}
+
+/// Packs where the rate rules were evaluated: the Closed header (bits
+/// 32-63), the low 31 bits of the time bucket (bits 1-31) and whether the
+/// window held `minimum_calls` calls (bit 0). Bucket numbers that differ by
+/// a multiple of 2^31 share a mark; a fast success skipped on such a match
+/// finds a window in which every call has aged out, which cannot trip.
+fn evaluation_mark(header: u32, bucket: u64, at_minimum: bool) -> u64 {
+    (u64::from(header) << 32) | ((bucket & 0x7FFF_FFFF) << 1) | u64::from(at_minimum)
 }
 
 impl Shared {
@@ -316,21 +332,38 @@ impl Shared {
     /// Records a Closed-state outcome in the window and evaluates the rate
     /// rules on the window it leaves.
     ///
-    /// Every outcome is evaluated, a success too: the success that brings
-    /// the window to `minimum_calls` may find a rate already at its
-    /// threshold, and in a time window a success may follow the successes
-    /// that kept the rate low out of the window. The rules are evaluated
-    /// only once the window holds `minimum_calls` calls, which for a
-    /// count-based window is seen from one load.
+    /// Every outcome may trip a rule, a success too: the success that
+    /// brings the window to `minimum_calls` may find a rate already at its
+    /// threshold, and in a time window a success may come after the
+    /// successes that kept the rate low have left the window. A failed or
+    /// slow call is always evaluated. A fast success is not when the last
+    /// evaluation was in the same Closed generation and the same time
+    /// bucket and found the window at its minimum: since then no call has
+    /// left the window by age (same bucket), every failed or slow call was
+    /// evaluated by its own caller, and a fast success can only lower both
+    /// rates (it adds a call, or in a full count window takes the place of
+    /// the oldest). In the steady state of a busy breaker that is one load.
     fn record_in_window(&self, header: u32, now: Option<Instant>, failure: bool, slow: bool) {
         let Some(window) = &self.window else {
             return;
         };
         let now_nanos = now.map_or(0, |now| self.nanos(now));
         window.record(now_nanos, failure, slow);
-        let Some(totals) = window.totals_from(now_nanos, self.minimum_calls.max(1)) else {
+        let bucket = window.bucket_of(now_nanos);
+        if !(failure || slow)
+            && self.evaluated.load(Ordering::Acquire) == evaluation_mark(header, bucket, true)
+        {
             return;
-        };
+        }
+        let totals = window.totals(now_nanos);
+        let at_minimum = totals.calls > 0 && totals.calls >= self.minimum_calls;
+        let mark = evaluation_mark(header, bucket, at_minimum);
+        if self.evaluated.load(Ordering::Relaxed) != mark {
+            self.evaluated.store(mark, Ordering::Release);
+        }
+        if !at_minimum {
+            return;
+        }
         let calls = totals.calls as f64;
         if let Some(threshold) = self.failure_rate_threshold
             && totals.failures as f64 / calls >= threshold
@@ -528,6 +561,7 @@ impl CircuitBreaker {
             failure_rate_threshold: config.failure_rate_threshold(),
             slow_call,
             needs_clock,
+            evaluated: AtomicU64::new(u64::MAX),
             window,
             config,
             transitions: Mutex::new(()),

@@ -81,9 +81,12 @@
 //!   slow-call rule needs it.
 //! - Sliding windows are atomics too: a ring of one-byte slots with atomic
 //!   aggregates (count-based), or per-bucket counters tagged with their
-//!   epoch (time-based). Every outcome recorded in Closed evaluates the
-//!   rates, a success too, but only once the window holds `minimum_calls`
-//!   calls: for a count-based window that is seen from one load.
+//!   epoch (time-based). Every outcome recorded in Closed can trip a rate
+//!   rule, a success too, once the window holds `minimum_calls` calls. A
+//!   failed or slow call reads the window's totals; a fast success does
+//!   only when the window was below its minimum at the last evaluation or
+//!   a time bucket has passed since (calls may have aged out), and is
+//!   otherwise one more load.
 //!
 //! Everything a breaker needs is allocated when it is built; cycling through
 //! the states allocates nothing.

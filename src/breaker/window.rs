@@ -77,20 +77,14 @@ impl Window {
         }
     }
 
-    /// The calls in the window at `now_nanos`, if there are at least
-    /// `minimum` of them. A count-based window answers `None` from one
-    /// load when it holds fewer.
-    pub(crate) fn totals_from(&self, now_nanos: u64, minimum: u64) -> Option<WindowTotals> {
-        let totals = match self {
-            Window::Count(w) => {
-                if w.calls() < minimum {
-                    return None;
-                }
-                w.totals()
-            }
-            Window::Time(w) => w.totals(now_nanos),
-        };
-        (totals.calls >= minimum).then_some(totals)
+    /// The time bucket `now_nanos` falls in (always 0 for a count-based
+    /// window): between two outcomes recorded in the same bucket, no call
+    /// leaves the window by age.
+    pub(crate) fn bucket_of(&self, now_nanos: u64) -> u64 {
+        match self {
+            Window::Count(_) => 0,
+            Window::Time(w) => w.epoch(now_nanos),
+        }
     }
 
     /// Empties the window.
@@ -167,11 +161,6 @@ impl CountWindow {
     fn read(&self, counter: &AtomicU32) -> u64 {
         let v = counter.load(Ordering::Acquire) as i32;
         (v.max(0) as u64).min(self.slots.len() as u64)
-    }
-
-    /// The calls in the window, from one load.
-    fn calls(&self) -> u64 {
-        self.read(&self.calls)
     }
 
     fn totals(&self) -> WindowTotals {
