@@ -134,15 +134,17 @@
 mod circuit;
 mod config;
 mod error;
+mod permit;
 mod window;
 mod word;
 
 use std::fmt;
 use std::time::Duration;
 
-pub use circuit::{CircuitBreaker, Permit};
+pub use circuit::CircuitBreaker;
 pub use config::{CircuitBreakerBuilder, CircuitBreakerConfig, SlidingWindow};
 pub use error::{BreakerError, Rejected};
+pub use permit::Permit;
 
 /// The state of a circuit breaker.
 ///
