@@ -27,9 +27,9 @@ pub(crate) fn format(d: Duration) -> String {
         }
     }
     if nanos > 0 {
-        if nanos % 1_000_000 == 0 {
+        if nanos.is_multiple_of(1_000_000) {
             let _ = write!(out, "{}ms", nanos / 1_000_000);
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             let _ = write!(out, "{}us", nanos / 1_000);
         } else {
             let _ = write!(out, "{}ns", nanos);

@@ -12,6 +12,9 @@
 //! The tests of this file run one at a time (they take [`SERIAL`]), so that
 //! the global count of one test does not see the allocations of another.
 
+// The counting global allocator below is the one unsafe piece.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::Future;

@@ -2,6 +2,9 @@
 //! admission, cancellation, events, forced open and reset, configuration,
 //! a many-thread stress test and a property test against a reference model.
 
+// The counting global allocator below is the one unsafe piece.
+#![allow(unsafe_code)]
+
 use std::collections::{HashMap, VecDeque};
 use std::error::Error as _;
 use std::io;
@@ -116,6 +119,101 @@ async fn count_window_failure_rate_opens_the_circuit() {
         drain(&mut events),
         [(State::Closed, State::Open, TransitionReason::FailureRate)]
     );
+}
+
+/// The rate rules are evaluated whenever the window changes, a success
+/// included: the success that brings the window to `minimum_calls` trips a
+/// failure rate already at its threshold.
+#[tokio::test(start_paused = true)]
+async fn a_success_that_brings_a_count_window_to_its_minimum_trips_the_rate() {
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(100)
+        .sliding_window(SlidingWindow::count(10))
+        .minimum_calls(4)
+        .failure_rate_threshold(0.5)
+        .build()
+        .unwrap();
+    let mut events = breaker.subscribe();
+    fail(&breaker).await;
+    fail(&breaker).await;
+    succeed(&breaker).await;
+    assert_eq!(breaker.state(), State::Closed);
+    succeed(&breaker).await; // F F S S: 4 calls, 50%
+    assert_eq!(breaker.state(), State::Open);
+    assert_eq!(
+        drain(&mut events),
+        [(State::Closed, State::Open, TransitionReason::FailureRate)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_success_that_brings_a_time_window_to_its_minimum_trips_the_rate() {
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(100)
+        .sliding_window(SlidingWindow::time(secs(10)))
+        .minimum_calls(4)
+        .failure_rate_threshold(0.5)
+        .build()
+        .unwrap();
+    let mut events = breaker.subscribe();
+    fail(&breaker).await;
+    fail(&breaker).await;
+    succeed(&breaker).await;
+    assert_eq!(breaker.state(), State::Closed);
+    succeed(&breaker).await; // F F S S: 4 calls, 50%
+    assert_eq!(breaker.state(), State::Open);
+    assert_eq!(
+        drain(&mut events),
+        [(State::Closed, State::Open, TransitionReason::FailureRate)]
+    );
+}
+
+/// In a time window a success can raise the failure rate: the successes
+/// that kept it low leave the window, and the success that follows sees
+/// the failures left behind.
+#[tokio::test(start_paused = true)]
+async fn a_success_after_successes_left_a_time_window_trips_the_rate() {
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(100)
+        .sliding_window(SlidingWindow::time(secs(10)))
+        .minimum_calls(4)
+        .failure_rate_threshold(0.5)
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        succeed(&breaker).await;
+    }
+    advance(secs(5)).await;
+    for _ in 0..3 {
+        fail(&breaker).await;
+    }
+    assert_eq!(breaker.snapshot().failure_rate, Some(3.0 / 7.0));
+    assert_eq!(breaker.state(), State::Closed);
+    advance(secs(5)).await; // the four successes leave
+    succeed(&breaker).await; // F F F S: 75%
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_call_that_brings_the_window_to_its_minimum_trips_the_slow_rate() {
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(100)
+        .sliding_window(SlidingWindow::count(10))
+        .minimum_calls(2)
+        .slow_call_duration(SEC)
+        .slow_call_rate_threshold(0.5)
+        .build()
+        .unwrap();
+    let r = breaker
+        .call(|| async {
+            sleep(secs(2)).await;
+            Ok::<_, io::Error>(())
+        })
+        .await;
+    assert!(r.is_ok());
+    assert_eq!(breaker.state(), State::Closed);
+    succeed(&breaker).await; // slow, fast: 50% slow
+    assert_eq!(breaker.state(), State::Open);
 }
 
 #[tokio::test(start_paused = true)]
@@ -535,6 +633,57 @@ async fn a_dropped_half_open_call_frees_its_permit_and_is_not_a_success() {
     assert_eq!(breaker.snapshot().half_open_successes, 1);
     succeed(&breaker).await;
     assert_eq!(breaker.state(), State::Closed);
+}
+
+/// An abandoned trial call keeps its place until its operation has been
+/// dropped: while the operation's destructor runs, no other trial is
+/// admitted, so no more than `half_open_permits` operations are alive.
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_trial_keeps_its_place_until_its_operation_is_dropped() {
+    struct Operation {
+        breaker: CircuitBreaker,
+        alive: Arc<AtomicUsize>,
+        most_alive: Arc<AtomicUsize>,
+    }
+    impl Drop for Operation {
+        fn drop(&mut self) {
+            // Another caller arrives while this operation is being dropped.
+            if let Ok(permit) = self.breaker.try_acquire() {
+                let alive = self.alive.load(Ordering::SeqCst) + 1;
+                self.most_alive.fetch_max(alive, Ordering::SeqCst);
+                drop(permit);
+            }
+            self.alive.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(1)
+        .half_open_permits(1)
+        .build()
+        .unwrap();
+    open_then_wait(&breaker).await;
+    let alive = Arc::new(AtomicUsize::new(0));
+    let most_alive = Arc::new(AtomicUsize::new(0));
+    let call = breaker.call(|| {
+        alive.fetch_add(1, Ordering::SeqCst);
+        most_alive.fetch_max(alive.load(Ordering::SeqCst), Ordering::SeqCst);
+        let operation = Operation {
+            breaker: breaker.clone(),
+            alive: alive.clone(),
+            most_alive: most_alive.clone(),
+        };
+        async move {
+            let _operation = operation;
+            std::future::pending::<Result<(), io::Error>>().await
+        }
+    });
+    assert!(call.now_or_never().is_none());
+    assert_eq!(alive.load(Ordering::SeqCst), 0);
+    assert_eq!(most_alive.load(Ordering::SeqCst), 1);
+    // The place is free once the call is gone.
+    assert_eq!(breaker.snapshot().half_open_in_flight, 0);
+    assert!(breaker.try_acquire().is_ok());
 }
 
 #[tokio::test(start_paused = true)]
@@ -964,6 +1113,42 @@ fn config_round_trips_through_json_with_readable_durations() {
 
 // ---------------------------------------------------------------- auto traits
 
+/// The serialized field names and defaults stay as they were (the rules
+/// that are off are left out), and a misspelt field is refused.
+#[test]
+fn config_serialized_form_is_stable_and_refuses_unknown_fields() {
+    let json = serde_json::to_string(&CircuitBreakerConfig::default()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"failure_threshold":5,"recovery_timeout":"1m","half_open_permits":1,"success_threshold":1,"minimum_calls":10}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<CircuitBreakerConfig>(&json).unwrap(),
+        CircuitBreakerConfig::default()
+    );
+    let full = CircuitBreakerConfig::builder()
+        .sliding_window(SlidingWindow::count(20))
+        .failure_rate_threshold(0.5)
+        .slow_call_duration(Duration::from_millis(1_500))
+        .slow_call_rate_threshold(0.8)
+        .build()
+        .unwrap();
+    let json = serde_json::to_string(&full).unwrap();
+    assert_eq!(
+        json,
+        r#"{"failure_threshold":5,"recovery_timeout":"1m","half_open_permits":1,"success_threshold":1,"sliding_window":{"kind":"count","size":20},"minimum_calls":10,"failure_rate_threshold":0.5,"slow_call_duration":"1s500ms","slow_call_rate_threshold":0.8}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<CircuitBreakerConfig>(&json).unwrap(),
+        full
+    );
+
+    let err =
+        serde_json::from_str::<CircuitBreakerConfig>(r#"{"failure_treshold":3}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+    assert!(err.to_string().contains("failure_treshold"), "{err}");
+}
+
 #[test]
 fn public_types_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
@@ -1281,7 +1466,7 @@ async fn multi_thread_runtime_calls_add_up() {
                 let mut rng = XorShift(0xDEAD_BEEF ^ (t + 1));
                 let (mut ok, mut inner, mut rejected) = (0u64, 0u64, 0u64);
                 for _ in 0..1_000 {
-                    let fails = rng.next() % 4 == 0;
+                    let fails = rng.next().is_multiple_of(4);
                     let invoked = &invoked;
                     let r = breaker
                         .call(|| async move {
@@ -1541,10 +1726,8 @@ impl Model {
                 if self.cfg.window.is_none() {
                     return;
                 }
+                // Every outcome, a success too, evaluates the rate rules.
                 self.calls.push_back((self.now, failed, slow));
-                if !(failed || slow) {
-                    return;
-                }
                 let (calls, failures, slow_calls) = self.window_totals();
                 let minimum = match self.cfg.window {
                     Some(WindowKind::Count(n)) => self.cfg.minimum_calls.min(n),
@@ -1554,24 +1737,24 @@ impl Model {
                     return;
                 }
                 let at = self.now;
-                if let Some(t) = self.cfg.failure_rate {
-                    if failures as f64 / calls as f64 >= t {
-                        self.go(
-                            ModelState::Open { at, forced: false },
-                            TransitionReason::FailureRate,
-                            true,
-                        );
-                        return;
-                    }
+                if let Some(t) = self.cfg.failure_rate
+                    && failures as f64 / calls as f64 >= t
+                {
+                    self.go(
+                        ModelState::Open { at, forced: false },
+                        TransitionReason::FailureRate,
+                        true,
+                    );
+                    return;
                 }
-                if let Some((_, t)) = self.cfg.slow {
-                    if slow_calls as f64 / calls as f64 >= t {
-                        self.go(
-                            ModelState::Open { at, forced: false },
-                            TransitionReason::SlowCallRate,
-                            true,
-                        );
-                    }
+                if let Some((_, t)) = self.cfg.slow
+                    && slow_calls as f64 / calls as f64 >= t
+                {
+                    self.go(
+                        ModelState::Open { at, forced: false },
+                        TransitionReason::SlowCallRate,
+                        true,
+                    );
                 }
             }
             // The state changed while the call ran: its outcome is ignored.

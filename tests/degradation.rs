@@ -359,6 +359,24 @@ fn rules_serde_round_trip_and_validation() {
     assert!(err.to_string().contains("on_all_failed"), "{err}");
 }
 
+/// The serialized field names and defaults stay as they were, and a
+/// misspelt field is refused.
+#[test]
+fn rules_serialized_form_is_stable_and_refuses_unknown_fields() {
+    let json = serde_json::to_string(&HealthRules::default()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"on_unresponsive":"normal","on_any_failed":"read_only","on_majority_failed":"essential_only","on_all_failed":"offline"}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<HealthRules>(&json).unwrap(),
+        HealthRules::default()
+    );
+    let err = serde_json::from_str::<HealthRules>(r#"{"on_failed":"offline"}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+    assert!(err.to_string().contains("on_failed"), "{err}");
+}
+
 #[test]
 fn public_types_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}

@@ -687,6 +687,56 @@ fn concurrent_heartbeats_and_sweeps_keep_event_chains_consistent() {
     assert!(count > 0, "the sweeps never found a silent member");
 }
 
+/// The serialized field names and defaults stay as they were, both
+/// configs round-trip on their own, and a misspelt field is refused (also
+/// inside the phi-accrual parameters).
+#[test]
+fn configs_serialized_forms_are_stable_and_refuse_unknown_fields() {
+    let phi = PhiAccrualConfig::default();
+    let json = serde_json::to_string(&phi).unwrap();
+    assert_eq!(
+        json,
+        r#"{"threshold":8.0,"max_samples":1000,"min_std_deviation":"100ms","acceptable_heartbeat_pause":"3s","first_heartbeat_estimate":"1s"}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<PhiAccrualConfig>(&json).unwrap(),
+        phi
+    );
+    let tuned = PhiAccrualConfig::builder()
+        .threshold(12.0)
+        .max_samples(50)
+        .acceptable_heartbeat_pause(Duration::from_millis(750))
+        .build()
+        .unwrap();
+    let json = serde_json::to_string(&tuned).unwrap();
+    assert!(
+        json.contains(r#""acceptable_heartbeat_pause":"750ms""#),
+        "{json}"
+    );
+    assert_eq!(
+        serde_json::from_str::<PhiAccrualConfig>(&json).unwrap(),
+        tuned
+    );
+    let err = serde_json::from_str::<PhiAccrualConfig>(r#"{"treshold":9.0}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+
+    let json = serde_json::to_string(&HealthConfig::default()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"heartbeat_timeout":"30s","check_interval":"5s","detection":"fixed_timeout","event_capacity":1024}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<HealthConfig>(&json).unwrap(),
+        HealthConfig::default()
+    );
+    let err = serde_json::from_str::<HealthConfig>(r#"{"timeout":"5s"}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+    let err =
+        serde_json::from_str::<HealthConfig>(r#"{"detection":{"phi_accrual":{"samples":10}}}"#)
+            .unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+}
+
 #[test]
 fn public_types_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}

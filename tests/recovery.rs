@@ -337,6 +337,24 @@ fn config_serde_round_trip_and_validation() {
     assert!(err.to_string().contains("history_capacity"), "{err}");
 }
 
+/// The serialized field names and defaults stay as they were (a config file
+/// that worked keeps working), and a misspelt field is refused.
+#[test]
+fn config_serialized_form_is_stable_and_refuses_unknown_fields() {
+    let json = serde_json::to_string(&RecoveryConfig::default()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"history_capacity":1000,"max_tracked_operations":10000}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<RecoveryConfig>(&json).unwrap(),
+        RecoveryConfig::default()
+    );
+    let err = serde_json::from_str::<RecoveryConfig>(r#"{"history_size":10}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+    assert!(err.to_string().contains("history_size"), "{err}");
+}
+
 #[test]
 fn public_types_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}

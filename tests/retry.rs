@@ -110,6 +110,23 @@ fn serde_fills_defaults_and_validates() {
     assert!(serde_json::from_str::<RetryPolicy>(r#"{"retries": 3}"#).is_err());
 }
 
+/// The serialized field names and defaults stay as they were, and a
+/// misspelt field is refused.
+#[test]
+fn serialized_form_is_stable_and_refuses_unknown_fields() {
+    let json = serde_json::to_string(&RetryPolicy::default()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"max_retries":3,"initial_delay":"1s","max_delay":"30s","factor":2.0,"jitter":"none"}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<RetryPolicy>(&json).unwrap(),
+        RetryPolicy::default()
+    );
+    let err = serde_json::from_str::<RetryPolicy>(r#"{"max_retry":3}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+}
+
 proptest! {
     #[test]
     fn full_jitter_within_zero_and_base(seed: u64, initial in 1u64..5_000, extra in 0u64..100_000, retries in 1u32..20) {
@@ -158,6 +175,38 @@ proptest! {
             prop_assert!(pair[0] <= pair[1]);
         }
         prop_assert!(delays.iter().all(|d| *d >= ms(initial) && *d <= ms(initial + extra)));
+    }
+}
+
+/// Every kind the docs list as transient is, `ResourceBusy` included; the
+/// permanent ones are not.
+#[test]
+fn io_kinds_listed_as_transient_are_transient() {
+    use io::ErrorKind::*;
+    for kind in [
+        TimedOut,
+        Interrupted,
+        ConnectionReset,
+        ConnectionAborted,
+        ConnectionRefused,
+        WouldBlock,
+        BrokenPipe,
+        UnexpectedEof,
+        NotConnected,
+        ResourceBusy,
+    ] {
+        assert!(steadfast::retry::is_transient_io_kind(kind), "{kind:?}");
+        assert!(io::Error::from(kind).is_transient(), "{kind:?}");
+    }
+    for kind in [
+        NotFound,
+        PermissionDenied,
+        InvalidInput,
+        InvalidData,
+        AlreadyExists,
+        Unsupported,
+    ] {
+        assert!(!steadfast::retry::is_transient_io_kind(kind), "{kind:?}");
     }
 }
 

@@ -539,13 +539,38 @@ async fn a_guard_times_out_at_its_deadline() {
     assert_eq!(start.elapsed(), secs(5));
     match &err {
         TimeoutError::Elapsed { operation, after } => {
-            assert_eq!(operation.as_deref(), Some("\"slow\""));
+            assert_eq!(operation.as_deref(), Some("slow"));
             assert_eq!(*after, secs(5));
         }
         other => panic!("expected Elapsed, got {other:?}"),
     }
     assert!(err.is_transient());
-    assert_eq!(err.to_string(), "operation \"slow\" timed out after 5s");
+    assert_eq!(err.to_string(), "operation slow timed out after 5s");
+}
+
+/// Errors show an operation id as written (its `Display` form), not in its
+/// `Debug` form with quotes and escapes.
+#[tokio::test(start_paused = true)]
+async fn manager_errors_show_ids_as_written() {
+    let manager: TimeoutManager = TimeoutManager::new();
+    let err = manager.extend("a \"quoted\" upload", SEC).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no operation a \"quoted\" upload is in progress"
+    );
+
+    let guard = manager.start("upload".to_string(), secs(5));
+    assert!(manager.cancel("upload"));
+    let err = guard.run(std::future::pending::<()>()).await.unwrap_err();
+    assert_eq!(err.to_string(), "operation upload was cancelled");
+
+    let guard = manager.start("upload".to_string(), secs(5));
+    let err = guard.run(std::future::pending::<()>()).await.unwrap_err();
+    assert_eq!(err.to_string(), "operation upload timed out after 5s");
+    let err = manager.extend("upload", SEC).unwrap_err();
+    assert_eq!(err.to_string(), "operation upload timed out after 5s");
+    let err = guard.extend(SEC).unwrap_err();
+    assert_eq!(err.to_string(), "operation upload timed out after 5s");
 }
 
 #[tokio::test(start_paused = true)]
@@ -602,7 +627,7 @@ async fn expired_follows_extensions() {
 async fn extending_an_unknown_operation_is_not_found() {
     let manager: TimeoutManager = TimeoutManager::new();
     let err = manager.extend("ghost", SEC).unwrap_err();
-    assert!(matches!(&err, TimeoutError::NotFound { operation } if operation == "\"ghost\""));
+    assert!(matches!(&err, TimeoutError::NotFound { operation } if operation == "ghost"));
     assert!(!err.is_transient());
 }
 
@@ -619,7 +644,7 @@ async fn cancel_yields_cancelled_not_elapsed() {
     let start = Instant::now();
     let err = guard.run(std::future::pending::<()>()).await.unwrap_err();
     assert_eq!(start.elapsed(), SEC);
-    assert!(matches!(&err, TimeoutError::Cancelled { operation } if operation == "\"op\""));
+    assert!(matches!(&err, TimeoutError::Cancelled { operation } if operation == "op"));
     assert!(err.is_cancelled());
     assert!(!err.is_elapsed());
     assert!(!err.is_transient());

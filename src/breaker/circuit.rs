@@ -1,6 +1,6 @@
 //! [`CircuitBreaker`] itself: admission ([`CircuitBreaker::try_acquire`]),
-//! recording outcomes through a [`Permit`], transitions, events and
-//! snapshots.
+//! recording outcomes (through a [`Permit`], in `permit.rs`), transitions,
+//! events and snapshots.
 //!
 //! Every decision on the hot path reads or compare-and-swaps the state word
 //! described in the `word` module. Transitions (a change of the word's
@@ -10,16 +10,14 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use pin_project_lite::pin_project;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use super::permit::{CallWith, Permit};
 use super::window::Window;
 use super::word::Word;
 use super::{
@@ -75,7 +73,7 @@ pub struct CircuitBreaker {
 }
 
 /// The state one breaker's handles share.
-struct Shared {
+pub(super) struct Shared {
     /// The state word; its bit layout is documented in the `word` module.
     state: AtomicU64,
     /// Nanoseconds from `base` to the start of the current state. While
@@ -97,6 +95,13 @@ struct Shared {
     /// Whether recording an outcome needs the time: a time-based window or
     /// the slow-call rule is configured.
     needs_clock: bool,
+    /// Where the rate rules were last evaluated, as [`evaluation_mark`]
+    /// packs it: the Closed header, the time bucket, and whether the window
+    /// held `minimum_calls` calls. A fast success whose mark equals the
+    /// last one, with the window at its minimum, skips the evaluation (see
+    /// [`Shared::record_in_window`]). `u64::MAX`, the initial value, matches
+    /// no mark (its state bits are `11`, which no header holds).
+    evaluated: AtomicU64,
     /// Serialises transitions, so that events go out in transition order.
     transitions: Mutex<()>,
     events: broadcast::Sender<StateChange>,
@@ -127,6 +132,15 @@ impl Change {
     }
 }
 
+/// Packs where the rate rules were evaluated: the Closed header (bits
+/// 32-63), the low 31 bits of the time bucket (bits 1-31) and whether the
+/// window held `minimum_calls` calls (bit 0). Bucket numbers that differ by
+/// a multiple of 2^31 share a mark; a fast success skipped on such a match
+/// finds a window in which every call has aged out, which cannot trip.
+fn evaluation_mark(header: u32, bucket: u64, at_minimum: bool) -> u64 {
+    (u64::from(header) << 32) | ((bucket & 0x7FFF_FFFF) << 1) | u64::from(at_minimum)
+}
+
 impl Shared {
     #[inline]
     fn load(&self) -> Word {
@@ -151,13 +165,12 @@ impl Shared {
 
     #[inline]
     fn permit(&self, generation: u32, trial: bool) -> Permit<'_> {
-        Permit {
-            shared: self,
+        Permit::new(
+            self,
             generation,
             trial,
-            started: self.slow_call.map(|_| Instant::now()),
-            settled: false,
-        }
+            self.slow_call.map(|_| Instant::now()),
+        )
     }
 
     fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
@@ -170,7 +183,7 @@ impl Shared {
     /// The Closed case, one load and a permit, is inlined into the caller;
     /// the others are out of line in [`Shared::try_acquire_slow`].
     #[inline]
-    fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
+    pub(super) fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         let current = self.load();
         if current.state() == State::Closed {
             return Ok(self.permit(current.generation(), false));
@@ -247,7 +260,7 @@ impl Shared {
     /// one load, inlined into the caller; everything else is out of line in
     /// [`Shared::on_success_slow`].
     #[inline]
-    fn on_success(&self, generation: u32, trial: bool, started: Option<Instant>) {
+    pub(super) fn on_success(&self, generation: u32, trial: bool, started: Option<Instant>) {
         if !trial && self.window.is_none() {
             let current = self.load();
             if current.state() == State::Closed
@@ -286,7 +299,7 @@ impl Shared {
     }
 
     #[inline(never)]
-    fn on_failure(&self, generation: u32, trial: bool, started: Option<Instant>) {
+    pub(super) fn on_failure(&self, generation: u32, trial: bool, started: Option<Instant>) {
         self.failures_total.fetch_add(1, Ordering::Relaxed);
         if trial {
             self.trial_failure(generation);
@@ -313,32 +326,52 @@ impl Shared {
         }
     }
 
-    /// Records a Closed-state outcome in the window and, for a failed or
-    /// slow call, evaluates the rate rules.
+    /// Records a Closed-state outcome in the window and evaluates the rate
+    /// rules on the window it leaves.
+    ///
+    /// Every outcome may trip a rule, a success too: the success that
+    /// brings the window to `minimum_calls` may find a rate already at its
+    /// threshold, and in a time window a success may come after the
+    /// successes that kept the rate low have left the window. A failed or
+    /// slow call is always evaluated. A fast success is not when the last
+    /// evaluation was in the same Closed generation and the same time
+    /// bucket and found the window at its minimum: since then no call has
+    /// left the window by age (same bucket), every failed or slow call was
+    /// evaluated by its own caller, and a fast success can only lower both
+    /// rates (it adds a call, or in a full count window takes the place of
+    /// the oldest). In the steady state of a busy breaker that is one load.
     fn record_in_window(&self, header: u32, now: Option<Instant>, failure: bool, slow: bool) {
         let Some(window) = &self.window else {
             return;
         };
         let now_nanos = now.map_or(0, |now| self.nanos(now));
         window.record(now_nanos, failure, slow);
-        if !(failure || slow) {
+        let bucket = window.bucket_of(now_nanos);
+        if !(failure || slow)
+            && self.evaluated.load(Ordering::Acquire) == evaluation_mark(header, bucket, true)
+        {
             return;
         }
         let totals = window.totals(now_nanos);
-        if totals.calls == 0 || totals.calls < self.minimum_calls {
+        let at_minimum = totals.calls > 0 && totals.calls >= self.minimum_calls;
+        let mark = evaluation_mark(header, bucket, at_minimum);
+        if self.evaluated.load(Ordering::Relaxed) != mark {
+            self.evaluated.store(mark, Ordering::Release);
+        }
+        if !at_minimum {
             return;
         }
         let calls = totals.calls as f64;
-        if let Some(threshold) = self.failure_rate_threshold {
-            if totals.failures as f64 / calls >= threshold {
-                self.trip(header, TransitionReason::FailureRate);
-                return;
-            }
+        if let Some(threshold) = self.failure_rate_threshold
+            && totals.failures as f64 / calls >= threshold
+        {
+            self.trip(header, TransitionReason::FailureRate);
+            return;
         }
-        if let Some((_, threshold)) = self.slow_call {
-            if totals.slow as f64 / calls >= threshold {
-                self.trip(header, TransitionReason::SlowCallRate);
-            }
+        if let Some((_, threshold)) = self.slow_call
+            && totals.slow as f64 / calls >= threshold
+        {
+            self.trip(header, TransitionReason::SlowCallRate);
         }
     }
 
@@ -394,7 +427,7 @@ impl Shared {
     /// A trial permit dropped without a result: frees its place, counts
     /// nothing.
     #[inline(never)]
-    fn release_trial(&self, generation: u32) {
+    pub(super) fn release_trial(&self, generation: u32) {
         let mut current = self.load();
         loop {
             if current.state() != State::HalfOpen || current.generation() != generation {
@@ -525,6 +558,7 @@ impl CircuitBreaker {
             failure_rate_threshold: config.failure_rate_threshold(),
             slow_call,
             needs_clock,
+            evaluated: AtomicU64::new(u64::MAX),
             window,
             config,
             transitions: Mutex::new(()),
@@ -713,13 +747,7 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        CallWith {
-            shared: &self.shared,
-            is_failure: Some(is_failure),
-            f: Some(f),
-            permit: None,
-            fut: None,
-        }
+        CallWith::new(&self.shared, is_failure, f)
     }
 
     /// Like [`call`](Self::call), but when the call is refused or fails,
@@ -925,189 +953,6 @@ impl fmt::Debug for CircuitBreaker {
         f.debug_struct("CircuitBreaker")
             .field("word", &self.shared.load())
             .field("config", &self.shared.config)
-            .finish_non_exhaustive()
-    }
-}
-
-pin_project! {
-    /// The future of [`CircuitBreaker::call_with`] (and of
-    /// [`CircuitBreaker::call`]).
-    ///
-    /// Its first poll takes a permit and starts the operation; when the
-    /// operation is ready at once the permit never leaves the stack, and it
-    /// is stored here only when the operation has to wait. Dropping the
-    /// future drops the operation and then the permit (which frees a trial
-    /// place, and records nothing), as dropping an `async fn`'s future would.
-    struct CallWith<'a, P, F, Fut> {
-        shared: &'a Shared,
-        is_failure: Option<P>,
-        // `Some` until the first poll.
-        f: Option<F>,
-        // The permit of an operation that is waiting.
-        permit: Option<Permit<'a>>,
-        // The operation, from the first poll until it completes.
-        #[pin]
-        fut: Option<Fut>,
-    }
-}
-
-impl<P, F, Fut, T, E> Future for CallWith<'_, P, F, Fut>
-where
-    P: FnOnce(&E) -> bool,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    type Output = Result<T, BreakerError<E>>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let mut admitted = None;
-        if let Some(f) = this.f.take() {
-            match this.shared.try_acquire() {
-                Ok(permit) => admitted = Some(permit),
-                Err(rejected) => return Poll::Ready(Err(rejected.into())),
-            }
-            this.fut.set(Some(f()));
-        }
-        // Polled again after it completed: nothing is left to do, and, as
-        // a fused future does, it stays pending.
-        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
-            return Poll::Pending;
-        };
-        let result = match fut.poll(cx) {
-            Poll::Ready(result) => result,
-            Poll::Pending => {
-                if admitted.is_some() {
-                    *this.permit = admitted;
-                }
-                return Poll::Pending;
-            }
-        };
-        // The finished operation goes first, as `.await` drops it.
-        this.fut.set(None);
-        let permit = admitted.or_else(|| this.permit.take());
-        match result {
-            Ok(value) => {
-                if let Some(permit) = permit {
-                    permit.success();
-                }
-                Poll::Ready(Ok(value))
-            }
-            Err(error) => {
-                let failed = this.is_failure.take().is_none_or(|p| p(&error));
-                if let Some(permit) = permit {
-                    if failed {
-                        permit.failure();
-                    } else {
-                        permit.success();
-                    }
-                }
-                Poll::Ready(Err(BreakerError::Inner(error)))
-            }
-        }
-    }
-}
-
-/// Permission to make one call, from [`CircuitBreaker::try_acquire`].
-///
-/// Record the outcome with [`success`](Self::success) or
-/// [`failure`](Self::failure). Dropping a permit without recording counts as
-/// nothing: a half-open trial permit frees its place for another trial call
-/// and is not a success. A permit issued before a transition (the circuit
-/// opened, closed, was reset) is stale: what it records is ignored.
-///
-/// A permit that is leaked (`std::mem::forget`) never returns its trial
-/// place; if every place is leaked that way, the circuit stays HalfOpen,
-/// refusing calls, until [`CircuitBreaker::reset`] or
-/// [`CircuitBreaker::force_open`].
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::breaker::{CircuitBreaker, State};
-///
-/// let breaker = CircuitBreaker::builder().failure_threshold(1).build()?;
-/// let permit = breaker.try_acquire().unwrap();
-/// assert!(!permit.is_trial());
-/// permit.failure();
-/// assert_eq!(breaker.state(), State::Open);
-/// # Ok::<(), steadfast::ConfigError>(())
-/// ```
-#[must_use = "a permit records nothing unless `success()` or `failure()` is called"]
-pub struct Permit<'a> {
-    shared: &'a Shared,
-    generation: u32,
-    trial: bool,
-    started: Option<Instant>,
-    settled: bool,
-}
-
-impl Permit<'_> {
-    /// Records a successful call.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use steadfast::breaker::CircuitBreaker;
-    ///
-    /// let breaker = CircuitBreaker::default();
-    /// breaker.try_acquire().unwrap().failure();
-    /// breaker.try_acquire().unwrap().success();
-    /// assert_eq!(breaker.snapshot().consecutive_failures, 0);
-    /// ```
-    #[inline]
-    pub fn success(mut self) {
-        self.settled = true;
-        self.shared
-            .on_success(self.generation, self.trial, self.started);
-    }
-
-    /// Records a failed call.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use steadfast::breaker::CircuitBreaker;
-    ///
-    /// let breaker = CircuitBreaker::default();
-    /// breaker.try_acquire().unwrap().failure();
-    /// assert_eq!(breaker.snapshot().consecutive_failures, 1);
-    /// ```
-    #[inline]
-    pub fn failure(mut self) {
-        self.settled = true;
-        self.shared
-            .on_failure(self.generation, self.trial, self.started);
-    }
-
-    /// Whether this is a half-open trial permit.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let breaker = steadfast::breaker::CircuitBreaker::default();
-    /// assert!(!breaker.try_acquire().unwrap().is_trial());
-    /// ```
-    pub fn is_trial(&self) -> bool {
-        self.trial
-    }
-}
-
-impl Drop for Permit<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        if !self.settled && self.trial {
-            self.shared.release_trial(self.generation);
-        }
-    }
-}
-
-impl fmt::Debug for Permit<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("generation", &self.generation)
-            .field("trial", &self.trial)
             .finish_non_exhaustive()
     }
 }

@@ -198,8 +198,11 @@ impl fmt::Display for SlidingWindow {
 ///   rate at or above the threshold, over the same window and with the same
 ///   `minimum_calls`, opens the circuit.
 ///
-/// The rates are evaluated when a failed or slow call is recorded. For a
-/// count-based window the effective minimum is `min(minimum_calls, size)`.
+/// The rates are evaluated whenever an outcome is recorded, a success too
+/// (the success that brings the window to `minimum_calls` can trip a rate
+/// already at its threshold), once the window holds `minimum_calls` calls.
+/// For a count-based window the effective minimum is
+/// `min(minimum_calls, size)`.
 ///
 /// # Default
 ///
@@ -233,8 +236,133 @@ impl fmt::Display for SlidingWindow {
 /// # Ok::<(), steadfast::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawConfig")]
+#[serde(
+    try_from = "CircuitBreakerConfigRepr",
+    into = "CircuitBreakerConfigRepr"
+)]
 pub struct CircuitBreakerConfig {
+    failure_threshold: u32,
+    recovery_timeout: Duration,
+    half_open_permits: u32,
+    success_threshold: u32,
+    sliding_window: Option<SlidingWindow>,
+    minimum_calls: u32,
+    failure_rate_threshold: Option<f64>,
+    slow_call_duration: Option<Duration>,
+    slow_call_rate_threshold: Option<f64>,
+}
+
+impl Default for CircuitBreakerConfig {
+    /// The documented defaults (see the `# Default` list on the type).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::CircuitBreakerConfig;
+    /// assert_eq!(CircuitBreakerConfig::default(), CircuitBreakerConfig::builder().build()?);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    fn default() -> Self {
+        CircuitBreakerConfig {
+            failure_threshold: 5,
+            recovery_timeout: Duration::from_secs(60),
+            half_open_permits: 1,
+            success_threshold: 1,
+            sliding_window: None,
+            minimum_calls: 10,
+            failure_rate_threshold: None,
+            slow_call_duration: None,
+            slow_call_rate_threshold: None,
+        }
+    }
+}
+
+impl CircuitBreakerConfig {
+    /// Checks every rule of the configuration; called by
+    /// [`CircuitBreakerBuilder::build`] and by deserialization.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.failure_threshold == 0 {
+            return Err(ConfigError::new("failure_threshold", "must be at least 1"));
+        }
+        if self.recovery_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "recovery_timeout",
+                "must be greater than zero",
+            ));
+        }
+        if self.half_open_permits == 0 || self.half_open_permits > MAX_TRIAL_COUNT {
+            return Err(ConfigError::new(
+                "half_open_permits",
+                format!(
+                    "must be between 1 and {MAX_TRIAL_COUNT}, got {}",
+                    self.half_open_permits
+                ),
+            ));
+        }
+        if self.success_threshold == 0 || self.success_threshold > MAX_TRIAL_COUNT {
+            return Err(ConfigError::new(
+                "success_threshold",
+                format!(
+                    "must be between 1 and {MAX_TRIAL_COUNT}, got {}",
+                    self.success_threshold
+                ),
+            ));
+        }
+        if self.minimum_calls == 0 {
+            return Err(ConfigError::new("minimum_calls", "must be at least 1"));
+        }
+        if let Some(window) = &self.sliding_window {
+            window.validate()?;
+        }
+        if let Some(rate) = self.failure_rate_threshold {
+            check_ratio("failure_rate_threshold", rate)?;
+            if self.sliding_window.is_none() {
+                return Err(ConfigError::new(
+                    "sliding_window",
+                    "is required by failure_rate_threshold",
+                ));
+            }
+        }
+        match (self.slow_call_duration, self.slow_call_rate_threshold) {
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "slow_call_rate_threshold",
+                    "is required when slow_call_duration is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "slow_call_duration",
+                    "is required when slow_call_rate_threshold is set",
+                ));
+            }
+            (Some(duration), Some(rate)) => {
+                if duration.is_zero() {
+                    return Err(ConfigError::new(
+                        "slow_call_duration",
+                        "must be greater than zero",
+                    ));
+                }
+                check_ratio("slow_call_rate_threshold", rate)?;
+                if self.sliding_window.is_none() {
+                    return Err(ConfigError::new(
+                        "sliding_window",
+                        "is required by the slow-call rule",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The serialized form of a [`CircuitBreakerConfig`]: every field is
+/// optional and defaults as the builder does; the rules that are off are
+/// left out.
+#[derive(Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct CircuitBreakerConfigRepr {
     failure_threshold: u32,
     #[serde(with = "crate::serde_duration")]
     recovery_timeout: Duration,
@@ -254,153 +382,45 @@ pub struct CircuitBreakerConfig {
     slow_call_rate_threshold: Option<f64>,
 }
 
-/// The unchecked form of the configuration: what the builder fills in and
-/// what deserialization reads before validating.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RawConfig {
-    failure_threshold: u32,
-    #[serde(with = "crate::serde_duration")]
-    recovery_timeout: Duration,
-    half_open_permits: u32,
-    success_threshold: u32,
-    sliding_window: Option<SlidingWindow>,
-    minimum_calls: u32,
-    failure_rate_threshold: Option<f64>,
-    #[serde(with = "crate::serde_duration::option")]
-    slow_call_duration: Option<Duration>,
-    slow_call_rate_threshold: Option<f64>,
+impl Default for CircuitBreakerConfigRepr {
+    fn default() -> Self {
+        CircuitBreakerConfig::default().into()
+    }
 }
 
-impl Default for RawConfig {
-    fn default() -> Self {
-        RawConfig {
-            failure_threshold: 5,
-            recovery_timeout: Duration::from_secs(60),
-            half_open_permits: 1,
-            success_threshold: 1,
-            sliding_window: None,
-            minimum_calls: 10,
-            failure_rate_threshold: None,
-            slow_call_duration: None,
-            slow_call_rate_threshold: None,
+impl From<CircuitBreakerConfig> for CircuitBreakerConfigRepr {
+    fn from(c: CircuitBreakerConfig) -> Self {
+        CircuitBreakerConfigRepr {
+            failure_threshold: c.failure_threshold,
+            recovery_timeout: c.recovery_timeout,
+            half_open_permits: c.half_open_permits,
+            success_threshold: c.success_threshold,
+            sliding_window: c.sliding_window,
+            minimum_calls: c.minimum_calls,
+            failure_rate_threshold: c.failure_rate_threshold,
+            slow_call_duration: c.slow_call_duration,
+            slow_call_rate_threshold: c.slow_call_rate_threshold,
         }
     }
 }
 
-impl TryFrom<RawConfig> for CircuitBreakerConfig {
+impl TryFrom<CircuitBreakerConfigRepr> for CircuitBreakerConfig {
     type Error = ConfigError;
 
-    fn try_from(raw: RawConfig) -> Result<Self, ConfigError> {
-        if raw.failure_threshold == 0 {
-            return Err(ConfigError::new("failure_threshold", "must be at least 1"));
-        }
-        if raw.recovery_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "recovery_timeout",
-                "must be greater than zero",
-            ));
-        }
-        if raw.half_open_permits == 0 || raw.half_open_permits > MAX_TRIAL_COUNT {
-            return Err(ConfigError::new(
-                "half_open_permits",
-                format!(
-                    "must be between 1 and {MAX_TRIAL_COUNT}, got {}",
-                    raw.half_open_permits
-                ),
-            ));
-        }
-        if raw.success_threshold == 0 || raw.success_threshold > MAX_TRIAL_COUNT {
-            return Err(ConfigError::new(
-                "success_threshold",
-                format!(
-                    "must be between 1 and {MAX_TRIAL_COUNT}, got {}",
-                    raw.success_threshold
-                ),
-            ));
-        }
-        if raw.minimum_calls == 0 {
-            return Err(ConfigError::new("minimum_calls", "must be at least 1"));
-        }
-        if let Some(window) = &raw.sliding_window {
-            window.validate()?;
-        }
-        if let Some(rate) = raw.failure_rate_threshold {
-            check_ratio("failure_rate_threshold", rate)?;
-            if raw.sliding_window.is_none() {
-                return Err(ConfigError::new(
-                    "sliding_window",
-                    "is required by failure_rate_threshold",
-                ));
-            }
-        }
-        match (raw.slow_call_duration, raw.slow_call_rate_threshold) {
-            (None, None) => {}
-            (Some(_), None) => {
-                return Err(ConfigError::new(
-                    "slow_call_rate_threshold",
-                    "is required when slow_call_duration is set",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::new(
-                    "slow_call_duration",
-                    "is required when slow_call_rate_threshold is set",
-                ))
-            }
-            (Some(duration), Some(rate)) => {
-                if duration.is_zero() {
-                    return Err(ConfigError::new(
-                        "slow_call_duration",
-                        "must be greater than zero",
-                    ));
-                }
-                check_ratio("slow_call_rate_threshold", rate)?;
-                if raw.sliding_window.is_none() {
-                    return Err(ConfigError::new(
-                        "sliding_window",
-                        "is required by the slow-call rule",
-                    ));
-                }
-            }
-        }
-        Ok(CircuitBreakerConfig {
-            failure_threshold: raw.failure_threshold,
-            recovery_timeout: raw.recovery_timeout,
-            half_open_permits: raw.half_open_permits,
-            success_threshold: raw.success_threshold,
-            sliding_window: raw.sliding_window,
-            minimum_calls: raw.minimum_calls,
-            failure_rate_threshold: raw.failure_rate_threshold,
-            slow_call_duration: raw.slow_call_duration,
-            slow_call_rate_threshold: raw.slow_call_rate_threshold,
-        })
-    }
-}
-
-impl Default for CircuitBreakerConfig {
-    /// The documented defaults (see the `# Default` list on the type).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use steadfast::breaker::CircuitBreakerConfig;
-    /// assert_eq!(CircuitBreakerConfig::default(), CircuitBreakerConfig::builder().build()?);
-    /// # Ok::<(), steadfast::ConfigError>(())
-    /// ```
-    fn default() -> Self {
-        let raw = RawConfig::default();
-        CircuitBreakerConfig {
-            failure_threshold: raw.failure_threshold,
-            recovery_timeout: raw.recovery_timeout,
-            half_open_permits: raw.half_open_permits,
-            success_threshold: raw.success_threshold,
-            sliding_window: raw.sliding_window,
-            minimum_calls: raw.minimum_calls,
-            failure_rate_threshold: raw.failure_rate_threshold,
-            slow_call_duration: raw.slow_call_duration,
-            slow_call_rate_threshold: raw.slow_call_rate_threshold,
-        }
+    fn try_from(r: CircuitBreakerConfigRepr) -> Result<Self, ConfigError> {
+        let config = CircuitBreakerConfig {
+            failure_threshold: r.failure_threshold,
+            recovery_timeout: r.recovery_timeout,
+            half_open_permits: r.half_open_permits,
+            success_threshold: r.success_threshold,
+            sliding_window: r.sliding_window,
+            minimum_calls: r.minimum_calls,
+            failure_rate_threshold: r.failure_rate_threshold,
+            slow_call_duration: r.slow_call_duration,
+            slow_call_rate_threshold: r.slow_call_rate_threshold,
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -534,20 +554,6 @@ impl CircuitBreakerConfig {
             _ => self.minimum_calls,
         }
     }
-
-    fn to_raw(&self) -> RawConfig {
-        RawConfig {
-            failure_threshold: self.failure_threshold,
-            recovery_timeout: self.recovery_timeout,
-            half_open_permits: self.half_open_permits,
-            success_threshold: self.success_threshold,
-            sliding_window: self.sliding_window,
-            minimum_calls: self.minimum_calls,
-            failure_rate_threshold: self.failure_rate_threshold,
-            slow_call_duration: self.slow_call_duration,
-            slow_call_rate_threshold: self.slow_call_rate_threshold,
-        }
-    }
 }
 
 /// Builds a [`CircuitBreakerConfig`] (from [`CircuitBreakerConfig::builder`])
@@ -583,14 +589,14 @@ impl CircuitBreakerConfig {
 /// ```
 #[must_use]
 pub struct CircuitBreakerBuilder<T = CircuitBreakerConfig> {
-    raw: RawConfig,
+    config: CircuitBreakerConfig,
     target: PhantomData<fn() -> T>,
 }
 
 impl<T> Clone for CircuitBreakerBuilder<T> {
     fn clone(&self) -> Self {
         CircuitBreakerBuilder {
-            raw: self.raw.clone(),
+            config: self.config.clone(),
             target: PhantomData,
         }
     }
@@ -599,7 +605,7 @@ impl<T> Clone for CircuitBreakerBuilder<T> {
 impl<T> fmt::Debug for CircuitBreakerBuilder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerBuilder")
-            .field("config", &self.raw)
+            .field("config", &self.config)
             .finish()
     }
 }
@@ -613,7 +619,7 @@ impl<T> Default for CircuitBreakerBuilder<T> {
 impl<T> CircuitBreakerBuilder<T> {
     fn new() -> Self {
         CircuitBreakerBuilder {
-            raw: RawConfig::default(),
+            config: CircuitBreakerConfig::default(),
             target: PhantomData,
         }
     }
@@ -635,7 +641,7 @@ impl<T> CircuitBreakerBuilder<T> {
     /// ```
     pub fn from_config(config: &CircuitBreakerConfig) -> Self {
         CircuitBreakerBuilder {
-            raw: config.to_raw(),
+            config: config.clone(),
             target: PhantomData,
         }
     }
@@ -650,7 +656,7 @@ impl<T> CircuitBreakerBuilder<T> {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn failure_threshold(mut self, failures: u32) -> Self {
-        self.raw.failure_threshold = failures;
+        self.config.failure_threshold = failures;
         self
     }
 
@@ -667,7 +673,7 @@ impl<T> CircuitBreakerBuilder<T> {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
-        self.raw.recovery_timeout = timeout;
+        self.config.recovery_timeout = timeout;
         self
     }
 
@@ -681,7 +687,7 @@ impl<T> CircuitBreakerBuilder<T> {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn half_open_permits(mut self, permits: u32) -> Self {
-        self.raw.half_open_permits = permits;
+        self.config.half_open_permits = permits;
         self
     }
 
@@ -695,7 +701,7 @@ impl<T> CircuitBreakerBuilder<T> {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn success_threshold(mut self, successes: u32) -> Self {
-        self.raw.success_threshold = successes;
+        self.config.success_threshold = successes;
         self
     }
 
@@ -710,7 +716,7 @@ impl<T> CircuitBreakerBuilder<T> {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn sliding_window(mut self, window: SlidingWindow) -> Self {
-        self.raw.sliding_window = Some(window);
+        self.config.sliding_window = Some(window);
         self
     }
 
@@ -724,7 +730,7 @@ impl<T> CircuitBreakerBuilder<T> {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn minimum_calls(mut self, calls: u32) -> Self {
-        self.raw.minimum_calls = calls;
+        self.config.minimum_calls = calls;
         self
     }
 
@@ -746,7 +752,7 @@ impl<T> CircuitBreakerBuilder<T> {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn failure_rate_threshold(mut self, rate: f64) -> Self {
-        self.raw.failure_rate_threshold = Some(rate);
+        self.config.failure_rate_threshold = Some(rate);
         self
     }
 
@@ -768,7 +774,7 @@ impl<T> CircuitBreakerBuilder<T> {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn slow_call_duration(mut self, duration: Duration) -> Self {
-        self.raw.slow_call_duration = Some(duration);
+        self.config.slow_call_duration = Some(duration);
         self
     }
 
@@ -790,12 +796,8 @@ impl<T> CircuitBreakerBuilder<T> {
     /// assert_eq!(err.field(), "slow_call_rate_threshold");
     /// ```
     pub fn slow_call_rate_threshold(mut self, rate: f64) -> Self {
-        self.raw.slow_call_rate_threshold = Some(rate);
+        self.config.slow_call_rate_threshold = Some(rate);
         self
-    }
-
-    fn validate(self) -> Result<CircuitBreakerConfig, ConfigError> {
-        CircuitBreakerConfig::try_from(self.raw)
     }
 }
 
@@ -816,7 +818,8 @@ impl CircuitBreakerBuilder<CircuitBreakerConfig> {
     /// assert_eq!(err.field(), "half_open_permits");
     /// ```
     pub fn build(self) -> Result<CircuitBreakerConfig, ConfigError> {
-        self.validate()
+        self.config.validate()?;
+        Ok(self.config)
     }
 }
 
@@ -836,7 +839,8 @@ impl CircuitBreakerBuilder<CircuitBreaker> {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
-        self.validate().map(CircuitBreaker::new)
+        self.config.validate()?;
+        Ok(CircuitBreaker::new(self.config))
     }
 }
 

@@ -81,8 +81,12 @@
 //!   slow-call rule needs it.
 //! - Sliding windows are atomics too: a ring of one-byte slots with atomic
 //!   aggregates (count-based), or per-bucket counters tagged with their
-//!   epoch (time-based). They are read, to evaluate the rates, only when a
-//!   failed or slow call is recorded.
+//!   epoch (time-based). Every outcome recorded in Closed can trip a rate
+//!   rule, a success too, once the window holds `minimum_calls` calls. A
+//!   failed or slow call reads the window's totals; a fast success does
+//!   only when the window was below its minimum at the last evaluation or
+//!   a time bucket has passed since (calls may have aged out), and is
+//!   otherwise one more load.
 //!
 //! Everything a breaker needs is allocated when it is built; cycling through
 //! the states allocates nothing.
@@ -130,15 +134,17 @@
 mod circuit;
 mod config;
 mod error;
+mod permit;
 mod window;
 mod word;
 
 use std::fmt;
 use std::time::Duration;
 
-pub use circuit::{CircuitBreaker, Permit};
+pub use circuit::CircuitBreaker;
 pub use config::{CircuitBreakerBuilder, CircuitBreakerConfig, SlidingWindow};
 pub use error::{BreakerError, Rejected};
+pub use permit::Permit;
 
 /// The state of a circuit breaker.
 ///

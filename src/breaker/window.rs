@@ -77,6 +77,16 @@ impl Window {
         }
     }
 
+    /// The time bucket `now_nanos` falls in (always 0 for a count-based
+    /// window): between two outcomes recorded in the same bucket, no call
+    /// leaves the window by age.
+    pub(crate) fn bucket_of(&self, now_nanos: u64) -> u64 {
+        match self {
+            Window::Count(_) => 0,
+            Window::Time(w) => w.epoch(now_nanos),
+        }
+    }
+
     /// Empties the window.
     pub(crate) fn clear(&self) {
         match self {
@@ -146,12 +156,15 @@ impl CountWindow {
         }
     }
 
+    /// A counter's value, a transient negative clamped to zero and the
+    /// value to the window's size.
+    fn read(&self, counter: &AtomicU32) -> u64 {
+        let v = counter.load(Ordering::Acquire) as i32;
+        (v.max(0) as u64).min(self.slots.len() as u64)
+    }
+
     fn totals(&self) -> WindowTotals {
-        let size = self.slots.len() as u64;
-        let read = |c: &AtomicU32| -> u64 {
-            let v = c.load(Ordering::Acquire) as i32;
-            (v.max(0) as u64).min(size)
-        };
+        let read = |c: &AtomicU32| self.read(c);
         let calls = read(&self.calls);
         WindowTotals {
             calls,

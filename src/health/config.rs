@@ -67,7 +67,7 @@ pub enum DetectionPolicy {
 /// # Ok::<(), steadfast::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "PhiAccrualRepr", into = "PhiAccrualRepr")]
+#[serde(try_from = "PhiAccrualConfigRepr", into = "PhiAccrualConfigRepr")]
 pub struct PhiAccrualConfig {
     threshold: f64,
     max_samples: usize,
@@ -172,6 +172,9 @@ impl PhiAccrualConfig {
         self.first_heartbeat_estimate
     }
 
+    /// Checks every rule of the configuration; called by
+    /// [`PhiAccrualConfigBuilder::build`], by deserialization and by
+    /// [`HealthConfig`]'s own check.
     fn validate(&self) -> Result<(), ConfigError> {
         check_finite_at_least("threshold", self.threshold, f64::MIN_POSITIVE)?;
         if self.max_samples == 0 {
@@ -301,9 +304,11 @@ impl PhiAccrualConfigBuilder {
     }
 }
 
+/// The serialized form of a [`PhiAccrualConfig`]; every field is optional
+/// and defaults as the builder does.
 #[derive(Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct PhiAccrualRepr {
+struct PhiAccrualConfigRepr {
     threshold: f64,
     max_samples: usize,
     #[serde(with = "crate::serde_duration")]
@@ -314,15 +319,15 @@ struct PhiAccrualRepr {
     first_heartbeat_estimate: Duration,
 }
 
-impl Default for PhiAccrualRepr {
+impl Default for PhiAccrualConfigRepr {
     fn default() -> Self {
         PhiAccrualConfig::default().into()
     }
 }
 
-impl From<PhiAccrualConfig> for PhiAccrualRepr {
+impl From<PhiAccrualConfig> for PhiAccrualConfigRepr {
     fn from(c: PhiAccrualConfig) -> Self {
-        PhiAccrualRepr {
+        PhiAccrualConfigRepr {
             threshold: c.threshold,
             max_samples: c.max_samples,
             min_std_deviation: c.min_std_deviation,
@@ -332,25 +337,19 @@ impl From<PhiAccrualConfig> for PhiAccrualRepr {
     }
 }
 
-impl TryFrom<PhiAccrualRepr> for PhiAccrualConfig {
+impl TryFrom<PhiAccrualConfigRepr> for PhiAccrualConfig {
     type Error = ConfigError;
 
-    fn try_from(r: PhiAccrualRepr) -> Result<Self, ConfigError> {
-        PhiAccrualConfig {
+    fn try_from(r: PhiAccrualConfigRepr) -> Result<Self, ConfigError> {
+        let config = PhiAccrualConfig {
             threshold: r.threshold,
             max_samples: r.max_samples,
             min_std_deviation: r.min_std_deviation,
             acceptable_heartbeat_pause: r.acceptable_heartbeat_pause,
             first_heartbeat_estimate: r.first_heartbeat_estimate,
-        }
-        .validated()
-    }
-}
-
-impl PhiAccrualConfig {
-    fn validated(self) -> Result<Self, ConfigError> {
-        self.validate()?;
-        Ok(self)
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -485,6 +484,9 @@ impl HealthConfig {
         self.event_capacity
     }
 
+    /// Checks every rule of the configuration (the phi-accrual parameters
+    /// included); called by [`HealthConfigBuilder::build`] and by
+    /// deserialization.
     fn validate(&self) -> Result<(), ConfigError> {
         if self.heartbeat_timeout.is_zero() {
             return Err(ConfigError::new(
@@ -618,6 +620,8 @@ impl HealthConfigBuilder {
     }
 }
 
+/// The serialized form of a [`HealthConfig`]; every field is optional and
+/// defaults as the builder does.
 #[derive(Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct HealthConfigRepr {

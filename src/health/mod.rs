@@ -91,6 +91,9 @@ mod liveness;
 mod member;
 mod monitor;
 mod phi;
+mod rank_table;
+mod registry;
+mod status;
 
 pub use config::{
     DetectionPolicy, HealthConfig, HealthConfigBuilder, PhiAccrualConfig, PhiAccrualConfigBuilder,
@@ -99,6 +102,5 @@ pub use coordinator::{CoordinatorHeartbeat, HeartbeatConfig, HeartbeatConfigBuil
 pub use error::HealthError;
 pub use handle::MonitorHandle;
 pub use member::MemberId;
-pub use monitor::{
-    HealthMonitor, HealthSnapshot, HealthStatus, MemberHealth, StatusChange, SweepSummary,
-};
+pub use monitor::HealthMonitor;
+pub use status::{HealthSnapshot, HealthStatus, MemberHealth, StatusChange, SweepSummary};

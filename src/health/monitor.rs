@@ -1,13 +1,14 @@
 //! The [`HealthMonitor`]: members, heartbeats, sweeps and status changes.
 //!
-//! Members live in a slab (`Vec<Slot>`) indexed by a `HashMap<MemberId,
-//! usize>` and, for ranks, by a plain array from rank to slot, all behind one
-//! `RwLock`. What heartbeats and sweeps touch (the last-heartbeat time in
-//! nanoseconds since the monitor's base instant, the status, a failure mark:
-//! 16 bytes) is kept apart from the rest: for a rank, in a table indexed by
-//! rank outside the lock, whose segments never move (`RankTable`); for a
-//! named component, in its slot. A slot is 48 bytes (the phi-accrual state
-//! is boxed apart).
+//! Members live in the [registry](super::registry): a slab (`Vec<Slot>`)
+//! indexed by a `HashMap<MemberId, usize>` and, for ranks, by a plain array
+//! from rank to slot, all behind one `RwLock`. What heartbeats and sweeps
+//! touch (the last-heartbeat time in nanoseconds since the monitor's base
+//! instant, the status, a failure mark: 16 bytes) is kept apart from the
+//! rest: for a rank, in the [rank table](super::rank_table), indexed by rank
+//! outside the lock, whose segments never move (`RankTable`); for a named
+//! component, in its slot. A slot is 48 bytes (the phi-accrual state is
+//! boxed apart). The data the monitor reports is in [`status`](super::status).
 //!
 //! A heartbeat of a rank, with the fixed-timeout policy, takes no lock: it
 //! reads its rank's entry, checks that the rank is a member and raises the
@@ -26,480 +27,21 @@
 //! that races with a sweep is never lost: either the heartbeat sees the new
 //! status and restores Healthy, or the sweep sees the new time and does.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::phi::{self, PhiWindow};
-use super::{DetectionPolicy, HealthConfig, HealthError, MemberId, MonitorHandle};
-
-/// The health of a member, from best to worst.
-///
-/// A member that is not known to a monitor has no status:
-/// [`HealthMonitor::status`] returns `None` for it, never `Healthy`.
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::health::HealthStatus;
-///
-/// assert!(HealthStatus::Healthy < HealthStatus::Unresponsive);
-/// assert!(HealthStatus::Unresponsive < HealthStatus::Failed);
-/// assert_eq!(HealthStatus::Failed.to_string(), "failed");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HealthStatus {
-    /// Heartbeats arrive in time.
-    Healthy,
-    /// Silent for longer than the heartbeat timeout (or phi at or above its
-    /// threshold).
-    Unresponsive,
-    /// Silent for longer than twice the heartbeat timeout.
-    Failed,
-}
-
-impl HealthStatus {
-    fn encode(self) -> u8 {
-        match self {
-            HealthStatus::Healthy => 0,
-            HealthStatus::Unresponsive => 1,
-            HealthStatus::Failed => 2,
-        }
-    }
-
-    fn decode(value: u8) -> HealthStatus {
-        match value {
-            0 => HealthStatus::Healthy,
-            1 => HealthStatus::Unresponsive,
-            _ => HealthStatus::Failed,
-        }
-    }
-}
-
-impl fmt::Display for HealthStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HealthStatus::Healthy => "healthy",
-            HealthStatus::Unresponsive => "unresponsive",
-            HealthStatus::Failed => "failed",
-        })
-    }
-}
-
-/// A member's status changed.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use steadfast::health::{HealthMonitor, HealthStatus, MemberId};
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// let monitor = HealthMonitor::default();
-/// let mut changes = monitor.subscribe();
-/// monitor.add_member(0usize);
-/// tokio::time::advance(Duration::from_secs(31)).await;
-/// monitor.check_now();
-/// let change = changes.recv().await.unwrap();
-/// assert_eq!(change.member, MemberId::Rank(0));
-/// assert_eq!((change.old, change.new), (HealthStatus::Healthy, HealthStatus::Unresponsive));
-/// # }
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatusChange {
-    /// The member.
-    pub member: MemberId,
-    /// Its status before.
-    pub old: HealthStatus,
-    /// Its status now.
-    pub new: HealthStatus,
-    /// When the change was found (the sweep's or the heartbeat's time).
-    pub at: Instant,
-}
-
-/// One member in a [`HealthSnapshot`].
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::health::{HealthMonitor, HealthStatus};
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// let monitor = HealthMonitor::default();
-/// monitor.add_member("db");
-/// let snapshot = monitor.snapshot();
-/// assert_eq!(snapshot.members[0].status, HealthStatus::Healthy);
-/// assert_eq!(snapshot.members[0].phi, None); // fixed-timeout policy
-/// # }
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct MemberHealth {
-    /// The member.
-    pub member: MemberId,
-    /// Its status, as the latest sweep or heartbeat found it.
-    pub status: HealthStatus,
-    /// Its latest heartbeat (its registration, before the first one).
-    pub last_heartbeat: Instant,
-    /// How long it has been silent, at the snapshot's time.
-    pub silent_for: Duration,
-    /// Its phi value, with the phi-accrual policy.
-    pub phi: Option<f64>,
-}
-
-/// Every member's health at one instant; see [`HealthMonitor::snapshot`].
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::health::{HealthMonitor, HealthStatus};
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// let monitor = HealthMonitor::default();
-/// monitor.add_member(0usize);
-/// monitor.add_member(1usize);
-/// assert_eq!(monitor.snapshot().count(HealthStatus::Healthy), 2);
-/// # }
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct HealthSnapshot {
-    /// When it was taken.
-    pub at: Instant,
-    /// Every member, in no particular order.
-    pub members: Vec<MemberHealth>,
-}
-
-impl HealthSnapshot {
-    /// How many members have `status`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use steadfast::health::{HealthMonitor, HealthStatus};
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() {
-    /// let snapshot = HealthMonitor::default().snapshot();
-    /// assert_eq!(snapshot.count(HealthStatus::Failed), 0);
-    /// # }
-    /// ```
-    pub fn count(&self, status: HealthStatus) -> usize {
-        self.members.iter().filter(|m| m.status == status).count()
-    }
-}
-
-/// What a sweep ([`HealthMonitor::check_now`]) found.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use steadfast::health::HealthMonitor;
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// let monitor = HealthMonitor::default();
-/// monitor.add_member(0usize);
-/// tokio::time::advance(Duration::from_secs(61)).await;
-/// let summary = monitor.check_now();
-/// assert_eq!((summary.members, summary.failed, summary.changes), (1, 1, 1));
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SweepSummary {
-    /// Members checked.
-    pub members: usize,
-    /// Members found Healthy.
-    pub healthy: usize,
-    /// Members found Unresponsive.
-    pub unresponsive: usize,
-    /// Members found Failed.
-    pub failed: usize,
-    /// Status changes made (and emitted) by this sweep.
-    pub changes: usize,
-}
-
-/// The phi-accrual state of one member.
-#[derive(Debug)]
-struct PhiSlot {
-    window: Mutex<PhiWindow>,
-    /// Effective mean interval (window mean + acceptable pause), `f64` bits,
-    /// nanoseconds.
-    mean: AtomicU64,
-    /// Effective standard deviation (at least the minimum), `f64` bits,
-    /// nanoseconds.
-    std: AtomicU64,
-}
-
-/// What heartbeats and sweeps read and write for one member: 16 bytes.
-#[derive(Debug)]
-struct Hot {
-    /// Latest heartbeat (or registration), nanoseconds since `Inner::base`.
-    last: AtomicU64,
-    /// [`HealthStatus::encode`]d.
-    status: AtomicU8,
-    /// Set by [`HealthMonitor::mark_failed`]: Failed whatever the silence
-    /// says, until the member's next heartbeat.
-    declared_failed: AtomicBool,
-    /// Whether the entry belongs to a current member. Only the entries of
-    /// the [`RankTable`] are ever vacant while reachable.
-    present: AtomicBool,
-}
-
-impl Hot {
-    fn vacant() -> Hot {
-        Hot {
-            last: AtomicU64::new(0),
-            status: AtomicU8::new(HealthStatus::Healthy.encode()),
-            declared_failed: AtomicBool::new(false),
-            present: AtomicBool::new(false),
-        }
-    }
-
-    /// A member's state as it is added: Healthy, silent since `now`.
-    fn reset(&self, now: u64) {
-        self.last.store(now, SeqCst);
-        self.status.store(HealthStatus::Healthy.encode(), SeqCst);
-        self.declared_failed.store(false, SeqCst);
-        self.present.store(true, SeqCst);
-    }
-}
-
-#[derive(Debug)]
-struct Slot {
-    /// `None`: a free slot.
-    member: Option<MemberId>,
-    /// The member's hot state, unless it is a rank below
-    /// [`RANK_TABLE_LIMIT`], whose state is in the [`RankTable`] (see
-    /// [`HealthMonitor::hot`]).
-    own: Hot,
-    /// Boxed, so that a slot stays at 48 bytes: the fixed-timeout
-    /// heartbeat and sweep touch little memory per member.
-    phi: Option<Box<PhiSlot>>,
-}
-
-impl Slot {
-    fn vacant() -> Slot {
-        Slot {
-            member: None,
-            own: Hot::vacant(),
-            phi: None,
-        }
-    }
-}
-
-/// Ranks per segment of the [`RankTable`] (16 KiB of entries).
-const RANK_SEGMENT: usize = 1024;
-
-/// The hot state of every rank below [`RANK_TABLE_LIMIT`], by rank, outside
-/// the registry's lock.
-///
-/// Segments of [`RANK_SEGMENT`] entries are allocated when a rank in them
-/// is first added (under the registry's write lock) and never move or go
-/// away while the monitor lives, so a heartbeat reads its rank's entry with
-/// no lock at all: one atomic load says whether the rank is a member, one
-/// `fetch_max` records the heartbeat. A removed rank's entry is marked
-/// vacant; a heartbeat racing with the removal at worst raises the time of
-/// an entry that the next `add_member` of that rank resets anyway. The
-/// directory of segments is 24 KiB, allocated with the monitor.
-#[derive(Debug)]
-struct RankTable {
-    segments: Box<[OnceLock<Box<[Hot]>>]>,
-}
-
-impl RankTable {
-    fn new() -> RankTable {
-        RankTable {
-            segments: (0..RANK_TABLE_LIMIT / RANK_SEGMENT)
-                .map(|_| OnceLock::new())
-                .collect(),
-        }
-    }
-
-    /// The entry of `rank`, if its segment exists.
-    #[inline]
-    fn get(&self, rank: usize) -> Option<&Hot> {
-        self.segments
-            .get(rank / RANK_SEGMENT)?
-            .get()?
-            .get(rank % RANK_SEGMENT)
-    }
-
-    /// The entry of `rank`, allocating its segment; `None` for a rank at or
-    /// above [`RANK_TABLE_LIMIT`].
-    fn entry(&self, rank: usize) -> Option<&Hot> {
-        let segment = self.segments.get(rank / RANK_SEGMENT)?;
-        segment
-            .get_or_init(|| (0..RANK_SEGMENT).map(|_| Hot::vacant()).collect())
-            .get(rank % RANK_SEGMENT)
-    }
-}
-
-/// The hasher of the member index: a multiply-rotate word hash with a
-/// final avalanche, several times cheaper than the default SipHash for the
-/// short keys of members. It is not meant to resist chosen-key flooding;
-/// member ids are chosen by the application, not by its clients.
-#[derive(Debug, Default, Clone, Copy)]
-struct MemberHasher {
-    state: u64,
-}
-
-/// An odd constant with well-spread bits (from the golden ratio).
-const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
-
-impl MemberHasher {
-    fn add(&mut self, word: u64) {
-        self.state = (self.state.rotate_left(26) ^ word).wrapping_mul(MIX);
-    }
-}
-
-impl Hasher for MemberHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            // the length tells "ab" from "ab\0"
-            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn write_isize(&mut self, n: isize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // avalanche, so that the table's high-bit tags see every input bit
-        let mut x = self.state;
-        x ^= x >> 32;
-        x = x.wrapping_mul(MIX);
-        x ^ (x >> 29)
-    }
-}
-
-/// Ranks below this keep their hot state in the [`RankTable`] and are found
-/// through [`Registry::ranks`], a plain array, rather than the hash index;
-/// higher ones (unusual) are found only through the index and keep their
-/// state in their slot, so that one odd rank number cannot make the tables
-/// large (at most 4 MiB and 16 MiB).
-const RANK_TABLE_LIMIT: usize = 1 << 20;
-
-#[derive(Debug, Default)]
-struct Registry {
-    /// Every member's slot index.
-    index: HashMap<MemberId, usize, BuildHasherDefault<MemberHasher>>,
-    /// For `MemberId::Rank(r)` with `r < RANK_TABLE_LIMIT`: entry `r` is the
-    /// slot index plus one, 0 when rank `r` is not a member. A heartbeat of
-    /// a rank reads one entry here (4 bytes, so 100,000 ranks fit in the
-    /// CPU's cache) instead of hashing and probing the index.
-    ranks: Vec<u32>,
-    slots: Vec<Slot>,
-    free: Vec<usize>,
-}
-
-impl Registry {
-    /// The slot index of a member, if it is one.
-    #[inline]
-    fn slot_index(&self, member: &MemberId) -> Option<usize> {
-        if let MemberId::Rank(rank) = *member {
-            if rank < RANK_TABLE_LIMIT {
-                return match self.ranks.get(rank) {
-                    Some(&entry) if entry != 0 => Some(entry as usize - 1),
-                    _ => None,
-                };
-            }
-        }
-        self.index.get(member).copied()
-    }
-
-    /// The slot of a member, if it is one.
-    #[inline]
-    fn get(&self, member: &MemberId) -> Option<&Slot> {
-        self.slot_index(member)
-            .and_then(|index| self.slots.get(index))
-    }
-
-    /// The slot of a registered member.
-    #[inline]
-    fn slot(&self, member: &MemberId) -> Result<&Slot, HealthError> {
-        self.get(member).ok_or_else(|| HealthError::UnknownMember {
-            member: member.clone(),
-        })
-    }
-
-    /// Places a new member's slot (reusing a free one) and indexes it.
-    fn insert(&mut self, member: MemberId, slot: Slot) {
-        let index = match self.free.pop() {
-            Some(free) if free < self.slots.len() => {
-                self.slots[free] = slot;
-                free
-            }
-            _ => {
-                self.slots.push(slot);
-                self.slots.len() - 1
-            }
-        };
-        if let MemberId::Rank(rank) = member {
-            if rank < RANK_TABLE_LIMIT {
-                if self.ranks.len() <= rank {
-                    self.ranks.resize(rank + 1, 0);
-                }
-                // More than u32::MAX - 1 members cannot be registered: the
-                // process would run out of memory long before.
-                self.ranks[rank] = u32::try_from(index + 1).unwrap_or(0);
-            }
-        }
-        self.index.insert(member, index);
-    }
-
-    /// Unindexes a member and frees its slot. Returns whether it was one.
-    fn remove(&mut self, member: &MemberId) -> bool {
-        let Some(index) = self.index.remove(member) else {
-            return false;
-        };
-        if let MemberId::Rank(rank) = *member {
-            if let Some(entry) = self.ranks.get_mut(rank) {
-                *entry = 0;
-            }
-        }
-        if let Some(slot) = self.slots.get_mut(index) {
-            *slot = Slot::vacant();
-            self.free.push(index);
-        }
-        true
-    }
-}
+use super::rank_table::{Hot, RankTable};
+use super::registry::{PhiSlot, Registry, Slot};
+use super::{
+    DetectionPolicy, HealthConfig, HealthError, HealthSnapshot, HealthStatus, MemberHealth,
+    MemberId, MonitorHandle, StatusChange, SweepSummary,
+};
 
 /// Phi-accrual parameters in nanoseconds, derived once from the config.
 #[derive(Debug, Clone, Copy)]
@@ -702,10 +244,10 @@ impl HealthMonitor {
     /// rank below [`RANK_TABLE_LIMIT`], the slot's own otherwise.
     #[inline]
     fn hot<'a>(&'a self, slot: &'a Slot) -> &'a Hot {
-        if let Some(MemberId::Rank(rank)) = slot.member {
-            if let Some(hot) = self.inner.ranks.get(rank) {
-                return hot;
-            }
+        if let Some(MemberId::Rank(rank)) = slot.member
+            && let Some(hot) = self.inner.ranks.get(rank)
+        {
+            return hot;
         }
         &slot.own
     }
@@ -733,10 +275,10 @@ impl HealthMonitor {
         }
         let own = Hot::vacant();
         own.reset(now);
-        if let MemberId::Rank(rank) = member {
-            if let Some(hot) = self.inner.ranks.entry(rank) {
-                hot.reset(now);
-            }
+        if let MemberId::Rank(rank) = member
+            && let Some(hot) = self.inner.ranks.entry(rank)
+        {
+            hot.reset(now);
         }
         let slot = Slot {
             member: Some(member.clone()),
@@ -775,10 +317,10 @@ impl HealthMonitor {
         if !registry.remove(member) {
             return false;
         }
-        if let MemberId::Rank(rank) = *member {
-            if let Some(hot) = self.inner.ranks.get(rank) {
-                hot.present.store(false, SeqCst);
-            }
+        if let MemberId::Rank(rank) = *member
+            && let Some(hot) = self.inner.ranks.get(rank)
+        {
+            hot.present.store(false, SeqCst);
         }
         drop(registry);
         tracing::info!(target: "steadfast::health", %member, "member removed");
@@ -860,23 +402,23 @@ impl HealthMonitor {
     /// ```
     pub fn heartbeat(&self, member: &MemberId) -> Result<(), HealthError> {
         let now = self.now_nanos();
-        if let (MemberId::Rank(rank), None) = (member, &self.inner.phi) {
-            if let Some(hot) = self.inner.ranks.get(*rank) {
-                // A rank's entry never moves: no lock on the way.
-                if !hot.present.load(SeqCst) {
-                    return Err(HealthError::UnknownMember {
-                        member: member.clone(),
-                    });
-                }
-                let previous = hot.last.fetch_max(now, SeqCst);
-                if hot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
-                    // Removed meanwhile: refused like any unknown member.
-                    let registry = self.read();
-                    registry.slot(member)?;
-                    self.recover(member, hot, now, previous);
-                }
-                return Ok(());
+        if let (MemberId::Rank(rank), None) = (member, &self.inner.phi)
+            && let Some(hot) = self.inner.ranks.get(*rank)
+        {
+            // A rank's entry never moves: no lock on the way.
+            if !hot.present.load(SeqCst) {
+                return Err(HealthError::UnknownMember {
+                    member: member.clone(),
+                });
             }
+            let previous = hot.last.fetch_max(now, SeqCst);
+            if hot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
+                // Removed meanwhile: refused like any unknown member.
+                let registry = self.read();
+                registry.slot(member)?;
+                self.recover(member, hot, now, previous);
+            }
+            return Ok(());
         }
         let registry = self.read();
         let slot = registry.slot(member)?;
@@ -1378,45 +920,8 @@ impl HealthMonitor {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-    use std::hash::{BuildHasher, BuildHasherDefault};
-
+    use super::super::rank_table::RANK_TABLE_LIMIT;
     use super::*;
-
-    fn hash(member: &MemberId) -> u64 {
-        BuildHasherDefault::<MemberHasher>::default().hash_one(member)
-    }
-
-    #[test]
-    fn member_hashes_spread() {
-        let ranks: HashSet<u64> = (0..100_000usize)
-            .map(|r| hash(&MemberId::Rank(r)))
-            .collect();
-        assert_eq!(ranks.len(), 100_000);
-        // the top 7 bits (the table's tags) take every value over a few ranks
-        let tags: HashSet<u64> = (0..2_000usize)
-            .map(|r| hash(&MemberId::Rank(r)) >> 57)
-            .collect();
-        assert_eq!(tags.len(), 128);
-        let names = [
-            "",
-            "a",
-            "ab",
-            "ab\0",
-            "db-1",
-            "db-2",
-            "database-primary",
-            "database-primarz",
-        ];
-        let hashes: HashSet<u64> = names.iter().map(|n| hash(&MemberId::from(*n))).collect();
-        assert_eq!(hashes.len(), names.len());
-        assert_ne!(hash(&MemberId::Rank(0)), hash(&MemberId::from("")));
-    }
-
-    #[test]
-    fn a_slot_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 48);
-    }
 
     #[tokio::test(start_paused = true)]
     async fn ranks_are_found_through_the_table_and_the_index_alike() {

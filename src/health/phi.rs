@@ -149,12 +149,12 @@ impl PhiWindow {
     pub(crate) fn record(&mut self, now: u64, max_samples: usize) -> Option<(f64, f64)> {
         if let Some(last) = self.last_arrival {
             let interval = now.saturating_sub(last);
-            if self.samples.len() >= max_samples {
-                if let Some(old) = self.samples.pop_front() {
-                    let old = u128::from(old);
-                    self.sum = self.sum.saturating_sub(old);
-                    self.sum_sq = self.sum_sq.saturating_sub(old * old);
-                }
+            if self.samples.len() >= max_samples
+                && let Some(old) = self.samples.pop_front()
+            {
+                let old = u128::from(old);
+                self.sum = self.sum.saturating_sub(old);
+                self.sum_sq = self.sum_sq.saturating_sub(old * old);
             }
             self.samples.push_back(interval);
             let i = u128::from(interval);

@@ -60,7 +60,7 @@ pub trait Transient {
 /// I/O errors are transient when the kind says the operation may succeed if
 /// repeated: `TimedOut`, `Interrupted`, `ConnectionReset`, `ConnectionAborted`,
 /// `ConnectionRefused`, `WouldBlock`, `BrokenPipe`, `UnexpectedEof`,
-/// `NotConnected` and `ResourceBusy`-like conditions. `NotFound`,
+/// `NotConnected` and `ResourceBusy`. `NotFound`,
 /// `PermissionDenied`, `InvalidInput`, `InvalidData`, `AlreadyExists`,
 /// `Unsupported` and every other kind are permanent.
 ///
@@ -106,6 +106,7 @@ pub fn is_transient_io_kind(kind: io::ErrorKind) -> bool {
             | WouldBlock
             | BrokenPipe
             | UnexpectedEof
+            | ResourceBusy
     )
 }
 

@@ -52,12 +52,12 @@
 
 mod backoff;
 mod classify;
+mod error;
 mod future;
 mod policy;
 
 pub use backoff::{Backoff, Jitter};
 pub use classify::{is_transient_io_kind, Transient};
-pub use future::{
-    ByTransient, Classifier, GiveUp, NoHook, OnRetry, Retry, RetryError, Retryable, When,
-};
+pub use error::{GiveUp, RetryError};
+pub use future::{ByTransient, Classifier, NoHook, OnRetry, Retry, Retryable, When};
 pub use policy::{RetryPolicy, RetryPolicyBuilder};

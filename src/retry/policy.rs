@@ -61,7 +61,7 @@ use crate::error::{check_finite_at_least, ConfigError};
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RetryPolicyFields", into = "RetryPolicyFields")]
+#[serde(try_from = "RetryPolicyRepr", into = "RetryPolicyRepr")]
 pub struct RetryPolicy {
     max_retries: u32,
     initial_delay: Duration,
@@ -391,24 +391,32 @@ impl RetryPolicyBuilder {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn build(self) -> Result<RetryPolicy, ConfigError> {
-        let p = self.policy;
-        check_finite_at_least("factor", p.factor, 1.0)?;
-        if p.max_delay < p.initial_delay {
+        self.policy.validate()?;
+        Ok(self.policy)
+    }
+}
+
+impl RetryPolicy {
+    /// Checks every rule of the policy; called by
+    /// [`RetryPolicyBuilder::build`] and by deserialization.
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_finite_at_least("factor", self.factor, 1.0)?;
+        if self.max_delay < self.initial_delay {
             return Err(ConfigError::new(
                 "max_delay",
                 format!(
                     "must not be below initial_delay ({:?} < {:?})",
-                    p.max_delay, p.initial_delay
+                    self.max_delay, self.initial_delay
                 ),
             ));
         }
-        if p.max_elapsed == Some(Duration::ZERO) {
+        if self.max_elapsed == Some(Duration::ZERO) {
             return Err(ConfigError::new(
                 "max_elapsed",
                 "must be greater than zero when set",
             ));
         }
-        Ok(p)
+        Ok(())
     }
 }
 
@@ -416,7 +424,7 @@ impl RetryPolicyBuilder {
 /// defaults as the builder does.
 #[derive(Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct RetryPolicyFields {
+struct RetryPolicyRepr {
     max_retries: u32,
     #[serde(with = "crate::serde_duration")]
     initial_delay: Duration,
@@ -431,15 +439,15 @@ struct RetryPolicyFields {
     max_elapsed: Option<Duration>,
 }
 
-impl Default for RetryPolicyFields {
+impl Default for RetryPolicyRepr {
     fn default() -> Self {
         RetryPolicy::default().into()
     }
 }
 
-impl From<RetryPolicy> for RetryPolicyFields {
+impl From<RetryPolicy> for RetryPolicyRepr {
     fn from(p: RetryPolicy) -> Self {
-        RetryPolicyFields {
+        RetryPolicyRepr {
             max_retries: p.max_retries,
             initial_delay: p.initial_delay,
             max_delay: p.max_delay,
@@ -450,20 +458,19 @@ impl From<RetryPolicy> for RetryPolicyFields {
     }
 }
 
-impl TryFrom<RetryPolicyFields> for RetryPolicy {
+impl TryFrom<RetryPolicyRepr> for RetryPolicy {
     type Error = ConfigError;
 
-    fn try_from(f: RetryPolicyFields) -> Result<Self, ConfigError> {
-        RetryPolicyBuilder {
-            policy: RetryPolicy {
-                max_retries: f.max_retries,
-                initial_delay: f.initial_delay,
-                max_delay: f.max_delay,
-                factor: f.factor,
-                jitter: f.jitter,
-                max_elapsed: f.max_elapsed,
-            },
-        }
-        .build()
+    fn try_from(r: RetryPolicyRepr) -> Result<Self, ConfigError> {
+        let policy = RetryPolicy {
+            max_retries: r.max_retries,
+            initial_delay: r.initial_delay,
+            max_delay: r.max_delay,
+            factor: r.factor,
+            jitter: r.jitter,
+            max_elapsed: r.max_elapsed,
+        };
+        policy.validate()?;
+        Ok(policy)
     }
 }

@@ -16,10 +16,9 @@ use crate::retry::Transient;
 /// The `operation` of [`Elapsed`](TimeoutError::Elapsed) is an
 /// `Option<String>`: `None` when the caller gave the operation no name
 /// ([`TimeoutHandler::run`](crate::timeout::TimeoutHandler::run) allocates
-/// nothing, not even on failure), and `Some` with the `Debug` form of the
-/// operation id for operations of a
-/// [`TimeoutManager`](crate::timeout::TimeoutManager) (so an id `"upload"`
-/// of type `String` reads `"\"upload\""`).
+/// nothing, not even on failure), and `Some` with the operation id as
+/// written (its `Display` form: an id `"upload"` reads `upload`) for
+/// operations of a [`TimeoutManager`](crate::timeout::TimeoutManager).
 ///
 /// # Examples
 ///
@@ -33,8 +32,8 @@ use crate::retry::Transient;
 /// assert!(err.is_elapsed());
 /// assert!(err.is_transient());
 ///
-/// let err = TimeoutError::Cancelled { operation: "\"upload\"".into() };
-/// assert_eq!(err.to_string(), "operation \"upload\" was cancelled");
+/// let err = TimeoutError::Cancelled { operation: "upload".into() };
+/// assert_eq!(err.to_string(), "operation upload was cancelled");
 /// assert!(!err.is_transient());
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -56,14 +55,14 @@ pub enum TimeoutError {
     /// another operation was started under the same id.
     #[error("operation {operation} was cancelled")]
     Cancelled {
-        /// The `Debug` form of the operation id.
+        /// The operation id, as written (its `Display` form).
         operation: String,
     },
     /// No operation with this id is in progress (it was never started, has
     /// been cancelled, or its guard was dropped).
     #[error("no operation {operation} is in progress")]
     NotFound {
-        /// The `Debug` form of the operation id that was asked for.
+        /// The operation id that was asked for, as written.
         operation: String,
     },
     /// A coordinator operation bounded by a

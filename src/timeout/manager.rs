@@ -8,7 +8,7 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::fmt::{self, Debug};
+use std::fmt::{self, Debug, Display};
 use std::future::IntoFuture;
 use std::hash::Hash;
 use std::pin::pin;
@@ -22,27 +22,37 @@ use tokio::time::Instant;
 use super::TimeoutError;
 
 /// What an operation id must be: hashable, comparable, cloneable, shareable
-/// between tasks and printable for logs and errors.
+/// between tasks, and printable: errors show an id as written, through its
+/// `Display` form (an id `"upload"` reads `upload`), and logs through its
+/// `Debug` form.
 ///
 /// It is implemented for every type with those properties (`String`,
-/// `&'static str`, integers, `uuid::Uuid`, your own `#[derive]`d ids).
+/// `&'static str`, integers, `uuid::Uuid`, your own ids that derive `Debug`
+/// and implement `Display`).
 ///
 /// # Examples
 ///
 /// ```
+/// use std::fmt;
 /// use steadfast::timeout::OperationId;
 ///
 /// #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 /// struct Shard { checkpoint: u64, rank: usize }
+///
+/// impl fmt::Display for Shard {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         write!(f, "checkpoint {} shard {}", self.checkpoint, self.rank)
+///     }
+/// }
 ///
 /// fn takes_id<K: OperationId>(_: K) {}
 /// takes_id(Shard { checkpoint: 7, rank: 3 });
 /// takes_id(String::from("upload"));
 /// takes_id(42u64);
 /// ```
-pub trait OperationId: Hash + Eq + Clone + Send + Sync + Debug + 'static {}
+pub trait OperationId: Hash + Eq + Clone + Send + Sync + Debug + Display + 'static {}
 
-impl<T: Hash + Eq + Clone + Send + Sync + Debug + 'static> OperationId for T {}
+impl<T: Hash + Eq + Clone + Send + Sync + Debug + Display + 'static> OperationId for T {}
 
 /// Bit 63 of [`Operation::state`]: the operation was cancelled.
 const CANCELLED: u64 = 1 << 63;
@@ -357,7 +367,7 @@ impl<K: OperationId> TimeoutManager<K> {
     pub fn extend<Q>(&self, id: &Q, by: Duration) -> Result<Instant, TimeoutError>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + Debug + ?Sized,
+        Q: Hash + Eq + Debug + Display + ?Sized,
     {
         let result = match self.registry.lock().get(id) {
             Some(operation) => operation.extend(by),
@@ -375,10 +385,10 @@ impl<K: OperationId> TimeoutManager<K> {
                 Ok(deadline)
             }
             Err(ExtendRefused::Cancelled) => Err(TimeoutError::NotFound {
-                operation: format!("{id:?}"),
+                operation: id.to_string(),
             }),
             Err(ExtendRefused::Expired { after }) => Err(TimeoutError::Elapsed {
-                operation: Some(format!("{id:?}")),
+                operation: Some(id.to_string()),
                 after,
             }),
         }
@@ -856,13 +866,13 @@ impl<K: OperationId> OperationGuard<K> {
 
     fn cancelled_error(&self) -> TimeoutError {
         TimeoutError::Cancelled {
-            operation: format!("{:?}", self.id),
+            operation: self.id.to_string(),
         }
     }
 
     fn elapsed_error(&self, after: Duration) -> TimeoutError {
         TimeoutError::Elapsed {
-            operation: Some(format!("{:?}", self.id)),
+            operation: Some(self.id.to_string()),
             after,
         }
     }
