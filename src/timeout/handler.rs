@@ -65,11 +65,9 @@ const DEFAULT_COORDINATOR_GRACE: Duration = Duration::from_secs(1);
 /// # Ok::<(), steadfast::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "RawTimeoutConfig")]
+#[serde(try_from = "TimeoutConfigRepr", into = "TimeoutConfigRepr")]
 pub struct TimeoutConfig {
-    #[serde(with = "crate::serde_duration")]
     default_timeout: Duration,
-    #[serde(with = "crate::serde_duration")]
     coordinator_grace: Duration,
 }
 
@@ -128,36 +126,57 @@ impl TimeoutConfig {
     pub fn coordinator_grace(&self) -> Duration {
         self.coordinator_grace
     }
+
+    /// The one check of the values, run by [`TimeoutConfigBuilder::build`]
+    /// and by deserialization.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.default_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "default_timeout",
+                "must be greater than zero",
+            ));
+        }
+        Ok(())
+    }
 }
 
-/// The form a [`TimeoutConfig`] takes in a file: every field optional, no
-/// unknown fields; validated by the builder on the way in.
-#[derive(Deserialize)]
+/// The form a [`TimeoutConfig`] takes in a file: every field optional
+/// (missing ones take their defaults), no unknown fields; validated on the
+/// way in by [`TimeoutConfig::validate`].
+#[derive(Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct RawTimeoutConfig {
+struct TimeoutConfigRepr {
     #[serde(with = "crate::serde_duration")]
     default_timeout: Duration,
     #[serde(with = "crate::serde_duration")]
     coordinator_grace: Duration,
 }
 
-impl Default for RawTimeoutConfig {
+impl Default for TimeoutConfigRepr {
     fn default() -> Self {
-        RawTimeoutConfig {
-            default_timeout: DEFAULT_TIMEOUT,
-            coordinator_grace: DEFAULT_COORDINATOR_GRACE,
+        TimeoutConfig::default().into()
+    }
+}
+
+impl From<TimeoutConfig> for TimeoutConfigRepr {
+    fn from(config: TimeoutConfig) -> Self {
+        TimeoutConfigRepr {
+            default_timeout: config.default_timeout,
+            coordinator_grace: config.coordinator_grace,
         }
     }
 }
 
-impl TryFrom<RawTimeoutConfig> for TimeoutConfig {
+impl TryFrom<TimeoutConfigRepr> for TimeoutConfig {
     type Error = ConfigError;
 
-    fn try_from(raw: RawTimeoutConfig) -> Result<Self, ConfigError> {
-        TimeoutConfig::builder()
-            .default_timeout(raw.default_timeout)
-            .coordinator_grace(raw.coordinator_grace)
-            .build()
+    fn try_from(repr: TimeoutConfigRepr) -> Result<Self, ConfigError> {
+        let config = TimeoutConfig {
+            default_timeout: repr.default_timeout,
+            coordinator_grace: repr.coordinator_grace,
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -235,12 +254,7 @@ impl TimeoutConfigBuilder {
     /// assert!(TimeoutConfig::builder().build().is_ok());
     /// ```
     pub fn build(self) -> Result<TimeoutConfig, ConfigError> {
-        if self.config.default_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "default_timeout",
-                "must be greater than zero",
-            ));
-        }
+        self.config.validate()?;
         Ok(self.config)
     }
 }
@@ -724,6 +738,28 @@ mod tests {
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
+    }
+
+    #[test]
+    fn the_config_serializes_as_it_always_did_and_refuses_unknown_fields() {
+        let config = TimeoutConfig::builder()
+            .default_timeout(secs(90))
+            .coordinator_grace(Duration::from_millis(250))
+            .build()
+            .unwrap();
+        let json = serde_json::to_value(config).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "default_timeout": "1m30s", "coordinator_grace": "250ms" })
+        );
+        assert_eq!(
+            serde_json::from_value::<TimeoutConfig>(json).unwrap(),
+            config
+        );
+        let unknown = serde_json::from_str::<TimeoutConfig>(r#"{ "default_timout": "1s" }"#);
+        assert!(unknown.unwrap_err().to_string().contains("unknown field"));
+        let zero = serde_json::from_str::<TimeoutConfig>(r#"{ "default_timeout": "0s" }"#);
+        assert!(zero.unwrap_err().to_string().contains("default_timeout"));
     }
 
     /// A future that, on every poll, spends the task's whole cooperative

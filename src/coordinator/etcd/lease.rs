@@ -202,14 +202,14 @@ impl EtcdCoordinator {
                 else {
                     continue;
                 };
-                if let Ok(other) = serde_json::from_slice::<MemberValue>(kv.value()) {
-                    if other.world_size != config.world_size {
-                        revoke_best_effort(&client, lease_id, op_timeout).await;
-                        return Err(CoordinatorError::InvalidArgument(format!(
-                            "rank {rank} of job {:?} runs with world size {}, this rank ({}) with {}",
-                            config.prefix, other.world_size, config.rank, config.world_size
-                        )));
-                    }
+                if let Ok(other) = serde_json::from_slice::<MemberValue>(kv.value())
+                    && other.world_size != config.world_size
+                {
+                    revoke_best_effort(&client, lease_id, op_timeout).await;
+                    return Err(CoordinatorError::InvalidArgument(format!(
+                        "rank {rank} of job {:?} runs with world size {}, this rank ({}) with {}",
+                        config.prefix, other.world_size, config.rank, config.world_size
+                    )));
                 }
             }
         }
