@@ -68,6 +68,7 @@
 //! |---|---|
 //! | `etcd` | `coordinator::EtcdCoordinator`: ranks as separate processes on separate machines, meeting through an etcd cluster, with leases as liveness |
 //! | `object-store` | `storage::ObjectStoreStorage`: checkpoints in S3, GCS, Azure or any `object_store::ObjectStore`, manifests committed with a conditional create |
+//! | `testing` | `storage::conformance` and `coordinator::conformance`: the contract suites, to run on your own `CheckpointStorage` or `Coordinator` |
 //!
 //! # Examples
 //!
