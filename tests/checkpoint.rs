@@ -15,8 +15,9 @@ use steadfast::coordinator::{
     Coordinator, InMemoryCoordinator, Result as CoordinatorResult, Signal,
 };
 use steadfast::retry::RetryPolicy;
+use steadfast::storage::testing::Operation;
 use steadfast::storage::{
-    CheckpointStorage, MemoryStorage, ObjectMeta, ObjectStream, ObjectWriter, Operation,
+    CheckpointStorage, MemoryStorage, ObjectMeta, ObjectStream, ObjectWriter,
     Result as StorageResult,
 };
 

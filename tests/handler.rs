@@ -15,7 +15,8 @@ use steadfast::checkpoint::{
 use steadfast::coordinator::InMemoryCoordinator;
 use steadfast::handler::{CheckpointRollbackManager, FaultToleranceHandler, RollbackTarget};
 use steadfast::retry::{GiveUp, RetryError, RetryPolicy};
-use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation, StorageError};
+use steadfast::storage::testing::Operation;
+use steadfast::storage::{CheckpointStorage, MemoryStorage, StorageError};
 use steadfast::timeout::{TimeoutError, TimeoutHandler};
 use tokio::time::Instant;
 

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use steadfast::retry::Transient;
+use steadfast::storage::testing::{Call, Operation};
 use steadfast::storage::{
-    conformance, Call, CheckpointStorage, LocalFsStorage, MemoryStorage, Operation, StorageError,
+    conformance, CheckpointStorage, LocalFsStorage, MemoryStorage, StorageError,
 };
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
@@ -945,8 +946,8 @@ fn public_types_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<MemoryStorage>();
     send_sync::<LocalFsStorage>();
-    send_sync::<steadfast::storage::StorageFaults>();
-    send_sync::<steadfast::storage::FaultRule>();
+    send_sync::<steadfast::storage::testing::StorageFaults>();
+    send_sync::<steadfast::storage::testing::FaultRule>();
     send_sync::<Call>();
     send_sync::<Operation>();
     send_sync::<steadfast::storage::CleanupReport>();

@@ -43,7 +43,7 @@ const TARGET: &str = "steadfast::storage";
 /// # Examples
 ///
 /// ```
-/// use steadfast::storage::Operation;
+/// use steadfast::storage::testing::Operation;
 ///
 /// assert_eq!(Operation::PutIfAbsent.name(), "put_if_absent");
 /// assert!(Operation::PutStream.is_write());
@@ -76,7 +76,7 @@ impl Operation {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::Operation;
+    /// use steadfast::storage::testing::Operation;
     /// assert_eq!(Operation::ALL[0], Operation::Put);
     /// ```
     pub const ALL: [Operation; 8] = [
@@ -96,7 +96,7 @@ impl Operation {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(steadfast::storage::Operation::GetStream.name(), "get_stream");
+    /// assert_eq!(steadfast::storage::testing::Operation::GetStream.name(), "get_stream");
     /// ```
     pub fn name(self) -> &'static str {
         match self {
@@ -117,7 +117,7 @@ impl Operation {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::Operation;
+    /// use steadfast::storage::testing::Operation;
     /// assert!(Operation::Put.is_write());
     /// assert!(!Operation::Delete.is_write());
     /// ```
@@ -144,7 +144,8 @@ impl fmt::Display for Operation {
 /// # Examples
 ///
 /// ```
-/// use steadfast::storage::{Call, CheckpointStorage, MemoryStorage, Operation};
+/// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+/// use steadfast::storage::testing::{Call, Operation};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> steadfast::storage::Result<()> {
@@ -323,7 +324,8 @@ fn injected(operation: Operation, key: &str, fault: Fault) -> StorageError {
 /// # Examples
 ///
 /// ```
-/// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation};
+/// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+/// use steadfast::storage::testing::Operation;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> steadfast::storage::Result<()> {
@@ -408,7 +410,8 @@ impl MemoryStorage {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use steadfast::storage::{MemoryStorage, Operation};
+    /// use steadfast::storage::MemoryStorage;
+    /// use steadfast::storage::testing::Operation;
     ///
     /// let storage = MemoryStorage::new();
     /// storage.faults().fail_next(Operation::Put, 2);
@@ -426,7 +429,8 @@ impl MemoryStorage {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation};
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    /// use steadfast::storage::testing::Operation;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> steadfast::storage::Result<()> {
@@ -447,7 +451,8 @@ impl MemoryStorage {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation};
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    /// use steadfast::storage::testing::Operation;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> steadfast::storage::Result<()> {
@@ -709,7 +714,8 @@ impl ObjectWriter for MemoryWriter {
 ///
 /// ```
 /// use steadfast::retry::Transient;
-/// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation, StorageError};
+/// use steadfast::storage::{CheckpointStorage, MemoryStorage, StorageError};
+/// use steadfast::storage::testing::Operation;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -771,7 +777,8 @@ impl StorageFaults {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation};
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    /// use steadfast::storage::testing::Operation;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -799,7 +806,8 @@ impl StorageFaults {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation};
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    /// use steadfast::storage::testing::Operation;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -823,7 +831,8 @@ impl StorageFaults {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation};
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    /// use steadfast::storage::testing::Operation;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -867,7 +876,8 @@ impl StorageFaults {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation};
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    /// use steadfast::storage::testing::Operation;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> steadfast::storage::Result<()> {
@@ -896,7 +906,8 @@ impl StorageFaults {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation};
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    /// use steadfast::storage::testing::Operation;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> steadfast::storage::Result<()> {
@@ -925,7 +936,8 @@ impl StorageFaults {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation};
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    /// use steadfast::storage::testing::Operation;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
@@ -945,7 +957,8 @@ impl StorageFaults {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use steadfast::storage::{MemoryStorage, Operation};
+    /// use steadfast::storage::MemoryStorage;
+    /// use steadfast::storage::testing::Operation;
     ///
     /// let storage = MemoryStorage::new();
     /// assert_eq!(storage.faults().latency(Operation::Put), Duration::ZERO);
@@ -959,7 +972,8 @@ impl StorageFaults {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation};
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    /// use steadfast::storage::testing::Operation;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -985,7 +999,8 @@ impl StorageFaults {
 /// # Examples
 ///
 /// ```
-/// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation};
+/// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+/// use steadfast::storage::testing::Operation;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -1025,7 +1040,8 @@ impl FaultRule {
     ///
     /// ```
     /// use steadfast::retry::Transient;
-    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation};
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    /// use steadfast::storage::testing::Operation;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -1044,7 +1060,8 @@ impl FaultRule {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::{MemoryStorage, Operation};
+    /// use steadfast::storage::MemoryStorage;
+    /// use steadfast::storage::testing::Operation;
     ///
     /// let storage = MemoryStorage::new();
     /// assert_eq!(storage.faults().fail_nth(Operation::Put, 1).fired(), 0);
@@ -1059,7 +1076,8 @@ impl FaultRule {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::{MemoryStorage, Operation};
+    /// use steadfast::storage::MemoryStorage;
+    /// use steadfast::storage::testing::Operation;
     ///
     /// let storage = MemoryStorage::new();
     /// storage.faults().fail_next(Operation::Put, 3).remove();

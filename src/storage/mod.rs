@@ -12,7 +12,8 @@
 //!
 //! Implementations:
 //! - [`MemoryStorage`]: in memory, the mock that tests use, with fault
-//!   injection ([`StorageFaults`]) and a record of the calls it received.
+//!   injection ([`testing::StorageFaults`]) and a record of the calls it
+//!   received ([`testing::Call`]).
 //! - [`LocalFsStorage`]: plain files under a root directory, written
 //!   atomically and durably (temporary file, `fsync`, rename, directory
 //!   `fsync`): the embedded default.
@@ -20,12 +21,16 @@
 //!   `object_store::ObjectStore`; large objects through multipart upload,
 //!   `put_if_absent` through a conditional create.
 //!
-//! The [`conformance`] module checks that an implementation (yours too)
-//! keeps the contract of the trait.
+//! The `conformance` module (feature `testing`) checks that an
+//! implementation (yours too) keeps the contract of the trait; the
+//! [`testing`] module holds the types with which a test drives a
+//! [`MemoryStorage`]: its fault rules and its record of calls.
 //!
 //! The trait is object-safe: `Arc<dyn CheckpointStorage>` works wherever a
 //! storage is expected.
 
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod conformance;
 mod error;
 mod key;
@@ -33,13 +38,14 @@ mod local;
 mod memory;
 #[cfg(feature = "object-store")]
 mod object_store;
+pub mod testing;
 
 #[cfg(feature = "object-store")]
 pub use self::object_store::{ObjectStoreStorage, MIN_PART_SIZE};
 pub use error::{Result, StorageError};
 pub use key::{validate_key, validate_prefix};
 pub use local::{CleanupReport, LocalFsStorage, DEFAULT_BACKGROUND_SYNC};
-pub use memory::{Call, FaultRule, MemoryStorage, Operation, StorageFaults};
+pub use memory::MemoryStorage;
 
 use std::fmt::Debug;
 use std::io;
