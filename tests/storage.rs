@@ -653,6 +653,47 @@ async fn temp_files_are_not_listed_and_are_cleaned_up() {
 }
 
 #[tokio::test]
+async fn cleanup_temporary_removes_stale_temp_files_through_the_trait() {
+    let (_dir, storage) = local();
+    storage.put("run/a", vec![1; 10]).await.unwrap();
+    let stale = storage.root().join("run/.a.tmp-4242-00000000deadbeef");
+    fs::write(&stale, vec![0; 100]).unwrap();
+    let shared: Arc<dyn CheckpointStorage> = Arc::new(storage.clone());
+    // Fresh: kept.
+    assert_eq!(
+        shared
+            .cleanup_temporary(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(stale.exists());
+    fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+    assert_eq!(
+        shared
+            .cleanup_temporary(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!stale.exists());
+    assert_eq!(storage.get("run/a").await.unwrap(), vec![1; 10]);
+}
+
+#[tokio::test]
+async fn cleanup_temporary_defaults_to_nothing_removed() {
+    let storage = MemoryStorage::new();
+    storage.put("a", vec![1]).await.unwrap();
+    assert_eq!(storage.cleanup_temporary(Duration::ZERO).await.unwrap(), 0);
+    assert_eq!(storage.get("a").await.unwrap(), vec![1]);
+}
+
+#[tokio::test]
 async fn remove_all_temp_files_ignores_age() {
     let (_dir, storage) = local();
     let leftover = storage.root().join(".x.tmp-1-00000000000000ff");
@@ -950,7 +991,7 @@ fn public_types_are_send_and_sync() {
     send_sync::<steadfast::storage::testing::FaultRule>();
     send_sync::<Call>();
     send_sync::<Operation>();
-    send_sync::<steadfast::storage::CleanupReport>();
+    send_sync::<steadfast::storage::TempCleanupReport>();
     send_sync::<StorageError>();
     send_sync::<steadfast::storage::ObjectMeta>();
     send_sync::<Arc<dyn CheckpointStorage>>();

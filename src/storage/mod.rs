@@ -44,14 +44,14 @@ pub mod testing;
 pub use self::object_store::{ObjectStoreStorage, MIN_PART_SIZE};
 pub use error::{Result, StorageError};
 pub use key::{validate_key, validate_prefix};
-pub use local::{CleanupReport, LocalFsStorage, DEFAULT_BACKGROUND_SYNC};
+pub use local::{LocalFsStorage, TempCleanupReport, DEFAULT_BACKGROUND_SYNC};
 pub use memory::MemoryStorage;
 
 use std::fmt::Debug;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -320,6 +320,41 @@ pub trait CheckpointStorage: Send + Sync + Debug + 'static {
         Ok(data)
     }
 
+    /// Removes temporary objects of interrupted writes older than
+    /// `older_than`, returns how many it removed; the default returns
+    /// `Ok(0)` for storages that leave none.
+    ///
+    /// A write that a crash interrupts can leave a temporary object behind
+    /// (never a visible one). A committed object is never removed, nor is a
+    /// temporary object younger than `older_than`: pick an age well above
+    /// the longest write, so that writes still in progress keep theirs.
+    /// [`LocalFsStorage`] removes its temporary files and the directories
+    /// left empty ([`LocalFsStorage::cleanup_temp_files`] says what it
+    /// removed); [`MemoryStorage`] leaves nothing behind; an object store
+    /// keeps the default, since `object_store` cannot list the multipart
+    /// uploads a crash left open: let the bucket's lifecycle rule abort
+    /// them (S3's `AbortIncompleteMultipartUpload`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> steadfast::storage::Result<()> {
+    /// let storage = MemoryStorage::new();
+    /// storage.put("run/shard-0", vec![1]).await?;
+    /// assert_eq!(storage.cleanup_temporary(Duration::from_secs(3600)).await?, 0);
+    /// assert!(storage.exists("run/shard-0").await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn cleanup_temporary(&self, older_than: Duration) -> Result<u64> {
+        let _ = older_than;
+        Ok(0)
+    }
+
     /// Whether an object exists under `key`.
     async fn exists(&self, key: &str) -> Result<bool> {
         match self.head(key).await {
@@ -363,6 +398,9 @@ macro_rules! forward_storage {
             }
             async fn exists(&self, key: &str) -> Result<bool> {
                 (**self).exists(key).await
+            }
+            async fn cleanup_temporary(&self, older_than: Duration) -> Result<u64> {
+                (**self).cleanup_temporary(older_than).await
             }
         }
     };

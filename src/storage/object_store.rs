@@ -67,7 +67,12 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// aborted writer aborts its upload; a writer dropped without `commit` or
 /// `abort` aborts it in a background task (on S3, configure a lifecycle
 /// rule that removes incomplete multipart uploads too: a process that dies
-/// mid-upload cannot abort anything).
+/// mid-upload cannot abort anything). For the same reason
+/// [`cleanup_temporary`](CheckpointStorage::cleanup_temporary) keeps the
+/// trait's default and returns `Ok(0)`: `object_store` offers no listing of
+/// the multipart uploads left open, so only that lifecycle rule reclaims
+/// them. The parts of an upload that was never completed are never visible
+/// as an object.
 ///
 /// Errors map to [`StorageError`]: `NotFound`, `AlreadyExists`,
 /// `InvalidKey` for a path the store refuses, and `Backend` for the rest,

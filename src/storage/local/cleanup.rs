@@ -16,12 +16,12 @@ use super::{blocking, LocalFsStorage, Result, StorageError, TARGET};
 /// # Examples
 ///
 /// ```
-/// let report = steadfast::storage::CleanupReport::default();
+/// let report = steadfast::storage::TempCleanupReport::default();
 /// assert!(report.removed.is_empty());
 /// assert_eq!(report.kept, 0);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CleanupReport {
+pub struct TempCleanupReport {
     /// The temporary files removed (absolute paths).
     pub removed: Vec<PathBuf>,
     /// Their total size in bytes.
@@ -64,7 +64,7 @@ impl LocalFsStorage {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn cleanup_temp_files(&self, older_than: Duration) -> Result<CleanupReport> {
+    pub async fn cleanup_temp_files(&self, older_than: Duration) -> Result<TempCleanupReport> {
         let root = Arc::clone(&self.root);
         let report = blocking("", "cleanup", move || cleanup(&root, older_than)).await?;
         tracing::debug!(
@@ -93,7 +93,7 @@ impl LocalFsStorage {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn remove_all_temp_files(&self) -> Result<CleanupReport> {
+    pub async fn remove_all_temp_files(&self) -> Result<TempCleanupReport> {
         self.cleanup_temp_files(Duration::ZERO).await
     }
 }
@@ -123,8 +123,8 @@ pub(super) fn remove_empty_dirs(root: &Path, dir: &Path) {
     }
 }
 
-pub(super) fn cleanup(root: &Path, older_than: Duration) -> Result<CleanupReport> {
-    let mut report = CleanupReport::default();
+pub(super) fn cleanup(root: &Path, older_than: Duration) -> Result<TempCleanupReport> {
+    let mut report = TempCleanupReport::default();
     let now = SystemTime::now();
     cleanup_dir(root, root, now, older_than, &mut report)?;
     Ok(report)
@@ -135,7 +135,7 @@ pub(super) fn cleanup_dir(
     dir: &Path,
     now: SystemTime,
     older_than: Duration,
-    report: &mut CleanupReport,
+    report: &mut TempCleanupReport,
 ) -> Result<()> {
     let fail = |e| StorageError::Io {
         key: dir.display().to_string(),

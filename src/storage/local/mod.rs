@@ -28,11 +28,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use self::atomic::{delete_object, write_object};
-pub use self::cleanup::CleanupReport;
+pub use self::cleanup::TempCleanupReport;
 use self::paths::Target;
 use self::reader::{list_objects, open_object, read_exact_size, SizeCheckedReader};
 use super::{
@@ -80,7 +81,8 @@ pub const DEFAULT_BACKGROUND_SYNC: u64 = 32 << 20;
 /// links). Directories created on the way are flushed through their parents;
 /// a delete removes the directories it leaves empty. Temporary files are
 /// never listed; a crash can leave some behind, which
-/// [`LocalFsStorage::cleanup_temp_files`] removes. Keys whose segments look
+/// [`LocalFsStorage::cleanup_temp_files`] (or the trait's
+/// [`cleanup_temporary`](CheckpointStorage::cleanup_temporary)) removes. Keys whose segments look
 /// like temporary file names are refused with [`StorageError::InvalidKey`].
 ///
 /// No key reaches outside the root: keys are validated before any I/O, and
@@ -357,6 +359,14 @@ impl CheckpointStorage for LocalFsStorage {
             meta,
             reader: Box::pin(reader),
         })
+    }
+
+    /// Removes the temporary files older than `older_than` and the
+    /// directories left empty, as [`LocalFsStorage::cleanup_temp_files`]
+    /// does; returns how many temporary files it removed.
+    async fn cleanup_temporary(&self, older_than: Duration) -> Result<u64> {
+        let report = self.cleanup_temp_files(older_than).await?;
+        Ok(report.removed.len() as u64)
     }
 }
 
