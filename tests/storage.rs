@@ -694,6 +694,111 @@ async fn cleanup_temporary_defaults_to_nothing_removed() {
 }
 
 #[tokio::test]
+async fn the_cleanup_removes_empty_directories_left_by_an_interrupted_delete() {
+    let (_dir, storage) = local();
+    storage.put("run/kept/a", vec![1]).await.unwrap();
+    // What a delete killed between removing the object and its directories
+    // leaves behind: empty directories, some nested.
+    let root = storage.root().to_path_buf();
+    fs::create_dir_all(root.join("run/deleted/deeper")).unwrap();
+    fs::create_dir_all(root.join("gone/x/y")).unwrap();
+    fs::create_dir_all(root.join("run/kept/empty")).unwrap();
+    fs::create_dir_all(root.join("fresh")).unwrap();
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+    for dir in [
+        "run/deleted/deeper",
+        "run/deleted",
+        "gone/x/y",
+        "gone/x",
+        "gone",
+        "run/kept/empty",
+    ] {
+        fs::File::open(root.join(dir))
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
+
+    let report = storage
+        .cleanup_temp_files(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(report.removed.is_empty());
+    assert_eq!(report.dirs_removed, 6);
+    for gone in ["run/deleted", "gone", "run/kept/empty"] {
+        assert!(!root.join(gone).exists(), "{gone} was left behind");
+    }
+    assert!(
+        root.join("fresh").is_dir(),
+        "a directory younger than the age asked for stays: a write may be about to use it"
+    );
+    assert_eq!(storage.get("run/kept/a").await.unwrap(), [1]);
+    // Through the trait too; the root itself always stays.
+    fs::create_dir_all(root.join("again/and/again")).unwrap();
+    storage.delete("run/kept/a").await.unwrap();
+    assert_eq!(storage.cleanup_temporary(Duration::ZERO).await.unwrap(), 0);
+    assert!(!root.join("again").exists());
+    assert!(root.is_dir());
+    assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn a_delete_removes_the_empty_directories_of_its_key_even_when_the_object_is_gone() {
+    let (_dir, storage) = local();
+    let root = storage.root().to_path_buf();
+    storage.put("run/shard/a", vec![1]).await.unwrap();
+    storage.put("run/other", vec![2]).await.unwrap();
+    storage.delete("run/shard/a").await.unwrap();
+    assert!(!root.join("run/shard").exists());
+    assert!(
+        root.join("run").is_dir(),
+        "a directory that is not empty stays"
+    );
+
+    // A delete killed after removing the object: retrying it reclaims the
+    // directories.
+    fs::create_dir_all(root.join("killed/mid/delete")).unwrap();
+    storage.delete("killed/mid/delete/obj").await.unwrap();
+    assert!(!root.join("killed").exists());
+    assert!(root.is_dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn puts_never_fail_while_the_cleanup_removes_empty_directories() {
+    let (_dir, storage) = local();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let storage = storage.clone();
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    let key = format!("d{}/e/f/obj-{w}-{i}", i % 3);
+                    storage.put(&key, vec![w as u8; 10]).await.unwrap();
+                    assert_eq!(storage.get(&key).await.unwrap(), vec![w as u8; 10]);
+                    storage.delete(&key).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let cleaner = {
+        let storage = storage.clone();
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                storage
+                    .cleanup_temp_files(Duration::from_secs(3600))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    cleaner.await.unwrap();
+    storage.cleanup_temp_files(Duration::ZERO).await.unwrap();
+    assert_eq!(fs::read_dir(storage.root()).unwrap().count(), 0);
+}
+
+#[tokio::test]
 async fn remove_all_temp_files_ignores_age() {
     let (_dir, storage) = local();
     let leftover = storage.root().join(".x.tmp-1-00000000000000ff");

@@ -148,16 +148,31 @@ pub(super) fn write_object(
 
 /// Deletes the object and the directories this leaves empty. Returns whether
 /// an object was removed.
+///
+/// When the object is already gone but its directories are there, the empty
+/// ones are removed all the same: a delete killed between removing the file
+/// and removing its directories leaves them behind, and retrying the
+/// (idempotent) delete reclaims them.
 pub(super) fn delete_object(target: &Target) -> Result<bool> {
     let operation = "delete";
-    match target.inspect(operation, false)? {
+    if !target.check_dirs(operation, false)? {
+        return Ok(false);
+    }
+    match target.final_meta(operation)? {
         Some(meta) if meta.is_file() => {}
-        // Nothing there, or a directory (not an object): nothing to delete.
-        _ => return Ok(false),
+        // A directory, not an object: nothing to delete.
+        Some(_) => return Ok(false),
+        None => {
+            remove_empty_dirs(&target.root, &target.dir);
+            return Ok(false);
+        }
     }
     match fs::remove_file(&target.path) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            remove_empty_dirs(&target.root, &target.dir);
+            return Ok(false);
+        }
         Err(e) => return Err(io_error(&target.key, operation)(e)),
     }
     sync_dir(&target.dir).map_err(io_error(&target.key, operation))?;

@@ -29,6 +29,8 @@ pub struct TempCleanupReport {
     /// How many temporary files were kept because they are more recent than
     /// the age asked for.
     pub kept: usize,
+    /// How many empty directories were removed (never the root).
+    pub dirs_removed: usize,
 }
 
 impl LocalFsStorage {
@@ -43,8 +45,21 @@ impl LocalFsStorage {
     /// [`SystemTime::now`], not with tokio's clock: this is the one place the
     /// crate reads the wall clock. A file dated in the future counts as new.
     ///
-    /// Directories emptied by the cleanup are removed. Symbolic links are
-    /// not followed.
+    /// Directories the cleanup empties are removed, and so are empty
+    /// directories under the root that are at least `older_than` old, such
+    /// as those a delete killed midway leaves; never the root itself. Symbolic links are not
+    /// followed.
+    ///
+    /// The rule that keeps this safe beside concurrent writes: a directory
+    /// is removed only while it is empty (`rmdir` refuses one that is not)
+    /// and only if it was last modified at least `older_than` ago, when the
+    /// walk reached it, or held nothing but leftovers the walk removed, so a
+    /// directory a write has just created is left alone. A write whose (old, empty) directory disappears before it has
+    /// created its temporary file there walks the path again from the root
+    /// and creates it anew, fresh, so that the cleanup keeps it; once the
+    /// temporary file exists the directory is not empty and stays. A `put`
+    /// or `put_stream` therefore does not fail because of a cleanup with a
+    /// non-zero age.
     ///
     /// # Examples
     ///
@@ -73,6 +88,7 @@ impl LocalFsStorage {
             removed = report.removed.len(),
             bytes_removed = report.bytes_removed,
             kept = report.kept,
+            dirs_removed = report.dirs_removed,
             "temporary files cleaned up"
         );
         Ok(report)
@@ -126,17 +142,32 @@ pub(super) fn remove_empty_dirs(root: &Path, dir: &Path) {
 pub(super) fn cleanup(root: &Path, older_than: Duration) -> Result<TempCleanupReport> {
     let mut report = TempCleanupReport::default();
     let now = SystemTime::now();
-    cleanup_dir(root, root, now, older_than, &mut report)?;
+    // The root itself is never removed.
+    cleanup_dir(root, root, false, now, older_than, &mut report)?;
     Ok(report)
 }
 
-pub(super) fn cleanup_dir(
+/// How long ago `meta`'s entry was last modified; zero when it is dated in
+/// the future or has no modification time.
+fn age(meta: &fs::Metadata, now: SystemTime) -> Duration {
+    meta.modified()
+        .ok()
+        .and_then(|modified| now.duration_since(modified).ok())
+        .unwrap_or(Duration::ZERO)
+}
+
+/// Cleans `dir` up, depth first, and removes it at the end if it is then
+/// empty and either `removable` (old enough when the walk reached it: its age
+/// is taken before its children are removed, which dates it anew) or emptied
+/// by this walk; never the `root`. Returns whether it removed `dir`.
+fn cleanup_dir(
     root: &Path,
     dir: &Path,
+    removable: bool,
     now: SystemTime,
     older_than: Duration,
     report: &mut TempCleanupReport,
-) -> Result<()> {
+) -> Result<bool> {
     let fail = |e| StorageError::Io {
         key: dir.display().to_string(),
         operation: "cleanup",
@@ -144,10 +175,12 @@ pub(super) fn cleanup_dir(
     };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(fail(e)),
     };
-    let mut removed_here = false;
+    // Whether this walk removed anything here: a directory it emptied is
+    // removed whatever its age, as the leftovers in it were.
+    let mut emptied_here = false;
     for entry in entries {
         let entry = entry.map_err(fail)?;
         let file_type = match entry.file_type() {
@@ -156,7 +189,14 @@ pub(super) fn cleanup_dir(
             Err(e) => return Err(fail(e)),
         };
         if file_type.is_dir() {
-            cleanup_dir(root, &entry.path(), now, older_than, report)?;
+            let old_enough = match entry.metadata() {
+                Ok(meta) => age(&meta, now) >= older_than,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(fail(e)),
+            };
+            if cleanup_dir(root, &entry.path(), old_enough, now, older_than, report)? {
+                emptied_here = true;
+            }
             continue;
         }
         let is_temp = entry.file_name().to_str().is_some_and(is_temp_name);
@@ -168,11 +208,7 @@ pub(super) fn cleanup_dir(
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(fail(e)),
         };
-        let age = meta
-            .modified()
-            .ok()
-            .and_then(|modified| now.duration_since(modified).ok())
-            .unwrap_or(Duration::ZERO);
+        let age = age(&meta, now);
         if age < older_than {
             report.kept += 1;
             continue;
@@ -189,14 +225,39 @@ pub(super) fn cleanup_dir(
                 );
                 report.bytes_removed += meta.len();
                 report.removed.push(path);
-                removed_here = true;
+                emptied_here = true;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(fail(e)),
         }
     }
-    if removed_here {
-        remove_empty_dirs(root, dir);
+    // Children first (this walk is depth-first), so that a directory
+    // holding only empty ones is empty by now.
+    if dir != root && (removable || emptied_here) && remove_if_empty(dir) {
+        report.dirs_removed += 1;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
+}
+
+/// Removes `dir` if it is empty, and flushes its parent. `remove_dir` refuses
+/// a directory that is not empty, so one that a concurrent write has just
+/// put a file in stays (the rule is in [`LocalFsStorage::cleanup_temp_files`]).
+fn remove_if_empty(dir: &Path) -> bool {
+    if fs::remove_dir(dir).is_err() {
+        return false;
+    }
+    tracing::debug!(target: TARGET, storage = "local", dir = %dir.display(), "empty directory removed");
+    if let Some(parent) = dir.parent() {
+        if let Err(e) = sync_dir(parent) {
+            tracing::debug!(
+                target: TARGET,
+                storage = "local",
+                dir = %parent.display(),
+                error = %e,
+                "could not flush a directory after removing an empty one"
+            );
+        }
+    }
+    true
 }
