@@ -18,7 +18,8 @@
 //! concurrent reader, that `put_if_absent` lets exactly one of several
 //! concurrent writers win, `head`, `exists`, idempotent deletes, `list`
 //! (prefix filtering, sorting, no writes in progress), that an aborted or
-//! dropped streamed write leaves nothing, nested keys, that
+//! dropped streamed write leaves nothing, nested keys, that a 255-byte
+//! segment is accepted, that
 //! `cleanup_temporary` never removes a committed object, and that every
 //! operation refuses every invalid key in [`INVALID_KEYS`] without writing
 //! anything.
@@ -42,9 +43,23 @@ use tokio::io::AsyncReadExt;
 
 use super::{CheckpointStorage, ObjectMeta, Result, StorageError};
 
+/// 256 bytes: one more than the longest key segment.
+macro_rules! segment_of_256_bytes {
+    () => {
+        concat!(
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        )
+    };
+}
+
 /// Keys that every storage must refuse with [`StorageError::InvalidKey`], in
 /// every operation: absolute paths, `..` and `.` segments, empty segments,
-/// backslashes, NUL bytes and other control characters.
+/// backslashes, NUL bytes and other control characters, segments longer
+/// than 255 bytes, and segments shaped like the temporary files of
+/// [`LocalFsStorage`](super::LocalFsStorage).
 ///
 /// # Examples
 ///
@@ -71,6 +86,11 @@ pub const INVALID_KEYS: &[&str] = &[
     "C:\\escape",
     "a\0b",
     "a\nb",
+    segment_of_256_bytes!(),
+    concat!("run/", segment_of_256_bytes!(), "/shard"),
+    ".shard.tmp-12-0123456789abcdef",
+    "run/.metadata.json.tmp-4242-00000000deadbeef",
+    "run/.step.tmp-1-0000000000000001/shard",
 ];
 
 /// List prefixes that every storage must refuse with
@@ -230,6 +250,7 @@ pub async fn run_all<S: CheckpointStorage + ?Sized>(storage: &S) {
     empty_object(storage).await;
     large_object(storage).await;
     nested_keys(storage).await;
+    longest_segment_round_trips(storage).await;
     cleanup_keeps_committed_objects(storage).await;
     assert_empty("run_all", storage, "after the suite ran").await;
 }
@@ -1240,6 +1261,68 @@ pub async fn cleanup_keeps_committed_objects<S: CheckpointStorage + ?Sized>(stor
                 ),
             );
         }
+    }
+    delete_all(check, storage, prefix).await;
+}
+
+/// A key segment of 255 bytes, the longest [`validate_key`](super::validate_key)
+/// accepts, works in every operation (in a directory name and as the last
+/// segment), and names that merely resemble a temporary file's are ordinary
+/// keys.
+///
+/// # Panics
+///
+/// On a violation.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let storage = steadfast::storage::MemoryStorage::new();
+/// steadfast::storage::conformance::longest_segment_round_trips(&storage).await;
+/// # }
+/// ```
+pub async fn longest_segment_round_trips<S: CheckpointStorage + ?Sized>(storage: &S) {
+    let check = "longest_segment_round_trips";
+    let prefix = "conformance/longest/";
+    let long = "l".repeat(255);
+    let names = [
+        format!("{prefix}{long}"),
+        format!("{prefix}{long}/shard"),
+        format!("{prefix}{}", "\u{e9}".repeat(127)),
+        format!("{prefix}.step.tmp-old"),
+        format!("{prefix}step.tmp-1-0123456789abcdef"),
+    ];
+    // `a` and `a/b` cannot both exist on a file system: the first key goes
+    // before the second is written.
+    for (i, key) in names.iter().enumerate() {
+        let data = pattern(40 + i as u64, 0, 10 + i);
+        ok(check, "put", storage.put(key, data.clone()).await);
+        let got = ok(check, "get", storage.get(key).await);
+        ensure!(check, got == data, "{key:?} read back other bytes");
+        let mut writer = ok(check, "put_stream", storage.put_stream(key).await);
+        ok(check, "write", writer.write(&data).await);
+        ok(check, "commit", writer.commit().await);
+        let (meta, streamed) = read_stream(check, storage, key).await;
+        ensure!(
+            check,
+            meta.key == *key && streamed == data,
+            "the streamed read of {key:?} differs"
+        );
+        let listed = list_under(check, storage, prefix).await;
+        ensure!(
+            check,
+            keys(&listed) == [key.as_str()],
+            "listing {prefix:?} gave {:?}",
+            keys(&listed)
+        );
+        ok(check, "delete", storage.delete(key).await);
+        ensure!(
+            check,
+            !ok(check, "exists", storage.exists(key).await),
+            "{key:?} still exists after delete"
+        );
     }
     delete_all(check, storage, prefix).await;
 }

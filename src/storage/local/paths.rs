@@ -8,6 +8,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use super::atomic::sync_dir;
+pub(super) use crate::storage::key::is_temp_name;
+
 use super::{io_error, Result, StorageError};
 
 /// How many times a write retries creating its temporary file when a
@@ -30,26 +32,6 @@ pub(super) fn symlink_refused(key: &str, operation: &'static str, path: &Path) -
             ),
         ),
     }
-}
-
-/// Whether a file name is that of a temporary file of this storage:
-/// `.<anything>.tmp-<decimal pid>-<16 lowercase hex digits>`.
-pub(super) fn is_temp_name(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix('.') else {
-        return false;
-    };
-    let Some(at) = rest.rfind(".tmp-") else {
-        return false;
-    };
-    let Some((pid, random)) = rest[at + ".tmp-".len()..].split_once('-') else {
-        return false;
-    };
-    !pid.is_empty()
-        && pid.bytes().all(|b| b.is_ascii_digit())
-        && random.len() == 16
-        && random
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub(super) fn temp_name(file_name: &str) -> String {
