@@ -12,6 +12,10 @@
 //! The tests of this file run one at a time (they take [`SERIAL`]), so that
 //! the global count of one test does not see the allocations of another.
 
+// A counting global allocator implements the unsafe `GlobalAlloc`, and only
+// forwards to `System`.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::Future;
