@@ -14,6 +14,7 @@ use steadfast::checkpoint::{
 };
 use steadfast::coordinator::InMemoryCoordinator;
 use steadfast::retry::RetryPolicy;
+use steadfast::storage::Bytes;
 
 use steadfast::retry::Transient;
 use steadfast::storage::{
@@ -63,11 +64,17 @@ fn expect_invalid<T>(what: &str, key: &str, result: steadfast::storage::Result<T
 
 async fn every_operation_refuses(storage: &dyn CheckpointStorage) {
     for &key in INVALID_KEYS.iter().chain(ESCAPES) {
-        expect_invalid("put", key, storage.put(key, b"escaped".to_vec()).await);
+        expect_invalid(
+            "put",
+            key,
+            storage.put(key, Bytes::from_static(b"escaped")).await,
+        );
         expect_invalid(
             "put_if_absent",
             key,
-            storage.put_if_absent(key, b"escaped".to_vec()).await,
+            storage
+                .put_if_absent(key, Bytes::from_static(b"escaped"))
+                .await,
         );
         expect_invalid("get", key, storage.get(key).await);
         expect_invalid("head", key, storage.head(key).await);
@@ -118,7 +125,7 @@ async fn local_fs_storage_refuses_names_reserved_for_temp_files() {
         ".a.tmp-1-0123456789abcdef",
         "d/.x.tmp-99-00000000deadbeef/y",
     ] {
-        expect_invalid("put", key, storage.put(key, vec![1]).await);
+        expect_invalid("put", key, storage.put(key, vec![1].into()).await);
         expect_invalid("get", key, storage.get(key).await);
     }
     assert!(tree(storage.root()).is_empty());
@@ -141,11 +148,11 @@ fn names_one_storage_used_to_refuse() -> Vec<String> {
 async fn refuses_every_name(storage: &dyn CheckpointStorage) {
     for key in names_one_storage_used_to_refuse() {
         let key = key.as_str();
-        expect_invalid("put", key, storage.put(key, b"x".to_vec()).await);
+        expect_invalid("put", key, storage.put(key, Bytes::from_static(b"x")).await);
         expect_invalid(
             "put_if_absent",
             key,
-            storage.put_if_absent(key, b"x".to_vec()).await,
+            storage.put_if_absent(key, Bytes::from_static(b"x")).await,
         );
         expect_invalid("get", key, storage.get(key).await);
         expect_invalid("get_sized", key, storage.get_sized(key, 1).await);
@@ -180,8 +187,8 @@ async fn every_storage_accepts_a_segment_of_255_bytes() {
     let storages: [&dyn CheckpointStorage; 2] = [&memory, &local];
     for storage in storages {
         for key in ["a".repeat(255), format!("{}/b", "\u{e9}".repeat(127))] {
-            storage.put(&key, vec![1, 2]).await.unwrap();
-            assert_eq!(storage.get(&key).await.unwrap(), [1, 2]);
+            storage.put(&key, vec![1, 2].into()).await.unwrap();
+            assert_eq!(storage.get(&key).await.unwrap(), &[1, 2][..]);
             storage.delete(&key).await.unwrap();
         }
     }
@@ -263,7 +270,10 @@ mod symlinks {
         fs::create_dir(&outside).unwrap();
         fs::write(outside.join("secret"), b"secret").unwrap();
         let storage = LocalFsStorage::new(outer.path().join("root")).unwrap();
-        storage.put("real/obj", b"mine".to_vec()).await.unwrap();
+        storage
+            .put("real/obj", Bytes::from_static(b"mine"))
+            .await
+            .unwrap();
         symlink(&outside, storage.root().join("link")).unwrap();
         symlink(outside.join("secret"), storage.root().join("filelink")).unwrap();
         symlink(&outside, storage.root().join("real/dirlink")).unwrap();
@@ -297,10 +307,10 @@ mod symlinks {
             "real/dirlink/planted",
             "filelink",
         ] {
-            expect_refused("put", s.put(key, b"escaped".to_vec()).await);
+            expect_refused("put", s.put(key, Bytes::from_static(b"escaped")).await);
             expect_refused(
                 "put_if_absent",
-                s.put_if_absent(key, b"escaped".to_vec()).await,
+                s.put_if_absent(key, Bytes::from_static(b"escaped")).await,
             );
             expect_refused("put_stream", s.put_stream(key).await);
         }
@@ -392,7 +402,7 @@ mod symlinks {
             storage.root(),
             outer.path().canonicalize().unwrap().join("real-root")
         );
-        storage.put("a", vec![1]).await.unwrap();
+        storage.put("a", vec![1].into()).await.unwrap();
         assert_eq!(fs::read(outer.path().join("real-root/a")).unwrap(), [1]);
     }
 }

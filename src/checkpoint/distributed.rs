@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::coordinator::{Coordinator, CoordinatorError};
 use crate::retry::{RetryError, RetryPolicy, Transient};
-use crate::storage::{CheckpointStorage, ObjectMeta, ObjectWriter, StorageError};
+use crate::storage::{Bytes, CheckpointStorage, ObjectMeta, ObjectWriter, StorageError};
 
 use super::error::{describe, CheckpointError, Result};
 use super::manifest::{
@@ -1161,7 +1161,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             .retry(|| {
                 let retrying = !std::mem::replace(&mut first, false);
                 async move {
-                    match self.storage.put_if_absent(key_ref, bytes_ref.clone()).await {
+                    match self
+                        .storage
+                        .put_if_absent(key_ref, Bytes::from(bytes_ref.clone()))
+                        .await
+                    {
                         // An earlier attempt may have written the manifest and
                         // lost the answer: an identical manifest is ours.
                         Err(StorageError::AlreadyExists { .. }) if retrying => {
@@ -1695,6 +1699,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             .storage
             .get_sized(&shard.key, shard.size)
             .await
+            .map(Vec::from)
             .map_err(ReadError::Storage)?;
         if !verify {
             return Ok(data);
@@ -2000,7 +2005,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// # let rank = InMemoryCoordinator::new(1).remove(0);
     /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
     /// // A save that crashed before its commit left a shard behind.
-    /// ckpt.storage().put("crashed/shard-00000-of-00001-0000000000000001.bin", vec![0; 8]).await?;
+    /// ckpt.storage().put("crashed/shard-00000-of-00001-0000000000000001.bin", vec![0; 8].into()).await?;
     /// let report = ckpt.cleanup_uncommitted(Duration::ZERO).await?;
     /// assert_eq!(report.removed, ["crashed"]);
     /// assert!(ckpt.storage().is_empty());

@@ -41,7 +41,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use tokio::io::AsyncReadExt;
 
-use super::{CheckpointStorage, ObjectMeta, Result, StorageError};
+use super::{Bytes, CheckpointStorage, ObjectMeta, Result, StorageError};
 
 /// 256 bytes: one more than the longest key segment.
 macro_rules! segment_of_256_bytes {
@@ -276,7 +276,7 @@ pub async fn put_get_round_trip<S: CheckpointStorage + ?Sized>(storage: &S) {
     let prefix = "conformance/round-trip/";
     let key = "conformance/round-trip/object.bin";
     let data = pattern(1, 0, 4099);
-    ok(check, "put", storage.put(key, data.clone()).await);
+    ok(check, "put", storage.put(key, data.clone().into()).await);
     let got = ok(check, "get", storage.get(key).await);
     ensure!(
         check,
@@ -345,14 +345,14 @@ pub async fn overwrite_is_atomic<S: CheckpointStorage + ?Sized>(storage: &S) {
     let key = "conformance/overwrite/object";
     let first = vec![b'a'; 300_000];
     let second = vec![b'b'; 200_000];
-    ok(check, "put", storage.put(key, first.clone()).await);
+    ok(check, "put", storage.put(key, first.clone().into()).await);
     let writes = async {
         for round in 0..8 {
             let data = if round % 2 == 0 { &second } else { &first };
             ok(
                 check,
                 "put (overwrite)",
-                storage.put(key, data.clone()).await,
+                storage.put(key, data.clone().into()).await,
             );
         }
     };
@@ -410,9 +410,14 @@ pub async fn put_if_absent_conflicts<S: CheckpointStorage + ?Sized>(storage: &S)
     ok(
         check,
         "put_if_absent",
-        storage.put_if_absent(key, b"first".to_vec()).await,
+        storage
+            .put_if_absent(key, Bytes::from_static(b"first"))
+            .await,
     );
-    match storage.put_if_absent(key, b"second".to_vec()).await {
+    match storage
+        .put_if_absent(key, Bytes::from_static(b"second"))
+        .await
+    {
         Err(StorageError::AlreadyExists { key: k }) if k == key => {}
         Err(e) => violated(
             check,
@@ -425,7 +430,7 @@ pub async fn put_if_absent_conflicts<S: CheckpointStorage + ?Sized>(storage: &S)
     let got = ok(check, "get", storage.get(key).await);
     ensure!(
         check,
-        got == b"first",
+        got == &b"first"[..],
         "a refused put_if_absent changed the object to {got:?}"
     );
 
@@ -433,7 +438,9 @@ pub async fn put_if_absent_conflicts<S: CheckpointStorage + ?Sized>(storage: &S)
     ok(
         check,
         "put_if_absent after delete",
-        storage.put_if_absent(key, b"again".to_vec()).await,
+        storage
+            .put_if_absent(key, Bytes::from_static(b"again"))
+            .await,
     );
     ok(check, "delete", storage.delete(key).await);
 
@@ -441,7 +448,7 @@ pub async fn put_if_absent_conflicts<S: CheckpointStorage + ?Sized>(storage: &S)
     let results = join_all(
         racers
             .iter()
-            .map(|data| storage.put_if_absent(key, data.clone())),
+            .map(|data| storage.put_if_absent(key, data.clone().into())),
     )
     .await;
     let mut winners = Vec::new();
@@ -492,7 +499,7 @@ pub async fn head_reports_metadata<S: CheckpointStorage + ?Sized>(storage: &S) {
     let check = "head_reports_metadata";
     let prefix = "conformance/head/";
     let key = "conformance/head/object";
-    ok(check, "put", storage.put(key, vec![7; 1234]).await);
+    ok(check, "put", storage.put(key, vec![7; 1234].into()).await);
     let meta = ok(check, "head", storage.head(key).await);
     ensure!(
         check,
@@ -532,7 +539,7 @@ pub async fn exists_reports_presence<S: CheckpointStorage + ?Sized>(storage: &S)
         !ok(check, "exists", storage.exists(key).await),
         "exists is true before any put"
     );
-    ok(check, "put", storage.put(key, vec![1]).await);
+    ok(check, "put", storage.put(key, vec![1].into()).await);
     ensure!(
         check,
         ok(check, "exists", storage.exists(key).await),
@@ -571,7 +578,7 @@ pub async fn delete_is_idempotent<S: CheckpointStorage + ?Sized>(storage: &S) {
         "delete of a key never written",
         storage.delete("conformance/delete/never/written").await,
     );
-    ok(check, "put", storage.put(key, vec![1, 2, 3]).await);
+    ok(check, "put", storage.put(key, vec![1, 2, 3].into()).await);
     ok(check, "delete", storage.delete(key).await);
     expect_not_found(check, "get after delete", key, storage.get(key).await);
     ok(check, "second delete", storage.delete(key).await);
@@ -609,7 +616,9 @@ pub async fn list_filters_by_prefix_and_sorts<S: CheckpointStorage + ?Sized>(sto
         ok(
             check,
             "put",
-            storage.put(&format!("{p}{name}"), vec![0; 10 + i]).await,
+            storage
+                .put(&format!("{p}{name}"), vec![0; 10 + i].into())
+                .await,
         );
     }
     let size_of = |name: &str| 10 + objects.iter().position(|o| *o == name).unwrap_or(0) as u64;
@@ -790,7 +799,7 @@ pub async fn get_sized_checks_the_size<S: CheckpointStorage + ?Sized>(storage: &
     let key = "conformance/sized/object";
     let data = pattern(7, 0, 10_007);
     let size = data.len() as u64;
-    ok(check, "put", storage.put(key, data.clone()).await);
+    ok(check, "put", storage.put(key, data.clone().into()).await);
     let got = ok(check, "get_sized", storage.get_sized(key, size).await);
     ensure!(
         check,
@@ -873,7 +882,7 @@ pub async fn aborted_write_leaves_nothing<S: CheckpointStorage + ?Sized>(storage
     ok(
         check,
         "put",
-        storage.put(existing, b"previous".to_vec()).await,
+        storage.put(existing, Bytes::from_static(b"previous")).await,
     );
     let mut writer = ok(check, "put_stream", storage.put_stream(existing).await);
     ok(check, "write", writer.write(b"replacement").await);
@@ -884,7 +893,7 @@ pub async fn aborted_write_leaves_nothing<S: CheckpointStorage + ?Sized>(storage
     let got = ok(check, "get", storage.get(existing).await);
     ensure!(
         check,
-        got == b"previous",
+        got == &b"previous"[..],
         "an aborted or dropped streamed write changed the previous object to {got:?}"
     );
 
@@ -933,12 +942,17 @@ pub async fn invalid_keys_are_refused<S: CheckpointStorage + ?Sized>(storage: &S
     let check = "invalid_keys_are_refused";
     let before = list_under(check, storage, "").await;
     for &key in INVALID_KEYS {
-        expect_invalid(check, "put", key, storage.put(key, b"x".to_vec()).await);
+        expect_invalid(
+            check,
+            "put",
+            key,
+            storage.put(key, Bytes::from_static(b"x")).await,
+        );
         expect_invalid(
             check,
             "put_if_absent",
             key,
-            storage.put_if_absent(key, b"x".to_vec()).await,
+            storage.put_if_absent(key, Bytes::from_static(b"x")).await,
         );
         expect_invalid(check, "get", key, storage.get(key).await);
         expect_invalid(check, "head", key, storage.head(key).await);
@@ -982,7 +996,7 @@ pub async fn empty_object<S: CheckpointStorage + ?Sized>(storage: &S) {
     let prefix = "conformance/empty/";
     let put_key = "conformance/empty/put";
     let streamed_key = "conformance/empty/streamed";
-    ok(check, "put", storage.put(put_key, Vec::new()).await);
+    ok(check, "put", storage.put(put_key, Bytes::new()).await);
     let writer = ok(check, "put_stream", storage.put_stream(streamed_key).await);
     let meta = ok(check, "commit", writer.commit().await);
     ensure!(
@@ -1133,7 +1147,7 @@ pub async fn nested_keys<S: CheckpointStorage + ?Sized>(storage: &S) {
         ok(
             check,
             "put",
-            storage.put(key, pattern(4 + i as u64, 0, 100)).await,
+            storage.put(key, pattern(4 + i as u64, 0, 100).into()).await,
         );
     }
     for (i, key) in [deep, middle, top].into_iter().enumerate() {
@@ -1167,12 +1181,12 @@ pub async fn nested_keys<S: CheckpointStorage + ?Sized>(storage: &S) {
     ok(
         check,
         "put again after delete",
-        storage.put(deep, vec![9; 3]).await,
+        storage.put(deep, vec![9; 3].into()).await,
     );
     let got = ok(check, "get", storage.get(deep).await);
     ensure!(
         check,
-        got == [9, 9, 9],
+        got == [9u8, 9, 9][..],
         "get({deep:?}) after rewriting returned {got:?}"
     );
     delete_all(check, storage, p).await;
@@ -1210,13 +1224,13 @@ pub async fn cleanup_keeps_committed_objects<S: CheckpointStorage + ?Sized>(stor
     ok(
         check,
         "put",
-        storage.put(objects[0].0, objects[0].1.clone()).await,
+        storage.put(objects[0].0, objects[0].1.clone().into()).await,
     );
     ok(
         check,
         "put_if_absent",
         storage
-            .put_if_absent(objects[1].0, objects[1].1.clone())
+            .put_if_absent(objects[1].0, objects[1].1.clone().into())
             .await,
     );
     let mut writer = ok(check, "put_stream", storage.put_stream(objects[2].0).await);
@@ -1227,7 +1241,7 @@ pub async fn cleanup_keeps_committed_objects<S: CheckpointStorage + ?Sized>(stor
     ok(
         check,
         "put",
-        storage.put(objects[3].0, objects[3].1.clone()).await,
+        storage.put(objects[3].0, objects[3].1.clone().into()).await,
     );
     let before = list_under(check, storage, prefix).await;
 
@@ -1298,7 +1312,7 @@ pub async fn longest_segment_round_trips<S: CheckpointStorage + ?Sized>(storage:
     // before the second is written.
     for (i, key) in names.iter().enumerate() {
         let data = pattern(40 + i as u64, 0, 10 + i);
-        ok(check, "put", storage.put(key, data.clone()).await);
+        ok(check, "put", storage.put(key, data.clone().into()).await);
         let got = ok(check, "get", storage.get(key).await);
         ensure!(check, got == data, "{key:?} read back other bytes");
         let mut writer = ok(check, "put_stream", storage.put_stream(key).await);

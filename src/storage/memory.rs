@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use rand::distr::{Bernoulli, Distribution};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -150,7 +151,7 @@ impl fmt::Display for Operation {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> steadfast::storage::Result<()> {
 /// let storage = MemoryStorage::new();
-/// storage.put("a", vec![1]).await?;
+/// storage.put("a", vec![1].into()).await?;
 /// assert_eq!(storage.calls(), vec![Call { operation: Operation::Put, key: "a".into() }]);
 /// # Ok(())
 /// # }
@@ -165,7 +166,7 @@ pub struct Call {
 
 #[derive(Debug, Clone)]
 struct StoredObject {
-    data: Arc<Vec<u8>>,
+    data: Bytes,
     last_modified: SystemTime,
 }
 
@@ -331,7 +332,7 @@ fn injected(operation: Operation, key: &str, fault: Fault) -> StorageError {
 /// # async fn main() -> steadfast::storage::Result<()> {
 /// let storage = MemoryStorage::new();
 /// let view = storage.clone();
-/// storage.put("a/1", vec![1, 2, 3]).await?;
+/// storage.put("a/1", vec![1, 2, 3].into()).await?;
 /// assert_eq!(view.list("a/").await?.len(), 1);
 ///
 /// storage.faults().fail_nth(Operation::Get, 1);
@@ -457,8 +458,8 @@ impl MemoryStorage {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> steadfast::storage::Result<()> {
     /// let storage = MemoryStorage::new();
-    /// storage.put("a", vec![]).await?;
-    /// storage.put("b", vec![]).await?;
+    /// storage.put("a", vec![].into()).await?;
+    /// storage.put("b", vec![].into()).await?;
     /// assert_eq!(storage.count(Operation::Put), 2);
     /// assert_eq!(storage.count(Operation::Get), 0);
     /// # Ok(())
@@ -482,7 +483,7 @@ impl MemoryStorage {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> steadfast::storage::Result<()> {
     /// let storage = MemoryStorage::new();
-    /// storage.put("a", vec![]).await?;
+    /// storage.put("a", vec![].into()).await?;
     /// storage.clear_calls();
     /// assert!(storage.calls().is_empty());
     /// # Ok(())
@@ -524,9 +525,9 @@ impl MemoryStorage {
         }
     }
 
-    fn store(&self, key: &str, data: Vec<u8>, only_if_absent: bool) -> Result<ObjectMeta> {
+    fn store(&self, key: &str, data: Bytes, only_if_absent: bool) -> Result<ObjectMeta> {
         let object = StoredObject {
-            data: Arc::new(data),
+            data,
             last_modified: SystemTime::now(),
         };
         let meta = object.meta(key);
@@ -555,22 +556,23 @@ impl MemoryStorage {
 
 #[async_trait]
 impl CheckpointStorage for MemoryStorage {
-    async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         validate_key(key)?;
         self.enter_or_fail(Operation::Put, key).await?;
         self.store(key, data, false).map(drop)
     }
 
-    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<()> {
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<()> {
         validate_key(key)?;
         self.enter_or_fail(Operation::PutIfAbsent, key).await?;
         self.store(key, data, true).map(drop)
     }
 
-    async fn get(&self, key: &str) -> Result<Vec<u8>> {
+    async fn get(&self, key: &str) -> Result<Bytes> {
         validate_key(key)?;
         self.enter_or_fail(Operation::Get, key).await?;
-        Ok(self.lookup(key)?.data.as_ref().clone())
+        // A clone of `Bytes` shares the stored bytes: no copy.
+        Ok(self.lookup(key)?.data)
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
@@ -622,17 +624,8 @@ impl CheckpointStorage for MemoryStorage {
         let meta = object.meta(key);
         Ok(ObjectStream {
             meta,
-            reader: Box::pin(std::io::Cursor::new(SharedBytes(object.data))),
+            reader: Box::pin(std::io::Cursor::new(object.data)),
         })
-    }
-}
-
-/// Lets a cursor read from shared bytes without copying them.
-struct SharedBytes(Arc<Vec<u8>>);
-
-impl AsRef<[u8]> for SharedBytes {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
     }
 }
 
@@ -686,7 +679,7 @@ impl ObjectWriter for MemoryWriter {
             buffer,
             ..
         } = *self;
-        storage.store(&key, buffer, false)
+        storage.store(&key, Bytes::from(buffer), false)
     }
 
     async fn abort(self: Box<Self>) -> Result<()> {
@@ -721,10 +714,10 @@ impl ObjectWriter for MemoryWriter {
 /// # async fn main() {
 /// let storage = MemoryStorage::new();
 /// storage.faults().fail_next(Operation::Put, 1).permanent();
-/// let err = storage.put("a", vec![1]).await.unwrap_err();
+/// let err = storage.put("a", vec![1].into()).await.unwrap_err();
 /// assert!(matches!(err, StorageError::Injected { operation: "put", .. }));
 /// assert!(!err.is_transient());
-/// assert!(storage.put("a", vec![1]).await.is_ok());
+/// assert!(storage.put("a", vec![1].into()).await.is_ok());
 /// # }
 /// ```
 #[derive(Clone)]
@@ -784,9 +777,9 @@ impl StorageFaults {
     /// # async fn main() {
     /// let storage = MemoryStorage::new();
     /// storage.faults().fail_nth(Operation::Put, 2);
-    /// assert!(storage.put("a", vec![]).await.is_ok());
-    /// assert!(storage.put("b", vec![]).await.is_err());
-    /// assert!(storage.put("c", vec![]).await.is_ok());
+    /// assert!(storage.put("a", vec![].into()).await.is_ok());
+    /// assert!(storage.put("b", vec![].into()).await.is_err());
+    /// assert!(storage.put("c", vec![].into()).await.is_ok());
     /// assert_eq!(storage.keys(), ["a", "c"]);
     /// # }
     /// ```
@@ -876,16 +869,16 @@ impl StorageFaults {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    /// use steadfast::storage::{Bytes, CheckpointStorage, MemoryStorage};
     /// use steadfast::storage::testing::Operation;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> steadfast::storage::Result<()> {
     /// let storage = MemoryStorage::new();
-    /// storage.put("ckpt", b"v1".to_vec()).await?;
+    /// storage.put("ckpt", Bytes::from_static(b"v1")).await?;
     /// storage.faults().tear_nth(Operation::Put, 1);
-    /// assert!(storage.put("ckpt", b"v2".to_vec()).await.is_err());
-    /// assert_eq!(storage.get("ckpt").await?, b"v1");
+    /// assert!(storage.put("ckpt", Bytes::from_static(b"v2")).await.is_err());
+    /// assert_eq!(storage.get("ckpt").await?, &b"v1"[..]);
     /// # Ok(())
     /// # }
     /// ```
@@ -980,7 +973,7 @@ impl StorageFaults {
     /// let storage = MemoryStorage::new();
     /// storage.faults().fail_next(Operation::Put, 10);
     /// storage.faults().clear();
-    /// assert!(storage.put("a", vec![]).await.is_ok());
+    /// assert!(storage.put("a", vec![].into()).await.is_ok());
     /// # }
     /// ```
     pub fn clear(&self) {

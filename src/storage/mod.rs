@@ -54,6 +54,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+pub use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// What a storage knows about one stored object.
@@ -110,7 +111,7 @@ pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let storage = MemoryStorage::new();
-/// storage.put("run/shard-0", vec![7; 1000]).await?;
+/// storage.put("run/shard-0", vec![7; 1000].into()).await?;
 /// let mut stream = storage.get_stream("run/shard-0").await?;
 /// assert_eq!(stream.meta.size, 1000);
 /// let mut bytes = Vec::new();
@@ -223,29 +224,29 @@ pub trait ObjectWriter: Send {
 /// # Examples
 ///
 /// ```
-/// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+/// use steadfast::storage::{Bytes, CheckpointStorage, MemoryStorage};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> steadfast::storage::Result<()> {
 /// let storage = MemoryStorage::new();
-/// storage.put("run/shard-0", b"weights".to_vec()).await?;
-/// assert_eq!(storage.get("run/shard-0").await?, b"weights");
-/// assert!(storage.put("../escape", vec![]).await.is_err());
+/// storage.put("run/shard-0", Bytes::from_static(b"weights")).await?;
+/// assert_eq!(storage.get("run/shard-0").await?, &b"weights"[..]);
+/// assert!(storage.put("../escape", vec![].into()).await.is_err());
 /// # Ok(())
 /// # }
 /// ```
 #[async_trait]
 pub trait CheckpointStorage: Send + Sync + Debug + 'static {
     /// Stores `data` under `key`, replacing any previous object, atomically.
-    async fn put(&self, key: &str, data: Vec<u8>) -> Result<()>;
+    async fn put(&self, key: &str, data: Bytes) -> Result<()>;
 
     /// Stores `data` under `key` only if no object exists there; fails with
     /// [`StorageError::AlreadyExists`] otherwise. The check and the write are
     /// one atomic step, so two writers cannot both succeed.
-    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<()>;
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<()>;
 
     /// Returns the whole object stored under `key`.
-    async fn get(&self, key: &str) -> Result<Vec<u8>>;
+    async fn get(&self, key: &str) -> Result<Bytes>;
 
     /// Returns the metadata of the object under `key`, or
     /// [`StorageError::NotFound`].
@@ -284,7 +285,7 @@ pub trait CheckpointStorage: Send + Sync + Debug + 'static {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> steadfast::storage::Result<()> {
     /// let storage = MemoryStorage::new();
-    /// storage.put("run/shard-0", vec![1, 2, 3]).await?;
+    /// storage.put("run/shard-0", vec![1, 2, 3].into()).await?;
     /// assert_eq!(storage.get_sized("run/shard-0", 3).await?, vec![1, 2, 3]);
     /// assert!(matches!(
     ///     storage.get_sized("run/shard-0", 2).await,
@@ -293,7 +294,7 @@ pub trait CheckpointStorage: Send + Sync + Debug + 'static {
     /// # Ok(())
     /// # }
     /// ```
-    async fn get_sized(&self, key: &str, size: u64) -> Result<Vec<u8>> {
+    async fn get_sized(&self, key: &str, size: u64) -> Result<Bytes> {
         let stream = self.get_stream(key).await?;
         let mismatch = |actual| StorageError::LengthMismatch {
             key: key.to_string(),
@@ -317,7 +318,7 @@ pub trait CheckpointStorage: Send + Sync + Debug + 'static {
         if data.len() as u64 != size {
             return Err(mismatch(data.len() as u64));
         }
-        Ok(data)
+        Ok(Bytes::from(data))
     }
 
     /// Removes temporary objects of interrupted writes older than
@@ -344,7 +345,7 @@ pub trait CheckpointStorage: Send + Sync + Debug + 'static {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> steadfast::storage::Result<()> {
     /// let storage = MemoryStorage::new();
-    /// storage.put("run/shard-0", vec![1]).await?;
+    /// storage.put("run/shard-0", vec![1].into()).await?;
     /// assert_eq!(storage.cleanup_temporary(Duration::from_secs(3600)).await?, 0);
     /// assert!(storage.exists("run/shard-0").await?);
     /// # Ok(())
@@ -369,13 +370,13 @@ macro_rules! forward_storage {
     ($ty:ty) => {
         #[async_trait]
         impl<T: CheckpointStorage + ?Sized> CheckpointStorage for $ty {
-            async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
+            async fn put(&self, key: &str, data: Bytes) -> Result<()> {
                 (**self).put(key, data).await
             }
-            async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<()> {
+            async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<()> {
                 (**self).put_if_absent(key, data).await
             }
-            async fn get(&self, key: &str) -> Result<Vec<u8>> {
+            async fn get(&self, key: &str) -> Result<Bytes> {
                 (**self).get(key).await
             }
             async fn head(&self, key: &str) -> Result<ObjectMeta> {
@@ -393,7 +394,7 @@ macro_rules! forward_storage {
             async fn get_stream(&self, key: &str) -> Result<ObjectStream> {
                 (**self).get_stream(key).await
             }
-            async fn get_sized(&self, key: &str, size: u64) -> Result<Vec<u8>> {
+            async fn get_sized(&self, key: &str, size: u64) -> Result<Bytes> {
                 (**self).get_sized(key, size).await
             }
             async fn exists(&self, key: &str) -> Result<bool> {

@@ -20,8 +20,8 @@
 //! # async fn main() -> steadfast::storage::Result<()> {
 //! let storage = MemoryStorage::new();
 //! storage.faults().fail_nth(Operation::Put, 1);
-//! assert!(storage.put("a", vec![1]).await.is_err());
-//! storage.put("a", vec![1]).await?;
+//! assert!(storage.put("a", vec![1].into()).await.is_err());
+//! storage.put("a", vec![1].into()).await?;
 //! assert_eq!(storage.calls()[1], Call { operation: Operation::Put, key: "a".into() });
 //! # Ok(())
 //! # }

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use self::atomic::{delete_object, write_object};
 pub use self::cleanup::TempCleanupReport;
@@ -122,14 +123,14 @@ pub const DEFAULT_BACKGROUND_SYNC: u64 = 32 << 20;
 /// # Examples
 ///
 /// ```
-/// use steadfast::storage::{CheckpointStorage, LocalFsStorage};
+/// use steadfast::storage::{Bytes, CheckpointStorage, LocalFsStorage};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let dir = tempfile::tempdir()?;
 /// let storage = LocalFsStorage::new(dir.path().join("checkpoints"))?;
-/// storage.put("run-1/shard-0.bin", b"weights".to_vec()).await?;
-/// assert_eq!(storage.get("run-1/shard-0.bin").await?, b"weights");
+/// storage.put("run-1/shard-0.bin", Bytes::from_static(b"weights")).await?;
+/// assert_eq!(storage.get("run-1/shard-0.bin").await?, &b"weights"[..]);
 /// assert_eq!(
 ///     std::fs::read(storage.root().join("run-1").join("shard-0.bin"))?,
 ///     b"weights"
@@ -259,7 +260,7 @@ impl LocalFsStorage {
 
 #[async_trait]
 impl CheckpointStorage for LocalFsStorage {
-    async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         validate_key(key)?;
         let target = Target::new(&self.root, key)?;
         let size = data.len();
@@ -268,7 +269,7 @@ impl CheckpointStorage for LocalFsStorage {
         Ok(())
     }
 
-    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<()> {
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<()> {
         validate_key(key)?;
         let target = Target::new(&self.root, key)?;
         let size = data.len();
@@ -280,7 +281,7 @@ impl CheckpointStorage for LocalFsStorage {
         Ok(())
     }
 
-    async fn get(&self, key: &str) -> Result<Vec<u8>> {
+    async fn get(&self, key: &str) -> Result<Bytes> {
         validate_key(key)?;
         let target = Target::new(&self.root, key)?;
         blocking(key, "get", move || {
@@ -288,9 +289,10 @@ impl CheckpointStorage for LocalFsStorage {
             read_exact_size(file, meta.len(), &target.key, "get")
         })
         .await
+        .map(Bytes::from)
     }
 
-    async fn get_sized(&self, key: &str, size: u64) -> Result<Vec<u8>> {
+    async fn get_sized(&self, key: &str, size: u64) -> Result<Bytes> {
         validate_key(key)?;
         let target = Target::new(&self.root, key)?;
         blocking(key, "get", move || {
@@ -305,6 +307,7 @@ impl CheckpointStorage for LocalFsStorage {
             read_exact_size(file, size, &target.key, "get")
         })
         .await
+        .map(Bytes::from)
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {

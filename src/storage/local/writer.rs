@@ -372,7 +372,7 @@ mod tests {
     use std::path::Path;
 
     use super::super::paths::is_temp_name;
-    use crate::storage::CheckpointStorage;
+    use crate::storage::{Bytes, CheckpointStorage};
 
     /// A writer whose background flush in progress will fail, as an
     /// `fdatasync` that hit a disk error would.
@@ -400,7 +400,10 @@ mod tests {
     async fn a_failed_background_flush_fails_the_commit_and_keeps_the_previous_object() {
         let dir = tempfile::tempdir().unwrap();
         let storage = LocalFsStorage::new(dir.path()).unwrap();
-        storage.put("obj", b"previous".to_vec()).await.unwrap();
+        storage
+            .put("obj", Bytes::from_static(b"previous"))
+            .await
+            .unwrap();
         let mut writer = writer_with_a_failing_flush(&storage, "obj").await;
         writer.write(b"new bytes").await.unwrap();
         match Box::new(writer).commit().await {
@@ -414,7 +417,7 @@ mod tests {
             }
             other => panic!("expected the flush's error, got {other:?}"),
         }
-        assert_eq!(storage.get("obj").await.unwrap(), b"previous");
+        assert_eq!(storage.get("obj").await.unwrap(), &b"previous"[..]);
         assert!(temp_files(storage.root()).is_empty());
     }
 
@@ -443,7 +446,10 @@ mod tests {
     async fn a_failed_file_write_fails_the_next_call_and_the_commit() {
         let dir = tempfile::tempdir().unwrap();
         let storage = LocalFsStorage::new(dir.path()).unwrap();
-        storage.put("obj", b"previous".to_vec()).await.unwrap();
+        storage
+            .put("obj", Bytes::from_static(b"previous"))
+            .await
+            .unwrap();
         for commit_next in [false, true] {
             let mut writer = storage.open_writer("obj").await.unwrap();
             writer.in_flight = Some(tokio::task::spawn_blocking(|| {
@@ -462,7 +468,7 @@ mod tests {
                     if source.to_string() == "injected write error"),
                 "{err:?}"
             );
-            assert_eq!(storage.get("obj").await.unwrap(), b"previous");
+            assert_eq!(storage.get("obj").await.unwrap(), &b"previous"[..]);
             assert!(temp_files(storage.root()).is_empty());
         }
     }
