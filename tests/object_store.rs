@@ -78,6 +78,7 @@ fn local_storage(dir: &tempfile::TempDir) -> ObjectStoreStorage {
 #[tokio::test]
 async fn conformance_on_in_memory() {
     conformance::run_all(&memory_storage()).await;
+    conformance::longest_segment_round_trips(&memory_storage()).await;
     let shared: Arc<dyn CheckpointStorage> = Arc::new(memory_storage());
     conformance::run_all(&shared).await;
 }
@@ -97,7 +98,9 @@ async fn conformance_on_s3() {
     let Some(env) = s3_env("conformance_on_s3") else {
         return;
     };
-    conformance::run_all(&s3_storage(&env, "conformance")).await;
+    let storage = s3_storage(&env, "conformance");
+    conformance::run_all(&storage).await;
+    conformance::longest_segment_round_trips(&storage).await;
 }
 
 /// Two writers race to create the same key: exactly one wins, the other is

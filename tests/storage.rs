@@ -713,6 +713,16 @@ async fn cleanup_temporary_removes_stale_temp_files_through_the_trait() {
 }
 
 #[tokio::test]
+async fn the_longest_segment_round_trips_on_every_storage() {
+    conformance::longest_segment_round_trips(&MemoryStorage::new()).await;
+    let (_dir, storage) = local();
+    conformance::longest_segment_round_trips(&storage).await;
+    let shared: Arc<dyn CheckpointStorage> = Arc::new(storage.clone());
+    conformance::longest_segment_round_trips(shared.as_ref()).await;
+    assert!(storage.list("").await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn cleanup_temporary_defaults_to_nothing_removed() {
     let storage = MemoryStorage::new();
     storage.put("a", vec![1].into()).await.unwrap();

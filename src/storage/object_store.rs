@@ -75,6 +75,12 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// them. The parts of an upload that was never completed are never visible
 /// as an object.
 ///
+/// Keys follow the rule of every storage ([`validate_key`]). On S3, GCS
+/// and Azure every valid key works; `object_store`'s local file system
+/// (`file://`) holds shorter names only: it stages a write in a file named
+/// `<name>#<n>` and percent-encodes non-ASCII bytes, so a segment near the
+/// 255-byte limit fails there with [`StorageError::Backend`].
+///
 /// Errors map to [`StorageError`]: `NotFound`, `AlreadyExists`,
 /// `InvalidKey` for a path the store refuses, and `Backend` for the rest,
 /// transient when the failure was a connection, a timeout or a transient I/O
