@@ -428,7 +428,7 @@ pub async fn put_if_absent_conflicts<S: CheckpointStorage + ?Sized>(storage: &S)
     let got = ok(check, "get", storage.get(key).await);
     ensure!(
         check,
-        got == &b"first"[..],
+        got == b"first"[..],
         "a refused put_if_absent changed the object to {got:?}"
     );
 
@@ -891,7 +891,7 @@ pub async fn aborted_write_leaves_nothing<S: CheckpointStorage + ?Sized>(storage
     let got = ok(check, "get", storage.get(existing).await);
     ensure!(
         check,
-        got == &b"previous"[..],
+        got == b"previous"[..],
         "an aborted or dropped streamed write changed the previous object to {got:?}"
     );
 
@@ -1251,7 +1251,7 @@ pub async fn cleanup_keeps_committed_objects<S: CheckpointStorage + ?Sized>(stor
         );
         for (key, data) in &objects {
             let got = ok(check, "get after cleanup_temporary", storage.get(key).await);
-            if &got != data {
+            if got != *data {
                 violated(
                     check,
                     format!(

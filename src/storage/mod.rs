@@ -42,6 +42,11 @@ pub mod testing;
 
 #[cfg(feature = "object-store")]
 pub use self::object_store::{ObjectStoreStorage, MIN_PART_SIZE};
+/// The buffer that [`CheckpointStorage::put`] takes and
+/// [`CheckpointStorage::get`] returns, re-exported from the `bytes` crate so
+/// that callers need not depend on it: a `Vec<u8>` converts into it without
+/// a copy (`vec.into()`), and clones share the same bytes.
+pub use bytes::Bytes;
 pub use error::{Result, StorageError};
 pub use key::{validate_key, validate_prefix};
 pub use local::{LocalFsStorage, TempCleanupReport, DEFAULT_BACKGROUND_SYNC};
@@ -54,7 +59,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-pub use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// What a storage knows about one stored object.

@@ -641,16 +641,16 @@ impl MultipartWriter {
     async fn fail(&mut self, err: StorageError) -> StorageError {
         self.state = WriterState::Failed;
         self.buffer = Vec::new();
-        if let Some(mut upload) = self.upload.take() {
-            if let Err(abort) = upload.abort().await {
-                tracing::warn!(
-                    target: TARGET,
-                    storage = "object-store",
-                    key = %self.key,
-                    error = %abort,
-                    "could not abort a failed multipart upload"
-                );
-            }
+        if let Some(mut upload) = self.upload.take()
+            && let Err(abort) = upload.abort().await
+        {
+            tracing::warn!(
+                target: TARGET,
+                storage = "object-store",
+                key = %self.key,
+                error = %abort,
+                "could not abort a failed multipart upload"
+            );
         }
         tracing::warn!(
             target: TARGET,

@@ -79,16 +79,16 @@ pub(super) fn create_temp(
 /// Removes a temporary file, ignoring a file already gone. Used on error
 /// paths, where the first error is the one to report.
 pub(super) fn remove_temp_quietly(temp: &Path) {
-    if let Err(e) = fs::remove_file(temp) {
-        if e.kind() != io::ErrorKind::NotFound {
-            tracing::warn!(
-                target: TARGET,
-                storage = "local",
-                path = %temp.display(),
-                error = %e,
-                "could not remove a temporary file; cleanup_temp_files will"
-            );
-        }
+    if let Err(e) = fs::remove_file(temp)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(
+            target: TARGET,
+            storage = "local",
+            path = %temp.display(),
+            error = %e,
+            "could not remove a temporary file; cleanup_temp_files will"
+        );
     }
 }
 

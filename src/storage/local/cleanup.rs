@@ -248,16 +248,16 @@ fn remove_if_empty(dir: &Path) -> bool {
         return false;
     }
     tracing::debug!(target: TARGET, storage = "local", dir = %dir.display(), "empty directory removed");
-    if let Some(parent) = dir.parent() {
-        if let Err(e) = sync_dir(parent) {
-            tracing::debug!(
-                target: TARGET,
-                storage = "local",
-                dir = %parent.display(),
-                error = %e,
-                "could not flush a directory after removing an empty one"
-            );
-        }
+    if let Some(parent) = dir.parent()
+        && let Err(e) = sync_dir(parent)
+    {
+        tracing::debug!(
+            target: TARGET,
+            storage = "local",
+            dir = %parent.display(),
+            error = %e,
+            "could not flush a directory after removing an empty one"
+        );
     }
     true
 }

@@ -170,11 +170,11 @@ impl LocalWriter {
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             (&*writer).write_all(&buffer).map(|()| buffer)
         }));
-        if let Some(background) = self.background.as_mut() {
-            if let Err(e) = background.wrote(len, &file).await {
-                self.broken = true;
-                return Err(self.fail()(e));
-            }
+        if let Some(background) = self.background.as_mut()
+            && let Err(e) = background.wrote(len, &file).await
+        {
+            self.broken = true;
+            return Err(self.fail()(e));
         }
         Ok(spare)
     }
@@ -289,12 +289,12 @@ impl ObjectWriter for LocalWriter {
                     });
                 }
                 // Time has passed since the write began: check the path again.
-                if let Some(existing) = target.inspect("put_stream", false)? {
-                    if existing.is_dir() {
-                        return Err(io_error(&target.key, "put_stream")(io::Error::other(
-                            format!("{} is a directory", target.path.display()),
-                        )));
-                    }
+                if let Some(existing) = target.inspect("put_stream", false)?
+                    && existing.is_dir()
+                {
+                    return Err(io_error(&target.key, "put_stream")(io::Error::other(
+                        format!("{} is a directory", target.path.display()),
+                    )));
                 }
                 publish(&target, &temp, false, "put_stream")?;
                 Ok(object_meta(&target.key, &meta))
