@@ -21,6 +21,7 @@ use steadfast::checkpoint::{
 };
 use steadfast::coordinator::InMemoryCoordinator;
 use steadfast::retry::RetryPolicy;
+use steadfast::storage::Bytes;
 use steadfast::storage::{
     CheckpointStorage, LocalFsStorage, ObjectMeta, ObjectStream, ObjectWriter, Result, StorageError,
 };
@@ -78,13 +79,13 @@ impl<S> FlakyStorage<S> {
 
 #[async_trait]
 impl<S: CheckpointStorage> CheckpointStorage for FlakyStorage<S> {
-    async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         self.inner.put(key, data).await
     }
-    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<()> {
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<()> {
         self.inner.put_if_absent(key, data).await
     }
-    async fn get(&self, key: &str) -> Result<Vec<u8>> {
+    async fn get(&self, key: &str) -> Result<Bytes> {
         self.inner.get(key).await
     }
     async fn head(&self, key: &str) -> Result<ObjectMeta> {

@@ -114,7 +114,7 @@ impl RollbackTarget {
 /// let quick = handler.execute_with_timeout(async { 5 }, Duration::from_secs(1)).await?;
 /// assert_eq!(quick, 5);
 ///
-/// storage.put("tmp/partial.bin", vec![1, 2, 3]).await?;
+/// storage.put("tmp/partial.bin", vec![1, 2, 3].into()).await?;
 /// let report = handler.rollback(RollbackTarget::file("tmp/partial.bin")).await;
 /// assert_eq!(report.deleted, ["tmp/partial.bin"]);
 /// # Ok(())
@@ -304,15 +304,15 @@ impl<S: CheckpointStorage> FaultToleranceHandler<S> {
     /// ```
     /// use steadfast::handler::{FaultToleranceHandler, RollbackTarget};
     /// use steadfast::retry::RetryPolicy;
-    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    /// use steadfast::storage::{Bytes, CheckpointStorage, MemoryStorage};
     /// use steadfast::timeout::TimeoutHandler;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let storage = MemoryStorage::new();
-    /// storage.put("ckpt/shard-a.bin", vec![1]).await?;
-    /// storage.put("ckpt/shard-b.bin", vec![2]).await?;
-    /// storage.put("ckpt/metadata.json", b"{}".to_vec()).await?;
+    /// storage.put("ckpt/shard-a.bin", vec![1].into()).await?;
+    /// storage.put("ckpt/shard-b.bin", vec![2].into()).await?;
+    /// storage.put("ckpt/metadata.json", Bytes::from_static(b"{}")).await?;
     /// let handler = FaultToleranceHandler::new(storage.clone(), RetryPolicy::default(), TimeoutHandler::default());
     /// let report = handler.rollback(RollbackTarget::checkpoint("ckpt")).await;
     /// assert_eq!(report.deleted[0], "ckpt/metadata.json");
@@ -370,7 +370,7 @@ impl<S: CheckpointStorage> FaultToleranceHandler<S> {
 /// manager
 ///     .save_with_rollback("model.bin", || async { Ok::<_, std::io::Error>(vec![1, 2, 3]) })
 ///     .await?;
-/// assert_eq!(storage.get("model.bin").await?, [1, 2, 3]);
+/// assert_eq!(storage.get("model.bin").await?, vec![1, 2, 3]);
 ///
 /// // Producing the next version fails: the first one stays.
 /// let failed = manager
@@ -379,7 +379,7 @@ impl<S: CheckpointStorage> FaultToleranceHandler<S> {
 ///     })
 ///     .await;
 /// assert!(failed.is_err());
-/// assert_eq!(storage.get("model.bin").await?, [1, 2, 3]);
+/// assert_eq!(storage.get("model.bin").await?, vec![1, 2, 3]);
 /// # Ok(())
 /// # }
 /// ```

@@ -15,8 +15,10 @@ use steadfast::coordinator::{
     Coordinator, InMemoryCoordinator, Result as CoordinatorResult, Signal,
 };
 use steadfast::retry::RetryPolicy;
+use steadfast::storage::testing::Operation;
+use steadfast::storage::Bytes;
 use steadfast::storage::{
-    CheckpointStorage, MemoryStorage, ObjectMeta, ObjectStream, ObjectWriter, Operation,
+    CheckpointStorage, MemoryStorage, ObjectMeta, ObjectStream, ObjectWriter,
     Result as StorageResult,
 };
 
@@ -208,13 +210,13 @@ async fn list_shows_committed_only_newest_first() {
     storage
         .put(
             "step-4/shard-00000-of-00002-00000000000000aa.bin",
-            vec![1; 10],
+            vec![1; 10].into(),
         )
         .await
         .unwrap();
     // A manifest that is not a valid checkpoint.
     storage
-        .put("broken/metadata.json", b"{".to_vec())
+        .put("broken/metadata.json", Bytes::from_static(b"{"))
         .await
         .unwrap();
 
@@ -242,7 +244,7 @@ async fn rewrite_manifest<S: CheckpointStorage>(
     let mut manifest = Manifest::from_bytes(name, &storage.get(&key).await.unwrap()).unwrap();
     edit(&mut manifest);
     storage
-        .put(&key, manifest.to_bytes().unwrap())
+        .put(&key, manifest.to_bytes().unwrap().into())
         .await
         .unwrap();
 }
@@ -341,14 +343,14 @@ async fn a_version_1_checkpoint_still_loads_and_sorts_before_every_sequenced_one
     storage
         .put(
             "old/step-7/shard-00000-of-00001-b3cb209f6901d8a4.bin",
-            b"v1 bytes".to_vec(),
+            b"v1 bytes".to_vec().into(),
         )
         .await
         .unwrap();
     storage
         .put(
             &manifest_key("old/step-7"),
-            VERSION_1_MANIFEST.as_bytes().to_vec(),
+            VERSION_1_MANIFEST.as_bytes().to_vec().into(),
         )
         .await
         .unwrap();
@@ -435,7 +437,7 @@ async fn delete_removes_manifest_and_every_listed_object() {
     }
     // A stray object with a name no rank number predicts.
     storage
-        .put("doomed/notes.txt", b"stray".to_vec())
+        .put("doomed/notes.txt", Bytes::from_static(b"stray"))
         .await
         .unwrap();
     let ckpt = single(storage.clone());
@@ -501,7 +503,7 @@ async fn delete_leaves_objects_of_other_names_below_the_prefix() {
     // What a save of "outer/inner" in progress has written so far: not part
     // of checkpoint "outer".
     let nested = "outer/inner/shard-00000-of-00001-00000000000000aa.bin";
-    storage.put(nested, vec![1; 8]).await.unwrap();
+    storage.put(nested, vec![1; 8].into()).await.unwrap();
     let report = single(storage.clone()).delete("outer").await.unwrap();
     assert!(report.is_complete());
     assert_eq!(report.deleted.len(), 3, "{:?}", report.deleted);
@@ -517,7 +519,7 @@ async fn retain_last_keeps_the_newest_and_ignores_saves_in_progress() {
         }
     }
     let in_progress = "s5/shard-00000-of-00002-0000000000000005.bin";
-    storage.put(in_progress, vec![5; 32]).await.unwrap();
+    storage.put(in_progress, vec![5; 32].into()).await.unwrap();
     let ckpt = single(storage.clone());
 
     let report = ckpt.retain_last(2).await.unwrap();
@@ -573,13 +575,13 @@ impl Aged {
 
 #[async_trait]
 impl CheckpointStorage for Aged {
-    async fn put(&self, key: &str, data: Vec<u8>) -> StorageResult<()> {
+    async fn put(&self, key: &str, data: Bytes) -> StorageResult<()> {
         self.inner.put(key, data).await
     }
-    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> StorageResult<()> {
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> StorageResult<()> {
         self.inner.put_if_absent(key, data).await
     }
-    async fn get(&self, key: &str) -> StorageResult<Vec<u8>> {
+    async fn get(&self, key: &str) -> StorageResult<Bytes> {
         self.inner.get(key).await
     }
     async fn head(&self, key: &str) -> StorageResult<ObjectMeta> {
@@ -618,26 +620,26 @@ async fn cleanup_uncommitted_respects_the_grace_period() {
     storage
         .put(
             "crashed/shard-00000-of-00002-0000000000000001.bin",
-            vec![1; 8],
+            vec![1; 8].into(),
         )
         .await
         .unwrap();
     storage
         .put(
             "crashed/shard-00001-of-00002-0000000000000002.bin",
-            vec![2; 8],
+            vec![2; 8].into(),
         )
         .await
         .unwrap();
     storage
         .put(
             "writing/shard-00000-of-00001-0000000000000003.bin",
-            vec![3; 8],
+            vec![3; 8].into(),
         )
         .await
         .unwrap();
     storage
-        .put("notes/readme.txt", b"not a checkpoint".to_vec())
+        .put("notes/readme.txt", Bytes::from_static(b"not a checkpoint"))
         .await
         .unwrap();
     let before: Vec<String> = storage.inner.keys();
@@ -672,7 +674,7 @@ async fn leftover<S: CheckpointStorage>(storage: &S, prefix: &str) {
     storage
         .put(
             &format!("{prefix}/shard-00000-of-00002-00000000000000ee.bin"),
-            vec![9; 8],
+            vec![9; 8].into(),
         )
         .await
         .unwrap();
@@ -986,7 +988,7 @@ async fn saving_the_same_name_twice_leaves_the_first_intact() {
     for r in save_all(&storage, 3, "once", 1, 1).await {
         r.unwrap();
     }
-    let before: Vec<(String, Vec<u8>)> = {
+    let before: Vec<(String, Bytes)> = {
         let mut v = Vec::new();
         for k in storage.keys() {
             let data = storage.get(&k).await.unwrap();
@@ -1091,7 +1093,7 @@ async fn a_newer_manifest_version_is_refused() {
         serde_json::from_slice(&storage.get(&key).await.unwrap()).unwrap();
     json["format_version"] = (FORMAT_VERSION + 1).into();
     storage
-        .put(&key, serde_json::to_vec(&json).unwrap())
+        .put(&key, serde_json::to_vec(&json).unwrap().into())
         .await
         .unwrap();
     let ckpt = single(storage);
@@ -1314,10 +1316,10 @@ struct LostAnswer {
 
 #[async_trait]
 impl CheckpointStorage for LostAnswer {
-    async fn put(&self, key: &str, data: Vec<u8>) -> StorageResult<()> {
+    async fn put(&self, key: &str, data: Bytes) -> StorageResult<()> {
         self.inner.put(key, data).await
     }
-    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> StorageResult<()> {
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> StorageResult<()> {
         let first = self.inner.count(Operation::PutIfAbsent) == 0;
         self.inner.put_if_absent(key, data).await?;
         if first {
@@ -1329,7 +1331,7 @@ impl CheckpointStorage for LostAnswer {
         }
         Ok(())
     }
-    async fn get(&self, key: &str) -> StorageResult<Vec<u8>> {
+    async fn get(&self, key: &str) -> StorageResult<Bytes> {
         self.inner.get(key).await
     }
     async fn head(&self, key: &str) -> StorageResult<ObjectMeta> {

@@ -15,7 +15,8 @@ use steadfast::checkpoint::{
 use steadfast::coordinator::InMemoryCoordinator;
 use steadfast::handler::{CheckpointRollbackManager, FaultToleranceHandler, RollbackTarget};
 use steadfast::retry::{GiveUp, RetryError, RetryPolicy};
-use steadfast::storage::{CheckpointStorage, MemoryStorage, Operation, StorageError};
+use steadfast::storage::testing::Operation;
+use steadfast::storage::{CheckpointStorage, MemoryStorage, StorageError};
 use steadfast::timeout::{TimeoutError, TimeoutHandler};
 use tokio::time::Instant;
 
@@ -110,7 +111,7 @@ async fn storage_errors_are_classified_by_kind() {
     let h = handler(&storage);
     // Two transient injected failures, then the write goes through.
     storage.faults().fail_next(Operation::Put, 2);
-    h.execute_with_retry(|| storage.put("a", vec![1]))
+    h.execute_with_retry(|| storage.put("a", vec![1].into()))
         .await
         .unwrap();
     assert_eq!(storage.count(Operation::Put), 3);
@@ -161,9 +162,12 @@ async fn timeouts_bound_the_operation() {
 #[tokio::test(start_paused = true)]
 async fn rollback_of_a_single_object() {
     let storage = MemoryStorage::new();
-    storage.put("models/next.bin", vec![1; 64]).await.unwrap();
     storage
-        .put("models/current.bin", vec![2; 64])
+        .put("models/next.bin", vec![1; 64].into())
+        .await
+        .unwrap();
+    storage
+        .put("models/current.bin", vec![2; 64].into())
         .await
         .unwrap();
     let report = handler(&storage)
@@ -211,11 +215,11 @@ async fn rollback_of_a_checkpoint_finds_every_object_by_listing() {
     save_checkpoint(&storage, "run/step-1", 2).await;
     // Objects with names no rank number predicts.
     storage
-        .put("run/step-2/shard-00007-of-00003-stray.bin", vec![7])
+        .put("run/step-2/shard-00007-of-00003-stray.bin", vec![7].into())
         .await
         .unwrap();
     storage
-        .put("run/step-2/optimizer.extra", vec![8])
+        .put("run/step-2/optimizer.extra", vec![8].into())
         .await
         .unwrap();
     let before_other: Vec<String> = storage
@@ -425,7 +429,7 @@ async fn a_permanent_failure_keeps_the_previous_version() {
         cause.downcast_ref::<io::Error>().unwrap().kind(),
         io::ErrorKind::PermissionDenied
     );
-    assert_eq!(storage.get("state.bin").await.unwrap(), b"v1");
+    assert_eq!(storage.get("state.bin").await.unwrap(), &b"v1"[..]);
 
     // The storage fails for good.
     storage
@@ -449,7 +453,7 @@ async fn a_permanent_failure_keeps_the_previous_version() {
             ..
         }
     ));
-    assert_eq!(storage.get("state.bin").await.unwrap(), b"v1");
+    assert_eq!(storage.get("state.bin").await.unwrap(), &b"v1"[..]);
     assert_eq!(storage.keys(), ["state.bin"], "nothing partial remains");
 }
 
@@ -468,7 +472,7 @@ async fn a_torn_write_keeps_the_previous_version() {
         .await
         .unwrap_err();
     assert!(matches!(err, CheckpointError::SaveFailed { .. }), "{err}");
-    assert_eq!(storage.get("state.bin").await.unwrap(), b"v1");
+    assert_eq!(storage.get("state.bin").await.unwrap(), &b"v1"[..]);
     assert_eq!(storage.keys(), ["state.bin"]);
     storage.faults().clear();
 

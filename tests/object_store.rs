@@ -21,6 +21,7 @@ use object_store::memory::InMemory;
 use object_store::{ObjectStore, RetryConfig};
 use sha2::{Digest, Sha256};
 use steadfast::retry::Transient;
+use steadfast::storage::Bytes;
 use steadfast::storage::{
     conformance, CheckpointStorage, ObjectStoreStorage, StorageError, MIN_PART_SIZE,
 };
@@ -77,6 +78,7 @@ fn local_storage(dir: &tempfile::TempDir) -> ObjectStoreStorage {
 #[tokio::test]
 async fn conformance_on_in_memory() {
     conformance::run_all(&memory_storage()).await;
+    conformance::longest_segment_round_trips(&memory_storage()).await;
     let shared: Arc<dyn CheckpointStorage> = Arc::new(memory_storage());
     conformance::run_all(&shared).await;
 }
@@ -96,7 +98,9 @@ async fn conformance_on_s3() {
     let Some(env) = s3_env("conformance_on_s3") else {
         return;
     };
-    conformance::run_all(&s3_storage(&env, "conformance")).await;
+    let storage = s3_storage(&env, "conformance");
+    conformance::run_all(&storage).await;
+    conformance::longest_segment_round_trips(&storage).await;
 }
 
 /// Two writers race to create the same key: exactly one wins, the other is
@@ -104,8 +108,8 @@ async fn conformance_on_s3() {
 async fn put_if_absent_race(storage: &ObjectStoreStorage) {
     for round in 0..5 {
         let key = format!("race/{round}/metadata.json");
-        let a = storage.put_if_absent(&key, b"writer-a".to_vec());
-        let b = storage.put_if_absent(&key, b"writer-b".to_vec());
+        let a = storage.put_if_absent(&key, Bytes::from_static(b"writer-a"));
+        let b = storage.put_if_absent(&key, Bytes::from_static(b"writer-b"));
         let (a, b) = tokio::join!(a, b);
         let winner = match (&a, &b) {
             (Ok(()), Err(StorageError::AlreadyExists { key: k })) if k == &key => "writer-a",
@@ -212,7 +216,7 @@ async fn s3_errors_map_to_storage_errors() {
     storage.delete("missing").await.unwrap();
     // Invalid keys never reach the server.
     assert!(matches!(
-        storage.put("../escape", vec![]).await.unwrap_err(),
+        storage.put("../escape", vec![].into()).await.unwrap_err(),
         StorageError::InvalidKey { .. }
     ));
 
@@ -253,7 +257,7 @@ async fn s3_errors_map_to_storage_errors() {
 async fn urls_open_the_right_store() {
     let memory =
         ObjectStoreStorage::from_url("memory://", std::iter::empty::<(&str, &str)>()).unwrap();
-    memory.put("a", b"x".to_vec()).await.unwrap();
+    memory.put("a", Bytes::from_static(b"x")).await.unwrap();
     assert!(memory.store().to_string().contains("InMemory"));
 
     let s3 = ObjectStoreStorage::from_url(

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use steadfast::retry::Transient;
+use steadfast::storage::testing::{Call, Operation};
+use steadfast::storage::Bytes;
 use steadfast::storage::{
-    conformance, Call, CheckpointStorage, LocalFsStorage, MemoryStorage, Operation, StorageError,
+    conformance, CheckpointStorage, LocalFsStorage, MemoryStorage, StorageError,
 };
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
@@ -106,7 +108,7 @@ async fn local_fs_storage_conforms_through_box_dyn() {
 #[should_panic(expected = "must be empty")]
 async fn conformance_refuses_a_storage_that_is_not_empty() {
     let storage = MemoryStorage::new();
-    storage.put("left/over", vec![1]).await.unwrap();
+    storage.put("left/over", vec![1].into()).await.unwrap();
     conformance::run_all(&storage).await;
 }
 
@@ -116,13 +118,13 @@ struct Overwriting(MemoryStorage);
 
 #[async_trait::async_trait]
 impl CheckpointStorage for Overwriting {
-    async fn put(&self, key: &str, data: Vec<u8>) -> steadfast::storage::Result<()> {
+    async fn put(&self, key: &str, data: Bytes) -> steadfast::storage::Result<()> {
         self.0.put(key, data).await
     }
-    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> steadfast::storage::Result<()> {
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> steadfast::storage::Result<()> {
         self.0.put(key, data).await
     }
-    async fn get(&self, key: &str) -> steadfast::storage::Result<Vec<u8>> {
+    async fn get(&self, key: &str) -> steadfast::storage::Result<Bytes> {
         self.0.get(key).await
     }
     async fn head(&self, key: &str) -> steadfast::storage::Result<steadfast::storage::ObjectMeta> {
@@ -165,7 +167,7 @@ async fn fail_nth_fails_exactly_that_call() {
     let storage = MemoryStorage::new();
     let rule = storage.faults().fail_nth(Operation::Put, 3);
     for i in 1..=5 {
-        let result = storage.put(&format!("k{i}"), vec![i]).await;
+        let result = storage.put(&format!("k{i}"), vec![i].into()).await;
         if i == 3 {
             let err = result.unwrap_err();
             assert_eq!(injected(&err), ("put", "k3".to_string(), true));
@@ -177,7 +179,7 @@ async fn fail_nth_fails_exactly_that_call() {
     assert_eq!(storage.keys(), ["k1", "k2", "k4", "k5"]);
     assert_eq!(rule.fired(), 1);
     // Other operations are not affected.
-    assert_eq!(storage.get("k1").await.unwrap(), [1]);
+    assert_eq!(storage.get("k1").await.unwrap(), &[1][..]);
 }
 
 #[tokio::test]
@@ -185,7 +187,7 @@ async fn fail_nth_counts_from_when_the_rule_is_added() {
     let storage = MemoryStorage::new();
     storage.get("a").await.unwrap_err();
     storage.get("a").await.unwrap_err();
-    storage.put("a", vec![1]).await.unwrap();
+    storage.put("a", vec![1].into()).await.unwrap();
     storage.faults().fail_nth(Operation::Get, 2);
     assert!(storage.get("a").await.is_ok());
     assert!(matches!(
@@ -198,26 +200,32 @@ async fn fail_nth_counts_from_when_the_rule_is_added() {
 #[tokio::test]
 async fn fail_next_fails_k_calls_then_recovers() {
     let storage = MemoryStorage::new();
-    storage.put("a", vec![1]).await.unwrap();
+    storage.put("a", vec![1].into()).await.unwrap();
     storage.faults().fail_next(Operation::Get, 3).permanent();
     for _ in 0..3 {
         let err = storage.get("a").await.unwrap_err();
         assert_eq!(injected(&err), ("get", "a".to_string(), false));
         assert!(!err.is_transient());
     }
-    assert_eq!(storage.get("a").await.unwrap(), [1]);
+    assert_eq!(storage.get("a").await.unwrap(), &[1][..]);
 }
 
 #[tokio::test]
 async fn every_operation_can_fail() {
     let storage = MemoryStorage::new();
-    storage.put("k", vec![1]).await.unwrap();
+    storage.put("k", vec![1].into()).await.unwrap();
     for operation in Operation::ALL {
         storage.faults().fail_next(operation, 1);
     }
     let names: Vec<&str> = vec![
-        injected(&storage.put("k", vec![2]).await.unwrap_err()).0,
-        injected(&storage.put_if_absent("n", vec![2]).await.unwrap_err()).0,
+        injected(&storage.put("k", vec![2].into()).await.unwrap_err()).0,
+        injected(
+            &storage
+                .put_if_absent("n", vec![2].into())
+                .await
+                .unwrap_err(),
+        )
+        .0,
         injected(&storage.get("k").await.unwrap_err()).0,
         injected(&storage.head("k").await.unwrap_err()).0,
         injected(&storage.delete("k").await.unwrap_err()).0,
@@ -235,7 +243,7 @@ async fn every_operation_can_fail() {
     );
     // Nothing changed.
     assert_eq!(storage.keys(), ["k"]);
-    assert_eq!(storage.get("k").await.unwrap(), [1]);
+    assert_eq!(storage.get("k").await.unwrap(), &[1][..]);
 }
 
 #[tokio::test]
@@ -257,7 +265,7 @@ async fn a_failed_streamed_write_fails_its_writes_and_its_commit() {
 
 async fn failure_pattern(seed: u64) -> Vec<bool> {
     let storage = MemoryStorage::new();
-    storage.put("a", vec![1]).await.unwrap();
+    storage.put("a", vec![1].into()).await.unwrap();
     storage
         .faults()
         .fail_with_probability(Operation::Get, 0.3, seed)
@@ -296,7 +304,7 @@ async fn probability_bounds() {
             .unwrap_err();
         assert_eq!(err.field(), "probability");
     }
-    storage.put("a", vec![]).await.unwrap();
+    storage.put("a", vec![].into()).await.unwrap();
     let never = storage
         .faults()
         .fail_with_probability(Operation::Get, 0.0, 1)
@@ -329,11 +337,11 @@ async fn latency_is_slept_on_tokio_time() {
     );
 
     let start = Instant::now();
-    storage.put("a", vec![1]).await.unwrap();
+    storage.put("a", vec![1].into()).await.unwrap();
     assert_eq!(start.elapsed(), Duration::ZERO, "put has no latency");
 
     let start = Instant::now();
-    assert_eq!(storage.get("a").await.unwrap(), [1]);
+    assert_eq!(storage.get("a").await.unwrap(), &[1][..]);
     assert_eq!(start.elapsed(), Duration::from_secs(5));
 
     let start = Instant::now();
@@ -371,18 +379,24 @@ async fn a_failed_call_still_takes_its_latency() {
 #[tokio::test]
 async fn torn_put_keeps_the_previous_object() {
     let storage = MemoryStorage::new();
-    storage.put("ckpt", b"v1".to_vec()).await.unwrap();
+    storage
+        .put("ckpt", Bytes::from_static(b"v1"))
+        .await
+        .unwrap();
     let rule = storage.faults().tear_nth(Operation::Put, 1);
     let err = storage
-        .put("ckpt", b"v2-longer".to_vec())
+        .put("ckpt", Bytes::from_static(b"v2-longer"))
         .await
         .unwrap_err();
     assert_eq!(injected(&err), ("put", "ckpt".to_string(), true));
-    assert_eq!(storage.get("ckpt").await.unwrap(), b"v1");
+    assert_eq!(storage.get("ckpt").await.unwrap(), &b"v1"[..]);
     assert_eq!(storage.head("ckpt").await.unwrap().size, 2);
     assert_eq!(rule.fired(), 1);
-    storage.put("ckpt", b"v3".to_vec()).await.unwrap();
-    assert_eq!(storage.get("ckpt").await.unwrap(), b"v3");
+    storage
+        .put("ckpt", Bytes::from_static(b"v3"))
+        .await
+        .unwrap();
+    assert_eq!(storage.get("ckpt").await.unwrap(), &b"v3"[..]);
 }
 
 #[tokio::test]
@@ -392,17 +406,23 @@ async fn torn_put_if_absent_leaves_the_key_absent() {
         .faults()
         .tear_next(Operation::PutIfAbsent, 1)
         .permanent();
-    let err = storage.put_if_absent("new", vec![1; 10]).await.unwrap_err();
+    let err = storage
+        .put_if_absent("new", vec![1; 10].into())
+        .await
+        .unwrap_err();
     assert!(!err.is_transient());
     assert!(!storage.exists("new").await.unwrap());
-    storage.put_if_absent("new", vec![2]).await.unwrap();
-    assert_eq!(storage.get("new").await.unwrap(), [2]);
+    storage.put_if_absent("new", vec![2].into()).await.unwrap();
+    assert_eq!(storage.get("new").await.unwrap(), &[2][..]);
 }
 
 #[tokio::test]
 async fn torn_streamed_write_accepts_every_byte_then_fails_the_commit() {
     let storage = MemoryStorage::new();
-    storage.put("shard", b"old".to_vec()).await.unwrap();
+    storage
+        .put("shard", Bytes::from_static(b"old"))
+        .await
+        .unwrap();
     storage.faults().tear_nth(Operation::PutStream, 1);
     let mut writer = storage.put_stream("shard").await.unwrap();
     for _ in 0..10 {
@@ -410,15 +430,15 @@ async fn torn_streamed_write_accepts_every_byte_then_fails_the_commit() {
     }
     let err = writer.commit().await.unwrap_err();
     assert_eq!(injected(&err).0, "put_stream");
-    assert_eq!(storage.get("shard").await.unwrap(), b"old");
+    assert_eq!(storage.get("shard").await.unwrap(), &b"old"[..]);
     assert_eq!(storage.list("").await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn calls_are_recorded_in_order() {
     let storage = MemoryStorage::new();
-    storage.put("a", vec![1]).await.unwrap();
-    storage.put_if_absent("b", vec![2]).await.unwrap();
+    storage.put("a", vec![1].into()).await.unwrap();
+    storage.put_if_absent("b", vec![2].into()).await.unwrap();
     storage.get("a").await.unwrap();
     storage.exists("a").await.unwrap();
     storage.list("a").await.unwrap();
@@ -459,7 +479,7 @@ async fn failed_calls_are_recorded_too() {
     let storage = MemoryStorage::new();
     storage.faults().fail_next(Operation::Put, 2);
     for _ in 0..3 {
-        let _ = storage.put("a", vec![]).await;
+        let _ = storage.put("a", vec![].into()).await;
     }
     assert_eq!(storage.count(Operation::Put), 3);
 }
@@ -469,9 +489,9 @@ async fn clones_share_objects_faults_and_calls() {
     let storage = MemoryStorage::new();
     let clone = storage.clone();
     clone.faults().fail_nth(Operation::Put, 1);
-    assert!(storage.put("a", vec![]).await.is_err());
-    storage.put("a", vec![7]).await.unwrap();
-    assert_eq!(clone.get("a").await.unwrap(), [7]);
+    assert!(storage.put("a", vec![].into()).await.is_err());
+    storage.put("a", vec![7].into()).await.unwrap();
+    assert_eq!(clone.get("a").await.unwrap(), &[7][..]);
     assert_eq!(clone.count(Operation::Put), 2);
     storage.clear_calls();
     assert!(clone.calls().is_empty());
@@ -508,11 +528,19 @@ async fn the_first_rule_that_fires_decides_but_every_rule_counts() {
     let permanent = storage.faults().fail_nth(Operation::Put, 2).permanent();
     let transient = storage.faults().fail_next(Operation::Put, 2);
     // Call 1: only the fail_next rule fires (transient).
-    assert!(storage.put("a", vec![]).await.unwrap_err().is_transient());
+    assert!(storage
+        .put("a", vec![].into())
+        .await
+        .unwrap_err()
+        .is_transient());
     // Call 2: both fire; the permanent rule was added first and decides.
-    assert!(!storage.put("a", vec![]).await.unwrap_err().is_transient());
+    assert!(!storage
+        .put("a", vec![].into())
+        .await
+        .unwrap_err()
+        .is_transient());
     // Call 3: both are spent.
-    storage.put("a", vec![]).await.unwrap();
+    storage.put("a", vec![].into()).await.unwrap();
     assert_eq!((permanent.fired(), transient.fired()), (1, 2));
 }
 
@@ -541,11 +569,11 @@ async fn new_creates_and_canonicalizes_the_root() {
 async fn objects_are_plain_files_and_deletes_prune_empty_directories() {
     let (_dir, storage) = local();
     storage
-        .put("run/7/shard-0.bin", b"abc".to_vec())
+        .put("run/7/shard-0.bin", Bytes::from_static(b"abc"))
         .await
         .unwrap();
     storage
-        .put("run/8/shard-0.bin", b"def".to_vec())
+        .put("run/8/shard-0.bin", Bytes::from_static(b"def"))
         .await
         .unwrap();
     assert_eq!(
@@ -563,8 +591,8 @@ async fn objects_are_plain_files_and_deletes_prune_empty_directories() {
 #[tokio::test]
 async fn an_object_and_a_directory_cannot_share_a_path() {
     let (_dir, storage) = local();
-    storage.put("a", vec![1]).await.unwrap();
-    let err = storage.put("a/b", vec![2]).await.unwrap_err();
+    storage.put("a", vec![1].into()).await.unwrap();
+    let err = storage.put("a/b", vec![2].into()).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -577,10 +605,10 @@ async fn an_object_and_a_directory_cannot_share_a_path() {
     );
     expect_not_found(storage.get("a/b").await);
     storage.delete("a/b").await.unwrap();
-    assert_eq!(storage.get("a").await.unwrap(), [1]);
+    assert_eq!(storage.get("a").await.unwrap(), &[1][..]);
 
-    storage.put("d/x", vec![1]).await.unwrap();
-    let err = storage.put("d", vec![2]).await.unwrap_err();
+    storage.put("d/x", vec![1].into()).await.unwrap();
+    let err = storage.put("d", vec![2].into()).await.unwrap_err();
     assert!(matches!(err, StorageError::Io { .. }), "{err:?}");
     expect_not_found(storage.get("d").await);
     expect_not_found(storage.head("d").await);
@@ -592,7 +620,7 @@ async fn an_object_and_a_directory_cannot_share_a_path() {
 #[tokio::test]
 async fn temp_files_are_not_listed_and_are_cleaned_up() {
     let (_dir, storage) = local();
-    storage.put("run/a", vec![1; 10]).await.unwrap();
+    storage.put("run/a", vec![1; 10].into()).await.unwrap();
     // Leftovers of writes interrupted by a crash, made by hand.
     let stale = storage.root().join("run/.a.tmp-4242-00000000deadbeef");
     let stale_nested = storage
@@ -602,7 +630,7 @@ async fn temp_files_are_not_listed_and_are_cleaned_up() {
     fs::create_dir_all(stale_nested.parent().unwrap()).unwrap();
     fs::write(&stale_nested, vec![0; 50]).unwrap();
     // A file that only looks like one is an ordinary object.
-    storage.put("run/.a.tmp-old", vec![2]).await.unwrap();
+    storage.put("run/.a.tmp-old", vec![2].into()).await.unwrap();
 
     let listed: Vec<String> = storage
         .list("")
@@ -648,7 +676,163 @@ async fn temp_files_are_not_listed_and_are_cleaned_up() {
         "directories emptied by the cleanup are removed"
     );
     assert_eq!(storage.get("run/a").await.unwrap(), vec![1; 10]);
-    assert_eq!(storage.get("run/.a.tmp-old").await.unwrap(), [2]);
+    assert_eq!(storage.get("run/.a.tmp-old").await.unwrap(), &[2][..]);
+}
+
+#[tokio::test]
+async fn cleanup_temporary_removes_stale_temp_files_through_the_trait() {
+    let (_dir, storage) = local();
+    storage.put("run/a", vec![1; 10].into()).await.unwrap();
+    let stale = storage.root().join("run/.a.tmp-4242-00000000deadbeef");
+    fs::write(&stale, vec![0; 100]).unwrap();
+    let shared: Arc<dyn CheckpointStorage> = Arc::new(storage.clone());
+    // Fresh: kept.
+    assert_eq!(
+        shared
+            .cleanup_temporary(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(stale.exists());
+    fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+    assert_eq!(
+        shared
+            .cleanup_temporary(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!stale.exists());
+    assert_eq!(storage.get("run/a").await.unwrap(), vec![1; 10]);
+}
+
+#[tokio::test]
+async fn the_longest_segment_round_trips_on_every_storage() {
+    conformance::longest_segment_round_trips(&MemoryStorage::new()).await;
+    let (_dir, storage) = local();
+    conformance::longest_segment_round_trips(&storage).await;
+    let shared: Arc<dyn CheckpointStorage> = Arc::new(storage.clone());
+    conformance::longest_segment_round_trips(shared.as_ref()).await;
+    assert!(storage.list("").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn cleanup_temporary_defaults_to_nothing_removed() {
+    let storage = MemoryStorage::new();
+    storage.put("a", vec![1].into()).await.unwrap();
+    assert_eq!(storage.cleanup_temporary(Duration::ZERO).await.unwrap(), 0);
+    assert_eq!(storage.get("a").await.unwrap(), vec![1]);
+}
+
+#[tokio::test]
+async fn the_cleanup_removes_empty_directories_left_by_an_interrupted_delete() {
+    let (_dir, storage) = local();
+    storage.put("run/kept/a", vec![1].into()).await.unwrap();
+    // What a delete killed between removing the object and its directories
+    // leaves behind: empty directories, some nested.
+    let root = storage.root().to_path_buf();
+    fs::create_dir_all(root.join("run/deleted/deeper")).unwrap();
+    fs::create_dir_all(root.join("gone/x/y")).unwrap();
+    fs::create_dir_all(root.join("run/kept/empty")).unwrap();
+    fs::create_dir_all(root.join("fresh")).unwrap();
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+    for dir in [
+        "run/deleted/deeper",
+        "run/deleted",
+        "gone/x/y",
+        "gone/x",
+        "gone",
+        "run/kept/empty",
+    ] {
+        fs::File::open(root.join(dir))
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
+
+    let report = storage
+        .cleanup_temp_files(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(report.removed.is_empty());
+    assert_eq!(report.dirs_removed, 6);
+    for gone in ["run/deleted", "gone", "run/kept/empty"] {
+        assert!(!root.join(gone).exists(), "{gone} was left behind");
+    }
+    assert!(
+        root.join("fresh").is_dir(),
+        "a directory younger than the age asked for stays: a write may be about to use it"
+    );
+    assert_eq!(storage.get("run/kept/a").await.unwrap(), &[1][..]);
+    // Through the trait too; the root itself always stays.
+    fs::create_dir_all(root.join("again/and/again")).unwrap();
+    storage.delete("run/kept/a").await.unwrap();
+    assert_eq!(storage.cleanup_temporary(Duration::ZERO).await.unwrap(), 0);
+    assert!(!root.join("again").exists());
+    assert!(root.is_dir());
+    assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn a_delete_removes_the_empty_directories_of_its_key_even_when_the_object_is_gone() {
+    let (_dir, storage) = local();
+    let root = storage.root().to_path_buf();
+    storage.put("run/shard/a", vec![1].into()).await.unwrap();
+    storage.put("run/other", vec![2].into()).await.unwrap();
+    storage.delete("run/shard/a").await.unwrap();
+    assert!(!root.join("run/shard").exists());
+    assert!(
+        root.join("run").is_dir(),
+        "a directory that is not empty stays"
+    );
+
+    // A delete killed after removing the object: retrying it reclaims the
+    // directories.
+    fs::create_dir_all(root.join("killed/mid/delete")).unwrap();
+    storage.delete("killed/mid/delete/obj").await.unwrap();
+    assert!(!root.join("killed").exists());
+    assert!(root.is_dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn puts_never_fail_while_the_cleanup_removes_empty_directories() {
+    let (_dir, storage) = local();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let storage = storage.clone();
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    let key = format!("d{}/e/f/obj-{w}-{i}", i % 3);
+                    storage.put(&key, vec![w as u8; 10].into()).await.unwrap();
+                    assert_eq!(storage.get(&key).await.unwrap(), vec![w as u8; 10]);
+                    storage.delete(&key).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let cleaner = {
+        let storage = storage.clone();
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                storage
+                    .cleanup_temp_files(Duration::from_secs(3600))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    cleaner.await.unwrap();
+    storage.cleanup_temp_files(Duration::ZERO).await.unwrap();
+    assert_eq!(fs::read_dir(storage.root()).unwrap().count(), 0);
 }
 
 #[tokio::test]
@@ -751,7 +935,10 @@ async fn a_write_aborted_or_dropped_while_flushing_leaves_no_file() {
     let storage = LocalFsStorage::new(dir.path())
         .unwrap()
         .with_background_sync(Some(1));
-    storage.put("obj", b"previous".to_vec()).await.unwrap();
+    storage
+        .put("obj", Bytes::from_static(b"previous"))
+        .await
+        .unwrap();
     // Each write starts a flush, so one is (very likely) running when the
     // write ends; whether or not it is, nothing may be left behind.
     let mut aborted = storage.put_stream("obj").await.unwrap();
@@ -770,13 +957,13 @@ async fn a_write_aborted_or_dropped_while_flushing_leaves_no_file() {
         assert!(turns < 10_000, "the temporary file stayed");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    assert_eq!(storage.get("obj").await.unwrap(), b"previous");
+    assert_eq!(storage.get("obj").await.unwrap(), &b"previous"[..]);
 }
 
 #[tokio::test]
 async fn get_sized_refuses_a_file_of_another_size_before_reading_it() {
     let (_dir, storage) = local();
-    storage.put("obj", vec![5; 1000]).await.unwrap();
+    storage.put("obj", vec![5; 1000].into()).await.unwrap();
     assert_eq!(storage.get_sized("obj", 1000).await.unwrap(), vec![5; 1000]);
     // A file grown on disk (say by a bad copy) is refused by its size.
     let mut file = fs::OpenOptions::new()
@@ -797,7 +984,10 @@ async fn get_sized_refuses_a_file_of_another_size_before_reading_it() {
 #[tokio::test]
 async fn a_commit_after_cleanup_removed_the_temp_file_fails_cleanly() {
     let (_dir, storage) = local();
-    storage.put("obj", b"previous".to_vec()).await.unwrap();
+    storage
+        .put("obj", Bytes::from_static(b"previous"))
+        .await
+        .unwrap();
     let mut writer = storage.put_stream("obj").await.unwrap();
     writer.write(b"new bytes").await.unwrap();
     storage.remove_all_temp_files().await.unwrap();
@@ -812,13 +1002,13 @@ async fn a_commit_after_cleanup_removed_the_temp_file_fails_cleanly() {
         ),
         "{err:?}"
     );
-    assert_eq!(storage.get("obj").await.unwrap(), b"previous");
+    assert_eq!(storage.get("obj").await.unwrap(), &b"previous"[..]);
 }
 
 #[tokio::test]
 async fn get_stream_of_a_file_truncated_after_open_fails() {
     let (_dir, storage) = local();
-    storage.put("obj", vec![5; 100_000]).await.unwrap();
+    storage.put("obj", vec![5; 100_000].into()).await.unwrap();
     let mut stream = storage.get_stream("obj").await.unwrap();
     assert_eq!(stream.meta.size, 100_000);
     fs::OpenOptions::new()
@@ -838,7 +1028,7 @@ async fn get_stream_of_a_file_truncated_after_open_fails() {
 #[tokio::test]
 async fn get_stream_of_a_file_grown_after_open_fails() {
     let (_dir, storage) = local();
-    storage.put("obj", vec![5; 1000]).await.unwrap();
+    storage.put("obj", vec![5; 1000].into()).await.unwrap();
     let mut stream = storage.get_stream("obj").await.unwrap();
     let mut file = fs::OpenOptions::new()
         .append(true)
@@ -861,7 +1051,7 @@ async fn get_returns_what_is_on_disk_after_a_truncation() {
     // length check of `get` catches a file that changes while it is read
     // (see the unit tests of the local storage).
     let (_dir, storage) = local();
-    storage.put("obj", vec![5; 1000]).await.unwrap();
+    storage.put("obj", vec![5; 1000].into()).await.unwrap();
     fs::OpenOptions::new()
         .write(true)
         .open(storage.root().join("obj"))
@@ -882,7 +1072,7 @@ async fn concurrent_put_if_absent_from_many_tasks_has_one_winner() {
             .map(|i| {
                 let storage = Arc::clone(&storage);
                 let key = key.clone();
-                tokio::spawn(async move { storage.put_if_absent(&key, vec![i; 4096]).await })
+                tokio::spawn(async move { storage.put_if_absent(&key, vec![i; 4096].into()).await })
             })
             .collect();
         let mut winners = Vec::new();
@@ -911,7 +1101,7 @@ async fn concurrent_puts_and_deletes_in_one_directory_do_not_fail() {
         tasks.push(tokio::spawn(async move {
             for round in 0..50 {
                 let key = format!("shared/deep/er/{i}-{round}");
-                storage.put(&key, vec![1; 64]).await.unwrap();
+                storage.put(&key, vec![1; 64].into()).await.unwrap();
                 storage.delete(&key).await.unwrap();
             }
         }));
@@ -926,7 +1116,7 @@ async fn concurrent_puts_and_deletes_in_one_directory_do_not_fail() {
 #[tokio::test]
 async fn io_errors_name_the_key_and_operation() {
     let (_dir, storage) = local();
-    storage.put("blocker", vec![]).await.unwrap();
+    storage.put("blocker", vec![].into()).await.unwrap();
     match storage.put_stream("blocker/child").await {
         Err(StorageError::Io { key, operation, .. }) => {
             assert_eq!(key, "blocker/child");
@@ -945,11 +1135,11 @@ fn public_types_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<MemoryStorage>();
     send_sync::<LocalFsStorage>();
-    send_sync::<steadfast::storage::StorageFaults>();
-    send_sync::<steadfast::storage::FaultRule>();
+    send_sync::<steadfast::storage::testing::StorageFaults>();
+    send_sync::<steadfast::storage::testing::FaultRule>();
     send_sync::<Call>();
     send_sync::<Operation>();
-    send_sync::<steadfast::storage::CleanupReport>();
+    send_sync::<steadfast::storage::TempCleanupReport>();
     send_sync::<StorageError>();
     send_sync::<steadfast::storage::ObjectMeta>();
     send_sync::<Arc<dyn CheckpointStorage>>();

@@ -1,9 +1,20 @@
 //! No key reaches outside a storage: invalid keys are refused by every
 //! operation of every implementation, and `LocalFsStorage` does not follow
-//! symbolic links planted under its root.
+//! symbolic links planted under its root. One rule for every storage: a key
+//! (or checkpoint name) one storage refuses, every storage refuses, before
+//! any I/O.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use steadfast::checkpoint::{
+    validate_name, CheckpointError, CheckpointOptions, DistributedCheckpoint, SaveOptions,
+    ShardData,
+};
+use steadfast::coordinator::InMemoryCoordinator;
+use steadfast::retry::RetryPolicy;
+use steadfast::storage::Bytes;
 
 use steadfast::retry::Transient;
 use steadfast::storage::{
@@ -53,11 +64,17 @@ fn expect_invalid<T>(what: &str, key: &str, result: steadfast::storage::Result<T
 
 async fn every_operation_refuses(storage: &dyn CheckpointStorage) {
     for &key in INVALID_KEYS.iter().chain(ESCAPES) {
-        expect_invalid("put", key, storage.put(key, b"escaped".to_vec()).await);
+        expect_invalid(
+            "put",
+            key,
+            storage.put(key, Bytes::from_static(b"escaped")).await,
+        );
         expect_invalid(
             "put_if_absent",
             key,
-            storage.put_if_absent(key, b"escaped".to_vec()).await,
+            storage
+                .put_if_absent(key, Bytes::from_static(b"escaped"))
+                .await,
         );
         expect_invalid("get", key, storage.get(key).await);
         expect_invalid("head", key, storage.head(key).await);
@@ -108,10 +125,123 @@ async fn local_fs_storage_refuses_names_reserved_for_temp_files() {
         ".a.tmp-1-0123456789abcdef",
         "d/.x.tmp-99-00000000deadbeef/y",
     ] {
-        expect_invalid("put", key, storage.put(key, vec![1]).await);
+        expect_invalid("put", key, storage.put(key, vec![1].into()).await);
         expect_invalid("get", key, storage.get(key).await);
     }
     assert!(tree(storage.root()).is_empty());
+}
+
+/// Names that once passed `validate_key` and `MemoryStorage`, then failed on
+/// `LocalFsStorage` only when it touched the disk: a segment longer than 255
+/// bytes, and a segment shaped like a temporary file.
+fn names_one_storage_used_to_refuse() -> Vec<String> {
+    vec![
+        "a".repeat(256),
+        format!("run/{}", "\u{e9}".repeat(128)),
+        format!("run/{}/step-1", "s".repeat(300)),
+        ".a.tmp-1-0123456789abcdef".to_string(),
+        "run/.step-1.tmp-4242-00000000deadbeef".to_string(),
+        "d/.x.tmp-99-00000000deadbeef/y".to_string(),
+    ]
+}
+
+async fn refuses_every_name(storage: &dyn CheckpointStorage) {
+    for key in names_one_storage_used_to_refuse() {
+        let key = key.as_str();
+        expect_invalid("put", key, storage.put(key, Bytes::from_static(b"x")).await);
+        expect_invalid(
+            "put_if_absent",
+            key,
+            storage.put_if_absent(key, Bytes::from_static(b"x")).await,
+        );
+        expect_invalid("get", key, storage.get(key).await);
+        expect_invalid("get_sized", key, storage.get_sized(key, 1).await);
+        expect_invalid("head", key, storage.head(key).await);
+        expect_invalid("exists", key, storage.exists(key).await);
+        expect_invalid("delete", key, storage.delete(key).await);
+        expect_invalid("put_stream", key, storage.put_stream(key).await);
+        expect_invalid("get_stream", key, storage.get_stream(key).await);
+    }
+}
+
+#[tokio::test]
+async fn every_storage_refuses_long_and_temp_shaped_segments_before_any_io() {
+    let memory = MemoryStorage::new();
+    refuses_every_name(&memory).await;
+    assert!(memory.calls().is_empty(), "refused before anything else");
+
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalFsStorage::new(dir.path().join("root")).unwrap();
+    refuses_every_name(&local).await;
+    assert!(tree(local.root()).is_empty());
+
+    let shared: Arc<dyn CheckpointStorage> = Arc::new(MemoryStorage::new());
+    refuses_every_name(shared.as_ref()).await;
+}
+
+#[tokio::test]
+async fn every_storage_accepts_a_segment_of_255_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalFsStorage::new(dir.path()).unwrap();
+    let memory = MemoryStorage::new();
+    let storages: [&dyn CheckpointStorage; 2] = [&memory, &local];
+    for storage in storages {
+        for key in ["a".repeat(255), format!("{}/b", "\u{e9}".repeat(127))] {
+            storage.put(&key, vec![1, 2].into()).await.unwrap();
+            assert_eq!(storage.get(&key).await.unwrap(), &[1, 2][..]);
+            storage.delete(&key).await.unwrap();
+        }
+    }
+}
+
+fn checkpoint<S: CheckpointStorage>(storage: S) -> DistributedCheckpoint<S, InMemoryCoordinator> {
+    DistributedCheckpoint::new(
+        storage,
+        InMemoryCoordinator::new(1).remove(0),
+        RetryPolicy::default(),
+        CheckpointOptions::default(),
+    )
+}
+
+async fn save_is_refused_as_an_invalid_name<S: CheckpointStorage>(storage: S) {
+    let ckpt = checkpoint(storage);
+    let shard = ShardData::new().with_entry("w", vec![1u8; 8]);
+    for name in names_one_storage_used_to_refuse() {
+        match ckpt.save(&name, &shard, SaveOptions::new()).await {
+            Err(CheckpointError::InvalidName { name: refused, .. }) => assert_eq!(refused, name),
+            other => panic!("saving {name:?}: expected InvalidName, got {other:?}"),
+        }
+    }
+    // The longest segment is a name like any other.
+    let longest = "n".repeat(255);
+    ckpt.save(&longest, &shard, SaveOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(ckpt.list().await.unwrap()[0].name, longest);
+}
+
+#[tokio::test]
+async fn checkpoint_names_follow_the_storage_rule_on_every_storage() {
+    for name in names_one_storage_used_to_refuse() {
+        assert!(
+            matches!(
+                validate_name(&name),
+                Err(CheckpointError::InvalidName { .. })
+            ),
+            "validate_name accepted {name:?}"
+        );
+    }
+    let memory = MemoryStorage::new();
+    save_is_refused_as_an_invalid_name(memory.clone()).await;
+    assert!(memory
+        .keys()
+        .iter()
+        .all(|k| k.starts_with(&"n".repeat(255))));
+
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalFsStorage::new(dir.path()).unwrap();
+    save_is_refused_as_an_invalid_name(local.clone()).await;
+    assert_eq!(tree(local.root()).len(), 3, "{:?}", tree(local.root()));
 }
 
 #[cfg(unix)]
@@ -140,7 +270,10 @@ mod symlinks {
         fs::create_dir(&outside).unwrap();
         fs::write(outside.join("secret"), b"secret").unwrap();
         let storage = LocalFsStorage::new(outer.path().join("root")).unwrap();
-        storage.put("real/obj", b"mine".to_vec()).await.unwrap();
+        storage
+            .put("real/obj", Bytes::from_static(b"mine"))
+            .await
+            .unwrap();
         symlink(&outside, storage.root().join("link")).unwrap();
         symlink(outside.join("secret"), storage.root().join("filelink")).unwrap();
         symlink(&outside, storage.root().join("real/dirlink")).unwrap();
@@ -174,10 +307,10 @@ mod symlinks {
             "real/dirlink/planted",
             "filelink",
         ] {
-            expect_refused("put", s.put(key, b"escaped".to_vec()).await);
+            expect_refused("put", s.put(key, Bytes::from_static(b"escaped")).await);
             expect_refused(
                 "put_if_absent",
-                s.put_if_absent(key, b"escaped".to_vec()).await,
+                s.put_if_absent(key, Bytes::from_static(b"escaped")).await,
             );
             expect_refused("put_stream", s.put_stream(key).await);
         }
@@ -269,7 +402,7 @@ mod symlinks {
             storage.root(),
             outer.path().canonicalize().unwrap().join("real-root")
         );
-        storage.put("a", vec![1]).await.unwrap();
+        storage.put("a", vec![1].into()).await.unwrap();
         assert_eq!(fs::read(outer.path().join("real-root/a")).unwrap(), [1]);
     }
 }

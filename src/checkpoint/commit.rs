@@ -4,7 +4,7 @@
 
 use crate::coordinator::Coordinator;
 use crate::retry::RetryError;
-use crate::storage::{CheckpointStorage, StorageError};
+use crate::storage::{Bytes, CheckpointStorage, StorageError};
 
 use super::distributed::DistributedCheckpoint;
 use super::error::describe;
@@ -49,11 +49,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             });
         }
         manifest.created_at = unix_millis_now();
-        let bytes = manifest.to_bytes().map_err(|e| CommitFailure::Failed {
+        let bytes = Bytes::from(manifest.to_bytes().map_err(|e| CommitFailure::Failed {
             failed_ranks: vec![0],
             reason: format!("rank 0: {e}"),
             source: Some(Box::new(e)),
-        })?;
+        })?);
         let key = manifest_key(&manifest.name);
         let mut first = true;
         let (key_ref, bytes_ref) = (&key, &bytes);

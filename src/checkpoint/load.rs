@@ -399,6 +399,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             .storage
             .get_sized(&shard.key, shard.size)
             .await
+            .map(Vec::from)
             .map_err(ReadError::Storage)?;
         if !verify {
             return Ok(data);

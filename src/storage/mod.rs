@@ -12,7 +12,8 @@
 //!
 //! Implementations:
 //! - [`MemoryStorage`]: in memory, the mock that tests use, with fault
-//!   injection ([`StorageFaults`]) and a record of the calls it received.
+//!   injection ([`testing::StorageFaults`]) and a record of the calls it
+//!   received ([`testing::Call`]).
 //! - [`LocalFsStorage`]: plain files under a root directory, written
 //!   atomically and durably (temporary file, `fsync`, rename, directory
 //!   `fsync`): the embedded default.
@@ -20,24 +21,36 @@
 //!   `object_store::ObjectStore`; large objects through multipart upload,
 //!   `put_if_absent` through a conditional create.
 //!
-//! The [`conformance`] module checks that an implementation (yours too)
-//! keeps the contract of the trait.
+//! The `conformance` module (feature `testing`) checks that an
+//! implementation (yours too) keeps the contract of the trait; the
+//! [`testing`] module holds the types with which a test drives a
+//! [`MemoryStorage`]: its fault rules and its record of calls.
 //!
 //! The trait is object-safe: `Arc<dyn CheckpointStorage>` works wherever a
 //! storage is expected.
 
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod conformance;
+mod error;
 mod key;
 mod local;
 mod memory;
 #[cfg(feature = "object-store")]
 mod object_store;
+pub mod testing;
 
 #[cfg(feature = "object-store")]
 pub use self::object_store::{ObjectStoreStorage, MIN_PART_SIZE};
+/// The buffer that [`CheckpointStorage::put`] takes and
+/// [`CheckpointStorage::get`] returns, re-exported from the `bytes` crate so
+/// that callers need not depend on it: a `Vec<u8>` converts into it without
+/// a copy (`vec.into()`), and clones share the same bytes.
+pub use bytes::Bytes;
+pub use error::{Result, StorageError};
 pub use key::{validate_key, validate_prefix};
-pub use local::{CleanupReport, LocalFsStorage, DEFAULT_BACKGROUND_SYNC};
-pub use memory::{Call, FaultRule, MemoryStorage, Operation, StorageFaults};
+pub use local::{LocalFsStorage, TempCleanupReport, DEFAULT_BACKGROUND_SYNC};
+pub use memory::MemoryStorage;
 
 use std::fmt::Debug;
 use std::io;
@@ -47,22 +60,6 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt};
-
-use crate::retry::Transient;
-
-/// The result type of storage operations.
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::storage::{Result, StorageError};
-///
-/// fn check(key: &str) -> Result<()> {
-///     steadfast::storage::validate_key(key)
-/// }
-/// assert!(matches!(check("../x"), Err(StorageError::InvalidKey { .. })));
-/// ```
-pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// What a storage knows about one stored object.
 ///
@@ -118,7 +115,7 @@ pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let storage = MemoryStorage::new();
-/// storage.put("run/shard-0", vec![7; 1000]).await?;
+/// storage.put("run/shard-0", vec![7; 1000].into()).await?;
 /// let mut stream = storage.get_stream("run/shard-0").await?;
 /// assert_eq!(stream.meta.size, 1000);
 /// let mut bytes = Vec::new();
@@ -231,29 +228,29 @@ pub trait ObjectWriter: Send {
 /// # Examples
 ///
 /// ```
-/// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+/// use steadfast::storage::{Bytes, CheckpointStorage, MemoryStorage};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> steadfast::storage::Result<()> {
 /// let storage = MemoryStorage::new();
-/// storage.put("run/shard-0", b"weights".to_vec()).await?;
-/// assert_eq!(storage.get("run/shard-0").await?, b"weights");
-/// assert!(storage.put("../escape", vec![]).await.is_err());
+/// storage.put("run/shard-0", Bytes::from_static(b"weights")).await?;
+/// assert_eq!(storage.get("run/shard-0").await?, &b"weights"[..]);
+/// assert!(storage.put("../escape", vec![].into()).await.is_err());
 /// # Ok(())
 /// # }
 /// ```
 #[async_trait]
 pub trait CheckpointStorage: Send + Sync + Debug + 'static {
     /// Stores `data` under `key`, replacing any previous object, atomically.
-    async fn put(&self, key: &str, data: Vec<u8>) -> Result<()>;
+    async fn put(&self, key: &str, data: Bytes) -> Result<()>;
 
     /// Stores `data` under `key` only if no object exists there; fails with
     /// [`StorageError::AlreadyExists`] otherwise. The check and the write are
     /// one atomic step, so two writers cannot both succeed.
-    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<()>;
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<()>;
 
     /// Returns the whole object stored under `key`.
-    async fn get(&self, key: &str) -> Result<Vec<u8>>;
+    async fn get(&self, key: &str) -> Result<Bytes>;
 
     /// Returns the metadata of the object under `key`, or
     /// [`StorageError::NotFound`].
@@ -292,7 +289,7 @@ pub trait CheckpointStorage: Send + Sync + Debug + 'static {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> steadfast::storage::Result<()> {
     /// let storage = MemoryStorage::new();
-    /// storage.put("run/shard-0", vec![1, 2, 3]).await?;
+    /// storage.put("run/shard-0", vec![1, 2, 3].into()).await?;
     /// assert_eq!(storage.get_sized("run/shard-0", 3).await?, vec![1, 2, 3]);
     /// assert!(matches!(
     ///     storage.get_sized("run/shard-0", 2).await,
@@ -301,7 +298,7 @@ pub trait CheckpointStorage: Send + Sync + Debug + 'static {
     /// # Ok(())
     /// # }
     /// ```
-    async fn get_sized(&self, key: &str, size: u64) -> Result<Vec<u8>> {
+    async fn get_sized(&self, key: &str, size: u64) -> Result<Bytes> {
         let stream = self.get_stream(key).await?;
         let mismatch = |actual| StorageError::LengthMismatch {
             key: key.to_string(),
@@ -325,7 +322,7 @@ pub trait CheckpointStorage: Send + Sync + Debug + 'static {
         if data.len() as u64 != size {
             return Err(mismatch(data.len() as u64));
         }
-        Ok(data)
+        Ok(Bytes::from(data))
     }
 
     /// Removes temporary objects of interrupted writes older than
@@ -352,7 +349,7 @@ pub trait CheckpointStorage: Send + Sync + Debug + 'static {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> steadfast::storage::Result<()> {
     /// let storage = MemoryStorage::new();
-    /// storage.put("run/shard-0", vec![1]).await?;
+    /// storage.put("run/shard-0", vec![1].into()).await?;
     /// assert_eq!(storage.cleanup_temporary(Duration::from_secs(3600)).await?, 0);
     /// assert!(storage.exists("run/shard-0").await?);
     /// # Ok(())
@@ -377,13 +374,13 @@ macro_rules! forward_storage {
     ($ty:ty) => {
         #[async_trait]
         impl<T: CheckpointStorage + ?Sized> CheckpointStorage for $ty {
-            async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
+            async fn put(&self, key: &str, data: Bytes) -> Result<()> {
                 (**self).put(key, data).await
             }
-            async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<()> {
+            async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<()> {
                 (**self).put_if_absent(key, data).await
             }
-            async fn get(&self, key: &str) -> Result<Vec<u8>> {
+            async fn get(&self, key: &str) -> Result<Bytes> {
                 (**self).get(key).await
             }
             async fn head(&self, key: &str) -> Result<ObjectMeta> {
@@ -401,7 +398,7 @@ macro_rules! forward_storage {
             async fn get_stream(&self, key: &str) -> Result<ObjectStream> {
                 (**self).get_stream(key).await
             }
-            async fn get_sized(&self, key: &str, size: u64) -> Result<Vec<u8>> {
+            async fn get_sized(&self, key: &str, size: u64) -> Result<Bytes> {
                 (**self).get_sized(key, size).await
             }
             async fn exists(&self, key: &str) -> Result<bool> {
@@ -433,100 +430,3 @@ pub(crate) fn allocate_exact(key: &str, operation: &'static str, size: u64) -> R
 
 forward_storage!(Arc<T>);
 forward_storage!(Box<T>);
-
-/// What went wrong in a storage operation.
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::storage::StorageError;
-/// use steadfast::retry::Transient;
-///
-/// let err = StorageError::NotFound { key: "a/b".into() };
-/// assert!(!err.is_transient());
-/// assert_eq!(err.to_string(), "no object under key \"a/b\"");
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StorageError {
-    /// The key (or list prefix) was refused before any I/O.
-    #[error("invalid key {key:?}: {reason}")]
-    InvalidKey {
-        /// The key as given.
-        key: String,
-        /// Why it was refused.
-        reason: &'static str,
-    },
-    /// No object under the key.
-    #[error("no object under key {key:?}")]
-    NotFound {
-        /// The key.
-        key: String,
-    },
-    /// `put_if_absent` found an object already there.
-    #[error("an object already exists under key {key:?}")]
-    AlreadyExists {
-        /// The key.
-        key: String,
-    },
-    /// An object's length differs from what its metadata says (a truncated
-    /// or growing file).
-    #[error("object {key:?} has {actual} bytes where {expected} were expected")]
-    LengthMismatch {
-        /// The key.
-        key: String,
-        /// The length expected.
-        expected: u64,
-        /// The length found.
-        actual: u64,
-    },
-    /// An I/O error on the object under `key`.
-    #[error("I/O error on {key:?} during {operation}")]
-    Io {
-        /// The key.
-        key: String,
-        /// The operation (`"put"`, `"get"`, ...).
-        operation: &'static str,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
-    /// A fault injected by a test storage.
-    #[error("injected fault in {operation} of {key:?}{}", if *.transient { " (transient)" } else { "" })]
-    Injected {
-        /// The operation the fault hit.
-        operation: &'static str,
-        /// The key.
-        key: String,
-        /// Whether a retry may succeed.
-        transient: bool,
-    },
-    /// An error of a storage backend (an object store, say).
-    #[error("storage backend error on {key:?}: {message}")]
-    Backend {
-        /// The key, or the prefix.
-        key: String,
-        /// What went wrong.
-        message: String,
-        /// Whether a retry may succeed.
-        transient: bool,
-        /// The underlying error.
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
-}
-
-/// I/O errors are transient by kind (see the [`Transient`] implementation for
-/// [`io::Error`]); injected and backend errors say whether they are; invalid
-/// keys, missing objects, existing objects and length mismatches are not.
-impl Transient for StorageError {
-    fn is_transient(&self) -> bool {
-        match self {
-            StorageError::Io { source, .. } => source.is_transient(),
-            StorageError::Injected { transient, .. } | StorageError::Backend { transient, .. } => {
-                *transient
-            }
-            _ => false,
-        }
-    }
-}

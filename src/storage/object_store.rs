@@ -56,7 +56,8 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// |---|---|
 /// | `put` | a single PUT (atomic: readers see the old or the new object) |
 /// | `put_if_absent` | a PUT with `PutMode::Create` (S3 `If-None-Match: *`), so that of two writers of a manifest exactly one wins |
-/// | `get`, `head`, `delete` | GET, HEAD, DELETE (a missing object deletes fine) |
+/// | `get`, `head`, `delete` | GET, HEAD, DELETE (a missing object deletes fine); the body of a GET is handed on as the store's `Bytes`, not copied |
+/// | `get_sized` | a GET whose reported size is checked before its body is read |
 /// | `list(prefix)` | a listing of the directory that holds `prefix`, filtered by the whole prefix, sorted |
 /// | `put_stream` | a multipart upload, buffered in parts of `part_size` (at least 5 MiB, the S3 minimum); an object smaller than one part is sent as a single PUT |
 /// | `get_stream` | the streaming body of a GET, checked against the object's size |
@@ -67,7 +68,18 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// aborted writer aborts its upload; a writer dropped without `commit` or
 /// `abort` aborts it in a background task (on S3, configure a lifecycle
 /// rule that removes incomplete multipart uploads too: a process that dies
-/// mid-upload cannot abort anything).
+/// mid-upload cannot abort anything). For the same reason
+/// [`cleanup_temporary`](CheckpointStorage::cleanup_temporary) keeps the
+/// trait's default and returns `Ok(0)`: `object_store` offers no listing of
+/// the multipart uploads left open, so only that lifecycle rule reclaims
+/// them. The parts of an upload that was never completed are never visible
+/// as an object.
+///
+/// Keys follow the rule of every storage ([`validate_key`]). On S3, GCS
+/// and Azure every valid key works; `object_store`'s local file system
+/// (`file://`) holds shorter names only: it stages a write in a file named
+/// `<name>#<n>` and percent-encodes non-ASCII bytes, so a segment near the
+/// 255-byte limit fails there with [`StorageError::Backend`].
 ///
 /// Errors map to [`StorageError`]: `NotFound`, `AlreadyExists`,
 /// `InvalidKey` for a path the store refuses, and `Backend` for the rest,
@@ -83,13 +95,13 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// ```
 /// use std::sync::Arc;
 /// use object_store::memory::InMemory;
-/// use steadfast::storage::{CheckpointStorage, ObjectStoreStorage, StorageError};
+/// use steadfast::storage::{Bytes, CheckpointStorage, ObjectStoreStorage, StorageError};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> steadfast::storage::Result<()> {
 /// let storage = ObjectStoreStorage::new(Arc::new(InMemory::new()));
-/// storage.put_if_absent("run-1/metadata.json", b"{}".to_vec()).await?;
-/// let again = storage.put_if_absent("run-1/metadata.json", b"{}".to_vec()).await;
+/// storage.put_if_absent("run-1/metadata.json", Bytes::from_static(b"{}")).await?;
+/// let again = storage.put_if_absent("run-1/metadata.json", Bytes::from_static(b"{}")).await;
 /// assert!(matches!(again, Err(StorageError::AlreadyExists { .. })));
 /// assert_eq!(storage.list("run-1/").await?.len(), 1);
 /// # Ok(())
@@ -157,14 +169,14 @@ impl ObjectStoreStorage {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::storage::{CheckpointStorage, ObjectStoreStorage};
+    /// use steadfast::storage::{Bytes, CheckpointStorage, ObjectStoreStorage};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> steadfast::storage::Result<()> {
     /// let dir = tempfile::tempdir().unwrap();
     /// let url = format!("file://{}/checkpoints", dir.path().display());
     /// let storage = ObjectStoreStorage::from_url(&url, std::iter::empty::<(&str, &str)>())?;
-    /// storage.put("run-1/shard-0", b"weights".to_vec()).await?;
+    /// storage.put("run-1/shard-0", Bytes::from_static(b"weights")).await?;
     /// assert!(dir.path().join("checkpoints/run-1/shard-0").exists());
     ///
     /// let s3 = ObjectStoreStorage::from_url(
@@ -361,9 +373,49 @@ fn map_error(key: &str, operation: &'static str, err: object_store::Error) -> St
     }
 }
 
+impl ObjectStoreStorage {
+    /// One GET, whose body comes back as the `Bytes` the store read (no copy
+    /// here), after checking its size: against `expected` (when given)
+    /// before the body is read, and against the size the GET reported once
+    /// it is.
+    async fn get_checked(
+        &self,
+        key: &str,
+        operation: &'static str,
+        expected: Option<u64>,
+    ) -> Result<Bytes> {
+        let path = path_of(key)?;
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| map_error(key, operation, e))?;
+        let reported = result.meta.size;
+        if let Some(expected) = expected.filter(|&expected| expected != reported) {
+            return Err(StorageError::LengthMismatch {
+                key: key.to_string(),
+                expected,
+                actual: reported,
+            });
+        }
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| map_error(key, operation, e))?;
+        if bytes.len() as u64 != reported {
+            return Err(StorageError::LengthMismatch {
+                key: key.to_string(),
+                expected: expected.unwrap_or(reported),
+                actual: bytes.len() as u64,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
 #[async_trait]
 impl CheckpointStorage for ObjectStoreStorage {
-    async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         let path = path_of(key)?;
         let size = data.len();
         self.store
@@ -374,7 +426,7 @@ impl CheckpointStorage for ObjectStoreStorage {
         Ok(())
     }
 
-    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<()> {
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<()> {
         let path = path_of(key)?;
         let size = data.len();
         let result = self
@@ -407,23 +459,14 @@ impl CheckpointStorage for ObjectStoreStorage {
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Vec<u8>> {
-        let path = path_of(key)?;
-        let result = self
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| map_error(key, "get", e))?;
-        let expected = result.meta.size;
-        let bytes = result.bytes().await.map_err(|e| map_error(key, "get", e))?;
-        if bytes.len() as u64 != expected {
-            return Err(StorageError::LengthMismatch {
-                key: key.to_string(),
-                expected,
-                actual: bytes.len() as u64,
-            });
-        }
-        Ok(bytes.to_vec())
+    async fn get(&self, key: &str) -> Result<Bytes> {
+        self.get_checked(key, "get", None).await
+    }
+
+    /// Compares the size the GET reports with `size` before reading the
+    /// body, so that an object of another size is never downloaded.
+    async fn get_sized(&self, key: &str, size: u64) -> Result<Bytes> {
+        self.get_checked(key, "get", Some(size)).await
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
@@ -598,16 +641,16 @@ impl MultipartWriter {
     async fn fail(&mut self, err: StorageError) -> StorageError {
         self.state = WriterState::Failed;
         self.buffer = Vec::new();
-        if let Some(mut upload) = self.upload.take() {
-            if let Err(abort) = upload.abort().await {
-                tracing::warn!(
-                    target: TARGET,
-                    storage = "object-store",
-                    key = %self.key,
-                    error = %abort,
-                    "could not abort a failed multipart upload"
-                );
-            }
+        if let Some(mut upload) = self.upload.take()
+            && let Err(abort) = upload.abort().await
+        {
+            tracing::warn!(
+                target: TARGET,
+                storage = "object-store",
+                key = %self.key,
+                error = %abort,
+                "could not abort a failed multipart upload"
+            );
         }
         tracing::warn!(
             target: TARGET,
@@ -832,7 +875,7 @@ mod tests {
         writer.write(b"abc").await.unwrap();
         let meta = writer.commit().await.unwrap();
         assert_eq!(meta.size, 3);
-        assert_eq!(storage.get("a/small").await.unwrap(), b"abc");
+        assert_eq!(storage.get("a/small").await.unwrap(), &b"abc"[..]);
 
         let size = MIN_PART_SIZE * 2 + 17;
         let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
