@@ -2,29 +2,19 @@
 //! levels from several sources, the service level, events, and automatic
 //! transitions driven by a health monitor.
 
+mod common;
+use common::drain;
+
 use std::time::Duration;
 
 use steadfast::degradation::{
     DegradationManager, HealthRules, LevelChange, OperationKind, ServiceLevel,
 };
 use steadfast::health::{HealthMonitor, MemberId};
-use tokio::sync::broadcast::error::TryRecvError;
-use tokio::sync::broadcast::Receiver;
 use tokio::time::sleep;
 
 use OperationKind::{Essential, Read, Write};
 use ServiceLevel::{EssentialOnly, Normal, Offline, ReadOnly};
-
-fn drain(rx: &mut Receiver<LevelChange>) -> Vec<LevelChange> {
-    let mut out = Vec::new();
-    loop {
-        match rx.try_recv() {
-            Ok(change) => out.push(change),
-            Err(TryRecvError::Empty) => return out,
-            Err(e) => panic!("event stream broken: {e:?}"),
-        }
-    }
-}
 
 /// (component, old, new) of each change; `None` is the service.
 fn summary(changes: &[LevelChange]) -> Vec<(Option<&str>, ServiceLevel, ServiceLevel)> {

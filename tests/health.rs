@@ -3,6 +3,9 @@
 //! changes, the background task's lifetime, a 100,000-member sweep and the
 //! coordinator heartbeat adapter.
 
+mod common;
+use common::drain;
+
 use std::collections::HashMap;
 use std::f64::consts::{LN_10, PI};
 use std::time::Duration;
@@ -12,22 +15,9 @@ use steadfast::health::{
     CoordinatorHeartbeat, DetectionPolicy, HealthConfig, HealthError, HealthMonitor, HealthStatus,
     HeartbeatConfig, MemberId, MonitorHandle, PhiAccrualConfig, StatusChange,
 };
-use tokio::sync::broadcast::error::TryRecvError;
-use tokio::sync::broadcast::Receiver;
 use tokio::time::{advance, sleep, Instant};
 
 const NS: Duration = Duration::from_nanos(1);
-
-fn drain(rx: &mut Receiver<StatusChange>) -> Vec<StatusChange> {
-    let mut out = Vec::new();
-    loop {
-        match rx.try_recv() {
-            Ok(change) => out.push(change),
-            Err(TryRecvError::Empty) => return out,
-            Err(e) => panic!("event stream broken: {e:?}"),
-        }
-    }
-}
 
 fn rank(r: usize) -> MemberId {
     MemberId::Rank(r)

@@ -429,7 +429,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// # let rank = InMemoryCoordinator::new(1).remove(0);
     /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
     /// // A save that crashed before its commit left a shard behind.
-    /// ckpt.storage().put("crashed/shard-00000-of-00001-0000000000000001.bin", vec![0; 8]).await?;
+    /// ckpt.storage().put("crashed/shard-00000-of-00001-0000000000000001.bin", vec![0; 8].into()).await?;
     /// let report = ckpt.cleanup_uncommitted(Duration::ZERO).await?;
     /// assert_eq!(report.removed, ["crashed"]);
     /// assert!(ckpt.storage().is_empty());

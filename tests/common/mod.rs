@@ -49,3 +49,17 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// Every event waiting in `rx`, oldest first, without waiting for more; a
+/// lagged or closed stream fails the test.
+pub fn drain<T: Clone>(rx: &mut tokio::sync::broadcast::Receiver<T>) -> Vec<T> {
+    use tokio::sync::broadcast::error::TryRecvError;
+    let mut out = Vec::new();
+    loop {
+        match rx.try_recv() {
+            Ok(event) => out.push(event),
+            Err(TryRecvError::Empty) => return out,
+            Err(e) => panic!("event stream broken: {e:?}"),
+        }
+    }
+}
