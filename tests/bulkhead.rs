@@ -339,9 +339,17 @@ async fn a_call_dropped_while_waiting_or_running_frees_what_it_held() {
     let bulkhead = bulkhead(1, 1);
     let dropped = Arc::new(AtomicBool::new(false));
 
-    struct SetOnDrop(Arc<AtomicBool>);
+    /// Notes that the operation was dropped, and checks that its slot was
+    /// still held then: the operation goes first, the slot after it, so no
+    /// more than `max_concurrent` operations are ever alive.
+    struct SetOnDrop(Arc<AtomicBool>, Bulkhead);
     impl Drop for SetOnDrop {
         fn drop(&mut self) {
+            assert_eq!(
+                self.1.in_use(),
+                1,
+                "the slot was freed before the operation was dropped"
+            );
             self.0.store(true, Ordering::SeqCst);
         }
     }
@@ -350,9 +358,10 @@ async fn a_call_dropped_while_waiting_or_running_frees_what_it_held() {
         let bulkhead = bulkhead.clone();
         let dropped = dropped.clone();
         tokio::spawn(async move {
+            let inner = bulkhead.clone();
             bulkhead
                 .call(|| async move {
-                    let _guard = SetOnDrop(dropped);
+                    let _guard = SetOnDrop(dropped, inner);
                     tokio::time::sleep(Duration::from_secs(3_600)).await;
                     Ok::<_, io::Error>(())
                 })
