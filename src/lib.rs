@@ -18,6 +18,9 @@
 //! - [`timeout`] — [`TimeoutHandler`] bounds any future, barrier or wait for a
 //!   peer; [`TimeoutManager`] keeps per-operation deadlines that can be
 //!   extended or cancelled.
+//! - [`pipeline`] — the strategies a resilience pipeline composes; for now
+//!   [`Bulkhead`], which runs at most N calls at once with a bounded queue
+//!   and a queue timeout, and refuses the rest with a typed rejection.
 //!
 //! Checkpoints of a distributed job:
 //!
@@ -108,6 +111,7 @@ pub mod degradation;
 mod error;
 pub mod handler;
 pub mod health;
+pub mod pipeline;
 pub mod recovery;
 pub mod retry;
 mod serde_duration;
@@ -119,6 +123,7 @@ pub use checkpoint::DistributedCheckpoint;
 pub use coordinator::{Coordinator, InMemoryCoordinator};
 pub use error::ConfigError;
 pub use health::HealthMonitor;
+pub use pipeline::Bulkhead;
 pub use retry::RetryPolicy;
 pub use storage::{CheckpointStorage, LocalFsStorage, MemoryStorage};
 pub use timeout::{TimeoutHandler, TimeoutManager};

@@ -1,0 +1,57 @@
+//! The strategies of a pipeline when nothing is refused: the cost of
+//! admission, beside the primitive each is built on.
+//!
+//! - `bulkhead_admission`: taking a slot of a bulkhead with free slots and
+//!   freeing it again. `tokio_semaphore` is `Semaphore::try_acquire` and the
+//!   drop of its permit (the floor: the bulkhead's slots are such a
+//!   semaphore); `steadfast_try_acquire` is `Bulkhead::try_acquire` and the
+//!   drop of its permit (the target: at most 1.5× the semaphore);
+//!   `steadfast_call` is `Bulkhead::call` around an operation that is ready
+//!   at once, polled once with a no-op waker, beside `bare_call`, the same
+//!   operation with no bulkhead.
+//!
+//! Run with `cargo bench --bench pipeline`; add
+//! `-- --warm-up-time 1 --measurement-time 3` for a quick run.
+
+mod common;
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use steadfast::pipeline::Bulkhead;
+use tokio::sync::Semaphore;
+
+use common::{operation, poll_once};
+
+fn bulkhead_admission(c: &mut Criterion) {
+    let semaphore = Semaphore::new(10);
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(10)
+        .max_queued(10)
+        .build()
+        .expect("a valid bulkhead");
+
+    let mut group = c.benchmark_group("bulkhead_admission");
+    group.bench_function("tokio_semaphore", |b| {
+        b.iter(|| {
+            let permit = black_box(&semaphore).try_acquire();
+            black_box(permit.is_ok())
+        })
+    });
+    group.bench_function("steadfast_try_acquire", |b| {
+        b.iter(|| {
+            let permit = black_box(&bulkhead).try_acquire();
+            black_box(permit.is_ok())
+        })
+    });
+    group.bench_function("bare_call", |b| {
+        b.iter(|| poll_once(operation(black_box(1))).unwrap_or(0))
+    });
+    group.bench_function("steadfast_call", |b| {
+        b.iter(|| poll_once(black_box(&bulkhead).call(|| operation(black_box(1)))).unwrap_or(0))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bulkhead_admission);
+criterion_main!(benches);
