@@ -5,11 +5,11 @@
 // The counting global allocator below is the one unsafe piece.
 #![allow(unsafe_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::error::Error as _;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -22,6 +22,9 @@ use steadfast::retry::Transient;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, Semaphore};
 use tokio::time::{advance, sleep, Instant};
+
+mod common;
+use common::capture::Capture;
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -832,37 +835,9 @@ async fn every_subscriber_sees_every_change() {
     assert_eq!(drain(&mut b), expected);
 }
 
-/// Collects the fields of `steadfast::breaker` tracing events.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<HashMap<String, String>>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        struct Fields<'a>(&'a mut HashMap<String, String>);
-        impl tracing::field::Visit for Fields<'_> {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0
-                    .insert(field.name().to_string(), format!("{value:?}"));
-            }
-        }
-        if event.metadata().target() == "steadfast::breaker" {
-            let mut fields = HashMap::new();
-            event.record(&mut Fields(&mut fields));
-            self.0.lock().unwrap().push(fields);
-        }
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn each_change_is_a_tracing_event() {
-    use tracing_subscriber::layer::SubscriberExt;
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(captured.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = Capture::start();
 
     let breaker = CircuitBreaker::builder()
         .failure_threshold(1)
@@ -871,7 +846,12 @@ async fn each_change_is_a_tracing_event() {
     fail(&breaker).await;
     breaker.reset();
 
-    let events = captured.0.lock().unwrap().clone();
+    let events: Vec<_> = logs
+        .events()
+        .into_iter()
+        .filter(|event| event.target == "steadfast::breaker")
+        .map(|event| event.fields)
+        .collect();
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0]["from"], "closed");
     assert_eq!(events[0]["to"], "open");

@@ -20,6 +20,9 @@ use steadfast::storage::{CheckpointStorage, MemoryStorage, StorageError};
 use steadfast::timeout::{TimeoutError, TimeoutHandler};
 use tokio::time::Instant;
 
+mod common;
+use common::capture::Capture;
+
 fn policy() -> RetryPolicy {
     RetryPolicy::builder()
         .max_retries(3)
@@ -247,37 +250,6 @@ async fn rollback_of_a_checkpoint_finds_every_object_by_listing() {
     assert_eq!(after, before_other, "only the other checkpoint remains");
 }
 
-/// Captures what `tracing` writes while the guard lives.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_target(true)
-            .with_max_level(tracing::Level::ERROR)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn failed_deletes_are_reported_and_logged() {
     let storage = MemoryStorage::new();
@@ -289,13 +261,10 @@ async fn failed_deletes_are_reported_and_logged() {
         .collect();
     // The manifest's delete goes through; the next one fails for good.
     storage.faults().fail_nth(Operation::Delete, 2).permanent();
-    let logs = Captured::default();
-    let report = {
-        let _guard = logs.install();
-        handler(&storage)
-            .rollback(RollbackTarget::checkpoint("ckpt"))
-            .await
-    };
+    let logs = Capture::start();
+    let report = handler(&storage)
+        .rollback(RollbackTarget::checkpoint("ckpt"))
+        .await;
     assert!(!report.is_complete());
     assert_eq!(report.failed.len(), 1);
     let (failed_key, error) = &report.failed[0];
@@ -314,10 +283,15 @@ async fn failed_deletes_are_reported_and_logged() {
         std::slice::from_ref(failed_key),
         "only the undeletable shard remains"
     );
-    let text = logs.text();
-    assert!(text.contains("ERROR"), "{text}");
-    assert!(text.contains("steadfast::checkpoint"), "{text}");
-    assert!(text.contains(failed_key.as_str()), "{text}");
+    let errors = logs.at("steadfast::checkpoint", tracing::Level::ERROR);
+    assert!(
+        errors.iter().any(|event| event
+            .fields
+            .values()
+            .any(|value| value.contains(failed_key.as_str()))),
+        "{:?}",
+        logs.events()
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -2,7 +2,7 @@
 //! operations, and the per-operation deadlines of `TimeoutManager`.
 
 use std::error::Error as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +13,9 @@ use steadfast::timeout::{
     OperationGuard, Timed, TimeoutConfig, TimeoutError, TimeoutHandler, TimeoutManager,
 };
 use tokio::time::{advance, Instant};
+
+mod common;
+use common::capture::Capture;
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -114,58 +117,14 @@ async fn timed_futures_can_be_spawned() {
 
 // ------------------------------------------------------------ tracing
 
-/// Records the target and level of every event.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<(String, tracing::Level, String)>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recorder {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        struct Message(String);
-        impl tracing::field::Visit for Message {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}");
-                }
-            }
-        }
-        let mut message = Message(String::new());
-        event.record(&mut message);
-        let meta = event.metadata();
-        self.0
-            .lock()
-            .unwrap()
-            .push((meta.target().to_string(), *meta.level(), message.0));
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_timeout_that_fires_is_logged_as_a_warning() {
-    use tracing_subscriber::layer::SubscriberExt;
     let timeouts = TimeoutHandler::default();
     let manager = TimeoutManager::new();
-    // Tracing caches, per call site, whether anyone listens. Other tests run
-    // on other threads without a subscriber; a call site they reach for the
-    // first time while this test installs its subscriber can be cached as
-    // "nobody listens". Reach the call sites first, then install the
-    // subscriber, which recomputes the cache for every known call site.
-    let _ = timeouts
-        .run(Duration::ZERO, std::future::pending::<()>())
-        .await;
-    let _ = manager
-        .start("warm-up".to_string(), Duration::ZERO)
-        .run(std::future::pending::<()>())
-        .await;
-    let recorder = Recorder::default();
-    let _default =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder.clone()));
-    tracing::callsite::rebuild_interest_cache();
+    let logs = Capture::start();
 
     timeouts.run(secs(1), async {}).await.unwrap();
-    assert!(recorder.0.lock().unwrap().is_empty(), "no event on success");
+    assert!(logs.events().is_empty(), "no event on success");
 
     timeouts
         .run(secs(1), std::future::pending::<()>())
@@ -177,15 +136,11 @@ async fn a_timeout_that_fires_is_logged_as_a_warning() {
         .await
         .unwrap_err();
 
-    let events = recorder.0.lock().unwrap();
-    let warnings: Vec<_> = events
+    let warnings = logs.at("steadfast::timeout", tracing::Level::WARN);
+    assert_eq!(warnings.len(), 2, "{:?}", logs.events());
+    assert!(warnings
         .iter()
-        .filter(|(target, level, _)| {
-            target == "steadfast::timeout" && *level == tracing::Level::WARN
-        })
-        .collect();
-    assert_eq!(warnings.len(), 2, "{events:?}");
-    assert!(warnings.iter().all(|(_, _, m)| m.contains("timed out")));
+        .all(|event| event.message().contains("timed out")));
 }
 
 // ------------------------------------------------------------ config

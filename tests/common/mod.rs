@@ -1,9 +1,11 @@
 //! Helpers shared by the integration tests: the rule for tests that need a
-//! server, unique names, and the tracing set-up.
+//! server, unique names, the tracing set-up, and the capture of logs.
 //!
 //! Each test file that uses it says `mod common;`; a file uses only some of
 //! the helpers, hence the `dead_code` allowance.
 #![allow(dead_code)]
+
+pub mod capture;
 
 /// Whether these tests run in CI (`CI=true`, as `.ci/run` is started).
 pub fn in_ci() -> bool {
