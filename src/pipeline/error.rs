@@ -1,12 +1,14 @@
 //! What the strategies of a pipeline return when they do not run a call, or
 //! when the call fails: for the bulkhead, [`BulkheadRejected`] and
-//! [`BulkheadError`].
+//! [`BulkheadError`]; for a whole [`Pipeline`](super::Pipeline),
+//! [`PipelineError`], which says which strategy stopped the call.
 
 use std::error::Error;
 use std::fmt;
 use std::time::Duration;
 
-use crate::retry::Transient;
+use crate::breaker::Rejected;
+use crate::retry::{GiveUp, Transient};
 
 /// A [`Bulkhead`](super::Bulkhead) refused a call; the operation was not
 /// run.
@@ -286,6 +288,318 @@ impl<E: Transient> Transient for BulkheadError<E> {
         match self {
             BulkheadError::Rejected(r) => r.retry_after(),
             BulkheadError::Inner(e) => e.retry_after(),
+        }
+    }
+}
+
+/// Which strategy of a pipeline stopped a call, from
+/// [`PipelineError::stopped_by`].
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::pipeline::{PipelineError, StoppedBy};
+///
+/// let err: PipelineError<std::io::Error> =
+///     PipelineError::TimedOut { after: std::time::Duration::from_secs(1) };
+/// assert_eq!(err.stopped_by(), StoppedBy::Timeout);
+/// assert_eq!(StoppedBy::Timeout.to_string(), "timeout");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoppedBy {
+    /// No strategy: the operation itself failed, and no strategy retried it
+    /// or replaced its error.
+    Operation,
+    /// A timeout passed.
+    Timeout,
+    /// A circuit breaker refused the call.
+    CircuitBreaker,
+    /// A bulkhead refused the call.
+    Bulkhead,
+    /// A rate limiter refused the call.
+    RateLimiter,
+    /// A retry gave up.
+    Retry,
+    /// A fallback ran and failed too.
+    Fallback,
+}
+
+impl fmt::Display for StoppedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoppedBy::Operation => "operation",
+            StoppedBy::Timeout => "timeout",
+            StoppedBy::CircuitBreaker => "circuit breaker",
+            StoppedBy::Bulkhead => "bulkhead",
+            StoppedBy::RateLimiter => "rate limiter",
+            StoppedBy::Retry => "retry",
+            StoppedBy::Fallback => "fallback",
+        })
+    }
+}
+
+/// The error of a call run through a [`Pipeline`](super::Pipeline): the
+/// operation's own error, or the strategy that stopped the call and why.
+///
+/// [`stopped_by`](Self::stopped_by) names the strategy;
+/// [`operation_error`](Self::operation_error) finds the operation's own
+/// error wherever it is (behind a retry that gave up, or a fallback that
+/// failed too). `Display` says what happened; [`Error::source`] is the
+/// operation's error, or the rejection of the strategy that refused.
+///
+/// [`Transient`] is implemented when `E` implements it, so that a retry
+/// outside the pipeline (or in another pipeline) classifies the same way a
+/// retry inside does: a timeout, a bulkhead's or a rate limiter's refusal and
+/// an open circuit are transient (an open circuit and a rate limiter say how
+/// long to wait), a circuit forced open is not, a retry that gave up is not
+/// (it already retried), and the operation's error is classified by `E`.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use std::time::Duration;
+/// use steadfast::pipeline::{Pipeline, PipelineError, StoppedBy};
+/// use steadfast::retry::RetryPolicy;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), steadfast::ConfigError> {
+/// let pipeline = Pipeline::builder()
+///     .retry(RetryPolicy::builder().max_retries(2).build()?)
+///     .timeout(Duration::from_secs(1))
+///     .build()?;
+///
+/// let err = pipeline
+///     .execute(|| async { Err::<(), _>(io::Error::from(io::ErrorKind::ConnectionReset)) })
+///     .await
+///     .unwrap_err();
+/// assert_eq!(err.stopped_by(), StoppedBy::Retry);
+/// assert_eq!(err.attempts(), 3);
+/// assert_eq!(err.operation_error().unwrap().kind(), io::ErrorKind::ConnectionReset);
+/// assert_eq!(
+///     err.to_string(),
+///     "retry gave up after 3 attempts (retries exhausted): connection reset"
+/// );
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PipelineError<E> {
+    /// The operation ran and returned this error; no strategy retried it or
+    /// replaced it.
+    Operation(E),
+    /// A [`Timeout`](super::Timeout) passed before the rest of the pipeline
+    /// answered.
+    TimedOut {
+        /// The timeout that passed.
+        after: Duration,
+    },
+    /// A circuit breaker refused the call; nothing further in ran.
+    CircuitOpen(Rejected),
+    /// A [`Bulkhead`](super::Bulkhead) refused the call; nothing further in
+    /// ran.
+    BulkheadRejected(BulkheadRejected),
+    /// A retry gave up: `last` is the error of the last attempt.
+    RetriesExhausted {
+        /// How many attempts ran.
+        attempts: u32,
+        /// Why the retry stopped.
+        reason: GiveUp,
+        /// What the last attempt failed with.
+        last: Box<PipelineError<E>>,
+    },
+    /// A [`Fallback`](super::Fallback) ran, because `cause` stopped the
+    /// call after `attempts` attempts, and failed too, with `error`.
+    FallbackFailed {
+        /// The fallback's own error.
+        error: E,
+        /// Which strategy stopped the call before the fallback ran.
+        cause: StoppedBy,
+        /// How many attempts ran before the fallback.
+        attempts: u32,
+    },
+}
+
+impl<E> PipelineError<E> {
+    /// Which strategy stopped the call, or [`StoppedBy::Operation`] when the
+    /// operation's own error came through.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::{PipelineError, StoppedBy};
+    /// let err = PipelineError::Operation("refused");
+    /// assert_eq!(err.stopped_by(), StoppedBy::Operation);
+    /// ```
+    pub fn stopped_by(&self) -> StoppedBy {
+        match self {
+            PipelineError::Operation(_) => StoppedBy::Operation,
+            PipelineError::TimedOut { .. } => StoppedBy::Timeout,
+            PipelineError::CircuitOpen(_) => StoppedBy::CircuitBreaker,
+            PipelineError::BulkheadRejected(_) => StoppedBy::Bulkhead,
+            PipelineError::RetriesExhausted { .. } => StoppedBy::Retry,
+            PipelineError::FallbackFailed { .. } => StoppedBy::Fallback,
+        }
+    }
+
+    /// The operation's own error: the last one, behind a retry that gave up;
+    /// the fallback's, when a fallback failed. `None` when a strategy
+    /// refused the call or a timeout passed (the operation returned no
+    /// error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::PipelineError;
+    /// use steadfast::retry::GiveUp;
+    ///
+    /// let err = PipelineError::RetriesExhausted {
+    ///     attempts: 3,
+    ///     reason: GiveUp::Exhausted,
+    ///     last: Box::new(PipelineError::Operation("busy")),
+    /// };
+    /// assert_eq!(err.operation_error(), Some(&"busy"));
+    /// ```
+    pub fn operation_error(&self) -> Option<&E> {
+        match self {
+            PipelineError::Operation(error) | PipelineError::FallbackFailed { error, .. } => {
+                Some(error)
+            }
+            PipelineError::RetriesExhausted { last, .. } => last.operation_error(),
+            _ => None,
+        }
+    }
+
+    /// The operation's own error, by value; see
+    /// [`operation_error`](Self::operation_error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::PipelineError;
+    /// assert_eq!(PipelineError::Operation(7).into_operation_error(), Some(7));
+    /// ```
+    pub fn into_operation_error(self) -> Option<E> {
+        match self {
+            PipelineError::Operation(error) | PipelineError::FallbackFailed { error, .. } => {
+                Some(error)
+            }
+            PipelineError::RetriesExhausted { last, .. } => last.into_operation_error(),
+            _ => None,
+        }
+    }
+
+    /// How many attempts ran: the retry's count when a retry gave up, else
+    /// 1 when the operation ran and 0 when a strategy refused the call first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::PipelineError;
+    /// assert_eq!(PipelineError::Operation(()).attempts(), 1);
+    /// ```
+    pub fn attempts(&self) -> u32 {
+        match self {
+            PipelineError::RetriesExhausted { attempts, .. } => *attempts,
+            PipelineError::Operation(_) | PipelineError::TimedOut { .. } => 1,
+            PipelineError::FallbackFailed { attempts, .. } => *attempts,
+            _ => 0,
+        }
+    }
+
+    /// Whether a strategy refused to run the call (a breaker, a bulkhead, a
+    /// rate limiter): the dependency was not reached, so it says nothing
+    /// about the dependency's health.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::{BulkheadRejected, PipelineError};
+    /// let err: PipelineError<()> = PipelineError::BulkheadRejected(
+    ///     BulkheadRejected::Full { max_concurrent: 1, max_queued: 0 },
+    /// );
+    /// assert!(err.is_rejection());
+    /// ```
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            PipelineError::CircuitOpen(_) | PipelineError::BulkheadRejected(_)
+        )
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for PipelineError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PipelineError::Operation(error) => error.fmt(f),
+            PipelineError::TimedOut { after } => write!(f, "timed out after {after:?}"),
+            PipelineError::CircuitOpen(rejected) => rejected.fmt(f),
+            PipelineError::BulkheadRejected(rejected) => rejected.fmt(f),
+            PipelineError::RetriesExhausted {
+                attempts,
+                reason,
+                last,
+            } => write!(
+                f,
+                "retry gave up after {attempts} attempts ({reason}): {last}"
+            ),
+            PipelineError::FallbackFailed { error, cause, .. } => {
+                write!(
+                    f,
+                    "fallback failed: {error} (it ran because the {cause} stopped the call)"
+                )
+            }
+        }
+    }
+}
+
+impl<E: Error + 'static> Error for PipelineError<E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            PipelineError::Operation(error) => error.source(),
+            PipelineError::TimedOut { .. } => None,
+            PipelineError::CircuitOpen(rejected) => Some(rejected),
+            PipelineError::BulkheadRejected(rejected) => Some(rejected),
+            PipelineError::RetriesExhausted { last, .. } => Some(&**last),
+            PipelineError::FallbackFailed { error, .. } => Some(error),
+        }
+    }
+}
+
+/// Classified as the module's documentation of [`PipelineError`] says.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::pipeline::PipelineError;
+/// use steadfast::retry::Transient;
+///
+/// let timed_out: PipelineError<std::io::Error> =
+///     PipelineError::TimedOut { after: Duration::from_secs(1) };
+/// assert!(timed_out.is_transient());
+/// ```
+impl<E: Transient> Transient for PipelineError<E> {
+    fn is_transient(&self) -> bool {
+        match self {
+            PipelineError::Operation(error) => error.is_transient(),
+            PipelineError::TimedOut { .. } => true,
+            PipelineError::CircuitOpen(rejected) => rejected.is_transient(),
+            PipelineError::BulkheadRejected(rejected) => rejected.is_transient(),
+            PipelineError::RetriesExhausted { .. } => false,
+            PipelineError::FallbackFailed { error, .. } => error.is_transient(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PipelineError::Operation(error) | PipelineError::FallbackFailed { error, .. } => {
+                error.retry_after()
+            }
+            PipelineError::CircuitOpen(rejected) => rejected.retry_after(),
+            _ => None,
         }
     }
 }

@@ -41,10 +41,21 @@
 //! # }
 //! ```
 
+mod adapters;
 mod bulkhead;
+mod compose;
 mod config;
 mod error;
+mod fallback;
+mod retry;
+mod strategy;
+mod timeout;
 
 pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadSnapshot};
+pub use compose::{Pipeline, PipelineBuilder};
 pub use config::{BulkheadConfig, BulkheadConfigBuilder};
-pub use error::{BulkheadError, BulkheadRejected};
+pub use error::{BulkheadError, BulkheadRejected, PipelineError, StoppedBy};
+pub use fallback::{AnyError, Fallback, FallbackFilter, FallbackValue, FallbackWith};
+pub use retry::{AcceptAll, ResultCheck, ResultVerdict, RetryIfOk, RetryStrategy};
+pub use strategy::{Append, Innermost, Next, Strategy, Then};
+pub use timeout::Timeout;

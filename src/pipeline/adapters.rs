@@ -1,0 +1,59 @@
+//! The crate's primitives as pipeline strategies: a
+//! [`CircuitBreaker`] and a [`Bulkhead`] wrap the rest of a pipeline as
+//! they wrap a single call.
+
+use std::future::Future;
+
+use super::error::{BulkheadError, PipelineError};
+use super::strategy::{Next, Strategy};
+use super::Bulkhead;
+use crate::breaker::{BreakerError, CircuitBreaker, Rejected};
+
+/// Whether an error from further in a pipeline is a failure of the
+/// dependency, for a circuit breaker: the operation's errors and timeouts
+/// are; refusals of local strategies (a bulkhead, a rate limiter, another
+/// breaker) are not, since the dependency was not reached.
+fn is_dependency_failure<E>(error: &PipelineError<E>) -> bool {
+    match error {
+        PipelineError::RetriesExhausted { last, .. } => is_dependency_failure(last),
+        other => !other.is_rejection(),
+    }
+}
+
+/// A circuit breaker in a pipeline: each call that reaches it is one call
+/// of the breaker; see
+/// [`PipelineBuilder::circuit_breaker`](super::PipelineBuilder::circuit_breaker).
+impl<T, E> Strategy<T, E> for CircuitBreaker {
+    fn execute<N: Next<T, E>>(&self, next: N) -> impl Future<Output = Result<T, PipelineError<E>>> {
+        let call = self.call_with(is_dependency_failure::<E>, move || async move {
+            next.call().await
+        });
+        async move {
+            match call.await {
+                Ok(value) => Ok(value),
+                Err(BreakerError::Inner(error)) => Err(error),
+                Err(BreakerError::Rejected { retry_after, state }) => Err(
+                    PipelineError::CircuitOpen(Rejected::new(state, retry_after)),
+                ),
+            }
+        }
+    }
+}
+
+/// A bulkhead in a pipeline: at most its `max_concurrent` calls run the
+/// rest of the pipeline at once; see
+/// [`PipelineBuilder::bulkhead`](super::PipelineBuilder::bulkhead).
+impl<T, E> Strategy<T, E> for Bulkhead {
+    fn execute<N: Next<T, E>>(&self, next: N) -> impl Future<Output = Result<T, PipelineError<E>>> {
+        let call = self.call(move || async move { next.call().await });
+        async move {
+            match call.await {
+                Ok(value) => Ok(value),
+                Err(BulkheadError::Inner(error)) => Err(error),
+                Err(BulkheadError::Rejected(rejected)) => {
+                    Err(PipelineError::BulkheadRejected(rejected))
+                }
+            }
+        }
+    }
+}
