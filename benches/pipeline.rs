@@ -10,6 +10,13 @@
 //!   at once, polled once with a no-op waker, beside `bare_call`, the same
 //!   operation with no bulkhead.
 //!
+//! - `pipeline_retry_breaker_timeout`: retry (default policy) around a
+//!   closed circuit breaker around an attempt timeout of 1 s, around an
+//!   operation that is ready at once: `by_hand` nests `RetryPolicy::retry`,
+//!   `CircuitBreaker::call` and `TimeoutHandler::run` as a user would;
+//!   `pipeline` is the same three in a `Pipeline` (the target: at most 1.2×
+//!   by hand); `bare_call` is the operation alone.
+//!
 //! Run with `cargo bench --bench pipeline`; add
 //! `-- --warm-up-time 1 --measurement-time 3` for a quick run.
 
@@ -18,7 +25,12 @@ mod common;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use steadfast::pipeline::Bulkhead;
+use std::time::Duration;
+
+use steadfast::breaker::CircuitBreaker;
+use steadfast::pipeline::{Bulkhead, Pipeline};
+use steadfast::retry::RetryPolicy;
+use steadfast::timeout::TimeoutHandler;
 use tokio::sync::Semaphore;
 
 use common::{operation, poll_once};
@@ -53,5 +65,45 @@ fn bulkhead_admission(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bulkhead_admission);
+fn pipeline_retry_breaker_timeout(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    let _guard = rt.enter();
+    let attempt_timeout = Duration::from_secs(1);
+    let policy = RetryPolicy::default();
+    let breaker = CircuitBreaker::default();
+    let timeouts = TimeoutHandler::default();
+    let pipeline = Pipeline::builder()
+        .retry(policy.clone())
+        .circuit_breaker(breaker.clone())
+        .timeout(attempt_timeout)
+        .build()
+        .expect("a valid pipeline");
+
+    let mut group = c.benchmark_group("pipeline_retry_breaker_timeout");
+    group.bench_function("bare_call", |b| {
+        b.iter(|| poll_once(operation(black_box(1))).unwrap_or(0))
+    });
+    group.bench_function("by_hand", |b| {
+        b.iter(|| {
+            let call = black_box(&policy).retry(|| {
+                black_box(&breaker).call(|| async {
+                    match timeouts.run(attempt_timeout, operation(black_box(1))).await {
+                        Ok(result) => result,
+                        Err(elapsed) => Err(std::io::Error::other(elapsed)),
+                    }
+                })
+            });
+            poll_once(call).unwrap_or(0)
+        })
+    });
+    group.bench_function("pipeline", |b| {
+        b.iter(|| poll_once(black_box(&pipeline).execute(|| operation(black_box(1)))).unwrap_or(0))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bulkhead_admission, pipeline_retry_breaker_timeout);
 criterion_main!(benches);

@@ -403,7 +403,7 @@ async fn a_fallback_sees_the_error_and_its_failure_says_why_it_ran() {
         .build()
         .unwrap();
     let err = pipeline
-        .execute(|| std::future::pending())
+        .execute(std::future::pending)
         .await
         .unwrap_err();
     match &err {

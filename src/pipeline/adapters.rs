@@ -4,6 +4,8 @@
 
 use std::future::Future;
 
+use futures::FutureExt;
+
 use super::error::{BulkheadError, PipelineError};
 use super::strategy::{Next, Strategy};
 use super::Bulkhead;
@@ -25,18 +27,14 @@ fn is_dependency_failure<E>(error: &PipelineError<E>) -> bool {
 /// [`PipelineBuilder::circuit_breaker`](super::PipelineBuilder::circuit_breaker).
 impl<T, E> Strategy<T, E> for CircuitBreaker {
     fn execute<N: Next<T, E>>(&self, next: N) -> impl Future<Output = Result<T, PipelineError<E>>> {
-        let call = self.call_with(is_dependency_failure::<E>, move || async move {
-            next.call().await
-        });
-        async move {
-            match call.await {
+        self.call_with(is_dependency_failure::<E>, move || next.call())
+            .map(|outcome| match outcome {
                 Ok(value) => Ok(value),
                 Err(BreakerError::Inner(error)) => Err(error),
                 Err(BreakerError::Rejected { retry_after, state }) => Err(
                     PipelineError::CircuitOpen(Rejected::new(state, retry_after)),
                 ),
-            }
-        }
+            })
     }
 }
 
@@ -45,15 +43,12 @@ impl<T, E> Strategy<T, E> for CircuitBreaker {
 /// [`PipelineBuilder::bulkhead`](super::PipelineBuilder::bulkhead).
 impl<T, E> Strategy<T, E> for Bulkhead {
     fn execute<N: Next<T, E>>(&self, next: N) -> impl Future<Output = Result<T, PipelineError<E>>> {
-        let call = self.call(move || async move { next.call().await });
-        async move {
-            match call.await {
-                Ok(value) => Ok(value),
-                Err(BulkheadError::Inner(error)) => Err(error),
-                Err(BulkheadError::Rejected(rejected)) => {
-                    Err(PipelineError::BulkheadRejected(rejected))
-                }
+        self.call(move || next.call()).map(|outcome| match outcome {
+            Ok(value) => Ok(value),
+            Err(BulkheadError::Inner(error)) => Err(error),
+            Err(BulkheadError::Rejected(rejected)) => {
+                Err(PipelineError::BulkheadRejected(rejected))
             }
-        }
+        })
     }
 }

@@ -304,7 +304,9 @@ where
     async fn execute<N: Next<T, E>>(&self, next: N) -> Result<T, PipelineError<E>> {
         let started = self.policy.max_elapsed().map(|_| Instant::now());
         let mut classifier = self.classifier.clone();
-        let mut backoff: Option<Backoff> = None;
+        // Made at the first retry, boxed: the future of a call that succeeds
+        // at once stays small and allocates nothing.
+        let mut backoff: Option<Box<Backoff>> = None;
         let mut attempts: u32 = 0;
         loop {
             let outcome = next.call().await;
@@ -320,12 +322,16 @@ where
                     None => return give_up(outcome, attempts, GiveUp::NotTransient),
                 },
             };
-            match plan(&self.policy, &mut backoff, started, hint, attempts) {
-                // A zero delay retries at once: a timer would still wait
-                // for the driver's next tick.
-                Ok(delay) if delay.is_zero() => {}
-                Ok(delay) => tokio::time::sleep(delay).await,
+            let delay = match plan(&self.policy, &mut backoff, started, hint, attempts) {
+                Ok(delay) => delay,
                 Err(reason) => return give_up(outcome, attempts, reason),
+            };
+            // Not held across the wait: the future stays small.
+            drop(outcome);
+            // A zero delay retries at once: a timer would still wait for the
+            // driver's next tick.
+            if !delay.is_zero() {
+                Box::pin(tokio::time::sleep(delay)).await;
             }
         }
     }
@@ -335,13 +341,13 @@ where
 #[inline(never)]
 fn plan(
     policy: &RetryPolicy,
-    backoff: &mut Option<Backoff>,
+    backoff: &mut Option<Box<Backoff>>,
     started: Option<Instant>,
     hint: Option<Duration>,
     attempts: u32,
 ) -> Result<Duration, GiveUp> {
     let computed = backoff
-        .get_or_insert_with(|| policy.backoff())
+        .get_or_insert_with(|| Box::new(policy.backoff()))
         .next()
         .ok_or(GiveUp::Exhausted)?;
     let delay = hint.unwrap_or(computed);

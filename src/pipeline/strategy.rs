@@ -11,13 +11,17 @@
 
 use std::future::Future;
 
+use futures::TryFutureExt;
+
 use super::error::PipelineError;
 
 /// The rest of a pipeline, as the strategy in front of it sees it: calling
 /// it runs every strategy further in and, innermost, the operation.
 ///
 /// It may be called several times (a retry) and several calls may be alive
-/// at once (hedging). It is a handle of a few references, hence `Copy`.
+/// at once (hedging). It is a handle of a few references, hence `Copy`;
+/// each call takes a copy, so the future it returns borrows nothing from
+/// the strategy's own locals.
 ///
 /// # Examples
 ///
@@ -40,7 +44,7 @@ use super::error::PipelineError;
 /// ```
 pub trait Next<T, E>: Copy {
     /// Runs the rest of the pipeline once.
-    fn call(&self) -> impl Future<Output = Result<T, PipelineError<E>>>;
+    fn call(self) -> impl Future<Output = Result<T, PipelineError<E>>>;
 }
 
 /// One strategy of a pipeline: it decides whether, when and how often the
@@ -135,7 +139,7 @@ pub struct Innermost;
 impl<T, E> Strategy<T, E> for Innermost {
     #[inline]
     fn execute<N: Next<T, E>>(&self, next: N) -> impl Future<Output = Result<T, PipelineError<E>>> {
-        async move { next.call().await }
+        next.call()
     }
 }
 
@@ -160,7 +164,7 @@ where
     N: Next<T, E>,
 {
     #[inline]
-    fn call(&self) -> impl Future<Output = Result<T, PipelineError<E>>> {
+    fn call(self) -> impl Future<Output = Result<T, PipelineError<E>>> {
         self.inner.execute(self.next)
     }
 }
@@ -197,9 +201,8 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     #[inline]
-    fn call(&self) -> impl Future<Output = Result<T, PipelineError<E>>> {
-        let attempt = (self.0)();
-        async move { attempt.await.map_err(PipelineError::Operation) }
+    fn call(self) -> impl Future<Output = Result<T, PipelineError<E>>> {
+        (self.0)().map_err(PipelineError::Operation)
     }
 }
 

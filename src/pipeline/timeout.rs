@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use super::error::PipelineError;
 use super::strategy::{Next, Strategy};
 use crate::error::ConfigError;
@@ -90,14 +92,16 @@ impl Timeout {
 }
 
 impl<T, E> Strategy<T, E> for Timeout {
+    #[inline]
     fn execute<N: Next<T, E>>(&self, next: N) -> impl Future<Output = Result<T, PipelineError<E>>> {
-        let timed = TimeoutHandler::default().run(self.after, async move { next.call().await });
-        async move {
-            match timed.await {
+        TimeoutHandler::default()
+            .run(self.after, next.call())
+            .map(|timed| match timed {
                 Ok(result) => result,
                 Err(TimeoutError::Elapsed { after, .. }) => Err(PipelineError::TimedOut { after }),
-                Err(_) => Err(PipelineError::TimedOut { after: self.after }),
-            }
-        }
+                Err(_) => Err(PipelineError::TimedOut {
+                    after: Duration::ZERO,
+                }),
+            })
     }
 }
