@@ -123,7 +123,7 @@ pub use checkpoint::DistributedCheckpoint;
 pub use coordinator::{Coordinator, InMemoryCoordinator};
 pub use error::ConfigError;
 pub use health::HealthMonitor;
-pub use pipeline::Bulkhead;
+pub use pipeline::{Bulkhead, Pipeline};
 pub use retry::RetryPolicy;
 pub use storage::{CheckpointStorage, LocalFsStorage, MemoryStorage};
 pub use timeout::{TimeoutHandler, TimeoutManager};

@@ -402,10 +402,7 @@ async fn a_fallback_sees_the_error_and_its_failure_says_why_it_ran() {
         .timeout(secs(1))
         .build()
         .unwrap();
-    let err = pipeline
-        .execute(std::future::pending)
-        .await
-        .unwrap_err();
+    let err = pipeline.execute(std::future::pending).await.unwrap_err();
     match &err {
         PipelineError::FallbackFailed {
             error,

@@ -60,7 +60,7 @@ pub struct FallbackValue<T>(T);
 /// ```
 /// use steadfast::pipeline::{Fallback, FallbackWith, PipelineError};
 ///
-/// let _fallback = Fallback::with(|_: PipelineError<std::io::Error>| async { Ok(0) });
+/// let _fallback = Fallback::with(|_: PipelineError<std::io::Error>| async { Ok::<u8, std::io::Error>(0) });
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct FallbackWith<F>(F);
