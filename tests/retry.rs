@@ -510,7 +510,7 @@ async fn when_with_verdict_of_keeps_the_errors_retry_after() {
                 Ok(5)
             }
         })
-        .when(|e| Verdict::of(e))
+        .when(Verdict::of)
         .await
         .unwrap();
     assert_eq!(value, 5);
@@ -576,9 +576,7 @@ async fn a_rejection_by_a_breaker_open_on_its_own_waits_its_retry_after() {
         .recovery_timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let _ = breaker
-        .call(|| async { Err::<(), _>(transient()) })
-        .await;
+    let _ = breaker.call(|| async { Err::<(), _>(transient()) }).await;
     let rejected = breaker.try_acquire().unwrap_err();
     assert!(!rejected.is_forced_open());
     assert!(rejected.is_transient());
@@ -630,9 +628,15 @@ async fn a_retry_after_from_a_value_is_honoured() {
     let response = policy(3, 100, 1_000, Jitter::None)
         .retry(|| async {
             Ok::<_, io::Error>(if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                Response { status: 503, retry_after: Some(Duration::from_secs(4)) }
+                Response {
+                    status: 503,
+                    retry_after: Some(Duration::from_secs(4)),
+                }
             } else {
-                Response { status: 200, retry_after: None }
+                Response {
+                    status: 200,
+                    retry_after: None,
+                }
             })
         })
         .when_ok(|r: &Response| match (r.status, r.retry_after) {

@@ -137,7 +137,10 @@ fn bad_input_names_the_field() {
     }
     let err = RetryBudget::builder().ratio(f64::NAN).build().unwrap_err();
     assert_eq!(err.field(), "ratio");
-    let err = RetryBudget::builder().ttl(Duration::ZERO).build().unwrap_err();
+    let err = RetryBudget::builder()
+        .ttl(Duration::ZERO)
+        .build()
+        .unwrap_err();
     assert_eq!(err.field(), "ttl");
     assert!(serde_json::from_str::<RetryBudgetConfig>(r#"{"ratios": 0.1}"#).is_err());
     let config: RetryBudgetConfig = serde_json::from_str("{}").unwrap();

@@ -548,10 +548,9 @@ impl RetryBudget {
     /// ```
     pub fn new(config: RetryBudgetConfig) -> RetryBudget {
         let deposit = (config.ratio * UNIT as f64).round() as i64;
-        let reserve = (f64::from(config.min_retries_per_second)
-            * config.ttl.as_secs_f64()
-            * UNIT as f64)
-            .round() as i64;
+        let reserve =
+            (f64::from(config.min_retries_per_second) * config.ttl.as_secs_f64() * UNIT as f64)
+                .round() as i64;
         let slot_nanos = (config.ttl.as_nanos() / SLOTS as u128).max(1);
         RetryBudget {
             inner: Arc::new(Shared {
@@ -671,11 +670,7 @@ impl RetryBudget {
     fn window(&self) -> MutexGuard<'_, Window> {
         let elapsed = Instant::now().saturating_duration_since(self.inner.base);
         let tick = u64::try_from(elapsed.as_nanos() / self.inner.slot_nanos).unwrap_or(u64::MAX);
-        let mut window = self
-            .inner
-            .window
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut window = self.inner.window.lock().unwrap_or_else(|e| e.into_inner());
         window.advance(tick);
         window
     }
@@ -742,7 +737,13 @@ mod tests {
         assert_eq!(w.sum, -2);
         // a long silence clears everything, once
         w.advance(1_000);
-        assert_eq!(w, Window { tick: 1_000, ..Window::default() });
+        assert_eq!(
+            w,
+            Window {
+                tick: 1_000,
+                ..Window::default()
+            }
+        );
         // time never goes back
         w.advance(999);
         assert_eq!(w.tick, 1_000);
@@ -795,7 +796,10 @@ mod tests {
     #[test]
     fn bad_input_names_the_field() {
         for ratio in [f64::NAN, -0.01, 10.01, f64::INFINITY] {
-            let err = RetryBudgetConfig::builder().ratio(ratio).build().unwrap_err();
+            let err = RetryBudgetConfig::builder()
+                .ratio(ratio)
+                .build()
+                .unwrap_err();
             assert_eq!(err.field(), "ratio", "{ratio}");
         }
         for ratio in [0.0, 0.1, 1.0, 10.0] {

@@ -342,7 +342,6 @@ where
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
