@@ -40,19 +40,19 @@ use super::classify::Transient;
 ///     }
 /// }
 ///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
 /// assert_eq!(Verdict::of(&Busy), Verdict::RetryAfter(Duration::from_secs(7)));
 /// assert_eq!(Verdict::from(true), Verdict::Retry);
 /// assert_eq!(Verdict::from(false), Verdict::Stop);
 ///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
 /// let started = tokio::time::Instant::now();
 /// let err = RetryPolicy::builder()
 ///     .max_retries(1)
 ///     .build()
 ///     .unwrap()
 ///     .retry(|| async { Err::<(), _>(Busy) })
-///     .when(|e| Verdict::of(e))
+///     .when(Verdict::of)
 ///     .await
 ///     .unwrap_err();
 /// assert_eq!(err.attempts(), 2);
