@@ -9,30 +9,7 @@
 //! `RetryBudget` and tower's `TpsBudget`) bounds the retries of all the
 //! calls that share it to a fraction of the calls themselves.
 //!
-//! # Algorithm
-//!
-//! The budget is a balance counted in thousandths of a retry, kept over a
-//! sliding window of `ttl`:
-//!
-//! - every call deposits `ratio × 1000` (a call is one, whatever its
-//!   retries; [`RetryBudget::deposit`]);
-//! - every retry withdraws 1000, and is allowed only while the balance,
-//!   plus a fixed reserve of `min_retries_per_second × ttl × 1000`, holds
-//!   at least 1000 ([`RetryBudget::try_withdraw`]).
-//!
-//! Deposits and withdrawals are recorded in one of ten slots, each covering
-//! a tenth of `ttl` of `tokio::time`; a slot older than `ttl` is cleared
-//! before the next use, so what it held (deposits and withdrawals alike)
-//! leaves the balance. Hence, over any stretch of time no longer than
-//! `ttl`, the retries allowed are at most `ratio` times the calls deposited
-//! in it plus the reserve: with the defaults, 10 % of the calls plus
-//! 10 retries a second. The window moves by tenths of `ttl`, so it covers
-//! between 0.9 × `ttl` and `ttl` of history.
-//!
-//! The slots, their sum and the current slot number sit behind one
-//! `std::sync::Mutex`, held for a few additions and no allocation or await:
-//! the whole state changes together, so one short lock is simpler than a
-//! lock-free scheme and not slower at the rate calls start.
+//! The algorithm is described on [`RetryBudget`].
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -449,13 +426,38 @@ impl RetryBudgetConfigBuilder<RetryBudget> {
 
 /// A retry budget shared across calls: retries are limited to `ratio` of
 /// the calls made in the last `ttl`, plus a floor of
-/// `min_retries_per_second`; see the [module docs](self) for the algorithm.
+/// `min_retries_per_second`; see *Algorithm* below.
 ///
 /// Cheap to clone (an `Arc`): every clone is the same budget. Attach it to
 /// a retry with [`Retry::budget`](crate::retry::Retry::budget); code that
 /// runs its own attempts (a pipeline) calls [`deposit`](Self::deposit) once
 /// per call and [`try_withdraw`](Self::try_withdraw) before each retry.
 /// Time comes from `tokio::time`, so paused-time tests see the window move.
+///
+/// # Algorithm
+///
+/// The budget is a balance counted in thousandths of a retry, kept over a
+/// sliding window of `ttl`:
+///
+/// - every call deposits `ratio × 1000` (a call is one, whatever its
+///   retries; [`RetryBudget::deposit`]);
+/// - every retry withdraws 1000, and is allowed only while the balance,
+///   plus a fixed reserve of `min_retries_per_second × ttl × 1000`, holds
+///   at least 1000 ([`RetryBudget::try_withdraw`]).
+///
+/// Deposits and withdrawals are recorded in one of ten slots, each covering
+/// a tenth of `ttl` of `tokio::time`; a slot older than `ttl` is cleared
+/// before the next use, so what it held (deposits and withdrawals alike)
+/// leaves the balance. Hence, whenever a retry is allowed, the retries in
+/// the window (itself included) are at most `ratio` times the calls in the
+/// window plus the reserve: with the defaults, 10 % of the calls of the
+/// last 10 s plus 10 retries a second. The window moves by tenths of
+/// `ttl`, so it covers between 0.9 × `ttl` and `ttl` of history.
+///
+/// The slots, their sum and the current slot number sit behind one
+/// `std::sync::Mutex`, held for a few additions and no allocation or await:
+/// the whole state changes together, so one short lock is simpler than a
+/// lock-free scheme and not slower at the rate calls start.
 ///
 /// # Examples
 ///
