@@ -19,7 +19,7 @@ use std::time::Duration;
 use steadfast::coordinator::InMemoryCoordinator;
 use steadfast::degradation::{DegradationManager, HealthRules, OperationKind};
 use steadfast::health::{
-    CoordinatorHeartbeat, HealthMonitor, HealthStatus, HeartbeatConfig, MemberId, MonitorHandle,
+    CoordinatorHeartbeat, HealthMonitor, HealthStatus, HeartbeatConfig, MonitorHandle,
 };
 use tokio::time::{sleep, Instant};
 
@@ -130,10 +130,7 @@ async fn main() {
         degradation.allows("training", OperationKind::Write),
         degradation.service_level(),
     );
-    assert_eq!(
-        observer.status(&MemberId::Rank(7)),
-        Some(HealthStatus::Healthy)
-    );
+    assert_eq!(observer.status(7usize), Some(HealthStatus::Healthy));
 
     watcher.stop().await;
     sweeper.stop().await;

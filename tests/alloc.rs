@@ -29,6 +29,7 @@ use steadfast::checkpoint::{
     CheckpointOptions, DistributedCheckpoint, LoadOptions, SaveOptions, ShardData,
 };
 use steadfast::coordinator::InMemoryCoordinator;
+use steadfast::health::{HealthMonitor, MemberId, MemberRef};
 use steadfast::retry::RetryPolicy;
 use steadfast::storage::LocalFsStorage;
 
@@ -218,6 +219,36 @@ fn a_closed_breaker_allocates_nothing() {
         sum
     });
     assert_eq!(sum, 499_500);
+    assert_eq!(allocations, 0);
+}
+
+#[test]
+fn a_heartbeat_allocates_nothing_however_the_member_is_named() {
+    let _serial = serial();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let monitor = HealthMonitor::default();
+    monitor.add_member(3usize);
+    monitor.add_member(1_000_000usize); // beyond the rank table: the hash index
+    monitor.add_member("database");
+    let db = MemberId::from("database");
+    let name = String::from("database");
+    monitor.heartbeat("database").unwrap();
+    let (_, allocations) = count_allocations(|| {
+        for _ in 0..1_000 {
+            monitor.heartbeat(3usize).unwrap();
+            monitor.heartbeat(1_000_000usize).unwrap();
+            monitor.heartbeat("database").unwrap();
+            monitor.heartbeat(&db).unwrap();
+            monitor.heartbeat(&name).unwrap();
+            monitor.heartbeat(MemberRef::Component("database")).unwrap();
+            assert!(monitor.status("database").is_some());
+            assert!(monitor.contains(&db));
+        }
+    });
     assert_eq!(allocations, 0);
 }
 

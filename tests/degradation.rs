@@ -129,7 +129,7 @@ async fn a_watcher_does_not_undo_the_operator() {
     sleep(Duration::from_secs(66)).await; // all four failed: the watcher says Offline
     assert_eq!(degradation.level("training"), Offline);
     for r in 0..4usize {
-        monitor.heartbeat(&MemberId::Rank(r)).unwrap();
+        monitor.heartbeat(MemberId::Rank(r)).unwrap();
     }
     sleep(Duration::from_secs(1)).await;
     // recovered: the watcher withdraws, the operator's level stays
@@ -148,7 +148,7 @@ async fn heartbeat_for(monitor: &HealthMonitor, alive: impl Fn(usize) -> bool, s
         sleep(Duration::from_secs(5)).await;
         for r in 0..8usize {
             if alive(r) {
-                monitor.heartbeat(&MemberId::Rank(r)).unwrap();
+                monitor.heartbeat(MemberId::Rank(r)).unwrap();
             }
         }
     }
@@ -206,7 +206,7 @@ async fn health_events_degrade_and_restore_a_component() {
 
     // they all come back: restored on the heartbeats, without waiting for a sweep
     for r in 0..8usize {
-        monitor.heartbeat(&MemberId::Rank(r)).unwrap();
+        monitor.heartbeat(MemberId::Rank(r)).unwrap();
     }
     tokio::task::yield_now().await;
     assert_eq!(degradation.level("training"), Normal);
@@ -260,7 +260,7 @@ async fn members_map_to_components() {
     for _ in 0..14 {
         sleep(Duration::from_secs(5)).await;
         for name in ["db-1", "cache-1"] {
-            monitor.heartbeat(&name.into()).unwrap();
+            monitor.heartbeat(name).unwrap();
         }
     }
     // db: 1 of 2 failed (not a majority); cache: 2 of 3 failed (a majority)
@@ -284,11 +284,11 @@ async fn removed_members_stop_counting_at_the_next_tick() {
     for _ in 0..14 {
         sleep(Duration::from_secs(5)).await;
         for r in 0..3usize {
-            monitor.heartbeat(&MemberId::Rank(r)).unwrap();
+            monitor.heartbeat(MemberId::Rank(r)).unwrap();
         }
     }
     assert_eq!(degradation.level("job"), ReadOnly);
-    monitor.remove_member(&MemberId::Rank(3)); // no event: seen at the next tick
+    monitor.remove_member(MemberId::Rank(3)); // no event: seen at the next tick
     sleep(Duration::from_secs(5)).await;
     assert_eq!(degradation.level("job"), Normal);
 }

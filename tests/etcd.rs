@@ -470,9 +470,9 @@ async fn an_expired_lease_ends_up_failed_in_the_health_monitor() {
     .await
     .expect("the dead rank must end up Failed");
     assert_eq!(failed, MemberId::Rank(2));
-    assert!(!monitor.contains(&MemberId::Rank(1)));
+    assert!(!monitor.contains(MemberId::Rank(1)));
     assert_eq!(
-        monitor.status(&MemberId::Rank(0)),
+        monitor.status(MemberId::Rank(0)),
         Some(HealthStatus::Healthy)
     );
     assert!(!reporter.is_finished());

@@ -37,12 +37,12 @@ async fn fixed_timeout_boundaries_with_check_now() {
         (1, 0),
         "silent for exactly the timeout is healthy"
     );
-    assert_eq!(monitor.status(&rank(0)), Some(HealthStatus::Healthy));
+    assert_eq!(monitor.status(rank(0)), Some(HealthStatus::Healthy));
 
     advance(NS).await;
     let s = monitor.check_now();
     assert_eq!((s.unresponsive, s.changes), (1, 1));
-    assert_eq!(monitor.status(&rank(0)), Some(HealthStatus::Unresponsive));
+    assert_eq!(monitor.status(rank(0)), Some(HealthStatus::Unresponsive));
 
     advance(Duration::from_secs(30) - NS).await; // exactly 2 x timeout
     assert_eq!(monitor.check_now().unresponsive, 1);
@@ -102,9 +102,9 @@ async fn healthy_members_emit_no_events() {
     for _ in 0..30 {
         sleep(Duration::from_secs(10)).await;
         for r in 0..10usize {
-            monitor.heartbeat(&rank(r)).unwrap();
+            monitor.heartbeat(rank(r)).unwrap();
         }
-        monitor.heartbeat(&"queue".into()).unwrap();
+        monitor.heartbeat("queue").unwrap();
     }
     assert!(drain(&mut events).is_empty());
     assert_eq!(monitor.healthy().len(), 11);
@@ -122,9 +122,9 @@ async fn failed_member_heartbeats_and_is_healthy_at_once() {
     assert_eq!(drain(&mut events).len(), 1); // Healthy -> Failed in one sweep
 
     let now = Instant::now();
-    monitor.heartbeat(&rank(2)).unwrap();
+    monitor.heartbeat(rank(2)).unwrap();
     // no sweep in between: the heartbeat itself restores the member
-    assert_eq!(monitor.status(&rank(2)), Some(HealthStatus::Healthy));
+    assert_eq!(monitor.status(rank(2)), Some(HealthStatus::Healthy));
     let got = drain(&mut events);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].member, rank(2));
@@ -145,7 +145,7 @@ async fn a_member_marked_failed_stays_failed_until_it_heartbeats() {
     monitor.add_member(1usize);
     advance(Duration::from_secs(1)).await;
 
-    monitor.mark_failed(&rank(1)).unwrap();
+    monitor.mark_failed(rank(1)).unwrap();
     let changes = drain(&mut events);
     assert_eq!(changes.len(), 1);
     assert_eq!(
@@ -157,15 +157,15 @@ async fn a_member_marked_failed_stays_failed_until_it_heartbeats() {
         advance(Duration::from_secs(1)).await;
         monitor.check_now();
     }
-    assert_eq!(monitor.status(&rank(1)), Some(HealthStatus::Failed));
-    assert_eq!(monitor.status(&rank(0)), Some(HealthStatus::Healthy));
+    assert_eq!(monitor.status(rank(1)), Some(HealthStatus::Failed));
+    assert_eq!(monitor.status(rank(0)), Some(HealthStatus::Healthy));
     assert!(drain(&mut events).is_empty());
     // Marking it again changes nothing.
-    monitor.mark_failed(&rank(1)).unwrap();
+    monitor.mark_failed(rank(1)).unwrap();
     assert!(drain(&mut events).is_empty());
 
-    monitor.heartbeat(&rank(1)).unwrap();
-    assert_eq!(monitor.status(&rank(1)), Some(HealthStatus::Healthy));
+    monitor.heartbeat(rank(1)).unwrap();
+    assert_eq!(monitor.status(rank(1)), Some(HealthStatus::Healthy));
     let changes = drain(&mut events);
     assert_eq!(changes.len(), 1);
     assert_eq!(
@@ -173,10 +173,10 @@ async fn a_member_marked_failed_stays_failed_until_it_heartbeats() {
         (HealthStatus::Failed, HealthStatus::Healthy)
     );
     monitor.check_now();
-    assert_eq!(monitor.status(&rank(1)), Some(HealthStatus::Healthy));
+    assert_eq!(monitor.status(rank(1)), Some(HealthStatus::Healthy));
 
     assert!(matches!(
-        monitor.mark_failed(&rank(9)),
+        monitor.mark_failed(rank(9)),
         Err(HealthError::UnknownMember { .. })
     ));
 }
@@ -188,7 +188,7 @@ async fn unresponsive_member_heartbeats_and_recovers() {
     advance(Duration::from_secs(40)).await;
     monitor.check_now();
     let mut events = monitor.subscribe();
-    monitor.heartbeat(&rank(0)).unwrap();
+    monitor.heartbeat(rank(0)).unwrap();
     let got = drain(&mut events);
     assert_eq!(got.len(), 1);
     assert_eq!(
@@ -200,16 +200,13 @@ async fn unresponsive_member_heartbeats_and_recovers() {
 #[tokio::test(start_paused = true)]
 async fn unknown_members_are_refused_and_never_healthy() {
     let monitor = HealthMonitor::default();
-    let err = monitor.heartbeat(&"ghost".into()).unwrap_err();
+    let err = monitor.heartbeat("ghost").unwrap_err();
     assert!(
         matches!(err, HealthError::UnknownMember { ref member } if member == &MemberId::from("ghost"))
     );
-    assert!(
-        !monitor.contains(&"ghost".into()),
-        "a heartbeat must not register"
-    );
-    assert_eq!(monitor.status(&"ghost".into()), None);
-    assert_eq!(monitor.phi(&"ghost".into()), None);
+    assert!(!monitor.contains("ghost"), "a heartbeat must not register");
+    assert_eq!(monitor.status("ghost"), None);
+    assert_eq!(monitor.phi("ghost"), None);
     assert!(monitor.healthy().is_empty());
 }
 
@@ -222,24 +219,21 @@ async fn members_added_and_removed_while_running() {
     let handle = monitor.start().unwrap();
 
     sleep(Duration::from_secs(20)).await;
-    assert!(monitor.remove_member(&rank(1)));
-    assert!(!monitor.remove_member(&rank(1)));
+    assert!(monitor.remove_member(rank(1)));
+    assert!(!monitor.remove_member(rank(1)));
     assert!(monitor.add_member("late")); // reuses rank 1's slot
     assert!(!monitor.add_member("late"));
     assert_eq!(monitor.len(), 2);
-    assert!(monitor.heartbeat(&rank(1)).is_err());
+    assert!(monitor.heartbeat(rank(1)).is_err());
 
     // rank 0 (added at 0 s) goes unresponsive at the 35 s sweep; "late"
     // (added at 20 s) at the 55 s sweep; rank 1 never, it is gone.
     sleep(Duration::from_secs(16)).await; // t = 36 s
-    assert_eq!(monitor.status(&rank(0)), Some(HealthStatus::Unresponsive));
-    assert_eq!(monitor.status(&"late".into()), Some(HealthStatus::Healthy));
+    assert_eq!(monitor.status(rank(0)), Some(HealthStatus::Unresponsive));
+    assert_eq!(monitor.status("late"), Some(HealthStatus::Healthy));
     sleep(Duration::from_secs(20)).await; // t = 56 s
-    assert_eq!(
-        monitor.status(&"late".into()),
-        Some(HealthStatus::Unresponsive)
-    );
-    assert_eq!(monitor.status(&rank(1)), None);
+    assert_eq!(monitor.status("late"), Some(HealthStatus::Unresponsive));
+    assert_eq!(monitor.status(rank(1)), None);
 
     let got = drain(&mut events);
     assert!(got.iter().all(|c| c.member != rank(1)), "{got:?}");
@@ -247,8 +241,8 @@ async fn members_added_and_removed_while_running() {
 
     // re-adding a removed member starts it afresh
     assert!(monitor.add_member(1usize));
-    assert_eq!(monitor.status(&rank(1)), Some(HealthStatus::Healthy));
-    monitor.heartbeat(&rank(1)).unwrap();
+    assert_eq!(monitor.status(rank(1)), Some(HealthStatus::Healthy));
+    monitor.heartbeat(rank(1)).unwrap();
     handle.stop().await;
 }
 
@@ -276,7 +270,7 @@ async fn monitor_task_ends_when_handle_dropped() {
     // nothing sweeps any more: a silent member stays as it was
     monitor.add_member(0usize);
     sleep(Duration::from_secs(100)).await;
-    assert_eq!(monitor.status(&rank(0)), Some(HealthStatus::Healthy));
+    assert_eq!(monitor.status(rank(0)), Some(HealthStatus::Healthy));
 }
 
 #[tokio::test(start_paused = true)]
@@ -323,7 +317,7 @@ async fn sweep_of_100_000_members() {
 
     // half of them come back, one heartbeat each, one event each
     for r in (0..N).step_by(2) {
-        monitor.heartbeat(&rank(r)).unwrap();
+        monitor.heartbeat(rank(r)).unwrap();
     }
     assert_eq!(drain(&mut events).len(), N / 2);
     let s = monitor.check_now();
@@ -645,7 +639,7 @@ fn concurrent_heartbeats_and_sweeps_keep_event_chains_consistent() {
                 let monitor = &monitor;
                 s.spawn(move || {
                     for _ in 0..4_000 {
-                        monitor.heartbeat(&MemberId::Rank(r)).unwrap();
+                        monitor.heartbeat(MemberId::Rank(r)).unwrap();
                     }
                 })
             })
@@ -672,7 +666,7 @@ fn concurrent_heartbeats_and_sweeps_keep_event_chains_consistent() {
             .get(&rank(r))
             .copied()
             .unwrap_or(HealthStatus::Healthy);
-        assert_eq!(monitor.status(&rank(r)), Some(last));
+        assert_eq!(monitor.status(rank(r)), Some(last));
     }
     assert!(count > 0, "the sweeps never found a silent member");
 }
@@ -754,5 +748,58 @@ fn member_ids_convert_and_display() {
     assert_eq!(
         serde_json::from_str::<MemberId>(&json).unwrap(),
         MemberId::Rank(5)
+    );
+}
+
+/// Every method that takes a member takes it the same way: a rank as a
+/// `usize`, a component as a `&str` or a `String`, a `MemberId` or a
+/// `MemberRef`, by value or by reference.
+#[tokio::test(start_paused = true)]
+async fn every_method_takes_a_member_the_same_way() {
+    use steadfast::health::MemberRef;
+    let monitor = HealthMonitor::default();
+    assert!(monitor.add_member(0usize));
+    assert!(monitor.add_member("db"));
+    assert!(monitor.add_member(String::from("cache")));
+    assert!(monitor.add_member(MemberId::from("queue")));
+    assert!(monitor.add_member(MemberId::Rank(1)));
+    assert!(monitor.add_member(MemberRef::Component("log")));
+    assert!(!monitor.add_member(MemberRef::Rank(0)));
+    let db_name = String::from("db");
+    assert!(!monitor.add_member(&db_name));
+    assert_eq!(monitor.len(), 6);
+
+    let db = MemberId::from("db");
+    let cache = String::from("cache");
+    monitor.heartbeat(0usize).unwrap();
+    monitor.heartbeat("db").unwrap();
+    monitor.heartbeat(&db).unwrap();
+    monitor.heartbeat(db.clone()).unwrap();
+    monitor.heartbeat(&cache).unwrap();
+    monitor.heartbeat(MemberRef::Component("queue")).unwrap();
+    monitor.heartbeat(rank(1)).unwrap();
+    assert!(monitor.heartbeat("ghost").is_err());
+
+    monitor.mark_failed("log").unwrap();
+    monitor.check_now();
+    assert_eq!(monitor.status("log"), Some(HealthStatus::Failed));
+    assert_eq!(
+        monitor.status(MemberRef::Rank(1)),
+        Some(HealthStatus::Healthy)
+    );
+    assert_eq!(monitor.status(cache.clone()), Some(HealthStatus::Healthy));
+    assert!(monitor.contains(&db));
+    assert!(monitor.contains(1usize));
+    assert_eq!(monitor.phi("db"), None); // fixed-timeout policy: no phi
+    assert!(monitor.remove_member("log"));
+    assert!(monitor.remove_member(cache));
+    assert!(monitor.remove_member(1usize));
+    assert!(!monitor.contains("log"));
+    assert_eq!(monitor.len(), 3);
+    let err = monitor
+        .mark_failed(MemberRef::Component("log"))
+        .unwrap_err();
+    assert!(
+        matches!(err, HealthError::UnknownMember { ref member } if *member == MemberId::from("log"))
     );
 }

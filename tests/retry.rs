@@ -6,8 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use steadfast::retry::{GiveUp, Jitter, RetryError, RetryPolicy, Retryable, Transient};
+use steadfast::breaker::{BreakerError, CircuitBreaker, State};
+use steadfast::retry::{
+    GiveUp, Jitter, RetryBudget, RetryError, RetryPolicy, Retryable, Transient, Verdict,
+};
 use tokio::time::Instant;
+
+mod common;
+use common::capture::Capture;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -456,4 +462,245 @@ fn public_types_are_send_and_sync() {
     let p = RetryPolicy::default();
     let fut = p.retry(|| async { Ok::<_, io::Error>(()) });
     assert_send(&fut);
+}
+
+// ------------------------------------------------------- errors without Display
+
+/// An error that implements neither `Display` nor `Debug`.
+struct Opaque(u32);
+
+#[tokio::test(start_paused = true)]
+async fn an_error_without_display_or_debug_is_retried_and_logged() {
+    let capture = Capture::start();
+    let calls = AtomicU32::new(0);
+    let mut hooked = Vec::new();
+    let err = policy(2, 100, 1_000, Jitter::None)
+        .retry(|| async { Err::<(), _>(Opaque(calls.fetch_add(1, Ordering::SeqCst))) })
+        .when(|_| true)
+        .notify(|attempt, e: &Opaque, delay| hooked.push((attempt, e.0, delay)))
+        .await
+        .map_err(|e| (e.attempts(), e.reason(), e.into_inner().0))
+        .err();
+    assert_eq!(err, Some((3, GiveUp::Exhausted, 2)));
+    assert_eq!(hooked, [(1, 0, ms(100)), (2, 1, ms(200))]);
+
+    let warns = capture.at("steadfast::retry", tracing::Level::WARN);
+    assert_eq!(warns.len(), 2);
+    assert_eq!(warns[0].fields["attempt"], "1");
+    assert_eq!(warns[0].fields["max_retries"], "2");
+    assert_eq!(warns[0].fields["delay"], "100ms");
+    assert!(!warns[0].fields.contains_key("error"));
+    let errors = capture.at("steadfast::retry", tracing::Level::ERROR);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].fields["attempts"], "3");
+    assert_eq!(errors[0].fields["reason"], "retries exhausted");
+}
+
+// --------------------------------------------------- Retry-After through .when
+
+#[tokio::test(start_paused = true)]
+async fn when_with_verdict_of_keeps_the_errors_retry_after() {
+    let calls = AtomicU32::new(0);
+    let start = Instant::now();
+    let value = policy(3, 10, 100, Jitter::None)
+        .retry(|| async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                Err(RateLimited(Duration::from_secs(7)))
+            } else {
+                Ok(5)
+            }
+        })
+        .when(Verdict::of)
+        .await
+        .unwrap();
+    assert_eq!(value, 5);
+    // 7 s twice, not the 10 ms and 20 ms of the backoff
+    assert_eq!(start.elapsed(), Duration::from_secs(14));
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_returning_retry_after_waits_the_hint() {
+    let calls = AtomicU32::new(0);
+    let start = Instant::now();
+    let mut delays = Vec::new();
+    let value = policy(3, 10, 100, Jitter::None)
+        .retry(|| async {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err("slow down")
+            } else {
+                Ok(1)
+            }
+        })
+        .when(|e| match *e {
+            "slow down" => Verdict::RetryAfter(Duration::from_secs(3)),
+            _ => Verdict::Stop,
+        })
+        .notify(|_, _: &&str, d| delays.push(d))
+        .await
+        .unwrap();
+    assert_eq!(value, 1);
+    assert_eq!(delays, [Duration::from_secs(3)]);
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+// ------------------------------------------------------- breaker rejections
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_by_a_forced_open_breaker_is_not_retried() {
+    let breaker = CircuitBreaker::default();
+    breaker.force_open();
+    let calls = AtomicU32::new(0);
+    let err = policy(3, 100, 1_000, Jitter::None)
+        .retry(|| {
+            breaker.call(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, io::Error>(1)
+            })
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.attempts(), 1);
+    assert_eq!(err.reason(), GiveUp::NotTransient);
+    assert!(err.inner().is_forced_open());
+    assert!(!err.inner().is_transient());
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let rejected = breaker.try_acquire().unwrap_err();
+    assert!(rejected.is_forced_open());
+    assert!(!rejected.is_transient());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_by_a_breaker_open_on_its_own_waits_its_retry_after() {
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(1)
+        .recovery_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let _ = breaker.call(|| async { Err::<(), _>(transient()) }).await;
+    let rejected = breaker.try_acquire().unwrap_err();
+    assert!(!rejected.is_forced_open());
+    assert!(rejected.is_transient());
+
+    let start = Instant::now();
+    let value = policy(3, 100, 1_000, Jitter::None)
+        .retry(|| breaker.call(|| async { Ok::<_, io::Error>(7) }))
+        .await
+        .unwrap();
+    assert_eq!(value, 7);
+    // one wait of the breaker's 10 s, not the policy's 100 ms
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    assert_eq!(breaker.snapshot().state, State::Closed);
+    let half_open: BreakerError<io::Error> = BreakerError::Rejected {
+        retry_after: None,
+        state: State::HalfOpen,
+    };
+    assert!(half_open.is_transient());
+}
+
+// ------------------------------------------------------------ retry on values
+
+#[tokio::test(start_paused = true)]
+async fn values_refused_by_when_ok_are_retried_at_the_backoff() {
+    let calls = AtomicU32::new(0);
+    let start = Instant::now();
+    let status = policy(3, 100, 1_000, Jitter::None)
+        .retry(|| async {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            Ok::<u16, io::Error>(if n < 2 { 503 } else { 200 })
+        })
+        .when_ok(|status| *status == 503)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(start.elapsed(), ms(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_from_a_value_is_honoured() {
+    #[derive(Debug, PartialEq)]
+    struct Response {
+        status: u16,
+        retry_after: Option<Duration>,
+    }
+    let calls = AtomicU32::new(0);
+    let start = Instant::now();
+    let response = policy(3, 100, 1_000, Jitter::None)
+        .retry(|| async {
+            Ok::<_, io::Error>(if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                Response {
+                    status: 503,
+                    retry_after: Some(Duration::from_secs(4)),
+                }
+            } else {
+                Response {
+                    status: 200,
+                    retry_after: None,
+                }
+            })
+        })
+        .when_ok(|r: &Response| match (r.status, r.retry_after) {
+            (503, Some(after)) => Verdict::RetryAfter(after),
+            (503, None) => Verdict::Retry,
+            _ => Verdict::Stop,
+        })
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(start.elapsed(), Duration::from_secs(4));
+}
+
+#[tokio::test(start_paused = true)]
+async fn out_of_retries_on_a_value_returns_the_last_value() {
+    let capture = Capture::start();
+    let calls = AtomicU32::new(0);
+    let status = policy(2, 100, 1_000, Jitter::None)
+        .retry(|| async { Ok::<u32, io::Error>(calls.fetch_add(1, Ordering::SeqCst)) })
+        .when_ok(|_| true)
+        .await
+        .unwrap();
+    assert_eq!(status, 2); // the third attempt's value
+    let errors = capture.at("steadfast::retry", tracing::Level::ERROR);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].message(), "giving up; returning the last value");
+    assert_eq!(errors[0].fields["reason"], "retries exhausted");
+    assert_eq!(errors[0].fields["attempts"], "3");
+    // errors and values count against the same retries
+    let calls = AtomicU32::new(0);
+    let err = policy(2, 100, 1_000, Jitter::None)
+        .retry(|| async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 => Ok(0),
+                _ => Err(transient()),
+            }
+        })
+        .when_ok(|v: &u32| *v == 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.attempts(), 3);
+    assert_eq!(err.reason(), GiveUp::Exhausted);
+}
+
+// --------------------------------------------------------------- retry budget
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_refused_by_the_budget_returns_the_last_error() {
+    let budget = RetryBudget::builder()
+        .ratio(0.0)
+        .min_retries_per_second(1)
+        .ttl(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let calls = AtomicU32::new(0);
+    let err = policy(5, 100, 1_000, Jitter::None)
+        .retry(|| async { Err::<(), _>(Opaque(calls.fetch_add(1, Ordering::SeqCst))) })
+        .when(|_| true)
+        .budget(&budget)
+        .await
+        .unwrap_err();
+    // the reserve of 2 retries, then the budget says no
+    assert_eq!(err.attempts(), 3);
+    assert_eq!(err.reason(), GiveUp::BudgetExhausted);
+    assert_eq!(err.inner().0, 2);
+    assert_eq!(err.reason().to_string(), "retry budget exhausted");
 }

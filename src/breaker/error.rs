@@ -20,8 +20,15 @@ use crate::retry::Transient;
 /// stays open until [`reset`](super::CircuitBreaker::reset)), or it is
 /// HalfOpen and every trial permit is taken.
 ///
-/// A rejection is transient: [`Transient::retry_after`] gives `retry_after`,
-/// so a retry policy waits for the breaker rather than hammering it.
+/// A rejection by a breaker that opened on its own is transient:
+/// [`Transient::retry_after`] gives `retry_after`, so a retry policy waits
+/// for the breaker rather than hammering it. A rejection by a breaker that
+/// was *forced* open ([`is_forced_open`](Self::is_forced_open)) is
+/// permanent: an operator or the program opened it on purpose (to take a
+/// dependency out of service), and it stays open until someone calls
+/// [`reset`](super::CircuitBreaker::reset), however long a caller waits;
+/// retrying it at the policy's backoff would only spend the retries (and
+/// a shared retry budget) on calls that cannot run.
 ///
 /// # Examples
 ///
@@ -42,6 +49,7 @@ use crate::retry::Transient;
 /// assert_eq!(rejected.state, State::Open);
 /// assert_eq!(rejected.retry_after, Some(Duration::from_secs(10)));
 /// assert!(rejected.is_transient());
+/// assert!(!rejected.is_forced_open());
 /// assert_eq!(rejected.to_string(), "circuit breaker is open; trial calls in 10s");
 /// # Ok(())
 /// # }
@@ -59,6 +67,33 @@ impl Rejected {
     pub(crate) fn new(state: State, retry_after: Option<Duration>) -> Self {
         Rejected { retry_after, state }
     }
+
+    /// Whether the breaker refused because it was forced open
+    /// ([`force_open`](super::CircuitBreaker::force_open)): Open with no
+    /// `retry_after`. Such a rejection is not transient; it lasts until
+    /// [`reset`](super::CircuitBreaker::reset).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::default();
+    /// breaker.force_open();
+    /// assert!(breaker.try_acquire().unwrap_err().is_forced_open());
+    /// breaker.reset();
+    /// assert!(breaker.try_acquire().is_ok());
+    /// ```
+    pub fn is_forced_open(&self) -> bool {
+        forced_open(self.state, self.retry_after)
+    }
+}
+
+/// The only rejection without a known wait in the Open state is the one of
+/// a circuit forced open: an Open circuit that opened on its own always
+/// knows when it admits trial calls.
+fn forced_open(state: State, retry_after: Option<Duration>) -> bool {
+    state == State::Open && retry_after.is_none()
 }
 
 impl fmt::Display for Rejected {
@@ -75,7 +110,11 @@ impl fmt::Display for Rejected {
 
 impl Error for Rejected {}
 
-/// A rejection is always transient; it asks to wait `retry_after`.
+/// A rejection is transient and asks to wait `retry_after`, except the
+/// rejection of a circuit forced open, which is permanent (it lasts until
+/// [`reset`](super::CircuitBreaker::reset)); a HalfOpen rejection (every
+/// trial permit taken) is transient with no wait of its own, so the
+/// policy's backoff applies.
 ///
 /// # Examples
 ///
@@ -86,12 +125,12 @@ impl Error for Rejected {}
 /// let breaker = CircuitBreaker::default();
 /// breaker.force_open();
 /// let rejected = breaker.try_acquire().unwrap_err();
-/// assert!(rejected.is_transient());
+/// assert!(!rejected.is_transient());
 /// assert_eq!(rejected.retry_after(), None);
 /// ```
 impl Transient for Rejected {
     fn is_transient(&self) -> bool {
-        true
+        !self.is_forced_open()
     }
 
     fn retry_after(&self) -> Option<Duration> {
@@ -104,8 +143,9 @@ impl Transient for Rejected {
 ///
 /// `Display` says which; [`Error::source`] is the caller's own error for
 /// [`Inner`](BreakerError::Inner). [`Transient`] is implemented when `E`
-/// implements it: a rejection is transient and asks to wait `retry_after`,
-/// an inner error is classified by `E`.
+/// implements it: a rejection is classified as a [`Rejected`] is
+/// (transient, asking to wait `retry_after`, unless the circuit was forced
+/// open), an inner error is classified by `E`.
 ///
 /// # Examples
 ///
@@ -159,6 +199,24 @@ impl<E> BreakerError<E> {
     /// ```
     pub fn is_rejected(&self) -> bool {
         matches!(self, BreakerError::Rejected { .. })
+    }
+
+    /// Whether the breaker refused the call because it was forced open; see
+    /// [`Rejected::is_forced_open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::{BreakerError, State};
+    /// let err: BreakerError<std::io::Error> =
+    ///     BreakerError::Rejected { retry_after: None, state: State::Open };
+    /// assert!(err.is_forced_open());
+    /// ```
+    pub fn is_forced_open(&self) -> bool {
+        match self {
+            BreakerError::Rejected { retry_after, state } => forced_open(*state, *retry_after),
+            BreakerError::Inner(_) => false,
+        }
     }
 
     /// The caller's error, if the operation ran and failed.
@@ -233,8 +291,8 @@ impl<E: Error + 'static> Error for BreakerError<E> {
     }
 }
 
-/// A rejection is transient with its `retry_after`; an inner error is
-/// classified by `E`.
+/// A rejection is transient with its `retry_after`, except one of a circuit
+/// forced open, which is permanent; an inner error is classified by `E`.
 ///
 /// # Examples
 ///
@@ -245,11 +303,15 @@ impl<E: Error + 'static> Error for BreakerError<E> {
 ///
 /// let err = BreakerError::Inner(io::Error::from(io::ErrorKind::NotFound));
 /// assert!(!err.is_transient());
+///
+/// let forced: BreakerError<io::Error> =
+///     BreakerError::Rejected { retry_after: None, state: steadfast::breaker::State::Open };
+/// assert!(!forced.is_transient());
 /// ```
 impl<E: Transient> Transient for BreakerError<E> {
     fn is_transient(&self) -> bool {
         match self {
-            BreakerError::Rejected { .. } => true,
+            BreakerError::Rejected { .. } => !self.is_forced_open(),
             BreakerError::Inner(e) => e.is_transient(),
         }
     }

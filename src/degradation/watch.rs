@@ -55,8 +55,8 @@ impl DegradationManager {
     /// let sweeper = monitor.start()?;
     /// for _ in 0..14 {
     ///     tokio::time::sleep(Duration::from_secs(5)).await;
-    ///     monitor.heartbeat(&"db-primary".into())?;
-    ///     monitor.heartbeat(&"cache-1".into())?; // the replica is silent
+    ///     monitor.heartbeat("db-primary")?;
+    ///     monitor.heartbeat("cache-1")?; // the replica is silent
     /// }
     /// assert_eq!(degradation.level("db"), ServiceLevel::ReadOnly);
     /// assert_eq!(degradation.level("cache"), ServiceLevel::Normal);

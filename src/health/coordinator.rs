@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::MissedTickBehavior;
 
 use crate::coordinator::Coordinator;
-use crate::health::{HealthError, HealthMonitor, MemberId, MonitorHandle};
+use crate::health::{HealthError, HealthMonitor, MonitorHandle};
 use crate::ConfigError;
 
 /// Configuration of a [`CoordinatorHeartbeat`].
@@ -263,7 +263,7 @@ impl TryFrom<HeartbeatConfigRepr> for HeartbeatConfig {
 ///     tasks.push(monitor.start()?);
 /// }
 /// tokio::time::sleep(Duration::from_secs(120)).await;
-/// assert_eq!(monitors[0].status(&MemberId::Rank(1)), Some(HealthStatus::Healthy));
+/// assert_eq!(monitors[0].status(1usize), Some(HealthStatus::Healthy));
 /// for task in tasks {
 ///     task.stop().await;
 /// }
@@ -336,7 +336,7 @@ impl<C: Coordinator> CoordinatorHeartbeat<C> {
     /// let handle = CoordinatorHeartbeat::new(ranks[0].clone(), monitor.clone(), HeartbeatConfig::default())
     ///     .start()?;
     /// tokio::task::yield_now().await;
-    /// assert!(monitor.contains(&MemberId::Rank(2)));
+    /// assert!(monitor.contains(2usize));
     /// handle.stop().await;
     /// # Ok(())
     /// # }
@@ -391,7 +391,7 @@ async fn beat_once<C: Coordinator>(
         .await
     {
         Ok(_) => {
-            let _ = monitor.heartbeat(&MemberId::Rank(me));
+            let _ = monitor.heartbeat(me);
         }
         Err(error) => tracing::warn!(
             target: "steadfast::health",
@@ -412,7 +412,7 @@ async fn beat_once<C: Coordinator>(
             Ok(signal) if signal.seq > *seen => {
                 *seen = signal.seq;
                 // A peer removed from the monitor on purpose is not re-added.
-                let _ = monitor.heartbeat(&MemberId::Rank(peer));
+                let _ = monitor.heartbeat(peer);
             }
             Ok(_) => {}
             Err(error) => tracing::debug!(

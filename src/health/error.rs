@@ -11,7 +11,7 @@ use crate::retry::Transient;
 /// use steadfast::health::{HealthError, HealthMonitor, MemberId};
 ///
 /// let monitor = HealthMonitor::default();
-/// let err = monitor.heartbeat(&MemberId::Rank(7)).unwrap_err();
+/// let err = monitor.heartbeat(7usize).unwrap_err();
 /// assert!(matches!(err, HealthError::UnknownMember { ref member } if *member == MemberId::Rank(7)));
 /// assert_eq!(err.to_string(), "heartbeat from rank 7, which is not a member of the monitor");
 /// ```

@@ -13,11 +13,11 @@ use futures::{Stream, StreamExt};
 use tokio::time::MissedTickBehavior;
 
 use crate::coordinator::{CoordinatorError, MemberEvent};
-use crate::health::{HealthError, HealthMonitor, MemberId, MonitorHandle};
+use crate::health::{HealthError, HealthMonitor, MonitorHandle};
 
 impl HealthMonitor {
     /// Feeds this monitor with the liveness `members` reports: every rank
-    /// `0..world_size` becomes a member ([`MemberId::Rank`]), and a rank is
+    /// `0..world_size` becomes a member ([`MemberId::Rank`](crate::health::MemberId::Rank)), and a rank is
     /// heard from (one heartbeat every half `heartbeat_timeout`) from its
     /// `Joined` event for as long as it has not left.
     ///
@@ -67,8 +67,8 @@ impl HealthMonitor {
     /// events.unbounded_send(Ok(MemberEvent::Joined { rank: 1 })).unwrap();
     /// events.unbounded_send(Ok(MemberEvent::Left { rank: 1, graceful: false })).unwrap();
     /// tokio::time::sleep(Duration::from_millis(1)).await;
-    /// assert_eq!(monitor.status(&MemberId::Rank(0)), Some(HealthStatus::Healthy));
-    /// assert_eq!(monitor.status(&MemberId::Rank(1)), Some(HealthStatus::Failed));
+    /// assert_eq!(monitor.status(0usize), Some(HealthStatus::Healthy));
+    /// assert_eq!(monitor.status(1usize), Some(HealthStatus::Failed));
     /// reporter.stop().await;
     /// # Ok(())
     /// # }
@@ -130,7 +130,7 @@ where
             _ = ticker.tick() => {
                 for &rank in &alive {
                     // A member the caller removed stays removed.
-                    let _ = monitor.heartbeat(&MemberId::Rank(rank));
+                    let _ = monitor.heartbeat(rank);
                 }
             }
         }
@@ -145,7 +145,7 @@ fn on_event(
     match event {
         Ok(MemberEvent::Joined { rank }) => {
             monitor.add_member(rank);
-            let _ = monitor.heartbeat(&MemberId::Rank(rank));
+            let _ = monitor.heartbeat(rank);
             alive.insert(rank);
         }
         Ok(MemberEvent::Left {
@@ -153,7 +153,7 @@ fn on_event(
             graceful: true,
         }) => {
             alive.remove(&rank);
-            monitor.remove_member(&MemberId::Rank(rank));
+            monitor.remove_member(rank);
         }
         Ok(MemberEvent::Left {
             rank,
@@ -166,7 +166,7 @@ fn on_event(
                 "a rank left without shutting down; reporting it failed"
             );
             // A member the caller removed stays removed.
-            let _ = monitor.mark_failed(&MemberId::Rank(rank));
+            let _ = monitor.mark_failed(rank);
         }
         Err(error) => tracing::warn!(
             target: "steadfast::health",
@@ -213,18 +213,9 @@ mod tests {
         // Long past the heartbeat timeout, the joined ranks are still
         // Healthy (heard from every 2 s); rank 2 never joined.
         tokio::time::sleep(Duration::from_secs(30)).await;
-        assert_eq!(
-            monitor.status(&MemberId::Rank(0)),
-            Some(HealthStatus::Healthy)
-        );
-        assert_eq!(
-            monitor.status(&MemberId::Rank(1)),
-            Some(HealthStatus::Healthy)
-        );
-        assert_eq!(
-            monitor.status(&MemberId::Rank(2)),
-            Some(HealthStatus::Failed)
-        );
+        assert_eq!(monitor.status(0usize), Some(HealthStatus::Healthy));
+        assert_eq!(monitor.status(1usize), Some(HealthStatus::Healthy));
+        assert_eq!(monitor.status(2usize), Some(HealthStatus::Failed));
 
         // A clean exit is removed; a failure is Failed at once.
         events
@@ -240,21 +231,15 @@ mod tests {
             }))
             .unwrap();
         settle().await;
-        assert!(!monitor.contains(&MemberId::Rank(0)));
-        assert_eq!(
-            monitor.status(&MemberId::Rank(1)),
-            Some(HealthStatus::Failed)
-        );
+        assert!(!monitor.contains(0usize));
+        assert_eq!(monitor.status(1usize), Some(HealthStatus::Failed));
 
         // A rank that joins again is Healthy again.
         events
             .unbounded_send(Ok(MemberEvent::Joined { rank: 1 }))
             .unwrap();
         settle().await;
-        assert_eq!(
-            monitor.status(&MemberId::Rank(1)),
-            Some(HealthStatus::Healthy)
-        );
+        assert_eq!(monitor.status(1usize), Some(HealthStatus::Healthy));
         reporter.stop().await;
         sweeper.stop().await;
     }
@@ -272,10 +257,7 @@ mod tests {
             .unbounded_send(Err(CoordinatorError::unavailable("etcd is down")))
             .unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
-        assert_eq!(
-            monitor.status(&MemberId::Rank(0)),
-            Some(HealthStatus::Healthy)
-        );
+        assert_eq!(monitor.status(0usize), Some(HealthStatus::Healthy));
         assert!(!reporter.is_finished());
         // The task ends with its stream.
         drop(events);

@@ -72,7 +72,7 @@
 //! for _ in 0..10 {
 //!     tokio::time::sleep(Duration::from_secs(10)).await;
 //!     for rank in 0..3usize {
-//!         monitor.heartbeat(&MemberId::Rank(rank))?; // rank 3 is silent
+//!         monitor.heartbeat(rank)?; // rank 3 is silent
 //!     }
 //! }
 //! let change = changes.recv().await.unwrap();
@@ -101,6 +101,6 @@ pub use config::{
 pub use coordinator::{CoordinatorHeartbeat, HeartbeatConfig, HeartbeatConfigBuilder};
 pub use error::HealthError;
 pub use handle::MonitorHandle;
-pub use member::MemberId;
+pub use member::{AsMember, MemberId, MemberRef};
 pub use monitor::HealthMonitor;
 pub use status::{HealthSnapshot, HealthStatus, MemberHealth, StatusChange, SweepSummary};

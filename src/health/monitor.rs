@@ -39,8 +39,8 @@ use super::phi::{self, PhiWindow};
 use super::rank_table::{Hot, RankTable};
 use super::registry::{PhiSlot, Registry, Slot};
 use super::{
-    DetectionPolicy, HealthConfig, HealthError, HealthSnapshot, HealthStatus, MemberHealth,
-    MemberId, MonitorHandle, StatusChange, SweepSummary,
+    AsMember, DetectionPolicy, HealthConfig, HealthError, HealthSnapshot, HealthStatus,
+    MemberHealth, MemberId, MemberRef, MonitorHandle, StatusChange, SweepSummary,
 };
 
 /// Phi-accrual parameters in nanoseconds, derived once from the config.
@@ -115,12 +115,12 @@ fn nanos(d: Duration) -> u64 {
 /// let sweeper = monitor.start()?;
 ///
 /// tokio::time::sleep(Duration::from_secs(20)).await;
-/// monitor.heartbeat(&MemberId::Rank(0))?; // the database stays silent
+/// monitor.heartbeat(0usize)?; // the database stays silent
 /// tokio::time::sleep(Duration::from_secs(20)).await;
 ///
-/// assert_eq!(monitor.status(&MemberId::Rank(0)), Some(HealthStatus::Healthy));
-/// assert_eq!(monitor.status(&"database".into()), Some(HealthStatus::Unresponsive));
-/// assert_eq!(monitor.status(&MemberId::Rank(9)), None);
+/// assert_eq!(monitor.status(0usize), Some(HealthStatus::Healthy));
+/// assert_eq!(monitor.status("database"), Some(HealthStatus::Unresponsive));
+/// assert_eq!(monitor.status(9usize), None);
 /// sweeper.stop().await;
 /// # Ok(())
 /// # }
@@ -266,13 +266,13 @@ impl HealthMonitor {
     /// assert_eq!(monitor.len(), 1);
     /// # }
     /// ```
-    pub fn add_member(&self, member: impl Into<MemberId>) -> bool {
-        let member = member.into();
+    pub fn add_member(&self, member: impl AsMember) -> bool {
         let now = self.now_nanos();
         let mut registry = self.write();
-        if registry.index.contains_key(&member) {
+        if registry.contains(member.as_member()) {
             return false;
         }
+        let member = member.into_member_id();
         let own = Hot::vacant();
         own.reset(now);
         if let MemberId::Rank(rank) = member
@@ -308,16 +308,17 @@ impl HealthMonitor {
     /// # async fn main() {
     /// let monitor = steadfast::health::HealthMonitor::default();
     /// monitor.add_member("cache");
-    /// assert!(monitor.remove_member(&"cache".into()));
-    /// assert!(monitor.heartbeat(&"cache".into()).is_err());
+    /// assert!(monitor.remove_member("cache"));
+    /// assert!(monitor.heartbeat("cache").is_err());
     /// # }
     /// ```
-    pub fn remove_member(&self, member: &MemberId) -> bool {
+    pub fn remove_member(&self, member: impl AsMember) -> bool {
+        let member = member.as_member();
         let mut registry = self.write();
         if !registry.remove(member) {
             return false;
         }
-        if let MemberId::Rank(rank) = *member
+        if let MemberRef::Rank(rank) = member
             && let Some(hot) = self.inner.ranks.get(rank)
         {
             hot.present.store(false, SeqCst);
@@ -337,11 +338,11 @@ impl HealthMonitor {
     /// # async fn main() {
     /// let monitor = steadfast::health::HealthMonitor::default();
     /// monitor.add_member(1usize);
-    /// assert!(monitor.contains(&MemberId::Rank(1)));
+    /// assert!(monitor.contains(1usize));
     /// # }
     /// ```
-    pub fn contains(&self, member: &MemberId) -> bool {
-        self.read().index.contains_key(member)
+    pub fn contains(&self, member: impl AsMember) -> bool {
+        self.read().contains(member.as_member())
     }
 
     /// How many members there are.
@@ -373,6 +374,11 @@ impl HealthMonitor {
 
     /// Records a heartbeat of `member`, now.
     ///
+    /// Like every method that takes a member, it takes anything that is
+    /// [`AsMember`]: a rank as a `usize`, a component as a `&str`, a
+    /// `String` or a [`MemberId`], by value or by reference. The member is
+    /// only borrowed: a heartbeat never allocates.
+    ///
     /// A rank's heartbeat, with the fixed-timeout policy, takes no lock: a
     /// clock read, an array lookup by rank and one atomic `fetch_max`
     /// (about 60 ns on the reference machine of `BENCHMARKS.md`), so
@@ -395,20 +401,25 @@ impl HealthMonitor {
     /// # async fn main() -> Result<(), steadfast::health::HealthError> {
     /// let monitor = HealthMonitor::default();
     /// monitor.add_member(0usize);
-    /// monitor.heartbeat(&MemberId::Rank(0))?;
-    /// assert!(monitor.heartbeat(&MemberId::Rank(1)).is_err());
+    /// monitor.heartbeat(0usize)?;
+    /// assert!(monitor.heartbeat(1usize).is_err());
     /// # Ok(())
     /// # }
     /// ```
-    pub fn heartbeat(&self, member: &MemberId) -> Result<(), HealthError> {
+    #[inline]
+    pub fn heartbeat(&self, member: impl AsMember) -> Result<(), HealthError> {
+        self.heartbeat_of(member.as_member())
+    }
+
+    fn heartbeat_of(&self, member: MemberRef<'_>) -> Result<(), HealthError> {
         let now = self.now_nanos();
-        if let (MemberId::Rank(rank), None) = (member, &self.inner.phi)
-            && let Some(hot) = self.inner.ranks.get(*rank)
+        if let (MemberRef::Rank(rank), None) = (member, &self.inner.phi)
+            && let Some(hot) = self.inner.ranks.get(rank)
         {
             // A rank's entry never moves: no lock on the way.
             if !hot.present.load(SeqCst) {
                 return Err(HealthError::UnknownMember {
-                    member: member.clone(),
+                    member: member.to_member_id(),
                 });
             }
             let previous = hot.last.fetch_max(now, SeqCst);
@@ -443,7 +454,7 @@ impl HealthMonitor {
 
     /// Makes a member that heartbeat at `now` Healthy again, if it is not,
     /// and emits the change; `previous` was its last heartbeat before.
-    fn recover(&self, member: &MemberId, hot: &Hot, now: u64, previous: u64) {
+    fn recover(&self, member: MemberRef<'_>, hot: &Hot, now: u64, previous: u64) {
         let _guard = self.lock_transition();
         hot.declared_failed.store(false, SeqCst);
         let old = HealthStatus::decode(hot.status.load(SeqCst));
@@ -483,7 +494,8 @@ impl HealthMonitor {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn mark_failed(&self, member: &MemberId) -> Result<(), HealthError> {
+    pub fn mark_failed(&self, member: impl AsMember) -> Result<(), HealthError> {
+        let member = member.as_member();
         let now = self.now_nanos();
         let registry = self.read();
         let hot = self.hot(registry.slot(member)?);
@@ -521,7 +533,14 @@ impl HealthMonitor {
 
     /// Logs and sends a change found at `at`, after `silent` nanoseconds of
     /// silence.
-    fn emit(&self, member: &MemberId, old: HealthStatus, new: HealthStatus, at: u64, silent: u64) {
+    fn emit(
+        &self,
+        member: MemberRef<'_>,
+        old: HealthStatus,
+        new: HealthStatus,
+        at: u64,
+        silent: u64,
+    ) {
         let silent_for_ms = silent / 1_000_000;
         if new == HealthStatus::Healthy {
             tracing::info!(
@@ -538,7 +557,7 @@ impl HealthMonitor {
         }
         if self.inner.events.receiver_count() > 0 {
             let _ = self.inner.events.send(StatusChange {
-                member: member.clone(),
+                member: member.to_member_id(),
                 old,
                 new,
                 at: self.instant_at(at),
@@ -568,7 +587,13 @@ impl HealthMonitor {
                 return status;
             }
             hot.status.store(target.encode(), SeqCst);
-            self.emit(member, status, target, now, now.saturating_sub(last));
+            self.emit(
+                member.as_member_ref(),
+                status,
+                target,
+                now,
+                now.saturating_sub(last),
+            );
             summary.changes += 1;
             status = target;
             if hot.last.load(SeqCst) == last {
@@ -599,7 +624,7 @@ impl HealthMonitor {
     /// monitor.add_member(0usize);
     /// tokio::time::advance(Duration::from_secs(45)).await;
     /// assert_eq!(monitor.check_now().unresponsive, 1);
-    /// assert_eq!(monitor.status(&MemberId::Rank(0)), Some(HealthStatus::Unresponsive));
+    /// assert_eq!(monitor.status(0usize), Some(HealthStatus::Unresponsive));
     /// # }
     /// ```
     pub fn check_now(&self) -> SweepSummary {
@@ -692,13 +717,13 @@ impl HealthMonitor {
     /// # async fn main() {
     /// let monitor = HealthMonitor::default();
     /// monitor.add_member(0usize);
-    /// assert_eq!(monitor.status(&MemberId::Rank(0)), Some(HealthStatus::Healthy));
-    /// assert_eq!(monitor.status(&MemberId::Rank(1)), None);
+    /// assert_eq!(monitor.status(0usize), Some(HealthStatus::Healthy));
+    /// assert_eq!(monitor.status(1usize), None);
     /// # }
     /// ```
-    pub fn status(&self, member: &MemberId) -> Option<HealthStatus> {
+    pub fn status(&self, member: impl AsMember) -> Option<HealthStatus> {
         let registry = self.read();
-        let slot = registry.get(member)?;
+        let slot = registry.get(member.as_member())?;
         Some(HealthStatus::decode(self.hot(slot).status.load(SeqCst)))
     }
 
@@ -829,10 +854,10 @@ impl HealthMonitor {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn phi(&self, member: &MemberId) -> Option<f64> {
+    pub fn phi(&self, member: impl AsMember) -> Option<f64> {
         let now = self.now_nanos();
         let registry = self.read();
-        self.phi_of(registry.get(member)?, now)
+        self.phi_of(registry.get(member.as_member())?, now)
     }
 
     /// Every member's status, last heartbeat, silence and phi, now.
@@ -907,7 +932,7 @@ impl HealthMonitor {
     /// monitor.add_member(0usize);
     /// tokio::time::advance(Duration::from_secs(61)).await;
     /// monitor.check_now();
-    /// monitor.heartbeat(&MemberId::Rank(0))?;
+    /// monitor.heartbeat(0usize)?;
     /// assert_eq!(changes.recv().await.unwrap().new, HealthStatus::Failed);
     /// assert_eq!(changes.recv().await.unwrap().new, HealthStatus::Healthy);
     /// # Ok(())
@@ -941,14 +966,14 @@ mod tests {
             for rank in [0, 7, 3, beyond] {
                 let member = MemberId::Rank(rank);
                 assert_eq!(
-                    registry.slot_index(&member),
+                    registry.slot_index(member.as_member_ref()),
                     registry.index.get(&member).copied(),
                     "rank {rank}"
                 );
             }
-            assert_eq!(registry.slot_index(&MemberId::Rank(5)), None);
-            assert_eq!(registry.slot_index(&MemberId::Rank(8)), None);
-            assert_eq!(registry.slot_index(&MemberId::Rank(beyond + 1)), None);
+            assert_eq!(registry.slot_index(MemberRef::Rank(5)), None);
+            assert_eq!(registry.slot_index(MemberRef::Rank(8)), None);
+            assert_eq!(registry.slot_index(MemberRef::Rank(beyond + 1)), None);
         }
         for member in [MemberId::Rank(7), MemberId::Rank(beyond), "cache".into()] {
             monitor.heartbeat(&member).unwrap();
@@ -959,7 +984,7 @@ mod tests {
         // A freed slot is reused, and the table points at it.
         assert!(monitor.add_member(42usize));
         let registry = monitor.read();
-        let slot = registry.slot_index(&MemberId::Rank(42)).unwrap();
+        let slot = registry.slot_index(MemberRef::Rank(42)).unwrap();
         assert!(slot < 5, "slot {slot} is not one of the freed ones");
         assert_eq!(registry.slots[slot].member, Some(MemberId::Rank(42)));
     }
@@ -1013,7 +1038,7 @@ mod tests {
                         let rank = (round * 7 + thread * 13) % (RANKS + 100);
                         // Ranks past RANKS, and those being removed, are
                         // refused; the others accepted.
-                        let _ = monitor.heartbeat(&MemberId::Rank(rank));
+                        let _ = monitor.heartbeat(rank);
                     }
                 });
             }
@@ -1021,7 +1046,7 @@ mod tests {
             s.spawn(move || {
                 for round in 0..2_000usize {
                     let rank = round % RANKS;
-                    assert!(monitor.remove_member(&MemberId::Rank(rank)));
+                    assert!(monitor.remove_member(rank));
                     if round % 10 == 0 {
                         monitor.check_now();
                     }
@@ -1032,8 +1057,8 @@ mod tests {
         assert_eq!(monitor.len(), RANKS);
         assert_eq!(monitor.check_now().healthy, RANKS);
         for rank in 0..RANKS {
-            monitor.heartbeat(&MemberId::Rank(rank)).unwrap();
+            monitor.heartbeat(rank).unwrap();
         }
-        assert!(monitor.heartbeat(&MemberId::Rank(RANKS)).is_err());
+        assert!(monitor.heartbeat(MemberId::Rank(RANKS)).is_err());
     }
 }

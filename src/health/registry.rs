@@ -4,14 +4,56 @@
 //! one `RwLock`. A slot holds a member's phi-accrual state and, for members
 //! outside the [rank table](super::rank_table), its hot state.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
 use super::phi::PhiWindow;
 use super::rank_table::{Hot, RANK_TABLE_LIMIT};
-use super::{HealthError, MemberId};
+use super::{HealthError, MemberId, MemberRef};
+
+/// A key of the index, owned ([`MemberId`]) or borrowed ([`MemberRef`]):
+/// the index holds `MemberId`s and is searched with a `MemberRef` through
+/// `dyn Key`, so that looking up a component by name allocates nothing.
+/// Both hash and compare as their `MemberRef` (`MemberId`'s own `Hash`
+/// does the same).
+pub(super) trait Key {
+    fn key(&self) -> MemberRef<'_>;
+}
+
+impl Key for MemberId {
+    fn key(&self) -> MemberRef<'_> {
+        self.as_member_ref()
+    }
+}
+
+impl Key for MemberRef<'_> {
+    fn key(&self) -> MemberRef<'_> {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn Key + 'a> for MemberId {
+    fn borrow(&self) -> &(dyn Key + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn Key + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for dyn Key + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn Key + '_ {}
 
 /// The phi-accrual state of one member.
 #[derive(Debug)]
@@ -128,8 +170,8 @@ pub(super) struct Registry {
 impl Registry {
     /// The slot index of a member, if it is one.
     #[inline]
-    pub(super) fn slot_index(&self, member: &MemberId) -> Option<usize> {
-        if let MemberId::Rank(rank) = *member
+    pub(super) fn slot_index(&self, member: MemberRef<'_>) -> Option<usize> {
+        if let MemberRef::Rank(rank) = member
             && rank < RANK_TABLE_LIMIT
         {
             return match self.ranks.get(rank) {
@@ -137,21 +179,26 @@ impl Registry {
                 _ => None,
             };
         }
-        self.index.get(member).copied()
+        self.index.get(&member as &dyn Key).copied()
+    }
+
+    /// Whether `member` is a member.
+    pub(super) fn contains(&self, member: MemberRef<'_>) -> bool {
+        self.index.contains_key(&member as &dyn Key)
     }
 
     /// The slot of a member, if it is one.
     #[inline]
-    pub(super) fn get(&self, member: &MemberId) -> Option<&Slot> {
+    pub(super) fn get(&self, member: MemberRef<'_>) -> Option<&Slot> {
         self.slot_index(member)
             .and_then(|index| self.slots.get(index))
     }
 
     /// The slot of a registered member.
     #[inline]
-    pub(super) fn slot(&self, member: &MemberId) -> Result<&Slot, HealthError> {
+    pub(super) fn slot(&self, member: MemberRef<'_>) -> Result<&Slot, HealthError> {
         self.get(member).ok_or_else(|| HealthError::UnknownMember {
-            member: member.clone(),
+            member: member.to_member_id(),
         })
     }
 
@@ -181,11 +228,11 @@ impl Registry {
     }
 
     /// Unindexes a member and frees its slot. Returns whether it was one.
-    pub(super) fn remove(&mut self, member: &MemberId) -> bool {
-        let Some(index) = self.index.remove(member) else {
+    pub(super) fn remove(&mut self, member: MemberRef<'_>) -> bool {
+        let Some(index) = self.index.remove(&member as &dyn Key) else {
             return false;
         };
-        if let MemberId::Rank(rank) = *member
+        if let MemberRef::Rank(rank) = member
             && let Some(entry) = self.ranks.get_mut(rank)
         {
             *entry = 0;

@@ -22,6 +22,9 @@ pub enum GiveUp {
     Exhausted,
     /// The next delay would have gone past the policy's `max_elapsed` budget.
     ElapsedBudget,
+    /// The shared [`RetryBudget`](super::RetryBudget) refused the retry:
+    /// the calls sharing it retried as much as it allows.
+    BudgetExhausted,
 }
 
 impl fmt::Display for GiveUp {
@@ -30,6 +33,7 @@ impl fmt::Display for GiveUp {
             GiveUp::NotTransient => "error is not transient",
             GiveUp::Exhausted => "retries exhausted",
             GiveUp::ElapsedBudget => "time budget exhausted",
+            GiveUp::BudgetExhausted => "retry budget exhausted",
         })
     }
 }

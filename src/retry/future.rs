@@ -1,7 +1,6 @@
 //! The retry combinator: [`Retry`], the future that runs attempts and waits
 //! between them, returning [`RetryError`] when it gives up.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -11,97 +10,10 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use super::backoff::Backoff;
-use super::classify::Transient;
+use super::budget::{Budget, NoBudget, RetryBudget};
 use super::error::{GiveUp, RetryError};
 use super::policy::RetryPolicy;
-
-/// Decides whether an error is retried and how long to wait first.
-///
-/// [`ByTransient`] (the default) asks the error's [`Transient`]
-/// implementation; [`When`] asks a predicate. Implement it to combine both.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use steadfast::retry::{Classifier, RetryPolicy};
-///
-/// /// Retries every error, waiting 5 s after a "busy" one.
-/// struct BusyAware;
-/// impl Classifier<String> for BusyAware {
-///     fn is_transient(&mut self, _: &String) -> bool {
-///         true
-///     }
-///     fn retry_after(&mut self, e: &String) -> Option<Duration> {
-///         (e == "busy").then(|| Duration::from_secs(5))
-///     }
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// let result = RetryPolicy::default()
-///     .retry(|| async { Err::<(), _>("busy".to_string()) })
-///     .classify(BusyAware)
-///     .await;
-/// assert_eq!(result.unwrap_err().attempts(), 4);
-/// # }
-/// ```
-pub trait Classifier<E> {
-    /// Whether `error` is worth another attempt.
-    fn is_transient(&mut self, error: &E) -> bool;
-
-    /// A delay `error` asks for before the next attempt, instead of the
-    /// policy's backoff.
-    fn retry_after(&mut self, error: &E) -> Option<Duration>;
-}
-
-/// The default [`Classifier`]: the error's own [`Transient`] implementation,
-/// `Retry-After` included.
-///
-/// # Examples
-///
-/// ```
-/// use std::io;
-/// use steadfast::retry::{ByTransient, Classifier};
-///
-/// assert!(ByTransient.is_transient(&io::Error::from(io::ErrorKind::TimedOut)));
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ByTransient;
-
-impl<E: Transient> Classifier<E> for ByTransient {
-    fn is_transient(&mut self, error: &E) -> bool {
-        error.is_transient()
-    }
-
-    fn retry_after(&mut self, error: &E) -> Option<Duration> {
-        error.retry_after()
-    }
-}
-
-/// A [`Classifier`] made from a predicate, set with [`Retry::when`].
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::retry::{Classifier, When};
-///
-/// let mut only_busy = When(|e: &&str| *e == "busy");
-/// assert!(only_busy.is_transient(&"busy"));
-/// assert!(!only_busy.is_transient(&"denied"));
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct When<P>(pub P);
-
-impl<E, P: FnMut(&E) -> bool> Classifier<E> for When<P> {
-    fn is_transient(&mut self, error: &E) -> bool {
-        (self.0)(error)
-    }
-
-    fn retry_after(&mut self, _: &E) -> Option<Duration> {
-        None
-    }
-}
+use super::verdict::{AcceptOk, ByTransient, Classifier, OkClassifier, Verdict, When, WhenOk};
 
 /// Hears about each retry: the retry's number (1 for the first retry), the
 /// error that caused it and the delay before it.
@@ -236,12 +148,18 @@ pin_project! {
     /// A retrying operation: await it for the result.
     ///
     /// Made by [`RetryPolicy::retry`] or [`Retryable::retry`]. Before
-    /// awaiting, [`when`](Self::when) sets which errors are retried and
-    /// [`notify`](Self::notify) sets a hook called before each retry.
+    /// awaiting, [`when`](Self::when) sets which errors are retried,
+    /// [`when_ok`](Self::when_ok) which values are retried,
+    /// [`notify`](Self::notify) sets a hook called before each retry of an
+    /// error and [`budget`](Self::budget) shares a [`RetryBudget`] with
+    /// other calls.
     ///
     /// Each retry logs a `WARN` event (target `steadfast::retry`, fields
-    /// `attempt`, `max_retries`, `delay`, `error`); giving up after retries
-    /// logs an `ERROR` event.
+    /// `attempt`, `max_retries`, `delay`); giving up after retries logs an
+    /// `ERROR` event (fields `attempts`, `reason`). The events do not carry
+    /// the error itself, so that the error type need not implement
+    /// `Display` or `Debug`: the [`notify`](Self::notify) hook sees each
+    /// error, and the [`RetryError`] returned holds the last one.
     ///
     /// An attempt that succeeds at once allocates nothing and reads no
     /// clock unless the policy has a `max_elapsed` budget. The backoff and
@@ -279,7 +197,7 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "a retry does nothing unless awaited"]
-    pub struct Retry<F, Fut, C, N> {
+    pub struct Retry<F, Fut, C, N, R = AcceptOk, B = NoBudget> {
         // Layout, chosen so that the future is cheap to move: the policy
         // (64 bytes; only its `max_elapsed` is read until an attempt
         // fails), the start time (16 bytes, written only under a budget),
@@ -287,11 +205,14 @@ pin_project! {
         // `Retrying` allocated at the first retry), the attempt count, and
         // the state, which holds the attempt in flight and nothing else: no
         // timer, no backoff. Around 120 bytes plus the caller's own
-        // operation and attempt future.
+        // operation and attempt future. The value classifier and the
+        // budget take no room unless set.
         policy: RetryPolicy,
         operation: F,
         classifier: C,
         hook: N,
+        accept: R,
+        budget: B,
         attempts: u32,
         started: Option<Instant>,
         retries: Retries,
@@ -307,6 +228,8 @@ impl<F, Fut> Retry<F, Fut, ByTransient, NoHook> {
             operation,
             classifier: ByTransient,
             hook: NoHook,
+            accept: AcceptOk,
+            budget: NoBudget,
             attempts: 0,
             started: None,
             retries: Retries::Unseeded,
@@ -315,10 +238,17 @@ impl<F, Fut> Retry<F, Fut, ByTransient, NoHook> {
     }
 }
 
-impl<F, Fut, C, N> Retry<F, Fut, C, N> {
-    /// Retries the errors for which `predicate` returns `true`, instead of
-    /// asking [`Transient`]. The error type then need not implement
-    /// [`Transient`].
+impl<F, Fut, C, N, R, B> Retry<F, Fut, C, N, R, B> {
+    /// Retries the errors for which `predicate` says so, instead of asking
+    /// [`Transient`](super::Transient). The error type then need not
+    /// implement `Transient`.
+    ///
+    /// The predicate returns a `bool` (`true` retries at the policy's
+    /// backoff) or a [`Verdict`], which can keep a `Retry-After` hint:
+    /// [`Verdict::RetryAfter`] waits that long instead of the backoff, and
+    /// `.when(|e| Verdict::of(e))` keeps the error's own
+    /// [`retry_after`](super::Transient::retry_after). It is called once per
+    /// failed attempt.
     ///
     /// # Examples
     ///
@@ -335,13 +265,159 @@ impl<F, Fut, C, N> Retry<F, Fut, C, N> {
     /// assert_eq!(err.attempts(), 1);
     /// # }
     /// ```
-    pub fn when<P, T, E>(self, predicate: P) -> Retry<F, Fut, When<P>, N>
+    pub fn when<P, V, T, E>(self, predicate: P) -> Retry<F, Fut, When<P>, N, R, B>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
-        P: FnMut(&E) -> bool,
+        P: FnMut(&E) -> V,
+        V: Into<Verdict>,
     {
         self.classify(When(predicate))
+    }
+
+    /// Retries the values (`Ok`) for which `predicate` says so, as if they
+    /// were transient errors: an HTTP 503 returned as a response, an empty
+    /// answer. By default every value is accepted.
+    ///
+    /// The predicate returns a `bool` (`true` retries at the policy's
+    /// backoff) or a [`Verdict`]; a [`Verdict::RetryAfter`] from a value
+    /// (a response's `Retry-After` header) is honoured as one from an
+    /// error. A value retry counts against `max_retries`, `max_elapsed` and
+    /// the [`budget`](Self::budget) as an error retry does, and logs the
+    /// same `WARN` event; the [`notify`](Self::notify) hook hears only
+    /// about errors.
+    ///
+    /// # Running out of retries on a value
+    ///
+    /// When the retries run out (or the time budget or the retry budget
+    /// refuses one more) on a value the predicate still refuses, the future
+    /// returns that last value as `Ok`, as Polly's result handling does:
+    /// the caller gets the 503 response itself, body and headers included,
+    /// rather than an error that hides it. The loop logs an `ERROR` event
+    /// ("giving up; returning the last value", with `attempts` and
+    /// `reason`). To tell an accepted value from a refused one, ask the
+    /// value as the predicate did (`response.status() == 503`): a value that
+    /// comes back is either accepted or the last one refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::retry::RetryPolicy;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let mut statuses = vec![200, 503, 503];
+    /// let status = RetryPolicy::default()
+    ///     .retry(|| {
+    ///         let status = statuses.pop().unwrap_or(200);
+    ///         async move { Ok::<u16, std::io::Error>(status) }
+    ///     })
+    ///     .when_ok(|status| *status == 503)
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(status, 200);
+    ///
+    /// // Out of retries: the last 503 comes back.
+    /// let status = RetryPolicy::builder()
+    ///     .max_retries(2)
+    ///     .build()
+    ///     .unwrap()
+    ///     .retry(|| async { Ok::<u16, std::io::Error>(503) })
+    ///     .when_ok(|status| *status == 503)
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(status, 503);
+    /// # }
+    /// ```
+    pub fn when_ok<P, V, T, E>(self, predicate: P) -> Retry<F, Fut, C, N, WhenOk<P>, B>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        P: FnMut(&T) -> V,
+        V: Into<Verdict>,
+    {
+        self.accept(WhenOk(predicate))
+    }
+
+    /// Uses `accept` to decide which values (`Ok`) are retried; see
+    /// [`when_ok`](Self::when_ok).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::retry::{RetryPolicy, WhenOk};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let mut answers = vec![vec![1], vec![]];
+    /// let answer = RetryPolicy::default()
+    ///     .retry(|| {
+    ///         let answer = answers.pop().unwrap_or_default();
+    ///         async move { Ok::<_, std::io::Error>(answer) }
+    ///     })
+    ///     .accept(WhenOk(|answer: &Vec<u8>| answer.is_empty()))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(answer, [1]);
+    /// # }
+    /// ```
+    pub fn accept<R2>(self, accept: R2) -> Retry<F, Fut, C, N, R2, B> {
+        Retry {
+            policy: self.policy,
+            operation: self.operation,
+            classifier: self.classifier,
+            hook: self.hook,
+            accept,
+            budget: self.budget,
+            attempts: self.attempts,
+            started: self.started,
+            retries: self.retries,
+            state: State::Idle,
+        }
+    }
+
+    /// Limits this call's retries by a [`RetryBudget`] shared with other
+    /// calls: the call deposits into it when it starts, and each retry
+    /// withdraws from it first. A retry the budget refuses ends the loop
+    /// with the last error and [`GiveUp::BudgetExhausted`] (or, for a
+    /// value refused by [`when_ok`](Self::when_ok), with the last value).
+    ///
+    /// The budget is shared (an `Arc` inside): this clones a pointer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::retry::{GiveUp, RetryBudget, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::ConfigError> {
+    /// // No floor and no ratio: no retry is ever allowed.
+    /// let budget = RetryBudget::builder().ratio(0.0).min_retries_per_second(0).build()?;
+    /// let err = RetryPolicy::default()
+    ///     .retry(|| async { Err::<(), _>("busy") })
+    ///     .when(|_| true)
+    ///     .budget(&budget)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.attempts(), 1);
+    /// assert_eq!(err.reason(), GiveUp::BudgetExhausted);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn budget(self, budget: &RetryBudget) -> Retry<F, Fut, C, N, R, RetryBudget> {
+        Retry {
+            policy: self.policy,
+            operation: self.operation,
+            classifier: self.classifier,
+            hook: self.hook,
+            accept: self.accept,
+            budget: budget.clone(),
+            attempts: self.attempts,
+            started: self.started,
+            retries: self.retries,
+            state: State::Idle,
+        }
     }
 
     /// Uses `classifier` to decide which errors are retried and how long to
@@ -361,12 +437,14 @@ impl<F, Fut, C, N> Retry<F, Fut, C, N> {
     /// assert_eq!(result.unwrap(), 1);
     /// # }
     /// ```
-    pub fn classify<C2>(self, classifier: C2) -> Retry<F, Fut, C2, N> {
+    pub fn classify<C2>(self, classifier: C2) -> Retry<F, Fut, C2, N, R, B> {
         Retry {
             policy: self.policy,
             operation: self.operation,
             classifier,
             hook: self.hook,
+            accept: self.accept,
+            budget: self.budget,
             attempts: self.attempts,
             started: self.started,
             retries: self.retries,
@@ -396,7 +474,7 @@ impl<F, Fut, C, N> Retry<F, Fut, C, N> {
     /// assert_eq!(retries, [(1, Duration::from_secs(1)), (2, Duration::from_secs(2))]);
     /// # }
     /// ```
-    pub fn notify<H, T, E>(self, hook: H) -> Retry<F, Fut, C, H>
+    pub fn notify<H, T, E>(self, hook: H) -> Retry<F, Fut, C, H, R, B>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -407,6 +485,8 @@ impl<F, Fut, C, N> Retry<F, Fut, C, N> {
             operation: self.operation,
             classifier: self.classifier,
             hook,
+            accept: self.accept,
+            budget: self.budget,
             attempts: self.attempts,
             started: self.started,
             retries: self.retries,
@@ -442,13 +522,14 @@ impl<F, Fut, C, N> Retry<F, Fut, C, N> {
     }
 }
 
-impl<F, Fut, T, E, C, N> Future for Retry<F, Fut, C, N>
+impl<F, Fut, T, E, C, N, R, B> Future for Retry<F, Fut, C, N, R, B>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     C: Classifier<E>,
     N: OnRetry<E>,
-    E: fmt::Display,
+    R: OkClassifier<T>,
+    B: Budget,
 {
     type Output = Result<T, RetryError<E>>;
 
@@ -458,6 +539,10 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Idle => {
+                    if *this.attempts == 0 {
+                        // A no-op, compiled away, without a budget.
+                        this.budget.deposit();
+                    }
                     if this.started.is_none() && this.policy.max_elapsed().is_some() {
                         *this.started = Some(Instant::now());
                     }
@@ -466,21 +551,52 @@ where
                 }
                 StateProj::Running { attempt } => {
                     let error = match ready!(attempt.poll(cx)) {
-                        Ok(value) => return Poll::Ready(Ok(value)),
+                        Ok(value) => {
+                            // A constant `Stop` without a value predicate:
+                            // this branch is all the success path costs.
+                            let verdict = this.accept.verdict(&value);
+                            if !verdict.is_retry() {
+                                return Poll::Ready(Ok(value));
+                            }
+                            *this.attempts = this.attempts.saturating_add(1);
+                            let plan = plan_retry(
+                                this.policy,
+                                this.budget,
+                                *this.attempts,
+                                *this.started,
+                                this.retries,
+                                verdict,
+                                Outcome::Value,
+                            );
+                            match plan {
+                                Ok(_) => {
+                                    this.state.set(State::Sleeping);
+                                    continue;
+                                }
+                                Err(reason) => {
+                                    give_up_value(*this.attempts, reason);
+                                    return Poll::Ready(Ok(value));
+                                }
+                            }
+                        }
                         Err(error) => error,
                     };
                     *this.attempts = this.attempts.saturating_add(1);
+                    let verdict = this.classifier.verdict(&error);
                     let plan = plan_retry(
                         this.policy,
-                        this.classifier,
-                        this.hook,
+                        this.budget,
                         *this.attempts,
                         *this.started,
                         this.retries,
-                        &error,
+                        verdict,
+                        Outcome::Error,
                     );
                     match plan {
-                        Ok(()) => this.state.set(State::Sleeping),
+                        Ok(delay) => {
+                            this.hook.on_retry(*this.attempts, &error, delay);
+                            this.state.set(State::Sleeping);
+                        }
                         Err(reason) => {
                             return Poll::Ready(Err(give_up(error, *this.attempts, reason)))
                         }
@@ -495,30 +611,33 @@ where
     }
 }
 
-/// After attempt number `attempts` failed with `error`: either arms the wait
-/// before the next attempt (and says so), or says why the loop stops.
+/// What an attempt that is retried returned, for the events.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Error,
+    Value,
+}
+
+/// After attempt number `attempts` ended with an outcome judged `verdict`:
+/// either arms the wait before the next attempt (and says so, returning the
+/// delay), or says why the loop stops.
 ///
 /// Kept out of `poll` so that the path of an attempt that succeeds stays
-/// short. Asks the classifier, then the backoff, then the classifier again
-/// for a `Retry-After`, in that order, before the budget check, the `WARN`
-/// event and the hook.
+/// short. Takes the verdict, then the backoff's next delay (which a
+/// `Retry-After` replaces), then checks the time budget, then withdraws
+/// from the retry budget, in that order, before the `WARN` event; the
+/// caller then calls the hook.
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn plan_retry<E, C, N>(
+fn plan_retry<B: Budget>(
     policy: &RetryPolicy,
-    classifier: &mut C,
-    hook: &mut N,
+    budget: &B,
     attempts: u32,
     started: Option<Instant>,
     retries: &mut Retries,
-    error: &E,
-) -> Result<(), GiveUp>
-where
-    C: Classifier<E>,
-    N: OnRetry<E>,
-    E: fmt::Display,
-{
-    if !classifier.is_transient(error) {
+    verdict: Verdict,
+    outcome: Outcome,
+) -> Result<Duration, GiveUp> {
+    if !verdict.is_retry() {
         return Err(GiveUp::NotTransient);
     }
     // The first retry builds the backoff here; it moves into `retrying`
@@ -532,21 +651,32 @@ where
     let Some(computed) = computed else {
         return Err(GiveUp::Exhausted);
     };
-    let delay = classifier.retry_after(error).unwrap_or(computed);
-    if let (Some(budget), Some(started)) = (policy.max_elapsed(), started)
-        && started.elapsed().saturating_add(delay) > budget
+    let delay = verdict.retry_after().unwrap_or(computed);
+    if let (Some(limit), Some(started)) = (policy.max_elapsed(), started)
+        && started.elapsed().saturating_add(delay) > limit
     {
         return Err(GiveUp::ElapsedBudget);
     }
-    tracing::warn!(
-        target: "steadfast::retry",
-        attempt = attempts,
-        max_retries = policy.max_retries(),
-        delay = ?delay,
-        error = %error,
-        "transient error; retrying"
-    );
-    hook.on_retry(attempts, error, delay);
+    // Last, so that a retry refused for another reason takes nothing.
+    if !budget.try_withdraw() {
+        return Err(GiveUp::BudgetExhausted);
+    }
+    match outcome {
+        Outcome::Error => tracing::warn!(
+            target: "steadfast::retry",
+            attempt = attempts,
+            max_retries = policy.max_retries(),
+            delay = ?delay,
+            "transient error; retrying"
+        ),
+        Outcome::Value => tracing::warn!(
+            target: "steadfast::retry",
+            attempt = attempts,
+            max_retries = policy.max_retries(),
+            delay = ?delay,
+            "value not accepted; retrying"
+        ),
+    }
     let sleep = tokio::time::sleep(delay);
     match retries.armed() {
         Some(retrying) => retrying.project().sleep.set(sleep),
@@ -557,19 +687,18 @@ where
             }
         }
     }
-    Ok(())
+    Ok(delay)
 }
 
 /// The error the loop ends with, and the event that says so: `DEBUG` for a
 /// first error that is not transient (nothing was retried), `ERROR` after
-/// retries.
+/// retries. The error is not in the event: it need not be `Display`.
 #[cold]
 #[inline(never)]
-fn give_up<E: fmt::Display>(error: E, attempts: u32, reason: GiveUp) -> RetryError<E> {
+fn give_up<E>(error: E, attempts: u32, reason: GiveUp) -> RetryError<E> {
     if reason == GiveUp::NotTransient && attempts == 1 {
         tracing::debug!(
             target: "steadfast::retry",
-            error = %error,
             "error is not transient; not retrying"
         );
     } else {
@@ -577,11 +706,23 @@ fn give_up<E: fmt::Display>(error: E, attempts: u32, reason: GiveUp) -> RetryErr
             target: "steadfast::retry",
             attempts,
             reason = %reason,
-            error = %error,
             "giving up"
         );
     }
     RetryError::new(error, attempts, reason)
+}
+
+/// The event of a loop that ends on a value its value predicate still
+/// refuses; the value itself is returned.
+#[cold]
+#[inline(never)]
+fn give_up_value(attempts: u32, reason: GiveUp) {
+    tracing::error!(
+        target: "steadfast::retry",
+        attempts,
+        reason = %reason,
+        "giving up; returning the last value"
+    );
 }
 
 /// Retry as a method on the operation: `(|| fetch()).retry(&policy).await`.

@@ -7,8 +7,15 @@
 //!
 //! Which errors are retried is decided by the [`Transient`] trait, which this
 //! crate implements for [`std::io::Error`] (by kind) and for its own errors;
-//! [`Retry::when`] takes a predicate instead. An error may ask for a specific
-//! delay (`Retry-After`) through [`Transient::retry_after`].
+//! [`Retry::when`] takes a predicate instead, answering a `bool` or a
+//! [`Verdict`]. An error may ask for a specific delay (`Retry-After`)
+//! through [`Transient::retry_after`] or [`Verdict::RetryAfter`]. Values
+//! can be retried too ([`Retry::when_ok`]: an HTTP 503 returned as a
+//! response). The error type need not implement `Display` or `Debug`.
+//!
+//! A [`RetryBudget`] shared across calls bounds their retries together to a
+//! share of the calls, so that a failing dependency is not hit with a retry
+//! storm ([`Retry::budget`]).
 //!
 //! The delays form a [`Backoff`], an `Iterator<Item = Duration>` that can be
 //! inspected: `initial_delay × factor^n`, capped at `max_delay`, randomised by
@@ -51,13 +58,17 @@
 //! ```
 
 mod backoff;
+mod budget;
 mod classify;
 mod error;
 mod future;
 mod policy;
+mod verdict;
 
 pub use backoff::{Backoff, Jitter};
+pub use budget::{Budget, NoBudget, RetryBudget, RetryBudgetConfig, RetryBudgetConfigBuilder};
 pub use classify::{is_transient_io_kind, Transient};
 pub use error::{GiveUp, RetryError};
-pub use future::{ByTransient, Classifier, NoHook, OnRetry, Retry, Retryable, When};
+pub use future::{NoHook, OnRetry, Retry, Retryable};
 pub use policy::{RetryPolicy, RetryPolicyBuilder};
+pub use verdict::{AcceptOk, ByTransient, Classifier, OkClassifier, Verdict, When, WhenOk};

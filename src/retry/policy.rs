@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::backoff::{Backoff, Jitter};
-use super::future::{ByTransient, NoHook, Retry};
+use super::future::{NoHook, Retry};
+use super::verdict::ByTransient;
 use crate::error::{check_finite_at_least, ConfigError};
 
 /// How an operation is retried: the number of retries, an exponential
