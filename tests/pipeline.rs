@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use steadfast::breaker::{CircuitBreaker, State};
-use steadfast::pipeline::{
-    Bulkhead, Fallback, Pipeline, PipelineError, ResultVerdict, RetryStrategy, StoppedBy,
-};
-use steadfast::retry::{GiveUp, RetryPolicy, Transient};
+use steadfast::pipeline::{Bulkhead, Fallback, Pipeline, PipelineError, RetryStrategy, StoppedBy};
+use steadfast::retry::{GiveUp, RetryPolicy, Transient, Verdict};
 use tokio::time::{advance, sleep, Instant};
 
 mod common;
@@ -319,7 +317,7 @@ async fn an_error_type_without_display_works() {
 async fn rejected_values_are_retried_and_the_last_is_returned_when_retries_run_out() {
     let calls = AtomicU32::new(0);
     let pipeline = Pipeline::builder()
-        .strategy(RetryStrategy::new(retries(2)).retry_if_ok(|status: &u16| *status == 503))
+        .strategy(RetryStrategy::new(retries(2)).when_ok(|status: &u16| *status == 503))
         .build()
         .unwrap();
     let start = Instant::now();
@@ -340,9 +338,9 @@ async fn a_value_can_ask_for_its_delay() {
     let calls = AtomicU32::new(0);
     let pipeline = Pipeline::builder()
         .strategy(
-            RetryStrategy::new(retries(3)).retry_if_ok(|answer: &(u16, u64)| match answer {
-                (503, after) => ResultVerdict::RetryAfter(secs(*after)),
-                _ => ResultVerdict::Accept,
+            RetryStrategy::new(retries(3)).when_ok(|answer: &(u16, u64)| match answer {
+                (503, after) => Verdict::RetryAfter(secs(*after)),
+                _ => Verdict::Stop,
             }),
         )
         .build()
@@ -614,4 +612,81 @@ async fn a_named_pipeline_names_itself_in_its_failure_event() {
     assert_eq!(failure.fields["pipeline"], "\"inventory\"");
     assert_eq!(failure.fields["stopped_by"], "retry");
     assert_eq!(failure.fields["attempts"], "2");
+}
+
+// ------------------------------------------------------------ retry budget
+
+/// 100 callers call, through one pipeline, a dependency down for 10 s of
+/// paused time, each call retrying up to 3 times behind a budget of 10 %
+/// (floor: 10 retries a second): the retries sent stay within 10 % of the
+/// calls plus the floor for the 10 s.
+#[tokio::test(start_paused = true)]
+async fn a_retry_storm_through_a_pipeline_stays_within_its_budget() {
+    let budget = steadfast::retry::RetryBudget::builder()
+        .ratio(0.1)
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::builder()
+        .strategy(
+            RetryStrategy::new(
+                RetryPolicy::builder()
+                    .max_retries(3)
+                    .initial_delay(ms(100))
+                    .build()
+                    .unwrap(),
+            )
+            .budget(&budget),
+        )
+        .timeout(secs(1))
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicU64::new(0));
+    let attempts = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    // Every call, retries included (100 + 200 + 400 ms), ends inside the
+    // budget's 10 s window.
+    let last_call = start + ms(9_200);
+    let mut tasks = Vec::new();
+    for caller in 0..100u64 {
+        let pipeline = pipeline.clone();
+        let (calls, attempts, refused) = (calls.clone(), attempts.clone(), refused.clone());
+        tasks.push(tokio::spawn(async move {
+            sleep(Duration::from_micros(caller * 500)).await;
+            while Instant::now() < last_call {
+                calls.fetch_add(1, Ordering::Relaxed);
+                let err = pipeline
+                    .execute(|| {
+                        attempts.fetch_add(1, Ordering::Relaxed);
+                        async { Err::<(), _>(reset()) }
+                    })
+                    .await
+                    .unwrap_err();
+                if let PipelineError::RetriesExhausted {
+                    reason: GiveUp::BudgetExhausted,
+                    ..
+                } = err
+                {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+                sleep(ms(50)).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let calls = calls.load(Ordering::Relaxed);
+    let retries = attempts.load(Ordering::Relaxed) - calls;
+    assert!(calls > 10_000, "{calls} calls");
+    let allowed = calls / 10 + 10 * 10;
+    assert!(
+        retries <= allowed,
+        "{retries} retries for {calls} calls: more than {allowed}"
+    );
+    assert!(
+        retries >= calls / 10,
+        "the budget was used: {retries} for {calls}"
+    );
+    assert!(refused.load(Ordering::Relaxed) > calls / 2);
 }

@@ -120,6 +120,6 @@ pub use compose::{Pipeline, PipelineBuilder};
 pub use config::{BulkheadConfig, BulkheadConfigBuilder};
 pub use error::{BulkheadError, BulkheadRejected, PipelineError, StoppedBy};
 pub use fallback::{AnyError, Fallback, FallbackFilter, FallbackValue, FallbackWith};
-pub use retry::{AcceptAll, ResultCheck, ResultVerdict, RetryIfOk, RetryStrategy};
+pub use retry::RetryStrategy;
 pub use strategy::{Append, Innermost, Next, Strategy, Then};
 pub use timeout::Timeout;

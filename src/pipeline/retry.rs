@@ -7,104 +7,10 @@ use tokio::time::Instant;
 
 use super::error::PipelineError;
 use super::strategy::{Next, Strategy};
-use crate::retry::{Backoff, ByTransient, Classifier, GiveUp, RetryPolicy, When};
-
-/// What a [`RetryStrategy`] makes of an `Ok` value: accept it, or retry
-/// (after the backoff's delay, or after a delay the value asks for, as an
-/// HTTP 503 with a `Retry-After` header does).
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use steadfast::pipeline::ResultVerdict;
-///
-/// let busy = ResultVerdict::RetryAfter(Duration::from_secs(2));
-/// assert_ne!(busy, ResultVerdict::Accept);
-/// assert_eq!(ResultVerdict::from(true), ResultVerdict::Retry);
-/// assert_eq!(ResultVerdict::from(false), ResultVerdict::Accept);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ResultVerdict {
-    /// The value is the answer.
-    Accept,
-    /// Retry after the policy's backoff delay.
-    Retry,
-    /// Retry after this delay instead of the backoff's.
-    RetryAfter(Duration),
-}
-
-/// `true` retries (after the backoff's delay), `false` accepts.
-impl From<bool> for ResultVerdict {
-    fn from(retry: bool) -> Self {
-        if retry {
-            ResultVerdict::Retry
-        } else {
-            ResultVerdict::Accept
-        }
-    }
-}
-
-/// Decides which `Ok` values a [`RetryStrategy`] retries.
-///
-/// [`AcceptAll`] (the default) accepts every value and costs nothing;
-/// [`RetryIfOk`] asks a predicate.
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::pipeline::{AcceptAll, ResultCheck, ResultVerdict};
-/// assert_eq!(AcceptAll.check(&503), ResultVerdict::Accept);
-/// ```
-pub trait ResultCheck<T> {
-    /// What to make of `value`.
-    fn check(&self, value: &T) -> ResultVerdict;
-}
-
-/// The [`ResultCheck`] that accepts every `Ok` value (the default).
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::pipeline::{AcceptAll, ResultCheck, ResultVerdict};
-/// assert_eq!(AcceptAll.check(&"anything"), ResultVerdict::Accept);
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AcceptAll;
-
-impl<T> ResultCheck<T> for AcceptAll {
-    #[inline(always)]
-    fn check(&self, _: &T) -> ResultVerdict {
-        ResultVerdict::Accept
-    }
-}
-
-/// A [`ResultCheck`] made from a predicate, set with
-/// [`RetryStrategy::retry_if_ok`]: the predicate returns a `bool` (retry or
-/// not) or a [`ResultVerdict`].
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::pipeline::{ResultCheck, ResultVerdict, RetryIfOk};
-///
-/// let unavailable = RetryIfOk(|status: &u16| *status == 503);
-/// assert_eq!(unavailable.check(&503), ResultVerdict::Retry);
-/// assert_eq!(unavailable.check(&200), ResultVerdict::Accept);
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct RetryIfOk<P>(pub P);
-
-impl<T, P, V> ResultCheck<T> for RetryIfOk<P>
-where
-    P: Fn(&T) -> V,
-    V: Into<ResultVerdict>,
-{
-    fn check(&self, value: &T) -> ResultVerdict {
-        (self.0)(value).into()
-    }
-}
+use crate::retry::{
+    AcceptOk, Backoff, Budget, ByTransient, Classifier, GiveUp, NoBudget, OkClassifier,
+    RetryBudget, RetryPolicy, Verdict, When, WhenOk,
+};
 
 /// Retries the rest of a pipeline under a [`RetryPolicy`]: after an error
 /// the classifier calls transient, and after an `Ok` value the result check
@@ -118,10 +24,14 @@ where
 ///   implementation says: a timeout, a bulkhead's refusal and an open
 ///   circuit are retried (an open circuit after the time it asks for), a
 ///   circuit forced open is not.
-/// - `Ok` values are accepted, unless [`retry_if_ok`](Self::retry_if_ok)
-///   sets a check. When the retries run out on a rejected value, the call
-///   returns that last value: it is the best answer there is, and the caller
-///   can look at it.
+/// - `Ok` values are accepted, unless [`when_ok`](Self::when_ok) sets a
+///   check. When the retries run out on a rejected value, the call returns
+///   that last value: it is the best answer there is, and the caller can
+///   look at it.
+/// - A [`RetryBudget`] ([`budget`](Self::budget)), shared with other calls,
+///   caps retries at a share of the calls: each call through the strategy
+///   deposits, each retry withdraws, and a retry the budget refuses ends the
+///   call with [`GiveUp::BudgetExhausted`].
 ///
 /// When it gives up after retrying, the error is
 /// [`PipelineError::RetriesExhausted`] with the attempts and the last error;
@@ -142,7 +52,7 @@ where
 ///     .strategy(
 ///         RetryStrategy::new(RetryPolicy::default())
 ///             .when(|error: &String| error.as_str() != "forbidden")
-///             .retry_if_ok(|status: &u16| *status == 503),
+///             .when_ok(|status: &u16| *status == 503),
 ///     )
 ///     .build()?;
 ///
@@ -161,10 +71,11 @@ where
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct RetryStrategy<C = ByTransient, R = AcceptAll> {
+pub struct RetryStrategy<C = ByTransient, R = AcceptOk, B = NoBudget> {
     policy: RetryPolicy,
     classifier: C,
     results: R,
+    budget: B,
 }
 
 impl RetryStrategy {
@@ -184,12 +95,13 @@ impl RetryStrategy {
         RetryStrategy {
             policy,
             classifier: ByTransient,
-            results: AcceptAll,
+            results: AcceptOk,
+            budget: NoBudget,
         }
     }
 }
 
-impl<C, R> RetryStrategy<C, R> {
+impl<C, R, B> RetryStrategy<C, R, B> {
     /// The policy: how many retries, and the delays between them.
     ///
     /// # Examples
@@ -204,9 +116,11 @@ impl<C, R> RetryStrategy<C, R> {
         &self.policy
     }
 
-    /// Retries the operation's errors for which `predicate` returns `true`,
-    /// instead of asking [`Transient`](crate::retry::Transient). The error
-    /// type then need not implement it.
+    /// Retries the operation's errors for which `predicate` says so: a
+    /// `bool`, or a [`Verdict`] (which can carry the delay the error asks
+    /// for: `Verdict::of(error)` keeps a [`Transient`](crate::retry::Transient) error's own
+    /// `Retry-After`). The error type then need not implement
+    /// [`Transient`](crate::retry::Transient).
     ///
     /// # Examples
     ///
@@ -217,7 +131,7 @@ impl<C, R> RetryStrategy<C, R> {
     /// let retry = RetryStrategy::new(RetryPolicy::default()).when(|e: &&str| *e == "busy");
     /// # let _ = retry;
     /// ```
-    pub fn when<P>(self, predicate: P) -> RetryStrategy<When<P>, R> {
+    pub fn when<P>(self, predicate: P) -> RetryStrategy<When<P>, R, B> {
         self.classify(When(predicate))
     }
 
@@ -232,78 +146,113 @@ impl<C, R> RetryStrategy<C, R> {
     /// let retry = RetryStrategy::new(RetryPolicy::default()).classify(ByTransient);
     /// # let _ = retry;
     /// ```
-    pub fn classify<C2>(self, classifier: C2) -> RetryStrategy<C2, R> {
+    pub fn classify<C2>(self, classifier: C2) -> RetryStrategy<C2, R, B> {
         RetryStrategy {
             policy: self.policy,
             classifier,
             results: self.results,
+            budget: self.budget,
         }
     }
 
-    /// Retries `Ok` values for which `predicate` returns `true` (or a
-    /// [`ResultVerdict`] that says to retry, possibly after a delay the
-    /// value asks for).
+    /// Retries `Ok` values for which `predicate` says so: a `bool`, or a
+    /// [`Verdict`] (`RetryAfter` for a value that asks for a delay, as an
+    /// HTTP 503 with a `Retry-After` header does).
     ///
     /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
-    /// use steadfast::pipeline::{ResultVerdict, RetryStrategy};
-    /// use steadfast::retry::RetryPolicy;
+    /// use steadfast::pipeline::RetryStrategy;
+    /// use steadfast::retry::{RetryPolicy, Verdict};
     ///
     /// struct Response { status: u16, retry_after: Option<Duration> }
     ///
-    /// let retry = RetryStrategy::new(RetryPolicy::default()).retry_if_ok(|r: &Response| {
+    /// let retry = RetryStrategy::new(RetryPolicy::default()).when_ok(|r: &Response| {
     ///     match (r.status, r.retry_after) {
-    ///         (503, Some(after)) => ResultVerdict::RetryAfter(after),
-    ///         (503, None) => ResultVerdict::Retry,
-    ///         _ => ResultVerdict::Accept,
+    ///         (503, Some(after)) => Verdict::RetryAfter(after),
+    ///         (503, None) => Verdict::Retry,
+    ///         _ => Verdict::Stop,
     ///     }
     /// });
     /// # let _ = retry;
     /// ```
-    pub fn retry_if_ok<P>(self, predicate: P) -> RetryStrategy<C, RetryIfOk<P>> {
+    pub fn when_ok<P>(self, predicate: P) -> RetryStrategy<C, WhenOk<P>, B> {
         RetryStrategy {
             policy: self.policy,
             classifier: self.classifier,
-            results: RetryIfOk(predicate),
+            results: WhenOk(predicate),
+            budget: self.budget,
+        }
+    }
+
+    /// Limits the retries to what `budget` allows; the budget is shared
+    /// (clones share it), so one budget can cap the retries of many
+    /// pipelines calling the same dependency.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::{Pipeline, RetryStrategy, StoppedBy};
+    /// use steadfast::retry::{GiveUp, RetryBudget, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::ConfigError> {
+    /// // No floor, and 10% of the calls: a single call gets no retry.
+    /// let budget = RetryBudget::builder().ratio(0.1).min_retries_per_second(0).build()?;
+    /// let pipeline = Pipeline::builder()
+    ///     .strategy(RetryStrategy::new(RetryPolicy::default()).budget(&budget))
+    ///     .build()?;
+    /// let err = pipeline
+    ///     .execute(|| async { Err::<(), _>(std::io::Error::from(std::io::ErrorKind::TimedOut)) })
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     steadfast::pipeline::PipelineError::RetriesExhausted {
+    ///         reason: GiveUp::BudgetExhausted,
+    ///         attempts: 1,
+    ///         ..
+    ///     }
+    /// ));
+    /// assert_eq!(err.stopped_by(), StoppedBy::Retry);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn budget(self, budget: &RetryBudget) -> RetryStrategy<C, R, RetryBudget> {
+        RetryStrategy {
+            policy: self.policy,
+            classifier: self.classifier,
+            results: self.results,
+            budget: budget.clone(),
         }
     }
 }
 
-/// Whether `error` is worth another attempt, and the delay it asks for:
-/// the operation's errors by `classifier`, the strategies' by their own
-/// classification.
-fn classify<E, C: Classifier<E>>(
-    classifier: &mut C,
-    error: &PipelineError<E>,
-) -> Option<Option<Duration>> {
-    let (transient, hint) = match error {
+/// What to do after `error`: the operation's errors by `classifier`, the
+/// strategies' by their own classification.
+fn classify<E, C: Classifier<E>>(classifier: &mut C, error: &PipelineError<E>) -> Verdict {
+    match error {
         PipelineError::Operation(error) | PipelineError::FallbackFailed { error, .. } => {
-            let transient = classifier.is_transient(error);
-            (
-                transient,
-                transient.then(|| classifier.retry_after(error)).flatten(),
-            )
+            classifier.verdict(error)
         }
-        PipelineError::TimedOut { .. } | PipelineError::BulkheadRejected(_) => (true, None),
-        PipelineError::CircuitOpen(rejected) => (
-            crate::retry::Transient::is_transient(rejected),
-            rejected.retry_after,
-        ),
-        PipelineError::RetriesExhausted { .. } => (false, None),
-    };
-    transient.then_some(hint)
+        PipelineError::TimedOut { .. } | PipelineError::BulkheadRejected(_) => Verdict::Retry,
+        PipelineError::CircuitOpen(rejected) => Verdict::of(rejected),
+        PipelineError::RetriesExhausted { .. } => Verdict::Stop,
+    }
 }
 
-impl<T, E, C, R> Strategy<T, E> for RetryStrategy<C, R>
+impl<T, E, C, R, B> Strategy<T, E> for RetryStrategy<C, R, B>
 where
     C: Classifier<E> + Clone,
-    R: ResultCheck<T>,
+    R: OkClassifier<T> + Clone,
+    B: Budget,
 {
     async fn execute<N: Next<T, E>>(&self, next: N) -> Result<T, PipelineError<E>> {
         let started = self.policy.max_elapsed().map(|_| Instant::now());
+        self.budget.deposit();
         let mut classifier = self.classifier.clone();
+        let mut results = self.results.clone();
         // Made at the first retry, boxed: the future of a call that succeeds
         // at once stays small and allocates nothing.
         let mut backoff: Option<Box<Backoff>> = None;
@@ -311,18 +260,24 @@ where
         loop {
             let outcome = next.call().await;
             attempts = attempts.saturating_add(1);
-            let hint = match &outcome {
-                Ok(value) => match self.results.check(value) {
-                    ResultVerdict::Accept => return outcome,
-                    ResultVerdict::Retry => None,
-                    ResultVerdict::RetryAfter(after) => Some(after),
-                },
-                Err(error) => match classify(&mut classifier, error) {
-                    Some(hint) => hint,
-                    None => return give_up(outcome, attempts, GiveUp::NotTransient),
-                },
+            let verdict = match &outcome {
+                Ok(value) => results.verdict(value),
+                Err(error) => classify(&mut classifier, error),
             };
-            let delay = match plan(&self.policy, &mut backoff, started, hint, attempts) {
+            let hint = match verdict {
+                Verdict::Retry => None,
+                Verdict::RetryAfter(after) => Some(after),
+                _ if outcome.is_ok() => return outcome,
+                _ => return give_up(outcome, attempts, GiveUp::NotTransient),
+            };
+            let delay = match plan(
+                &self.policy,
+                &self.budget,
+                &mut backoff,
+                started,
+                hint,
+                attempts,
+            ) {
                 Ok(delay) => delay,
                 Err(reason) => return give_up(outcome, attempts, reason),
             };
@@ -339,8 +294,9 @@ where
 
 /// The delay before the next attempt, or why there is none.
 #[inline(never)]
-fn plan(
+fn plan<B: Budget>(
     policy: &RetryPolicy,
+    budget: &B,
     backoff: &mut Option<Box<Backoff>>,
     started: Option<Instant>,
     hint: Option<Duration>,
@@ -355,6 +311,9 @@ fn plan(
         && started.elapsed().saturating_add(delay) > budget
     {
         return Err(GiveUp::ElapsedBudget);
+    }
+    if !budget.try_withdraw() {
+        return Err(GiveUp::BudgetExhausted);
     }
     tracing::debug!(
         target: "steadfast::pipeline",
