@@ -45,6 +45,8 @@ mod bulkhead;
 mod config;
 mod error;
 
-pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadSnapshot};
+#[cfg(feature = "tower")]
+pub(crate) use bulkhead::SlotWait;
+pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadSnapshot, OwnedBulkheadPermit};
 pub use config::{BulkheadConfig, BulkheadConfigBuilder};
 pub use error::{BulkheadError, BulkheadRejected};
