@@ -11,6 +11,9 @@
 //!   `TimeoutLayer` in the same order.
 //! - `steadfast_layers_with_bulkhead`: the same with a `BulkheadLayer`
 //!   below the timeout.
+//! - `steadfast_retry_layer`, `steadfast_breaker_layer`,
+//!   `steadfast_timeout_layer`, `steadfast_bulkhead_layer`: each layer
+//!   alone around the service, to see what each adds.
 //!
 //! Each iteration asks `poll_ready` and makes one call on the same service,
 //! and polls the response future once with a no-op waker, inside a tokio
@@ -31,7 +34,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use steadfast::pipeline::Bulkhead;
 use steadfast::tower::{BulkheadLayer, CircuitBreakerLayer, RetryLayer, TimeoutLayer};
 use steadfast::{CircuitBreaker, RetryPolicy};
-use tower::{service_fn, Service, ServiceBuilder};
+use tower::{service_fn, Layer, Service, ServiceBuilder};
 
 use common::poll_once;
 
@@ -115,6 +118,11 @@ fn tower_stack(c: &mut Criterion) {
         .layer(BulkheadLayer::new(bulkhead))
         .service(inner());
 
+    let mut retry_alone = RetryLayer::new(RetryPolicy::default()).layer(inner());
+    let mut breaker_alone = CircuitBreakerLayer::new(CircuitBreaker::default()).layer(inner());
+    let mut timeout_alone = TimeoutLayer::new(Duration::from_secs(1)).layer(inner());
+    let mut bulkhead_alone = BulkheadLayer::new(Bulkhead::default()).layer(inner());
+
     let mut group = c.benchmark_group("tower_stack");
     group.bench_function("bare", |b| {
         b.iter(|| ready_and_call(&mut bare, black_box(1)).unwrap_or(0))
@@ -127,6 +135,18 @@ fn tower_stack(c: &mut Criterion) {
     });
     group.bench_function("steadfast_layers_with_bulkhead", |b| {
         b.iter(|| ready_and_call(&mut with_bulkhead, black_box(1)).unwrap_or(0))
+    });
+    group.bench_function("steadfast_retry_layer", |b| {
+        b.iter(|| ready_and_call(&mut retry_alone, black_box(1)).unwrap_or(0))
+    });
+    group.bench_function("steadfast_breaker_layer", |b| {
+        b.iter(|| ready_and_call(&mut breaker_alone, black_box(1)).unwrap_or(0))
+    });
+    group.bench_function("steadfast_timeout_layer", |b| {
+        b.iter(|| ready_and_call(&mut timeout_alone, black_box(1)).unwrap_or(0))
+    });
+    group.bench_function("steadfast_bulkhead_layer", |b| {
+        b.iter(|| ready_and_call(&mut bulkhead_alone, black_box(1)).unwrap_or(0))
     });
     group.finish();
 }
