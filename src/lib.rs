@@ -71,6 +71,7 @@
 //! |---|---|
 //! | `etcd` | `coordinator::EtcdCoordinator`: ranks as separate processes on separate machines, meeting through an etcd cluster, with leases as liveness |
 //! | `object-store` | `storage::ObjectStoreStorage`: checkpoints in S3, GCS, Azure or any `object_store::ObjectStore`, manifests committed with a conditional create |
+//! | `tower` | `steadfast::tower`: each strategy as a tower `Layer`, for `tower::ServiceBuilder`, hyper, axum and tonic |
 //! | `testing` | `storage::conformance` and `coordinator::conformance`: the contract suites, to run on your own `CheckpointStorage` or `Coordinator` |
 //!
 //! # Examples
@@ -117,6 +118,9 @@ pub mod retry;
 mod serde_duration;
 pub mod storage;
 pub mod timeout;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 pub use breaker::CircuitBreaker;
 pub use checkpoint::DistributedCheckpoint;

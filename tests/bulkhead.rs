@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use steadfast::pipeline::{
     Bulkhead, BulkheadConfig, BulkheadError, BulkheadPermit, BulkheadRejected, BulkheadSnapshot,
+    OwnedBulkheadPermit,
 };
 use tokio::task::JoinHandle;
 use tokio::time::{advance, Instant};
@@ -575,12 +576,32 @@ fn unknown_fields_are_refused() {
     assert!(err.to_string().contains("unknown field"), "{err}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_owned_permit_holds_its_slot_until_dropped_and_hands_it_to_the_first_waiter() {
+    let b = bulkhead(1, 1);
+    let owned = b.try_acquire_owned().unwrap();
+    assert_eq!(b.in_use(), 1);
+    assert!(b.try_acquire_owned().unwrap_err().is_full());
+    assert_eq!(b.snapshot().rejected_full, 1);
+
+    let other = b.clone();
+    let waiter = tokio::spawn(async move { other.acquire().await.map(drop) });
+    settle().await;
+    assert_eq!(b.queued(), 1);
+    // Freed from another thread: the slot goes to the waiter.
+    std::thread::spawn(move || drop(owned)).join().unwrap();
+    waiter.await.unwrap().unwrap();
+    assert_eq!((b.in_use(), b.queued()), (0, 0));
+    assert!(b.try_acquire_owned().is_ok());
+}
+
 #[test]
 fn public_types_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>(_: &T) {}
     send_sync::<Bulkhead>();
     send_sync::<BulkheadPermit<'static>>();
+    send_sync::<OwnedBulkheadPermit>();
     send_sync::<BulkheadConfig>();
     send_sync::<BulkheadRejected>();
     send_sync::<BulkheadSnapshot>();

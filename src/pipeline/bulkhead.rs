@@ -1,9 +1,11 @@
 //! The bulkhead: at most `max_concurrent` calls at once, a bounded queue of
-//! waiters with a queue timeout, and the [`BulkheadPermit`] that holds a
-//! slot.
+//! waiters with a queue timeout, and the permits that hold a slot: the
+//! borrowing [`BulkheadPermit`] and the [`OwnedBulkheadPermit`].
 
 use std::fmt;
 use std::future::Future;
+#[cfg(feature = "tower")]
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -305,6 +307,78 @@ impl Bulkhead {
         }
     }
 
+    /// Takes a slot if one is free, as [`try_acquire`](Self::try_acquire)
+    /// does, with a permit that holds a handle to the bulkhead instead of
+    /// borrowing it: it can be stored in a struct, moved into a task or a
+    /// `'static` future.
+    ///
+    /// Costs what `try_acquire` costs, and one reference count more (taken
+    /// when the slot is, given back when it is freed).
+    ///
+    /// # Errors
+    ///
+    /// [`BulkheadRejected::Full`] when every slot is taken, as for
+    /// [`try_acquire`](Self::try_acquire).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::Bulkhead;
+    ///
+    /// let bulkhead = Bulkhead::builder().max_concurrent(1).build()?;
+    /// let permit = bulkhead.try_acquire_owned().unwrap();
+    /// let task = std::thread::spawn(move || drop(permit));
+    /// task.join().unwrap();
+    /// assert_eq!(bulkhead.in_use(), 0);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire_owned(&self) -> Result<OwnedBulkheadPermit, BulkheadRejected> {
+        self.try_take_owned()
+            .ok_or_else(|| self.shared.reject_full())
+    }
+
+    /// A free slot as an owned permit, or `None`; counts no rejection.
+    #[inline]
+    pub(crate) fn try_take_owned(&self) -> Option<OwnedBulkheadPermit> {
+        // The semaphore's permit is forgotten and its slot given back by
+        // `OwnedBulkheadPermit`'s drop, which needs no borrow of the
+        // semaphore.
+        let permit = self.shared.slots.try_acquire().ok()?;
+        permit.forget();
+        Some(OwnedBulkheadPermit {
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
+    /// Waits for a slot in the semaphore's order of arrival, without a
+    /// queue place, a queue bound or a queue timeout: for a caller that
+    /// bounds its waiting itself (a tower service, whose caller waits on
+    /// `poll_ready` and holds at most one such wait per service).
+    ///
+    /// The wait does not count in [`queued`](Self::queued). Dropping the
+    /// future leaves the semaphore's queue and hands back a slot already
+    /// assigned to it. `None` only if the semaphore were closed, which it
+    /// never is. Allocates the future (only a caller that has to wait calls
+    /// this).
+    #[cfg(feature = "tower")]
+    pub(crate) fn wait_for_slot(&self) -> SlotWait {
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            // No await between the acquire and the permit that owns the
+            // slot, so a drop of this future never loses a slot.
+            let acquired = shared.slots.acquire().await.map(SemaphorePermit::forget);
+            acquired.is_ok().then(|| OwnedBulkheadPermit { shared })
+        })
+    }
+
+    /// Refuses a call as [`BulkheadRejected::Full`], counted and traced as
+    /// every such refusal is.
+    #[cfg(feature = "tower")]
+    pub(crate) fn refuse_full(&self) -> BulkheadRejected {
+        self.shared.reject_full()
+    }
+
     /// Takes a slot, waiting in the queue for one if none is free.
     ///
     /// A free slot is taken at once. Otherwise the caller takes a queue
@@ -520,6 +594,57 @@ pub struct BulkheadPermit<'a> {
 impl fmt::Debug for BulkheadPermit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BulkheadPermit").finish_non_exhaustive()
+    }
+}
+
+/// A wait for a slot of a [`Bulkhead`], from `Bulkhead::wait_for_slot`.
+#[cfg(feature = "tower")]
+pub(crate) type SlotWait =
+    Pin<Box<dyn Future<Output = Option<OwnedBulkheadPermit>> + Send + Sync + 'static>>;
+
+/// A slot of a [`Bulkhead`] that owns a handle to it, from
+/// [`Bulkhead::try_acquire_owned`] (and held by the tower layer between
+/// `poll_ready` and the end of the call); dropping it frees the slot for the
+/// next caller.
+///
+/// Unlike [`BulkheadPermit`] it borrows nothing: it can be stored, moved
+/// into a task or sent to another thread.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::pipeline::{Bulkhead, OwnedBulkheadPermit};
+///
+/// struct Job {
+///     _slot: OwnedBulkheadPermit,
+/// }
+///
+/// let bulkhead = Bulkhead::builder().max_concurrent(1).build()?;
+/// let job = Job { _slot: bulkhead.try_acquire_owned().unwrap() };
+/// assert_eq!(bulkhead.in_use(), 1);
+/// drop(job);
+/// assert_eq!(bulkhead.in_use(), 0);
+/// # Ok::<(), steadfast::ConfigError>(())
+/// ```
+#[must_use = "the slot is freed as soon as the permit is dropped"]
+pub struct OwnedBulkheadPermit {
+    shared: Arc<Shared>,
+}
+
+impl Drop for OwnedBulkheadPermit {
+    #[inline]
+    fn drop(&mut self) {
+        // The slot taken (and its semaphore permit forgotten) when this
+        // permit was made; handed to the first waiter if there is one, as a
+        // `SemaphorePermit`'s drop does.
+        self.shared.slots.add_permits(1);
+    }
+}
+
+impl fmt::Debug for OwnedBulkheadPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedBulkheadPermit")
+            .finish_non_exhaustive()
     }
 }
 

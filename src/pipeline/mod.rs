@@ -115,7 +115,9 @@ mod retry;
 mod strategy;
 mod timeout;
 
-pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadSnapshot};
+#[cfg(feature = "tower")]
+pub(crate) use bulkhead::SlotWait;
+pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadSnapshot, OwnedBulkheadPermit};
 pub use compose::{Pipeline, PipelineBuilder};
 pub use config::{BulkheadConfig, BulkheadConfigBuilder};
 pub use error::{BulkheadError, BulkheadRejected, PipelineError, StoppedBy};
