@@ -44,7 +44,14 @@
 mod bulkhead;
 mod config;
 mod error;
+#[cfg(feature = "rate-limit")]
+mod rate_limit;
 
 pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadSnapshot};
 pub use config::{BulkheadConfig, BulkheadConfigBuilder};
 pub use error::{BulkheadError, BulkheadRejected};
+#[cfg(feature = "rate-limit")]
+pub use rate_limit::{
+    KeyedRateLimiter, RateLimitError, RateLimitMode, RateLimited, RateLimiter, RateLimiterConfig,
+    RateLimiterConfigBuilder, TokioClock,
+};
