@@ -12,7 +12,7 @@ use tokio::time::Instant;
 ///
 /// governor's own clocks read the system's monotonic clock, which tokio's
 /// paused time (`#[tokio::test(start_paused = true)]`,
-/// [`tokio::time::advance`]) cannot move. This one reads tokio's clock, so
+/// `tokio::time::advance`) cannot move. This one reads tokio's clock, so
 /// a rate limiter built on it refills as tokio's time goes by, paused or
 /// not. Its readings are [`Nanos`] since the clock was created (a reading
 /// from before that is zero; one past about 584 years stays there).
