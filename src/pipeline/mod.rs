@@ -114,6 +114,8 @@ mod fallback;
 mod retry;
 mod strategy;
 mod timeout;
+#[cfg(feature = "rate-limit")]
+mod rate_limit;
 
 #[cfg(feature = "tower")]
 pub(crate) use bulkhead::SlotWait;
@@ -125,3 +127,9 @@ pub use fallback::{AnyError, Fallback, FallbackFilter, FallbackValue, FallbackWi
 pub use retry::RetryStrategy;
 pub use strategy::{Append, Innermost, Next, Strategy, Then};
 pub use timeout::Timeout;
+
+#[cfg(feature = "rate-limit")]
+pub use rate_limit::{
+    KeyedRateLimiter, RateLimitError, RateLimitMode, RateLimited, RateLimiter, RateLimiterConfig,
+    RateLimiterConfigBuilder, TokioClock,
+};
