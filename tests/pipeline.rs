@@ -690,3 +690,67 @@ async fn a_retry_storm_through_a_pipeline_stays_within_its_budget() {
     );
     assert!(refused.load(Ordering::Relaxed) > calls / 2);
 }
+
+// ------------------------------------------------------------ rate limiter
+
+#[cfg(feature = "rate-limit")]
+#[tokio::test(start_paused = true)]
+async fn a_retry_outside_a_rate_limiter_waits_the_time_it_asks_for_and_the_breaker_counts_nothing()
+{
+    use steadfast::pipeline::RateLimiter;
+    let limiter = RateLimiter::builder()
+        .permits(1)
+        .period(secs(10))
+        .build()
+        .unwrap();
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(1)
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::builder()
+        .retry(retries(3))
+        .circuit_breaker(breaker.clone())
+        .rate_limiter(limiter)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    assert_eq!(
+        pipeline
+            .execute(|| async { Ok::<_, io::Error>(1) })
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    // The second call is refused, told to come back in 10 s, and is.
+    assert_eq!(
+        pipeline
+            .execute(|| async { Ok::<_, io::Error>(2) })
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(start.elapsed(), secs(10));
+    assert_eq!(breaker.state(), State::Closed, "a refusal is not a failure");
+
+    let bare = Pipeline::builder()
+        .rate_limiter(
+            RateLimiter::builder()
+                .permits(1)
+                .period(secs(10))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    bare.execute(|| async { Ok::<_, io::Error>(()) })
+        .await
+        .unwrap();
+    let err = bare
+        .execute(|| async { Ok::<_, io::Error>(()) })
+        .await
+        .unwrap_err();
+    assert_eq!(err.stopped_by(), StoppedBy::RateLimiter);
+    assert!(err.is_rejection());
+    assert_eq!(err.retry_after(), Some(secs(10)));
+}

@@ -1,6 +1,6 @@
 //! The crate's primitives as pipeline strategies: a
-//! [`CircuitBreaker`] and a [`Bulkhead`] wrap the rest of a pipeline as
-//! they wrap a single call.
+//! [`CircuitBreaker`], a [`Bulkhead`] and a rate limiter wrap the rest of a
+//! pipeline as they wrap a single call.
 
 use std::future::Future;
 
@@ -50,5 +50,17 @@ impl<T, E> Strategy<T, E> for Bulkhead {
                 Err(PipelineError::BulkheadRejected(rejected))
             }
         })
+    }
+}
+
+/// A rate limiter in a pipeline: each call that reaches it takes a permit
+/// (waiting for one in wait mode) before the rest of the pipeline runs; see
+/// [`PipelineBuilder::rate_limiter`](super::PipelineBuilder::rate_limiter).
+#[cfg(feature = "rate-limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
+impl<T, E> Strategy<T, E> for super::RateLimiter {
+    async fn execute<N: Next<T, E>>(&self, next: N) -> Result<T, PipelineError<E>> {
+        self.acquire().await.map_err(PipelineError::RateLimited)?;
+        next.call().await
     }
 }

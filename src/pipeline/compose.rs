@@ -372,6 +372,37 @@ impl<S> PipelineBuilder<S> {
         self.strategy(bulkhead)
     }
 
+    /// Adds a [`RateLimiter`](super::RateLimiter): each call that reaches it
+    /// takes a permit first (or waits for one, in wait mode), and a refusal
+    /// says when to come back ([`PipelineError::RateLimited`]), which a
+    /// retry outside honours.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::pipeline::{Pipeline, RateLimiter};
+    ///
+    /// let pipeline = Pipeline::builder()
+    ///     .rate_limiter(
+    ///         RateLimiter::builder()
+    ///             .permits(100)
+    ///             .period(Duration::from_secs(1))
+    ///             .build()?,
+    ///     )
+    ///     .build()?;
+    /// # let _ = pipeline;
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    #[cfg(feature = "rate-limit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
+    pub fn rate_limiter(self, limiter: super::RateLimiter) -> PipelineBuilder<S::Output>
+    where
+        S: Append<super::RateLimiter>,
+    {
+        self.strategy(limiter)
+    }
+
     /// Adds a [`Fallback`]: what the call returns when the rest of the
     /// pipeline fails.
     ///

@@ -401,6 +401,11 @@ pub enum PipelineError<E> {
     /// A [`Bulkhead`](super::Bulkhead) refused the call; nothing further in
     /// ran.
     BulkheadRejected(BulkheadRejected),
+    /// A [`RateLimiter`](super::RateLimiter) refused the call (it says when
+    /// to come back); nothing further in ran.
+    #[cfg(feature = "rate-limit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
+    RateLimited(super::RateLimited),
     /// A retry gave up: `last` is the error of the last attempt.
     RetriesExhausted {
         /// How many attempts ran.
@@ -439,6 +444,8 @@ impl<E> PipelineError<E> {
             PipelineError::TimedOut { .. } => StoppedBy::Timeout,
             PipelineError::CircuitOpen(_) => StoppedBy::CircuitBreaker,
             PipelineError::BulkheadRejected(_) => StoppedBy::Bulkhead,
+            #[cfg(feature = "rate-limit")]
+            PipelineError::RateLimited(_) => StoppedBy::RateLimiter,
             PipelineError::RetriesExhausted { .. } => StoppedBy::Retry,
             PipelineError::FallbackFailed { .. } => StoppedBy::Fallback,
         }
@@ -523,10 +530,12 @@ impl<E> PipelineError<E> {
     /// assert!(err.is_rejection());
     /// ```
     pub fn is_rejection(&self) -> bool {
-        matches!(
-            self,
-            PipelineError::CircuitOpen(_) | PipelineError::BulkheadRejected(_)
-        )
+        match self {
+            PipelineError::CircuitOpen(_) | PipelineError::BulkheadRejected(_) => true,
+            #[cfg(feature = "rate-limit")]
+            PipelineError::RateLimited(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -537,6 +546,8 @@ impl<E: fmt::Display> fmt::Display for PipelineError<E> {
             PipelineError::TimedOut { after } => write!(f, "timed out after {after:?}"),
             PipelineError::CircuitOpen(rejected) => rejected.fmt(f),
             PipelineError::BulkheadRejected(rejected) => rejected.fmt(f),
+            #[cfg(feature = "rate-limit")]
+            PipelineError::RateLimited(limited) => limited.fmt(f),
             PipelineError::RetriesExhausted {
                 attempts,
                 reason,
@@ -562,6 +573,8 @@ impl<E: Error + 'static> Error for PipelineError<E> {
             PipelineError::TimedOut { .. } => None,
             PipelineError::CircuitOpen(rejected) => Some(rejected),
             PipelineError::BulkheadRejected(rejected) => Some(rejected),
+            #[cfg(feature = "rate-limit")]
+            PipelineError::RateLimited(limited) => Some(limited),
             PipelineError::RetriesExhausted { last, .. } => Some(&**last),
             PipelineError::FallbackFailed { error, .. } => Some(error),
         }
@@ -588,6 +601,8 @@ impl<E: Transient> Transient for PipelineError<E> {
             PipelineError::TimedOut { .. } => true,
             PipelineError::CircuitOpen(rejected) => rejected.is_transient(),
             PipelineError::BulkheadRejected(rejected) => rejected.is_transient(),
+            #[cfg(feature = "rate-limit")]
+            PipelineError::RateLimited(limited) => limited.is_transient(),
             PipelineError::RetriesExhausted { .. } => false,
             PipelineError::FallbackFailed { error, .. } => error.is_transient(),
         }
@@ -599,6 +614,8 @@ impl<E: Transient> Transient for PipelineError<E> {
                 error.retry_after()
             }
             PipelineError::CircuitOpen(rejected) => rejected.retry_after(),
+            #[cfg(feature = "rate-limit")]
+            PipelineError::RateLimited(limited) => limited.retry_after(),
             _ => None,
         }
     }

@@ -111,11 +111,11 @@ mod compose;
 mod config;
 mod error;
 mod fallback;
+#[cfg(feature = "rate-limit")]
+mod rate_limit;
 mod retry;
 mod strategy;
 mod timeout;
-#[cfg(feature = "rate-limit")]
-mod rate_limit;
 
 #[cfg(feature = "tower")]
 pub(crate) use bulkhead::SlotWait;

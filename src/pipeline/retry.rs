@@ -238,6 +238,8 @@ fn classify<E, C: Classifier<E>>(classifier: &mut C, error: &PipelineError<E>) -
         }
         PipelineError::TimedOut { .. } | PipelineError::BulkheadRejected(_) => Verdict::Retry,
         PipelineError::CircuitOpen(rejected) => Verdict::of(rejected),
+        #[cfg(feature = "rate-limit")]
+        PipelineError::RateLimited(limited) => Verdict::of(limited),
         PipelineError::RetriesExhausted { .. } => Verdict::Stop,
     }
 }
