@@ -14,7 +14,9 @@ use tokio::time::{Instant, Sleep};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::retry::{Backoff, ByTransient, Classifier, GiveUp, RetryError, RetryPolicy, When};
+use crate::retry::{
+    Backoff, ByTransient, Classifier, GiveUp, RetryError, RetryPolicy, Verdict, When,
+};
 
 /// Retries the calls of a service with a [`RetryPolicy`]: an error the
 /// classifier calls transient (by default, the error's
@@ -84,8 +86,10 @@ impl RetryLayer {
 }
 
 impl<C> RetryLayer<C> {
-    /// The same layer, retrying the errors for which `predicate` is true
-    /// (with the policy's backoff, no `Retry-After`).
+    /// The same layer, retrying the errors for which `predicate` says so: a
+    /// `bool`, or a [`Verdict`] (which keeps a `Retry-After`:
+    /// `Verdict::of(error)` for an error that implements
+    /// [`Transient`](crate::retry::Transient)).
     ///
     /// # Examples
     ///
@@ -382,14 +386,16 @@ fn plan_retry<E, C: Classifier<E>>(
     started: Option<Instant>,
     error: &E,
 ) -> Result<Duration, GiveUp> {
-    if !classifier.is_transient(error) {
-        return Err(GiveUp::NotTransient);
-    }
+    let hint = match classifier.verdict(error) {
+        Verdict::Retry => None,
+        Verdict::RetryAfter(after) => Some(after),
+        _ => return Err(GiveUp::NotTransient),
+    };
     let computed = backoff
         .get_or_insert_with(|| policy.backoff())
         .next()
         .ok_or(GiveUp::Exhausted)?;
-    let delay = classifier.retry_after(error).unwrap_or(computed);
+    let delay = hint.unwrap_or(computed);
     if let (Some(budget), Some(started)) = (policy.max_elapsed(), started)
         && started.elapsed().saturating_add(delay) > budget
     {
