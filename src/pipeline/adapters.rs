@@ -26,7 +26,10 @@ fn is_dependency_failure<E>(error: &PipelineError<E>) -> bool {
 /// of the breaker; see
 /// [`PipelineBuilder::circuit_breaker`](super::PipelineBuilder::circuit_breaker).
 impl<T, E> Strategy<T, E> for CircuitBreaker {
-    fn execute<N: Next<T, E>>(&self, next: N) -> impl Future<Output = Result<T, PipelineError<E>>> {
+    fn execute<N: Next<T, E>>(
+        &self,
+        next: N,
+    ) -> impl Future<Output = Result<T, PipelineError<E>>> + Send {
         self.call_with(is_dependency_failure::<E>, move || next.call())
             .map(|outcome| match outcome {
                 Ok(value) => Ok(value),
@@ -42,7 +45,10 @@ impl<T, E> Strategy<T, E> for CircuitBreaker {
 /// rest of the pipeline at once; see
 /// [`PipelineBuilder::bulkhead`](super::PipelineBuilder::bulkhead).
 impl<T, E> Strategy<T, E> for Bulkhead {
-    fn execute<N: Next<T, E>>(&self, next: N) -> impl Future<Output = Result<T, PipelineError<E>>> {
+    fn execute<N: Next<T, E>>(
+        &self,
+        next: N,
+    ) -> impl Future<Output = Result<T, PipelineError<E>>> + Send {
         self.call(move || next.call()).map(|outcome| match outcome {
             Ok(value) => Ok(value),
             Err(BulkheadError::Inner(error)) => Err(error),

@@ -30,9 +30,11 @@ use crate::retry::RetryPolicy;
 /// `Clone` (clones share the breaker's, the bulkhead's, … state, as clones of
 /// those do), and `Send + Sync` when its strategies are.
 ///
-/// The operation is a `Fn` returning a future: a retry calls it again, a
-/// hedge calls it while an earlier attempt still runs. Keep what an attempt
-/// changes in an atomic or behind a lock, or clone what each attempt needs.
+/// The operation is a `Fn + Sync` returning a `Send` future: a retry calls
+/// it again, a hedge calls it while an earlier attempt still runs, and the
+/// call's future is `Send`, so that it can be spawned or served by hyper,
+/// axum or tonic. Keep what an attempt changes in an atomic or behind a
+/// lock, or clone what each attempt needs.
 ///
 /// # Errors and events
 ///
@@ -178,8 +180,8 @@ impl<S> Pipeline<S> {
     pub async fn execute<F, Fut, T, E>(&self, operation: F) -> Result<T, PipelineError<E>>
     where
         S: Strategy<T, E>,
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        F: Fn() -> Fut + Sync,
+        Fut: Future<Output = Result<T, E>> + Send,
     {
         let result = self.strategies.execute(Operation(&operation)).await;
         if let (Err(error), Some(name)) = (&result, &self.name) {

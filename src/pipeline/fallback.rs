@@ -186,7 +186,12 @@ impl<E, Q: Fn(&PipelineError<E>) -> bool> FallbackFilter<E> for Q {
     }
 }
 
-impl<T: Clone, E, P: FallbackFilter<E>> Strategy<T, E> for Fallback<FallbackValue<T>, P> {
+impl<T, E, P> Strategy<T, E> for Fallback<FallbackValue<T>, P>
+where
+    T: Clone + Send + Sync,
+    E: Send,
+    P: FallbackFilter<E> + Sync,
+{
     async fn execute<N: Next<T, E>>(&self, next: N) -> Result<T, PipelineError<E>> {
         match next.call().await {
             Err(error) if self.handles.handles(&error) => {
@@ -200,9 +205,11 @@ impl<T: Clone, E, P: FallbackFilter<E>> Strategy<T, E> for Fallback<FallbackValu
 
 impl<T, E, P, F, Fut> Strategy<T, E> for Fallback<FallbackWith<F>, P>
 where
-    P: FallbackFilter<E>,
-    F: Fn(PipelineError<E>) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
+    T: Send,
+    E: Send,
+    P: FallbackFilter<E> + Sync,
+    F: Fn(PipelineError<E>) -> Fut + Sync,
+    Fut: Future<Output = Result<T, E>> + Send,
 {
     async fn execute<N: Next<T, E>>(&self, next: N) -> Result<T, PipelineError<E>> {
         match next.call().await {

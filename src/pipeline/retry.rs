@@ -246,9 +246,11 @@ fn classify<E, C: Classifier<E>>(classifier: &mut C, error: &PipelineError<E>) -
 
 impl<T, E, C, R, B> Strategy<T, E> for RetryStrategy<C, R, B>
 where
-    C: Classifier<E> + Clone,
-    R: OkClassifier<T> + Clone,
-    B: Budget,
+    T: Send,
+    E: Send,
+    C: Classifier<E> + Clone + Send + Sync,
+    R: OkClassifier<T> + Clone + Send + Sync,
+    B: Budget + Sync,
 {
     async fn execute<N: Next<T, E>>(&self, next: N) -> Result<T, PipelineError<E>> {
         let started = self.policy.max_elapsed().map(|_| Instant::now());

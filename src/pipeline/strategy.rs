@@ -42,9 +42,9 @@ use super::error::PipelineError;
 /// }
 /// # let _ = Twice;
 /// ```
-pub trait Next<T, E>: Copy {
+pub trait Next<T, E>: Copy + Send + Sync {
     /// Runs the rest of the pipeline once.
-    fn call(self) -> impl Future<Output = Result<T, PipelineError<E>>>;
+    fn call(self) -> impl Future<Output = Result<T, PipelineError<E>>> + Send;
 }
 
 /// One strategy of a pipeline: it decides whether, when and how often the
@@ -60,7 +60,9 @@ pub trait Next<T, E>: Copy {
 ///
 /// A strategy must be cancel-safe: when the future `execute` returns is
 /// dropped at any `.await`, whatever it holds (a permit, a slot, a place in
-/// a queue) is given back.
+/// a queue) is given back. Its future is `Send`, as is every future of a
+/// pipeline, so that a pipeline's call can be spawned and served by
+/// multi-threaded servers.
 ///
 /// # Examples
 ///
@@ -97,7 +99,10 @@ pub trait Next<T, E>: Copy {
 /// ```
 pub trait Strategy<T, E> {
     /// Runs `next` (the rest of the pipeline) under this strategy.
-    fn execute<N: Next<T, E>>(&self, next: N) -> impl Future<Output = Result<T, PipelineError<E>>>;
+    fn execute<N: Next<T, E>>(
+        &self,
+        next: N,
+    ) -> impl Future<Output = Result<T, PipelineError<E>>> + Send;
 }
 
 /// Two strategies, `outer` around `inner`: the links of a pipeline's chain.
@@ -138,7 +143,10 @@ pub struct Innermost;
 
 impl<T, E> Strategy<T, E> for Innermost {
     #[inline]
-    fn execute<N: Next<T, E>>(&self, next: N) -> impl Future<Output = Result<T, PipelineError<E>>> {
+    fn execute<N: Next<T, E>>(
+        &self,
+        next: N,
+    ) -> impl Future<Output = Result<T, PipelineError<E>>> + Send {
         next.call()
     }
 }
@@ -160,11 +168,11 @@ impl<Inner, N: Copy> Copy for Rest<'_, Inner, N> {}
 
 impl<T, E, Inner, N> Next<T, E> for Rest<'_, Inner, N>
 where
-    Inner: Strategy<T, E>,
+    Inner: Strategy<T, E> + Sync,
     N: Next<T, E>,
 {
     #[inline]
-    fn call(self) -> impl Future<Output = Result<T, PipelineError<E>>> {
+    fn call(self) -> impl Future<Output = Result<T, PipelineError<E>>> + Send {
         self.inner.execute(self.next)
     }
 }
@@ -172,10 +180,13 @@ where
 impl<T, E, Outer, Inner> Strategy<T, E> for Then<Outer, Inner>
 where
     Outer: Strategy<T, E>,
-    Inner: Strategy<T, E>,
+    Inner: Strategy<T, E> + Sync,
 {
     #[inline]
-    fn execute<N: Next<T, E>>(&self, next: N) -> impl Future<Output = Result<T, PipelineError<E>>> {
+    fn execute<N: Next<T, E>>(
+        &self,
+        next: N,
+    ) -> impl Future<Output = Result<T, PipelineError<E>>> + Send {
         self.outer.execute(Rest {
             inner: &self.inner,
             next,
@@ -197,11 +208,11 @@ impl<F> Copy for Operation<'_, F> {}
 
 impl<T, E, F, Fut> Next<T, E> for Operation<'_, F>
 where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
+    F: Fn() -> Fut + Sync,
+    Fut: Future<Output = Result<T, E>> + Send,
 {
     #[inline]
-    fn call(self) -> impl Future<Output = Result<T, PipelineError<E>>> {
+    fn call(self) -> impl Future<Output = Result<T, PipelineError<E>>> + Send {
         (self.0)().map_err(PipelineError::Operation)
     }
 }

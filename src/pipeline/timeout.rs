@@ -93,7 +93,10 @@ impl Timeout {
 
 impl<T, E> Strategy<T, E> for Timeout {
     #[inline]
-    fn execute<N: Next<T, E>>(&self, next: N) -> impl Future<Output = Result<T, PipelineError<E>>> {
+    fn execute<N: Next<T, E>>(
+        &self,
+        next: N,
+    ) -> impl Future<Output = Result<T, PipelineError<E>>> + Send {
         TimeoutHandler::default()
             .run(self.after, next.call())
             .map(|timed| match timed {
