@@ -44,7 +44,9 @@
 mod bulkhead;
 mod config;
 mod error;
+mod hedge;
 
 pub use bulkhead::{Bulkhead, BulkheadPermit, BulkheadSnapshot};
 pub use config::{BulkheadConfig, BulkheadConfigBuilder};
 pub use error::{BulkheadError, BulkheadRejected};
+pub use hedge::{Hedge, HedgeConfig, HedgeConfigBuilder, HedgeSnapshot};
