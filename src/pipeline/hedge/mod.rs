@@ -538,34 +538,33 @@ where
         let max = shared.max_attempts;
         loop {
             // 1. The first attempt, while it is in flight.
-            if let Some(fut) = this.first.as_mut().as_pin_mut() {
-                if let Poll::Ready(result) = fut.poll(cx) {
-                    this.first.set(None);
-                    *this.in_flight -= 1;
-                    match result {
-                        Ok(value) => {
-                            shared.won(0, *this.first_started);
+            if let Some(fut) = this.first.as_mut().as_pin_mut()
+                && let Poll::Ready(result) = fut.poll(cx)
+            {
+                this.first.set(None);
+                *this.in_flight -= 1;
+                match result {
+                    Ok(value) => {
+                        shared.won(0, *this.first_started);
+                        this.count.done = true;
+                        return Poll::Ready(Ok(value));
+                    }
+                    Err(err) => {
+                        if *this.in_flight == 0 && *this.started >= max {
+                            shared.failed.fetch_add(1, Ordering::Relaxed);
                             this.count.done = true;
-                            return Poll::Ready(Ok(value));
+                            return Poll::Ready(Err(err));
                         }
-                        Err(err) => {
-                            if *this.in_flight == 0 && *this.started >= max {
-                                shared.failed.fetch_add(1, Ordering::Relaxed);
-                                this.count.done = true;
-                                return Poll::Ready(Err(err));
-                            }
-                            // A later attempt's error will be the answer.
-                            drop(err);
-                            *this.start_next += u32::from(shared.hedge_on_failure);
-                        }
+                        // A later attempt's error will be the answer.
+                        drop(err);
+                        *this.start_next += u32::from(shared.hedge_on_failure);
                     }
                 }
             }
 
             // 2. The hedges: every one that has answered.
             if let Some(hedges) = this.hedges.as_mut() {
-                while let Poll::Ready(Some((index, started, result))) = hedges.poll_next_unpin(cx)
-                {
+                while let Poll::Ready(Some((index, started, result))) = hedges.poll_next_unpin(cx) {
                     *this.in_flight -= 1;
                     match result {
                         Ok(value) => {
@@ -611,8 +610,10 @@ where
                     if this.first.is_some() {
                         *this.first_started = Some(now);
                     }
-                    this.timer
-                        .set(Some(tokio::time::sleep_until(deadline(now, shared.delay()))));
+                    this.timer.set(Some(tokio::time::sleep_until(deadline(
+                        now,
+                        shared.delay(),
+                    ))));
                 }
                 let fired = match this.timer.as_mut().as_pin_mut() {
                     Some(timer) => timer.poll(cx).is_ready(),
