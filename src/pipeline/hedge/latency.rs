@@ -13,8 +13,8 @@
 //! Recording a sample takes the lock and, once the window is full, finds the
 //! oldest sample in `sorted` by binary search and the place of the new one
 //! by another, then shifts the entries between the two places by one and
-//! writes the new sample into the gap: one `memmove` of at most `window`
-//! entries (at most [`HedgeConfig::MAX_WINDOW`](super::HedgeConfig::MAX_WINDOW)).
+//! writes the new sample into the gap (nothing moves when the two are
+//! equal): one `memmove` of at most `window` entries (at most [`HedgeConfig::MAX_WINDOW`](super::HedgeConfig::MAX_WINDOW)).
 //! While the window fills, the sample is inserted the same way. No sample
 //! allocates.
 //!
@@ -133,15 +133,21 @@ impl Window {
         } else {
             let old = self.ring[slot];
             let sorted = &mut self.sorted[..];
-            // The oldest sample is in `sorted`: the first entry not below it.
-            let from = sorted.partition_point(|&s| s < old);
-            let to = sorted.partition_point(|&s| s <= sample);
-            if to <= from {
-                // The new sample goes at or before the old one's place.
+            // The oldest sample is in `sorted`. Among equal entries the ones
+            // nearest the new sample's place are taken, so that the fewest
+            // entries move (none when the two are equal).
+            if sample < old {
+                // The first `old`, and the place after the samples equal
+                // to the new one: the entries between move right.
+                let from = sorted.partition_point(|&s| s < old);
+                let to = sorted.partition_point(|&s| s <= sample);
                 sorted.copy_within(to..from, to + 1);
                 sorted[to] = sample;
-            } else {
-                // After it: the entries between move left into the gap.
+            } else if sample > old {
+                // The last `old`, and the place before the samples equal to
+                // the new one: the entries between move left.
+                let from = sorted.partition_point(|&s| s <= old).saturating_sub(1);
+                let to = sorted.partition_point(|&s| s < sample);
                 sorted.copy_within(from + 1..to, from);
                 sorted[to - 1] = sample;
             }

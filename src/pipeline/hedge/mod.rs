@@ -79,8 +79,8 @@ const TARGET: &str = "steadfast::hedge";
 ///
 /// # Costs
 ///
-/// An answer at the first poll costs two relaxed atomic increments (the
-/// counts of [`snapshot`](Self::snapshot)) and, with a percentile, the
+/// An answer at the first poll costs one relaxed atomic increment (its
+/// count in [`snapshot`](Self::snapshot)) and, with a percentile, the
 /// latency record's lock; no clock read and no allocation. A first attempt
 /// that waits arms one tokio timer (one clock read). The first hedge
 /// allocates the set of further attempts (a [`FuturesUnordered`]).
@@ -139,7 +139,6 @@ struct Shared {
     hedge_on_failure: bool,
     /// With a percentile delay, the recent latencies.
     latency: Option<LatencyRecord>,
-    calls: AtomicU64,
     hedges: AtomicU64,
     failed: AtomicU64,
     cancelled: AtomicU64,
@@ -196,7 +195,6 @@ impl Hedge {
             delay: config.delay(),
             hedge_on_failure: config.hedge_on_failure(),
             latency,
-            calls: AtomicU64::new(0),
             hedges: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
@@ -326,7 +324,6 @@ impl Hedge {
         Fut: Future<Output = Result<T, E>>,
     {
         let shared = &*self.shared;
-        shared.calls.fetch_add(1, Ordering::Relaxed);
         let first = op();
         Race {
             count: Count {
@@ -365,16 +362,19 @@ impl Hedge {
     /// ```
     pub fn snapshot(&self) -> HedgeSnapshot {
         let shared = &*self.shared;
+        let wins: Vec<u64> = shared
+            .wins
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed))
+            .collect();
+        let failed = shared.failed.load(Ordering::Relaxed);
+        let cancelled = shared.cancelled.load(Ordering::Relaxed);
         HedgeSnapshot {
-            calls: shared.calls.load(Ordering::Relaxed),
+            calls: wins.iter().sum::<u64>() + failed + cancelled,
             hedges: shared.hedges.load(Ordering::Relaxed),
-            wins: shared
-                .wins
-                .iter()
-                .map(|w| w.load(Ordering::Relaxed))
-                .collect(),
-            failed: shared.failed.load(Ordering::Relaxed),
-            cancelled: shared.cancelled.load(Ordering::Relaxed),
+            wins,
+            failed,
+            cancelled,
         }
     }
 }
@@ -404,12 +404,13 @@ impl fmt::Debug for Hedge {
 
 /// What a [`Hedge`] has done since it was built, from [`Hedge::snapshot`].
 ///
-/// Every call is counted once in `calls`, however many attempts it made;
-/// once it has returned it is counted once more, in one of `wins` (by the
-/// index of the attempt that answered), `failed` or `cancelled`. So
-/// `calls` minus those is the number of calls in progress. The counts are
-/// read one after the other without a lock, so under load they may not be
-/// from the same instant.
+/// A call is counted once it has ended, however many attempts it made: in
+/// one of `wins` (by the index of the attempt that answered), in `failed`,
+/// or in `cancelled`; `calls` is their sum (a call in progress is not
+/// counted yet: counting calls as they start would cost every call a
+/// second atomic increment). Hedges are counted as they start. The counts
+/// are read one after the other without a lock, so under load they may not
+/// be from the same instant.
 ///
 /// # Examples
 ///
@@ -426,7 +427,8 @@ impl fmt::Debug for Hedge {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HedgeSnapshot {
-    /// Calls started.
+    /// Calls that have ended: answered, failed or dropped (the sum of
+    /// `wins`, `failed` and `cancelled`).
     pub calls: u64,
     /// Attempts started after the first of their call.
     pub hedges: u64,
