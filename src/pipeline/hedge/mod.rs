@@ -73,9 +73,19 @@ const TARGET: &str = "steadfast::hedge";
 /// attempt's start: an attempt that answers at its first poll is recorded
 /// as zero (nothing was waited for, and the clock is not read), a pending
 /// one from the instant it was first found pending. Failed and dropped
-/// attempts are not recorded. The record is shared by the clones of the
-/// hedge; the algorithm is described on the latency module (a sorted
-/// window, one short lock per call; reading the delay is an atomic load).
+/// attempts are not recorded.
+///
+/// The latency record is shared by the clones of the hedge. It holds the
+/// last `window` latencies twice, behind one mutex: in a ring in order of
+/// arrival, and in a sorted array, both allocated when the hedge is built.
+/// Recording a latency takes the lock, finds the oldest sample and the
+/// place of the new one in the sorted array by binary search, and shifts
+/// the entries between the two places by one (at most `window` entries,
+/// none when the two samples are equal); with `min_samples` or more held,
+/// it then reads the percentile off the sorted array (rank
+/// `⌈p · n / 100⌉` of `n`) and stores it in an atomic. So a call takes the
+/// lock once, briefly, and allocates nothing; reading the delay is one
+/// atomic load.
 ///
 /// # Costs
 ///
