@@ -111,6 +111,7 @@ mod compose;
 mod config;
 mod error;
 mod fallback;
+mod hedge;
 #[cfg(feature = "rate-limit")]
 mod rate_limit;
 mod retry;
@@ -133,3 +134,5 @@ pub use rate_limit::{
     KeyedRateLimiter, RateLimitError, RateLimitMode, RateLimited, RateLimiter, RateLimiterConfig,
     RateLimiterConfigBuilder, TokioClock,
 };
+
+pub use hedge::{Hedge, HedgeConfig, HedgeConfigBuilder, HedgeSnapshot};
