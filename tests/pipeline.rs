@@ -754,3 +754,59 @@ async fn a_retry_outside_a_rate_limiter_waits_the_time_it_asks_for_and_the_break
     assert!(err.is_rejection());
     assert_eq!(err.retry_after(), Some(secs(10)));
 }
+
+// ------------------------------------------------------------ hedging
+
+#[tokio::test(start_paused = true)]
+async fn a_hedged_call_wins_with_the_faster_attempt_and_counts_once_in_the_breaker_outside() {
+    use steadfast::pipeline::Hedge;
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(5)
+        .build()
+        .unwrap();
+    let hedge = Hedge::builder()
+        .max_attempts(3)
+        .delay(ms(100))
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::builder()
+        .circuit_breaker(breaker.clone())
+        .hedge(hedge.clone())
+        .timeout(secs(5))
+        .build()
+        .unwrap();
+    let started = AtomicU32::new(0);
+    let start = Instant::now();
+    // The first attempt takes 10 s (cut at 5 s by the timeout), the second
+    // 50 ms: it answers at 150 ms.
+    let answer = pipeline
+        .execute(|| {
+            let n = started.fetch_add(1, Ordering::Relaxed);
+            async move {
+                sleep(if n == 0 { secs(10) } else { ms(50) }).await;
+                Ok::<_, io::Error>(n)
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(answer, 1);
+    assert_eq!(start.elapsed(), ms(150));
+    assert_eq!(started.load(Ordering::Relaxed), 2);
+    let snapshot = hedge.snapshot();
+    assert_eq!(snapshot.calls, 1);
+    assert_eq!(snapshot.hedges, 1);
+
+    // Every attempt (three of them) fails: one failure for the breaker
+    // outside.
+    let failed = pipeline
+        .execute(|| async {
+            sleep(ms(150)).await;
+            Err::<u32, _>(reset())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(failed.stopped_by(), StoppedBy::Operation);
+    assert_eq!(breaker.snapshot().consecutive_failures, 1);
+    assert_eq!(hedge.snapshot().calls, 2);
+    assert_eq!(hedge.snapshot().hedges, 1 + 2);
+}

@@ -1,6 +1,6 @@
 //! The crate's primitives as pipeline strategies: a
-//! [`CircuitBreaker`], a [`Bulkhead`] and a rate limiter wrap the rest of a
-//! pipeline as they wrap a single call.
+//! [`CircuitBreaker`], a [`Bulkhead`], a [`Hedge`] and a rate limiter wrap
+//! the rest of a pipeline as they wrap a single call.
 
 use std::future::Future;
 
@@ -8,7 +8,7 @@ use futures::FutureExt;
 
 use super::error::{BulkheadError, PipelineError};
 use super::strategy::{Next, Strategy};
-use super::Bulkhead;
+use super::{Bulkhead, Hedge};
 use crate::breaker::{BreakerError, CircuitBreaker, Rejected};
 
 /// Whether an error from further in a pipeline is a failure of the
@@ -68,5 +68,17 @@ impl<T, E> Strategy<T, E> for super::RateLimiter {
     async fn execute<N: Next<T, E>>(&self, next: N) -> Result<T, PipelineError<E>> {
         self.acquire().await.map_err(PipelineError::RateLimited)?;
         next.call().await
+    }
+}
+
+/// Hedging in a pipeline: the rest of the pipeline is started again when it
+/// has not answered after the hedge's delay, and the first success wins;
+/// see [`PipelineBuilder::hedge`](super::PipelineBuilder::hedge).
+impl<T: Send, E: Send> Strategy<T, E> for Hedge {
+    fn execute<N: Next<T, E>>(
+        &self,
+        next: N,
+    ) -> impl Future<Output = Result<T, PipelineError<E>>> + Send {
+        self.call(move || next.call())
     }
 }

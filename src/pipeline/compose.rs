@@ -405,6 +405,34 @@ impl<S> PipelineBuilder<S> {
         self.strategy(limiter)
     }
 
+    /// Adds a [`Hedge`](super::Hedge): when the rest of the pipeline has not
+    /// answered after the hedge's delay, it is started again (up to the
+    /// hedge's `max_attempts` at once), and the first success wins; the
+    /// others are dropped.
+    ///
+    /// Put a circuit breaker outside the hedge to count a hedged call once,
+    /// inside to count each attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::pipeline::{Hedge, Pipeline};
+    ///
+    /// let pipeline = Pipeline::builder()
+    ///     .hedge(Hedge::builder().max_attempts(2).delay(Duration::from_millis(50)).build()?)
+    ///     .timeout(Duration::from_secs(1))
+    ///     .build()?;
+    /// # let _ = pipeline;
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn hedge(self, hedge: super::Hedge) -> PipelineBuilder<S::Output>
+    where
+        S: Append<super::Hedge>,
+    {
+        self.strategy(hedge)
+    }
+
     /// Adds a [`Fallback`]: what the call returns when the rest of the
     /// pipeline fails.
     ///
