@@ -490,3 +490,99 @@ fn layers_and_services_are_send_and_sync() {
     send_sync::<RetryLayer>();
     send_sync::<TimeoutLayer>();
 }
+
+// ---- a whole pipeline ----------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_pipeline_layer_retries_with_a_clone_of_the_request_after_poll_ready_and_times_out() {
+    use steadfast::pipeline::{Pipeline, PipelineError, StoppedBy};
+    use steadfast::tower::PipelineLayer;
+
+    let pipeline = Pipeline::builder()
+        .retry(
+            RetryPolicy::builder()
+                .max_retries(3)
+                .initial_delay(10 * MS)
+                .jitter(Jitter::None)
+                .build()
+                .unwrap(),
+        )
+        .timeout(100 * MS)
+        .build()
+        .unwrap();
+    // Fails once, then answers; `Strict` fails the test on a call made
+    // without `poll_ready` first.
+    let inner = Strict::new(&[false, true]);
+    let seen = inner.seen.clone();
+    let service = PipelineLayer::new(pipeline.clone()).layer(inner);
+    assert_eq!(service.oneshot(7).await.unwrap(), 7);
+    assert_eq!(seen.calls(), 2);
+
+    // A service that never answers: every attempt is cut at 100 ms.
+    let start = Instant::now();
+    let hanging = PipelineLayer::new(pipeline).layer(tower::service_fn(|()| {
+        std::future::pending::<Result<(), io::Error>>()
+    }));
+    let err = hanging.oneshot(()).await.unwrap_err();
+    assert_eq!(err.stopped_by(), StoppedBy::Retry);
+    assert!(matches!(
+        err,
+        PipelineError::RetriesExhausted { attempts: 4, .. }
+    ));
+    assert_eq!(start.elapsed(), 4 * 100 * MS + (10 + 20 + 40) * MS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pipeline_service_future_is_send() {
+    use steadfast::pipeline::Pipeline;
+    use steadfast::tower::PipelineLayer;
+    let service = PipelineLayer::new(
+        Pipeline::builder()
+            .retry(RetryPolicy::default())
+            .circuit_breaker(CircuitBreaker::default())
+            .timeout(100 * MS)
+            .build()
+            .unwrap(),
+    )
+    .layer(tower::service_fn(
+        |n: u32| async move { Ok::<_, io::Error>(n) },
+    ));
+    let answer = tokio::spawn(service.oneshot(3)).await.unwrap().unwrap();
+    assert_eq!(answer, 3);
+}
+
+// ---- rate limit back-pressure ------------------------------------------
+
+#[cfg(feature = "rate-limit")]
+#[tokio::test(start_paused = true)]
+async fn a_spent_rate_is_pending_in_poll_ready_and_wakes_the_task_at_the_next_permit() {
+    use steadfast::pipeline::RateLimiter;
+    use steadfast::tower::RateLimitLayer;
+
+    let limiter = RateLimiter::builder()
+        .permits(1)
+        .period(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let layer = RateLimitLayer::new(limiter);
+    let mut service = layer.layer(Strict::new(&[]));
+    poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
+    assert_eq!(service.call(1).await.unwrap(), 1);
+
+    // A layer whose `poll_ready` always said Ready would fail here.
+    let mut waiter = task::spawn(());
+    assert_pending!(waiter.enter(|cx, _| service.poll_ready(cx)));
+    advance(999 * MS).await;
+    assert!(!waiter.is_woken());
+    advance(MS).await;
+    assert!(waiter.is_woken());
+    assert_ready!(waiter.enter(|cx, _| service.poll_ready(cx))).unwrap();
+    assert_eq!(service.call(2).await.unwrap(), 2);
+
+    // A call without readiness asks the limiter, which refuses.
+    let err = service.call(3).await.unwrap_err();
+    assert!(matches!(
+        err,
+        steadfast::pipeline::RateLimitError::Rejected(_)
+    ));
+}

@@ -9,6 +9,8 @@
 //! | [`CircuitBreakerLayer`] | [`CircuitBreakerService`] | [`BreakerError<E>`](crate::breaker::BreakerError) | refuses calls while a [`CircuitBreaker`](crate::CircuitBreaker) is open, records each outcome |
 //! | [`TimeoutLayer`] | [`TimeoutService`] | [`TimeoutError<E>`] | bounds each call |
 //! | [`BulkheadLayer`] | [`BulkheadService`] | [`BulkheadError<E>`](crate::pipeline::BulkheadError) | at most N calls at once; a full bulkhead is `Pending` in `poll_ready` |
+//! | `RateLimitLayer` (feature `rate-limit`) | `RateLimitService` | `RateLimitError<E>` | calls within a rate; a spent rate is `Pending` in `poll_ready` until the next permit |
+//! | [`PipelineLayer`] | [`PipelineService`] | [`PipelineError<E>`](crate::pipeline::PipelineError) | a whole [`Pipeline`](crate::pipeline::Pipeline) (retry, breaker, timeouts, hedging, fallback, …) around each call |
 //!
 //! Each layer is a thin adapter over the strategy it is given: the layer
 //! shares the strategy's state (a breaker, a bulkhead) with every service it
@@ -26,9 +28,11 @@
 //! next `call`: when every slot is taken, `poll_ready` is `Pending` and the
 //! task is woken when one frees, so callers are held back rather than
 //! queued without bound. Readiness that is not used is given back when the
-//! service (or the response future) is dropped. The other layers pass
-//! `poll_ready` through, and the [`RetryService`] asks it again before each
-//! retry.
+//! service (or the response future) is dropped. The `RateLimitService`
+//! (feature `rate-limit`) takes a permit of its rate limiter the same way,
+//! and is `Pending` until the next permit when the rate is spent. The other
+//! layers pass `poll_ready` through, and the [`RetryService`] and the
+//! [`PipelineService`] ask it again before each attempt.
 //!
 //! # Examples
 //!
@@ -62,6 +66,9 @@
 mod breaker;
 mod bulkhead;
 mod error;
+mod pipeline;
+#[cfg(feature = "rate-limit")]
+mod rate_limit;
 mod retry;
 mod timeout;
 
@@ -70,5 +77,9 @@ pub use breaker::{
 };
 pub use bulkhead::{BulkheadFuture, BulkheadLayer, BulkheadService};
 pub use error::TimeoutError;
+pub use pipeline::{PipelineFuture, PipelineLayer, PipelineService};
+#[cfg(feature = "rate-limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
+pub use rate_limit::{RateLimitFuture, RateLimitLayer, RateLimitService};
 pub use retry::{RetryFuture, RetryLayer, RetryService};
 pub use timeout::{TimeoutFuture, TimeoutLayer, TimeoutService};
