@@ -1,7 +1,8 @@
 //! A flaky HTTP server on 127.0.0.1 and a real HTTP client (hyper's) that
 //! calls it through steadfast's tower layers: retries that hide the flaky
-//! answers, a timeout that cuts a hung answer short, and a circuit breaker
-//! that trips on a dependency that is down and recovers with it.
+//! answers, a timeout that cuts a hung answer short, a circuit breaker that
+//! trips on a dependency that is down and recovers with it, and a whole
+//! pipeline with hedging that races a slow answer with a second request.
 //!
 //! Run with `cargo run -p steadfast-http-client-example`; it takes about two
 //! seconds and prints what happened.
@@ -10,6 +11,12 @@
 //!
 //! ```text
 //! RetryLayer → CircuitBreakerLayer → TimeoutLayer → BulkheadLayer → HTTP client
+//! ```
+//!
+//! and, for hedging, one `PipelineLayer` (see `hedged_client`):
+//!
+//! ```text
+//! PipelineLayer(timeout → hedge → attempt timeout) → HTTP client
 //! ```
 
 use std::collections::HashMap;
@@ -27,12 +34,14 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use steadfast::breaker::{BreakerError, CircuitBreaker};
-use steadfast::pipeline::Bulkhead;
+use steadfast::pipeline::{Bulkhead, Hedge, Pipeline, PipelineError};
 use steadfast::retry::{RetryError, Transient};
-use steadfast::tower::{BulkheadLayer, CircuitBreakerLayer, RetryLayer, TimeoutLayer};
+use steadfast::tower::{
+    BulkheadLayer, CircuitBreakerLayer, PipelineLayer, RetryLayer, TimeoutLayer,
+};
 use steadfast::RetryPolicy;
 use tokio::net::TcpListener;
-use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
 
 // ---- the flaky server ------------------------------------------------------
 
@@ -62,6 +71,8 @@ impl ServerState {
 /// - `/flaky`: 503 twice, then 200, and so on (two of three requests fail).
 /// - `/slow`: its first request hangs for 5 s, the others answer at once.
 /// - `/down`: 500 until healed, then 200.
+/// - `/lagging`: every other request (the 1st, 3rd, …) takes 2 s, the
+///   others answer at once.
 async fn handle(
     state: Arc<ServerState>,
     req: Request<Incoming>,
@@ -81,6 +92,12 @@ async fn handle(
             (StatusCode::INTERNAL_SERVER_ERROR, "down")
         }
         "/down" => (StatusCode::OK, "back up"),
+        "/lagging" => {
+            if n % 2 == 1 {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            (StatusCode::OK, "lagging answered")
+        }
         _ => (StatusCode::NOT_FOUND, "no such path"),
     };
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
@@ -172,10 +189,6 @@ fn http_client(
 }
 
 /// The client behind steadfast's layers.
-///
-/// Hedging (a second request when the first is slow to answer) will be a
-/// layer of its own, placed between the retry and the breaker; see the
-/// `hedging` section in `main`.
 fn client_stack(
     breaker: &CircuitBreaker,
 ) -> Result<impl Service<Uri, Response = String, Error = StackError> + Clone, steadfast::ConfigError>
@@ -194,6 +207,24 @@ fn client_stack(
         .layer(TimeoutLayer::new(Duration::from_millis(200)))
         .layer(BulkheadLayer::new(bulkhead))
         .service(http_client()))
+}
+
+/// The client behind one pipeline: 3 s for the whole call, a second request
+/// when the first has not answered in 100 ms (the first answer wins, the
+/// other request is dropped), 2.5 s for each request.
+fn hedged_client(
+    hedge: &Hedge,
+) -> Result<
+    impl Service<Uri, Response = String, Error = PipelineError<HttpError>> + Clone,
+    steadfast::ConfigError,
+> {
+    let pipeline = Pipeline::builder()
+        .name("hedged")
+        .timeout(Duration::from_secs(3))
+        .hedge(hedge.clone())
+        .timeout(Duration::from_millis(2500))
+        .build()?;
+    Ok(PipelineLayer::new(pipeline).layer(http_client()))
 }
 
 /// One GET through the stack, printed.
@@ -277,8 +308,28 @@ async fn main() -> Result<(), Box<dyn Error>> {
     get(&stack, &base, "/down").await?;
     println!("  breaker is {}", breaker.state());
 
-    // hedging: a slow answer raced by a second request, shown here once the
-    // hedging layer joins the stack in `client_stack`.
+    println!("\nhedging: every other request to /lagging takes 2 s; a second one races it");
+    let hedge = Hedge::builder()
+        .max_attempts(2)
+        .delay(Duration::from_millis(100))
+        .build()?;
+    let hedged = hedged_client(&hedge)?;
+    for _ in 0..2 {
+        let uri: Uri = format!("{base}/lagging").parse()?;
+        let started = std::time::Instant::now();
+        let body = hedged.clone().oneshot(uri).await?;
+        println!(
+            "  GET /lagging -> {body:?} ({} ms)",
+            started.elapsed().as_millis()
+        );
+    }
+    let snapshot = hedge.snapshot();
+    println!(
+        "  {} calls, {} hedged; the server saw {} requests",
+        snapshot.calls,
+        snapshot.hedges,
+        state.hits("/lagging")
+    );
 
     Ok(())
 }
