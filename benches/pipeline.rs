@@ -16,6 +16,8 @@
 //!   `CircuitBreaker::call` and `TimeoutHandler::run` as a user would;
 //!   `pipeline` is the same three in a `Pipeline` (the target: at most 1.2×
 //!   by hand); `bare_call` is the operation alone.
+//! - `pipeline_one_strategy`: each of the three alone, by hand and as a
+//!   pipeline of one strategy, to see what the pipeline adds to each.
 //!
 //! Run with `cargo bench --bench pipeline`; add
 //! `-- --warm-up-time 1 --measurement-time 3` for a quick run.
@@ -105,5 +107,65 @@ fn pipeline_retry_breaker_timeout(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bulkhead_admission, pipeline_retry_breaker_timeout);
+fn pipeline_one_strategy(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    let _guard = rt.enter();
+    let limit = Duration::from_secs(1);
+    let policy = RetryPolicy::default();
+    let breaker = CircuitBreaker::default();
+    let timeouts = TimeoutHandler::default();
+    let timeout_only = Pipeline::builder()
+        .timeout(limit)
+        .build()
+        .expect("a pipeline");
+    let breaker_only = Pipeline::builder()
+        .circuit_breaker(breaker.clone())
+        .build()
+        .expect("a pipeline");
+    let retry_only = Pipeline::builder()
+        .retry(policy.clone())
+        .build()
+        .expect("a pipeline");
+
+    let mut group = c.benchmark_group("pipeline_one_strategy");
+    group.bench_function("timeout_by_hand", |b| {
+        b.iter(|| {
+            poll_once(timeouts.run(limit, operation(black_box(1))))
+                .map(|r| r.unwrap_or(0))
+                .unwrap_or(0)
+        })
+    });
+    group.bench_function("timeout_pipeline", |b| {
+        b.iter(|| {
+            poll_once(black_box(&timeout_only).execute(|| operation(black_box(1)))).unwrap_or(0)
+        })
+    });
+    group.bench_function("breaker_by_hand", |b| {
+        b.iter(|| poll_once(black_box(&breaker).call(|| operation(black_box(1)))).unwrap_or(0))
+    });
+    group.bench_function("breaker_pipeline", |b| {
+        b.iter(|| {
+            poll_once(black_box(&breaker_only).execute(|| operation(black_box(1)))).unwrap_or(0)
+        })
+    });
+    group.bench_function("retry_by_hand", |b| {
+        b.iter(|| poll_once(black_box(&policy).retry(|| operation(black_box(1)))).unwrap_or(0))
+    });
+    group.bench_function("retry_pipeline", |b| {
+        b.iter(|| {
+            poll_once(black_box(&retry_only).execute(|| operation(black_box(1)))).unwrap_or(0)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bulkhead_admission,
+    pipeline_retry_breaker_timeout,
+    pipeline_one_strategy
+);
 criterion_main!(benches);

@@ -11,6 +11,9 @@
 //!   `TimeoutLayer` in the same order.
 //! - `steadfast_layers_with_bulkhead`: the same with a `BulkheadLayer`
 //!   below the timeout.
+//! - `steadfast_pipeline_layer`: one `PipelineLayer` holding a pipeline of
+//!   the same retry, breaker and timeout (its response future is boxed, and
+//!   each attempt calls a clone of the service).
 //! - `steadfast_retry_layer`, `steadfast_breaker_layer`,
 //!   `steadfast_timeout_layer`, `steadfast_bulkhead_layer`: each layer
 //!   alone around the service, to see what each adds.
@@ -31,8 +34,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use steadfast::pipeline::Bulkhead;
-use steadfast::tower::{BulkheadLayer, CircuitBreakerLayer, RetryLayer, TimeoutLayer};
+use steadfast::pipeline::{Bulkhead, Pipeline};
+use steadfast::tower::{
+    BulkheadLayer, CircuitBreakerLayer, PipelineLayer, RetryLayer, TimeoutLayer,
+};
 use steadfast::{CircuitBreaker, RetryPolicy};
 use tower::{service_fn, Layer, Service, ServiceBuilder};
 
@@ -118,6 +123,14 @@ fn tower_stack(c: &mut Criterion) {
         .layer(BulkheadLayer::new(bulkhead))
         .service(inner());
 
+    let pipeline = Pipeline::builder()
+        .retry(RetryPolicy::default())
+        .circuit_breaker(CircuitBreaker::default())
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("a valid pipeline");
+    let mut pipeline_layer = PipelineLayer::new(pipeline).layer(inner());
+
     let mut retry_alone = RetryLayer::new(RetryPolicy::default()).layer(inner());
     let mut breaker_alone = CircuitBreakerLayer::new(CircuitBreaker::default()).layer(inner());
     let mut timeout_alone = TimeoutLayer::new(Duration::from_secs(1)).layer(inner());
@@ -135,6 +148,9 @@ fn tower_stack(c: &mut Criterion) {
     });
     group.bench_function("steadfast_layers_with_bulkhead", |b| {
         b.iter(|| ready_and_call(&mut with_bulkhead, black_box(1)).unwrap_or(0))
+    });
+    group.bench_function("steadfast_pipeline_layer", |b| {
+        b.iter(|| ready_and_call(&mut pipeline_layer, black_box(1)).unwrap_or(0))
     });
     group.bench_function("steadfast_retry_layer", |b| {
         b.iter(|| ready_and_call(&mut retry_alone, black_box(1)).unwrap_or(0))

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::permit::{CallWith, Permit};
+use super::permit::{CallOutput, CallWith, Permit};
 use super::window::Window;
 use super::word::Word;
 use super::{
@@ -747,7 +747,23 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        CallWith::new(&self.shared, is_failure, f)
+        CallWith::<P, F, Fut>::new(&self.shared, is_failure, f)
+    }
+
+    /// [`call_with`](Self::call_with), answering in the shape `O` (a
+    /// pipeline's error) instead of `Result<T, BreakerError<E>>`.
+    pub(crate) fn call_shaped<O, P, F, Fut, T, E>(
+        &self,
+        is_failure: P,
+        f: F,
+    ) -> impl Future<Output = O::Output> + use<'_, O, P, F, Fut, T, E>
+    where
+        O: CallOutput<T, E>,
+        P: FnOnce(&E) -> bool,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        CallWith::<P, F, Fut, O>::new(&self.shared, is_failure, f)
     }
 
     /// Like [`call`](Self::call), but when the call is refused or fails,

@@ -144,6 +144,7 @@ use std::time::Duration;
 pub use circuit::CircuitBreaker;
 pub use config::{CircuitBreakerBuilder, CircuitBreakerConfig, SlidingWindow};
 pub use error::{BreakerError, Rejected};
+pub(crate) use permit::CallOutput;
 pub use permit::Permit;
 
 /// The state of a circuit breaker.

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -12,7 +13,44 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use super::circuit::Shared;
-use super::BreakerError;
+use super::{BreakerError, Rejected};
+
+/// What a [`CallWith`] answers with: the breaker's own
+/// `Result<T, BreakerError<E>>` ([`AsBreakerError`]), or another shape (a
+/// pipeline's error), built where the outcome is known so that no nested
+/// `Result` is moved and mapped afterwards.
+pub(crate) trait CallOutput<T, E> {
+    /// The future's output.
+    type Output;
+    /// The operation's value.
+    fn value(value: T) -> Self::Output;
+    /// The breaker refused the call.
+    fn rejected(rejected: Rejected) -> Self::Output;
+    /// The operation's error.
+    fn error(error: E) -> Self::Output;
+}
+
+/// The output of [`CircuitBreaker::call_with`](super::CircuitBreaker::call_with).
+pub(crate) struct AsBreakerError;
+
+impl<T, E> CallOutput<T, E> for AsBreakerError {
+    type Output = Result<T, BreakerError<E>>;
+
+    #[inline]
+    fn value(value: T) -> Self::Output {
+        Ok(value)
+    }
+
+    #[inline]
+    fn rejected(rejected: Rejected) -> Self::Output {
+        Err(rejected.into())
+    }
+
+    #[inline]
+    fn error(error: E) -> Self::Output {
+        Err(BreakerError::Inner(error))
+    }
+}
 
 pin_project! {
     /// The future of
@@ -29,7 +67,7 @@ pin_project! {
     /// before `permit`: a trial's place is freed only once its operation is
     /// gone, and while the operation's destructor runs no other trial is
     /// admitted (never more than `half_open_permits` operations alive).
-    pub(super) struct CallWith<'a, P, F, Fut> {
+    pub(crate) struct CallWith<'a, P, F, Fut, O = AsBreakerError> {
         shared: &'a Shared,
         is_failure: Option<P>,
         // `Some` until the first poll.
@@ -40,10 +78,11 @@ pin_project! {
         fut: Option<Fut>,
         // The permit of an operation that is waiting.
         permit: Option<Permit<'a>>,
+        output: PhantomData<fn() -> O>,
     }
 }
 
-impl<'a, P, F, Fut> CallWith<'a, P, F, Fut> {
+impl<'a, P, F, Fut, O> CallWith<'a, P, F, Fut, O> {
     /// The call of `f`, not started until first polled.
     pub(super) fn new(shared: &'a Shared, is_failure: P, f: F) -> Self {
         CallWith {
@@ -52,17 +91,19 @@ impl<'a, P, F, Fut> CallWith<'a, P, F, Fut> {
             f: Some(f),
             fut: None,
             permit: None,
+            output: PhantomData,
         }
     }
 }
 
-impl<P, F, Fut, T, E> Future for CallWith<'_, P, F, Fut>
+impl<P, F, Fut, T, E, O> Future for CallWith<'_, P, F, Fut, O>
 where
     P: FnOnce(&E) -> bool,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
+    O: CallOutput<T, E>,
 {
-    type Output = Result<T, BreakerError<E>>;
+    type Output = O::Output;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -71,7 +112,7 @@ where
         if let Some(f) = this.f.take() {
             match this.shared.try_acquire() {
                 Ok(permit) => admitted = Some(permit),
-                Err(rejected) => return Poll::Ready(Err(rejected.into())),
+                Err(rejected) => return Poll::Ready(O::rejected(rejected)),
             }
             this.fut.set(Some(f()));
         }
@@ -97,7 +138,7 @@ where
                 if let Some(permit) = permit {
                     permit.success();
                 }
-                Poll::Ready(Ok(value))
+                Poll::Ready(O::value(value))
             }
             Err(error) => {
                 let failed = this.is_failure.take().is_none_or(|p| p(&error));
@@ -108,7 +149,7 @@ where
                         permit.success();
                     }
                 }
-                Poll::Ready(Err(BreakerError::Inner(error)))
+                Poll::Ready(O::error(error))
             }
         }
     }

@@ -4,12 +4,10 @@
 
 use std::future::Future;
 
-use futures::FutureExt;
-
 use super::error::{BulkheadError, PipelineError};
-use super::strategy::{Next, Strategy};
+use super::strategy::{Mapped, Next, Strategy};
 use super::{Bulkhead, Hedge};
-use crate::breaker::{BreakerError, CircuitBreaker, Rejected};
+use crate::breaker::{CallOutput, CircuitBreaker, Rejected};
 
 /// Whether an error from further in a pipeline is a failure of the
 /// dependency, for a circuit breaker: the operation's errors and timeouts
@@ -26,18 +24,37 @@ fn is_dependency_failure<E>(error: &PipelineError<E>) -> bool {
 /// of the breaker; see
 /// [`PipelineBuilder::circuit_breaker`](super::PipelineBuilder::circuit_breaker).
 impl<T, E> Strategy<T, E> for CircuitBreaker {
+    #[inline]
     fn execute<N: Next<T, E>>(
         &self,
         next: N,
     ) -> impl Future<Output = Result<T, PipelineError<E>>> + Send {
-        self.call_with(is_dependency_failure::<E>, move || next.call())
-            .map(|outcome| match outcome {
-                Ok(value) => Ok(value),
-                Err(BreakerError::Inner(error)) => Err(error),
-                Err(BreakerError::Rejected { retry_after, state }) => Err(
-                    PipelineError::CircuitOpen(Rejected::new(state, retry_after)),
-                ),
-            })
+        self.call_shaped::<AsPipelineError, _, _, _, _, _>(is_dependency_failure::<E>, move || {
+            next.call()
+        })
+    }
+}
+
+/// A breaker's outcome as a pipeline's result: the rest of the pipeline's
+/// error as it is, a refusal as [`PipelineError::CircuitOpen`].
+struct AsPipelineError;
+
+impl<T, E> CallOutput<T, PipelineError<E>> for AsPipelineError {
+    type Output = Result<T, PipelineError<E>>;
+
+    #[inline]
+    fn value(value: T) -> Self::Output {
+        Ok(value)
+    }
+
+    #[inline]
+    fn rejected(rejected: Rejected) -> Self::Output {
+        Err(PipelineError::CircuitOpen(rejected))
+    }
+
+    #[inline]
+    fn error(error: PipelineError<E>) -> Self::Output {
+        Err(error)
     }
 }
 
@@ -49,7 +66,7 @@ impl<T, E> Strategy<T, E> for Bulkhead {
         &self,
         next: N,
     ) -> impl Future<Output = Result<T, PipelineError<E>>> + Send {
-        self.call(move || next.call()).map(|outcome| match outcome {
+        Mapped::new(self.call(move || next.call()), |outcome| match outcome {
             Ok(value) => Ok(value),
             Err(BulkheadError::Inner(error)) => Err(error),
             Err(BulkheadError::Rejected(rejected)) => {

@@ -11,7 +11,10 @@
 
 use std::future::Future;
 
-use futures::TryFutureExt;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use pin_project_lite::pin_project;
 
 use super::error::PipelineError;
 
@@ -213,7 +216,9 @@ where
 {
     #[inline]
     fn call(self) -> impl Future<Output = Result<T, PipelineError<E>>> + Send {
-        (self.0)().map_err(PipelineError::Operation)
+        Mapped::new((self.0)(), |outcome: Result<T, E>| {
+            outcome.map_err(PipelineError::Operation)
+        })
     }
 }
 
@@ -245,6 +250,47 @@ impl<S, Outer, Inner: Append<S>> Append<S> for Then<Outer, Inner> {
         Then {
             outer: self.outer,
             inner: self.inner.append(strategy),
+        }
+    }
+}
+
+pin_project! {
+    /// A future whose output goes through `map` when it is ready.
+    ///
+    /// Unlike `futures`' `map`, which moves the whole finished future out of
+    /// itself to reach the closure, this one only takes the closure (often
+    /// of size zero), so that mapping a large future (a timeout with its
+    /// timer, a breaker's call) costs nothing on the way out.
+    pub(super) struct Mapped<Fut, F> {
+        #[pin]
+        future: Fut,
+        map: Option<F>,
+    }
+}
+
+impl<Fut, F> Mapped<Fut, F> {
+    /// `future`, with its output mapped by `map`.
+    #[inline]
+    pub(super) fn new(future: Fut, map: F) -> Self {
+        Mapped {
+            future,
+            map: Some(map),
+        }
+    }
+}
+
+impl<Fut: Future, F: FnOnce(Fut::Output) -> O, O> Future for Mapped<Fut, F> {
+    type Output = O;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
+        let this = self.project();
+        let output = ready!(this.future.poll(cx));
+        match this.map.take() {
+            Some(map) => Poll::Ready(map(output)),
+            // Polled again after it finished: as a fused future would, it
+            // never finishes twice.
+            None => Poll::Pending,
         }
     }
 }

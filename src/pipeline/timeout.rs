@@ -1,14 +1,18 @@
 //! [`Timeout`]: a pipeline strategy that bounds the rest of the pipeline.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use futures::FutureExt;
+use pin_project_lite::pin_project;
+use tokio::task::coop;
+use tokio::time::{Instant, Sleep};
 
 use super::error::PipelineError;
 use super::strategy::{Next, Strategy};
 use crate::error::ConfigError;
-use crate::timeout::{TimeoutError, TimeoutHandler};
+use crate::timeout::poll_timer;
 
 /// Bounds the rest of the pipeline: when it has not answered within
 /// `after`, it is dropped (cancelled) and the call fails with
@@ -16,7 +20,7 @@ use crate::timeout::{TimeoutError, TimeoutHandler};
 ///
 /// Placed outside a retry it is the whole call's budget, waits between
 /// attempts included; inside, one attempt's. It costs what
-/// [`TimeoutHandler::run`] costs: no allocation, and a timer only once the
+/// [`TimeoutHandler::run`](crate::timeout::TimeoutHandler::run) costs: no allocation, and a timer only once the
 /// rest of the pipeline has to wait.
 ///
 /// # Examples
@@ -97,14 +101,62 @@ impl<T, E> Strategy<T, E> for Timeout {
         &self,
         next: N,
     ) -> impl Future<Output = Result<T, PipelineError<E>>> + Send {
-        TimeoutHandler::default()
-            .run(self.after, next.call())
-            .map(|timed| match timed {
-                Ok(result) => result,
-                Err(TimeoutError::Elapsed { after, .. }) => Err(PipelineError::TimedOut { after }),
-                Err(_) => Err(PipelineError::TimedOut {
-                    after: Duration::ZERO,
-                }),
-            })
+        Bounded {
+            future: next.call(),
+            deadline: Instant::now().checked_add(self.after),
+            after: self.after,
+            timer: None,
+        }
     }
+}
+
+pin_project! {
+    /// The rest of a pipeline bounded by a [`Timeout`]: what
+    /// [`TimeoutHandler::run`](crate::timeout::TimeoutHandler::run) does, answering with the pipeline's own
+    /// result type, so that an `Ok` is handed on as it is rather than
+    /// through a nested `Result`.
+    struct Bounded<F> {
+        #[pin]
+        future: F,
+        // `None` when the deadline would overflow the clock: never times
+        // out.
+        deadline: Option<Instant>,
+        after: Duration,
+        // Created at the first poll at which `future` is not ready.
+        #[pin]
+        timer: Option<Sleep>,
+    }
+}
+
+impl<F, T, E> Future for Bounded<F>
+where
+    F: Future<Output = Result<T, PipelineError<E>>>,
+{
+    type Output = Result<T, PipelineError<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let had_budget = coop::has_budget_remaining();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(output);
+        }
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        ready!(poll_timer(this.timer, deadline, had_budget, cx));
+        Poll::Ready(Err(timed_out(*this.after)))
+    }
+}
+
+/// The error of a [`Bounded`] whose deadline passed, and the event that
+/// says so.
+#[cold]
+fn timed_out<E>(after: Duration) -> PipelineError<E> {
+    tracing::warn!(
+        target: "steadfast::timeout",
+        after = ?after,
+        "operation timed out"
+    );
+    PipelineError::TimedOut { after }
 }

@@ -698,7 +698,7 @@ impl<F: Future> Future for Timed<F> {
 /// budget: otherwise a future that always exhausts the budget would never
 /// see its deadline pass.
 #[inline(never)]
-fn poll_timer(
+pub(crate) fn poll_timer(
     mut timer: Pin<&mut Option<Sleep>>,
     deadline: Instant,
     had_budget: bool,

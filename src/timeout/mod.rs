@@ -97,6 +97,7 @@
 
 mod error;
 mod handler;
+pub(crate) use handler::poll_timer;
 mod manager;
 
 pub use error::TimeoutError;
