@@ -18,9 +18,12 @@
 //! - [`timeout`] — [`TimeoutHandler`] bounds any future, barrier or wait for a
 //!   peer; [`TimeoutManager`] keeps per-operation deadlines that can be
 //!   extended or cancelled.
-//! - [`pipeline`] — the strategies a resilience pipeline composes; for now
-//!   [`Bulkhead`], which runs at most N calls at once with a bounded queue
-//!   and a queue timeout, and refuses the rest with a typed rejection.
+//! - [`pipeline`] — a [`Pipeline`] composes strategies once, outermost
+//!   first, and runs each call under them, with one error that says which
+//!   strategy stopped the call; its strategies besides the three above: a
+//!   [`Bulkhead`] (at most N calls at once, a bounded queue), hedging (a
+//!   second attempt when the first is slow), a fallback, a rate limiter
+//!   (feature `rate-limit`), and your own.
 //!
 //! Checkpoints of a distributed job:
 //!
