@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::error::PipelineError;
 use super::fallback::Fallback;
 use super::retry::RetryStrategy;
-use super::strategy::{Append, Innermost, Operation, Strategy};
+use super::strategy::{Append, Innermost, Operation, Strategy, Then};
 use super::timeout::Timeout;
 use super::Bulkhead;
 use crate::breaker::CircuitBreaker;
@@ -104,6 +104,28 @@ impl Pipeline<Innermost> {
             strategies: Innermost,
             added: 0,
             error: None,
+        }
+    }
+}
+
+impl<X> Pipeline<Then<X, Innermost>> {
+    /// A pipeline of one strategy, without a name (it cannot fail to build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::{Fallback, Pipeline};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let pipeline = Pipeline::of(Fallback::value(0u8));
+    /// assert_eq!(pipeline.execute(|| async { Err::<u8, _>("down") }).await.unwrap(), 0);
+    /// # }
+    /// ```
+    pub fn of(strategy: X) -> Self {
+        Pipeline {
+            name: None,
+            strategies: Innermost.append(strategy),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! | [`TimeoutLayer`] | [`TimeoutService`] | [`TimeoutError<E>`] | bounds each call |
 //! | [`BulkheadLayer`] | [`BulkheadService`] | [`BulkheadError<E>`](crate::pipeline::BulkheadError) | at most N calls at once; a full bulkhead is `Pending` in `poll_ready` |
 //! | `RateLimitLayer` (feature `rate-limit`) | `RateLimitService` | `RateLimitError<E>` | calls within a rate; a spent rate is `Pending` in `poll_ready` until the next permit |
-//! | [`PipelineLayer`] | [`PipelineService`] | [`PipelineError<E>`](crate::pipeline::PipelineError) | a whole [`Pipeline`](crate::pipeline::Pipeline) (retry, breaker, timeouts, hedging, fallback, …) around each call |
+//! | [`PipelineLayer`] | [`PipelineService`] | [`PipelineError<E>`](crate::pipeline::PipelineError) | a whole [`Pipeline`](crate::pipeline::Pipeline) (retry, breaker, timeouts, hedging, fallback, …) around each call; [`PipelineLayer::of`] makes a layer of any one strategy (a `Hedge`, a `Fallback`) |
 //!
 //! Each layer is a thin adapter over the strategy it is given: the layer
 //! shares the strategy's state (a breaker, a bulkhead) with every service it

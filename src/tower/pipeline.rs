@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::pipeline::{Pipeline, PipelineError, Strategy};
+use crate::pipeline::{Innermost, Pipeline, PipelineError, Strategy, Then};
 
 /// Runs each call of a service through a [`Pipeline`]: a retry in the
 /// pipeline calls the service again (with a clone of the request, after
@@ -105,6 +105,35 @@ impl<S> PipelineLayer<S> {
     /// ```
     pub fn pipeline(&self) -> &Pipeline<S> {
         &self.pipeline
+    }
+}
+
+impl<X> PipelineLayer<Then<X, Innermost>> {
+    /// A layer of one strategy, for those with no layer of their own:
+    /// hedging, a fallback, a strategy of yours.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::pipeline::Hedge;
+    /// use steadfast::tower::PipelineLayer;
+    /// use tower::{ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hedge = Hedge::builder().max_attempts(2).delay(Duration::from_millis(50)).build()?;
+    /// let service = ServiceBuilder::new()
+    ///     .layer(PipelineLayer::of(hedge))
+    ///     .service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n + 1) });
+    /// assert_eq!(service.oneshot(1).await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn of(strategy: X) -> Self {
+        PipelineLayer {
+            pipeline: Pipeline::of(strategy),
+        }
     }
 }
 
