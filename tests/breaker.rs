@@ -1861,3 +1861,37 @@ proptest! {
         run_model(cfg, ops)?;
     }
 }
+
+// ---------------------------------------------------------------- owned permits
+
+#[tokio::test(start_paused = true)]
+async fn an_owned_permit_records_and_releases_as_a_borrowed_one() {
+    fn send_sync<T: Send + Sync + 'static>(_: &T) {}
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(1)
+        .recovery_timeout(secs(1))
+        .half_open_permits(1)
+        .build()
+        .unwrap();
+    let permit = breaker.try_acquire_owned().unwrap();
+    send_sync(&permit);
+    assert!(!permit.is_trial());
+    // Recorded from another task, after the borrow of the breaker ended.
+    tokio::spawn(async move { permit.failure() }).await.unwrap();
+    assert_eq!(breaker.state(), State::Open);
+    assert!(breaker.try_acquire_owned().is_err());
+
+    advance(secs(1)).await;
+    let trial = breaker.try_acquire_owned().unwrap();
+    assert!(trial.is_trial());
+    assert!(
+        breaker.try_acquire_owned().is_err(),
+        "the only trial place is taken"
+    );
+    drop(trial);
+    let trial = breaker
+        .try_acquire_owned()
+        .expect("a dropped trial frees its place");
+    trial.success();
+    assert_eq!(breaker.state(), State::Closed);
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::permit::{CallOutput, CallWith, Permit};
+use super::permit::{CallOutput, CallWith, OwnedPermit, Permit};
 use super::window::Window;
 use super::word::Word;
 use super::{
@@ -660,6 +660,37 @@ impl CircuitBreaker {
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         self.shared.try_acquire()
+    }
+
+    /// [`try_acquire`](Self::try_acquire), for a call that outlives the
+    /// borrow of the breaker: the permit holds a handle on it (one reference
+    /// count more, no allocation).
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`], as for [`try_acquire`](Self::try_acquire).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::CircuitBreaker;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let breaker = CircuitBreaker::default();
+    /// let permit = breaker.try_acquire_owned().unwrap();
+    /// tokio::spawn(async move {
+    ///     // ... make the call ...
+    ///     permit.success();
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    #[inline]
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
+        let permit = self.shared.try_acquire()?;
+        Ok(OwnedPermit::from_permit(permit, Arc::clone(&self.shared)))
     }
 
     /// Runs `f` if the breaker admits it, and records its outcome: `Ok` is a

@@ -145,7 +145,7 @@ pub use circuit::CircuitBreaker;
 pub use config::{CircuitBreakerBuilder, CircuitBreakerConfig, SlidingWindow};
 pub use error::{BreakerError, Rejected};
 pub(crate) use permit::CallOutput;
-pub use permit::Permit;
+pub use permit::{OwnedPermit, Permit};
 
 /// The state of a circuit breaker.
 ///

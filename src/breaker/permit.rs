@@ -6,7 +6,9 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
@@ -274,6 +276,120 @@ impl Drop for Permit<'_> {
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
+            .field("generation", &self.generation)
+            .field("trial", &self.trial)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Permit`] that owns a handle on its breaker, from
+/// [`CircuitBreaker::try_acquire_owned`](super::CircuitBreaker::try_acquire_owned):
+/// for a call that outlives the borrow of the breaker (a tower response
+/// future, a spawned task).
+///
+/// It records and releases exactly as a [`Permit`] does: `success`,
+/// `failure`, or a drop that counts as nothing (and frees a half-open trial
+/// place).
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::breaker::{CircuitBreaker, OwnedPermit};
+///
+/// let breaker = CircuitBreaker::builder().failure_threshold(1).build()?;
+/// let permit: OwnedPermit = breaker.try_acquire_owned().unwrap();
+/// let task = std::thread::spawn(move || permit.failure());
+/// task.join().unwrap();
+/// assert!(breaker.try_acquire_owned().is_err()); // open
+/// # Ok::<(), steadfast::ConfigError>(())
+/// ```
+#[must_use = "a permit records nothing unless `success` or `failure` is called"]
+pub struct OwnedPermit {
+    shared: Arc<Shared>,
+    generation: u32,
+    trial: bool,
+    started: Option<Instant>,
+    settled: bool,
+}
+
+impl OwnedPermit {
+    /// Takes over `permit` (which then neither records nor releases
+    /// anything) with a handle on its breaker.
+    pub(super) fn from_permit(permit: Permit<'_>, shared: Arc<Shared>) -> Self {
+        let permit = ManuallyDrop::new(permit);
+        OwnedPermit {
+            shared,
+            generation: permit.generation,
+            trial: permit.trial,
+            started: permit.started,
+            settled: permit.settled,
+        }
+    }
+
+    /// The borrowed permit this one stands for, which records or releases;
+    /// this one is settled from then on.
+    fn settle(&mut self) -> Permit<'_> {
+        self.settled = true;
+        Permit::new(&self.shared, self.generation, self.trial, self.started)
+    }
+
+    /// Records a successful call; see [`Permit::success`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::CircuitBreaker;
+    /// let breaker = CircuitBreaker::default();
+    /// breaker.try_acquire_owned().unwrap().success();
+    /// ```
+    #[inline]
+    pub fn success(mut self) {
+        self.settle().success();
+    }
+
+    /// Records a failed call; see [`Permit::failure`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::{CircuitBreaker, State};
+    /// let breaker = CircuitBreaker::builder().failure_threshold(1).build()?;
+    /// breaker.try_acquire_owned().unwrap().failure();
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn failure(mut self) {
+        self.settle().failure();
+    }
+
+    /// Whether this is a half-open trial call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::CircuitBreaker;
+    /// let breaker = CircuitBreaker::default();
+    /// assert!(!breaker.try_acquire_owned().unwrap().is_trial());
+    /// ```
+    pub fn is_trial(&self) -> bool {
+        self.trial
+    }
+}
+
+impl Drop for OwnedPermit {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.settled {
+            // The borrowed permit's drop frees a trial place, records nothing.
+            drop(self.settle());
+        }
+    }
+}
+
+impl fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPermit")
             .field("generation", &self.generation)
             .field("trial", &self.trial)
             .finish_non_exhaustive()

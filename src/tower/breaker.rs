@@ -6,12 +6,14 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
+
+use pin_project_lite::pin_project;
 
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::breaker::{BreakerError, CircuitBreaker};
+use crate::breaker::{BreakerError, CircuitBreaker, OwnedPermit, Rejected};
 
 /// Says which errors of the inner service count as failures in the
 /// breaker; the others count as successes (a "not found" is no sign of a
@@ -186,22 +188,21 @@ impl<S, P: Clone> Layer<S> for CircuitBreakerLayer<P> {
 /// - `poll_ready` is the inner service's: an open circuit does not hold
 ///   callers back (it does not know when the next call comes, and a
 ///   half-open circuit admits some calls and not others).
-/// - `call` asks the breaker, when the response future is first polled: an
-///   open circuit (or a half-open one with every trial place taken) refuses
-///   with [`BreakerError::Rejected`], carrying the breaker's
+/// - `call` asks the breaker: an open circuit (or a half-open one with
+///   every trial place taken) refuses with [`BreakerError::Rejected`] (the
+///   response future answers it at its first poll), carrying the breaker's
 ///   [`Rejected`](crate::breaker::Rejected) facts, and the inner service is
-///   not called; an admitted call is made and its outcome recorded: `Ok` as
-///   a success, an error as the [`FailurePredicate`] says.
+///   not called; an admitted call is made at once and its outcome recorded
+///   when it completes: `Ok` as a success, an error as the
+///   [`FailurePredicate`] says.
 /// - Dropping the response future before the inner call completes records
 ///   nothing (and frees a half-open trial place at once).
 ///
 /// # Cost
 ///
-/// The breaker's permit borrows the breaker, so the response future owns
-/// a clone of the breaker and of the (readied) inner service, and is boxed:
-/// one allocation and one clone of the inner service per call. The inner
-/// service, its future, the request and the response must be `Send` and
-/// `'static`, as for most tower stacks (hyper, axum, tonic).
+/// `call` asks the breaker for a permit that holds a handle on it (one
+/// reference count), and the response future carries it with the inner
+/// call: no allocation, and no clone of the inner service.
 ///
 /// # Errors
 ///
@@ -275,39 +276,96 @@ impl<S: fmt::Debug, P> fmt::Debug for CircuitBreakerService<S, P> {
     }
 }
 
-/// The response future of a [`CircuitBreakerService`]: boxed (see the
-/// service's "Cost").
-///
-/// # Examples
-///
-/// ```
-/// use steadfast::breaker::CircuitBreaker;
-/// use steadfast::tower::{BreakerFuture, CircuitBreakerLayer};
-/// use tower::{Layer, Service, ServiceExt, service_fn};
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// let mut service = CircuitBreakerLayer::new(CircuitBreaker::default())
-///     .layer(service_fn(|()| async { Ok::<_, std::io::Error>("up") }));
-/// let call: BreakerFuture<&str, std::io::Error> = service.ready().await.unwrap().call(());
-/// assert_eq!(call.await.unwrap(), "up");
-/// # }
-/// ```
-pub type BreakerFuture<T, E> =
-    Pin<Box<dyn Future<Output = Result<T, BreakerError<E>>> + Send + 'static>>;
+pin_project! {
+    /// The response future of a [`CircuitBreakerService`]: the inner call
+    /// with the breaker's permit, which records its outcome, or the
+    /// breaker's refusal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::CircuitBreaker;
+    /// use steadfast::tower::{BreakerFuture, CircuitBreakerLayer};
+    /// use tower::{Layer, Service, ServiceExt, service_fn};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let mut service = CircuitBreakerLayer::new(CircuitBreaker::default())
+    ///     .layer(service_fn(|()| async { Ok::<_, std::io::Error>("up") }));
+    /// let call: BreakerFuture<_, _> = service.ready().await.unwrap().call(());
+    /// assert_eq!(call.await.unwrap(), "up");
+    /// # }
+    /// ```
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct BreakerFuture<F, P> {
+        // Declared before `permit`, so dropped first: a trial place is freed
+        // only once the call is gone.
+        #[pin]
+        future: Option<F>,
+        permit: Option<OwnedPermit>,
+        is_failure: P,
+        rejected: Option<Rejected>,
+    }
+}
+
+impl<F: fmt::Debug, P> fmt::Debug for BreakerFuture<F, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerFuture")
+            .field("future", &self.future)
+            .field("rejected", &self.rejected)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, P, T, E> Future for BreakerFuture<F, P>
+where
+    F: Future<Output = Result<T, E>>,
+    P: FailurePredicate<E>,
+{
+    type Output = Result<T, BreakerError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            return match this.rejected.take() {
+                Some(rejected) => Poll::Ready(Err(rejected.into())),
+                // Polled after it completed.
+                None => Poll::Pending,
+            };
+        };
+        let result = ready!(future.poll(cx));
+        // The finished call goes first, as `.await` drops it.
+        this.future.set(None);
+        let permit = this.permit.take();
+        match result {
+            Ok(value) => {
+                if let Some(permit) = permit {
+                    permit.success();
+                }
+                Poll::Ready(Ok(value))
+            }
+            Err(error) => {
+                if let Some(permit) = permit {
+                    if this.is_failure.is_failure(&error) {
+                        permit.failure();
+                    } else {
+                        permit.success();
+                    }
+                }
+                Poll::Ready(Err(BreakerError::Inner(error)))
+            }
+        }
+    }
+}
 
 impl<S, P, Req> Service<Req> for CircuitBreakerService<S, P>
 where
-    S: Service<Req> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
-    S::Error: Send + 'static,
-    P: FailurePredicate<S::Error> + Clone + Send + 'static,
-    Req: Send + 'static,
+    S: Service<Req>,
+    P: FailurePredicate<S::Error> + Clone,
 {
     type Response = S::Response;
     type Error = BreakerError<S::Error>;
-    type Future = BreakerFuture<S::Response, S::Error>;
+    type Future = BreakerFuture<S::Future, P>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -315,19 +373,19 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        // The readied service goes with the call, a fresh clone stays (the
-        // call is made only if the breaker admits it, on the first poll).
-        let fresh = self.inner.clone();
-        let mut readied = std::mem::replace(&mut self.inner, fresh);
-        let breaker = self.breaker.clone();
-        let is_failure = self.is_failure.clone();
-        Box::pin(async move {
-            breaker
-                .call_with(
-                    move |error: &S::Error| is_failure.is_failure(error),
-                    move || readied.call(req),
-                )
-                .await
-        })
+        match self.breaker.try_acquire_owned() {
+            Ok(permit) => BreakerFuture {
+                future: Some(self.inner.call(req)),
+                permit: Some(permit),
+                is_failure: self.is_failure.clone(),
+                rejected: None,
+            },
+            Err(rejected) => BreakerFuture {
+                future: None,
+                permit: None,
+                is_failure: self.is_failure.clone(),
+                rejected: Some(rejected),
+            },
+        }
     }
 }
