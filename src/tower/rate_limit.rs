@@ -116,7 +116,7 @@ impl<S> Layer<S> for RateLimitLayer {
 /// use std::time::Duration;
 /// use steadfast::pipeline::RateLimiter;
 /// use steadfast::tower::RateLimitService;
-/// use tower::{service_fn, ServiceExt};
+/// use tower::{service_fn, Service, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
