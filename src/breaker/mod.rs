@@ -135,6 +135,7 @@ mod circuit;
 mod config;
 mod error;
 mod permit;
+mod shared;
 mod window;
 mod word;
 

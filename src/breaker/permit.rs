@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::circuit::Shared;
+use super::shared::Shared;
 use super::{BreakerError, Rejected};
 
 /// What a [`CallWith`] answers with: the breaker's own
