@@ -268,18 +268,15 @@ where
                 Ok(value) => results.verdict(value),
                 Err(error) => classify(&mut classifier, error),
             };
-            let hint = match verdict {
-                Verdict::Retry => None,
-                Verdict::RetryAfter(after) => Some(after),
-                _ if outcome.is_ok() => return outcome,
-                _ => return give_up(outcome, attempts, GiveUp::NotTransient),
-            };
+            if outcome.is_ok() && !verdict.is_retry() {
+                return outcome;
+            }
             let delay = match plan(
                 &self.policy,
                 &self.budget,
                 &mut backoff,
                 started,
-                hint,
+                verdict,
                 attempts,
             ) {
                 Ok(delay) => delay,
@@ -296,29 +293,28 @@ where
     }
 }
 
-/// The delay before the next attempt, or why there is none.
+/// The delay before the next attempt, or why there is none (by
+/// [`RetryPolicy::next_delay`], the rule every retry loop shares), and the
+/// event that says so.
 #[inline(never)]
 fn plan<B: Budget>(
     policy: &RetryPolicy,
     budget: &B,
     backoff: &mut Option<Box<Backoff>>,
     started: Option<Instant>,
-    hint: Option<Duration>,
+    verdict: Verdict,
     attempts: u32,
 ) -> Result<Duration, GiveUp> {
-    let computed = backoff
-        .get_or_insert_with(|| Box::new(policy.backoff()))
-        .next()
-        .ok_or(GiveUp::Exhausted)?;
-    let delay = hint.unwrap_or(computed);
-    if let (Some(budget), Some(started)) = (policy.max_elapsed(), started)
-        && started.elapsed().saturating_add(delay) > budget
-    {
-        return Err(GiveUp::ElapsedBudget);
-    }
-    if !budget.try_withdraw() {
-        return Err(GiveUp::BudgetExhausted);
-    }
+    let delay = policy.next_delay(
+        verdict,
+        || {
+            backoff
+                .get_or_insert_with(|| Box::new(policy.backoff()))
+                .next()
+        },
+        started,
+        budget,
+    )?;
     tracing::debug!(
         target: "steadfast::pipeline",
         attempt = attempts,

@@ -637,30 +637,19 @@ fn plan_retry<B: Budget>(
     verdict: Verdict,
     outcome: Outcome,
 ) -> Result<Duration, GiveUp> {
-    if !verdict.is_retry() {
-        return Err(GiveUp::NotTransient);
-    }
     // The first retry builds the backoff here; it moves into `retrying`
     // only once a wait is armed.
     let mut fresh = None;
-    let computed = match retries {
-        Retries::Armed(armed) => armed.get().and_then(|r| r.project().backoff.next()),
-        Retries::Unseeded => fresh.insert(policy.backoff()).next(),
-        Retries::Seeded(seed) => fresh.insert(policy.backoff().seeded(*seed)).next(),
-    };
-    let Some(computed) = computed else {
-        return Err(GiveUp::Exhausted);
-    };
-    let delay = verdict.retry_after().unwrap_or(computed);
-    if let (Some(limit), Some(started)) = (policy.max_elapsed(), started)
-        && started.elapsed().saturating_add(delay) > limit
-    {
-        return Err(GiveUp::ElapsedBudget);
-    }
-    // Last, so that a retry refused for another reason takes nothing.
-    if !budget.try_withdraw() {
-        return Err(GiveUp::BudgetExhausted);
-    }
+    let delay = policy.next_delay(
+        verdict,
+        || match retries {
+            Retries::Armed(armed) => armed.get().and_then(|r| r.project().backoff.next()),
+            Retries::Unseeded => fresh.insert(policy.backoff()).next(),
+            Retries::Seeded(seed) => fresh.insert(policy.backoff().seeded(*seed)).next(),
+        },
+        started,
+        budget,
+    )?;
     match outcome {
         Outcome::Error => tracing::warn!(
             target: "steadfast::retry",

@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use tokio::time::Instant;
+
 use super::backoff::{Backoff, Jitter};
+use super::budget::Budget;
+use super::error::GiveUp;
 use super::future::{NoHook, Retry};
-use super::verdict::ByTransient;
+use super::verdict::{ByTransient, Verdict};
 use crate::error::{check_finite_at_least, ConfigError};
 
 /// How an operation is retried: the number of retries, an exponential
@@ -206,6 +210,38 @@ impl RetryPolicy {
             self.jitter,
             self.max_retries,
         )
+    }
+
+    /// The one rule of every retry loop (the [`Retry`] future, the
+    /// pipeline's retry, the tower layer): after an outcome judged
+    /// `verdict`, the delay before the next attempt, or why the loop stops.
+    ///
+    /// Asks, in this order: the verdict; the backoff's next delay
+    /// (`next_backoff`, called only for a verdict that retries), which a
+    /// `Retry-After` replaces; the `max_elapsed` budget, counted from
+    /// `started`; and last the retry budget, so that a retry refused for
+    /// another reason takes nothing from it.
+    pub(crate) fn next_delay(
+        &self,
+        verdict: Verdict,
+        next_backoff: impl FnOnce() -> Option<Duration>,
+        started: Option<Instant>,
+        budget: &impl Budget,
+    ) -> Result<Duration, GiveUp> {
+        if !verdict.is_retry() {
+            return Err(GiveUp::NotTransient);
+        }
+        let computed = next_backoff().ok_or(GiveUp::Exhausted)?;
+        let delay = verdict.retry_after().unwrap_or(computed);
+        if let (Some(limit), Some(started)) = (self.max_elapsed, started)
+            && started.elapsed().saturating_add(delay) > limit
+        {
+            return Err(GiveUp::ElapsedBudget);
+        }
+        if !budget.try_withdraw() {
+            return Err(GiveUp::BudgetExhausted);
+        }
+        Ok(delay)
     }
 
     /// Runs `operation`, retrying transient errors as this policy says.

@@ -15,7 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::retry::{
-    Backoff, ByTransient, Classifier, GiveUp, RetryError, RetryPolicy, Verdict, When,
+    Backoff, ByTransient, Classifier, GiveUp, NoBudget, RetryError, RetryPolicy, When,
 };
 
 /// Retries the calls of a service with a [`RetryPolicy`]: an error the
@@ -374,9 +374,8 @@ where
 }
 
 /// After attempt number `attempts` failed with `error`: the delay before
-/// the next attempt, or why the loop stops. The same order of questions as
-/// the retry combinator's: the classifier, the backoff, the classifier's
-/// `Retry-After`, the budget.
+/// the next attempt, or why the loop stops, by
+/// [`RetryPolicy::next_delay`], the rule every retry loop shares.
 #[inline(never)]
 fn plan_retry<E, C: Classifier<E>>(
     policy: &RetryPolicy,
@@ -386,21 +385,12 @@ fn plan_retry<E, C: Classifier<E>>(
     started: Option<Instant>,
     error: &E,
 ) -> Result<Duration, GiveUp> {
-    let hint = match classifier.verdict(error) {
-        Verdict::Retry => None,
-        Verdict::RetryAfter(after) => Some(after),
-        _ => return Err(GiveUp::NotTransient),
-    };
-    let computed = backoff
-        .get_or_insert_with(|| policy.backoff())
-        .next()
-        .ok_or(GiveUp::Exhausted)?;
-    let delay = hint.unwrap_or(computed);
-    if let (Some(budget), Some(started)) = (policy.max_elapsed(), started)
-        && started.elapsed().saturating_add(delay) > budget
-    {
-        return Err(GiveUp::ElapsedBudget);
-    }
+    let delay = policy.next_delay(
+        classifier.verdict(error),
+        || backoff.get_or_insert_with(|| policy.backoff()).next(),
+        started,
+        &NoBudget,
+    )?;
     tracing::warn!(
         target: "steadfast::retry",
         attempt = attempts,
