@@ -87,7 +87,7 @@ impl RetryLayer {
 
 impl<C> RetryLayer<C> {
     /// The same layer, retrying the errors for which `predicate` says so: a
-    /// `bool`, or a [`Verdict`] (which keeps a `Retry-After`:
+    /// `bool`, or a [`Verdict`](crate::retry::Verdict) (which keeps a `Retry-After`:
     /// `Verdict::of(error)` for an error that implements
     /// [`Transient`](crate::retry::Transient)).
     ///
