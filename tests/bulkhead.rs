@@ -7,10 +7,7 @@
 
 // The counting global allocator at the end of the file is the one unsafe
 // piece.
-#![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::pin::pin;
@@ -25,6 +22,9 @@ use steadfast::pipeline::{
 };
 use tokio::task::JoinHandle;
 use tokio::time::{advance, Instant};
+
+mod common;
+use common::counting_alloc::count_allocations;
 
 fn bulkhead(max_concurrent: u32, max_queued: u32) -> Bulkhead {
     Bulkhead::builder()
@@ -616,37 +616,8 @@ fn public_types_are_send_and_sync() {
 // Allocations of the admission path, counted per thread by a global
 // allocator.
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNTING.try_with(|on| {
-            if on.get() {
-                let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
-            }
-        });
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn count_allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    ALLOCATIONS.with(|a| a.set(0));
-    COUNTING.with(|on| on.set(true));
-    let r = f();
-    COUNTING.with(|on| on.set(false));
-    (r, ALLOCATIONS.with(Cell::get))
-}
+static ALLOCATOR: common::counting_alloc::Counting = common::counting_alloc::Counting;
 
 #[test]
 fn admission_with_free_slots_allocates_nothing() {

@@ -8,9 +8,7 @@
 
 // The counting global allocator at the end of the file is the one unsafe
 // piece.
-#![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -22,6 +20,9 @@ use std::time::Duration;
 use steadfast::breaker::CircuitBreaker;
 use steadfast::pipeline::{Hedge, HedgeConfig, HedgeSnapshot};
 use tokio::time::{advance, Instant};
+
+mod common;
+use common::counting_alloc::count_allocations;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -707,37 +708,8 @@ fn many_threads_every_count_adds_up() {
 // Allocations of the single-attempt path, counted per thread by a global
 // allocator.
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNTING.try_with(|on| {
-            if on.get() {
-                let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
-            }
-        });
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn count_allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    ALLOCATIONS.with(|a| a.set(0));
-    COUNTING.with(|on| on.set(true));
-    let r = f();
-    COUNTING.with(|on| on.set(false));
-    (r, ALLOCATIONS.with(Cell::get))
-}
+static ALLOCATOR: common::counting_alloc::Counting = common::counting_alloc::Counting;
 
 /// A future pending at its first poll (having woken its task) and ready at
 /// the second.

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod counting_alloc;
 
 /// Whether these tests run in CI (`CI=true`, as `.ci/run` is started).
 pub fn in_ci() -> bool {
