@@ -12,7 +12,7 @@ use tokio::time::{Instant, Sleep};
 use super::error::PipelineError;
 use super::strategy::{Next, Strategy};
 use crate::error::ConfigError;
-use crate::timeout::poll_timer;
+use crate::timeout::{poll_timer, report_elapsed};
 
 /// Bounds the rest of the pipeline: when it has not answered within
 /// `after`, it is dropped (cancelled) and the call fails with
@@ -153,10 +153,6 @@ where
 /// says so.
 #[cold]
 fn timed_out<E>(after: Duration) -> PipelineError<E> {
-    tracing::warn!(
-        target: "steadfast::timeout",
-        after = ?after,
-        "operation timed out"
-    );
+    report_elapsed(after);
     PipelineError::TimedOut { after }
 }

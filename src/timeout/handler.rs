@@ -721,15 +721,22 @@ pub(crate) fn poll_timer(
 /// so.
 #[cold]
 fn elapsed(after: Duration) -> TimeoutError {
+    report_elapsed(after);
+    TimeoutError::Elapsed {
+        operation: None,
+        after,
+    }
+}
+
+/// The event of a deadline that passed after `after`: one `WARN` for every
+/// bounded future of the crate (a [`Timed`], a pipeline's timeout).
+#[cold]
+pub(crate) fn report_elapsed(after: Duration) {
     tracing::warn!(
         target: "steadfast::timeout",
         after = ?after,
         "operation timed out"
     );
-    TimeoutError::Elapsed {
-        operation: None,
-        after,
-    }
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@
 
 mod error;
 mod handler;
-pub(crate) use handler::poll_timer;
+pub(crate) use handler::{poll_timer, report_elapsed};
 mod manager;
 
 pub use error::TimeoutError;
