@@ -6,10 +6,11 @@ use crate::coordinator::Coordinator;
 use crate::retry::RetryError;
 use crate::storage::{Bytes, CheckpointStorage, StorageError};
 
+use super::clock::millis_since_epoch;
 use super::distributed::DistributedCheckpoint;
 use super::error::describe;
 use super::error::CommitFailure;
-use super::manifest::{manifest_key, unix_millis_now, Manifest, ShardInfo};
+use super::manifest::{manifest_key, Manifest, ShardInfo};
 use super::TARGET;
 
 /// How many shards rank 0 checks at once before it commits.
@@ -48,7 +49,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 source: None,
             });
         }
-        manifest.created_at = unix_millis_now();
+        manifest.created_at = millis_since_epoch(self.clock.now());
         let bytes = Bytes::from(manifest.to_bytes().map_err(|e| CommitFailure::Failed {
             failed_ranks: vec![0],
             reason: format!("rank 0: {e}"),

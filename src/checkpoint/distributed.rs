@@ -7,10 +7,13 @@
 //! `load.rs`; listing, deletion, retention and cleanup in `catalog.rs`; the
 //! hashing of shards in `hashing.rs`.
 
+use std::sync::Arc;
+
 use crate::coordinator::Coordinator;
 use crate::retry::RetryPolicy;
 use crate::storage::CheckpointStorage;
 
+use super::clock::{SystemClock, WallClock};
 use super::options::CheckpointOptions;
 #[cfg(doc)]
 use super::{error::CheckpointError, options::SaveOptions};
@@ -117,6 +120,8 @@ pub struct DistributedCheckpoint<S, C> {
     pub(super) coordinator: C,
     pub(super) retry: RetryPolicy,
     pub(super) options: CheckpointOptions,
+    /// Where a commit reads the wall-clock time it records.
+    pub(super) clock: Arc<dyn WallClock>,
 }
 
 impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
@@ -141,7 +146,56 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             coordinator,
             retry,
             options,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads the commit time a manifest records from `clock` rather than
+    /// from the host's clock ([`SystemClock`]). The time is for people and
+    /// for retention by age; it never orders checkpoints.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, ManualClock, SaveOptions, ShardData};
+    /// use steadfast::coordinator::InMemoryCoordinator;
+    /// use steadfast::retry::RetryPolicy;
+    /// use steadfast::storage::MemoryStorage;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default())
+    ///     .with_wall_clock(ManualClock::new(at));
+    /// let info = ckpt.save("c", &ShardData::new(), SaveOptions::new()).await?;
+    /// assert_eq!(info.created_at, at);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_wall_clock(mut self, clock: impl WallClock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The clock a commit reads its time from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// use std::time::UNIX_EPOCH;
+    /// use steadfast::checkpoint::WallClock;
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// assert!(ckpt.wall_clock().now() > UNIX_EPOCH);
+    /// ```
+    pub fn wall_clock(&self) -> &Arc<dyn WallClock> {
+        &self.clock
     }
 
     /// The storage.

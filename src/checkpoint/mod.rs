@@ -69,7 +69,9 @@
 //! ```
 
 mod catalog;
+mod clock;
 mod commit;
+mod compression;
 mod distributed;
 mod error;
 mod hashing;
@@ -84,6 +86,8 @@ mod tally;
 /// The `tracing` target of every event of this module.
 const TARGET: &str = "steadfast::checkpoint";
 
+pub use clock::{ManualClock, SystemClock, WallClock};
+pub use compression::Compression;
 pub use distributed::DistributedCheckpoint;
 pub(crate) use error::describe;
 pub use error::{CheckpointError, Result};

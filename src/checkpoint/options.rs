@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::compression::Compression;
 use crate::error::ConfigError;
 
 const KIB: u64 = 1024;
@@ -297,6 +298,8 @@ pub struct SaveOptions {
     pub timeout: Duration,
     /// The user's metadata, recorded in the manifest.
     pub metadata: BTreeMap<String, String>,
+    /// How the shard's bytes are stored (raw by default).
+    pub compression: Compression,
 }
 
 impl Default for SaveOptions {
@@ -305,6 +308,7 @@ impl Default for SaveOptions {
             step: None,
             timeout: Duration::from_secs(300),
             metadata: BTreeMap::new(),
+            compression: Compression::None,
         }
     }
 }
@@ -379,13 +383,28 @@ impl SaveOptions {
         self
     }
 
+    /// Sets how the shard's bytes are stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{Compression, SaveOptions};
+    /// let options = SaveOptions::new().compression(Compression::zstd_level(1));
+    /// assert_eq!(options.compression, Compression::Zstd { level: 1 });
+    /// ```
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
     /// Checks the options, as [`SaveOptionsBuilder::build`] and
     /// deserialization do.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] for a zero `timeout` (no rank could wait for
-    /// another).
+    /// another) or a zstd level out of range
+    /// ([`Compression::validate`]).
     ///
     /// # Examples
     ///
@@ -402,7 +421,7 @@ impl SaveOptions {
                 "must be greater than zero: it is how long a rank waits for the others",
             ));
         }
-        Ok(())
+        self.compression.validate()
     }
 }
 
@@ -472,6 +491,21 @@ impl SaveOptionsBuilder {
         self
     }
 
+    /// Sets how the shard's bytes are stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{Compression, SaveOptions};
+    /// let options = SaveOptions::builder().compression(Compression::zstd()).build()?;
+    /// assert!(options.compression.is_compressed());
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.options.compression = compression;
+        self
+    }
+
     /// Validates the options.
     ///
     /// # Errors
@@ -500,6 +534,7 @@ struct SaveOptionsRepr {
     #[serde(with = "crate::serde_duration")]
     timeout: Duration,
     metadata: BTreeMap<String, String>,
+    compression: Compression,
 }
 
 impl Default for SaveOptionsRepr {
@@ -514,6 +549,7 @@ impl From<SaveOptions> for SaveOptionsRepr {
             step: o.step,
             timeout: o.timeout,
             metadata: o.metadata,
+            compression: o.compression,
         }
     }
 }
@@ -526,6 +562,7 @@ impl TryFrom<SaveOptionsRepr> for SaveOptions {
             step: r.step,
             timeout: r.timeout,
             metadata: r.metadata,
+            compression: r.compression,
         };
         options.validate()?;
         Ok(options)
