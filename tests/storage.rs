@@ -235,6 +235,7 @@ async fn every_operation_can_fail() {
             injected(&writer.write(b"x").await.unwrap_err()).0
         },
         injected(&storage.get_stream("k").await.unwrap_err()).0,
+        injected(&storage.get_range("k", 0..1).await.unwrap_err()).0,
     ];
     assert_eq!(
         names,

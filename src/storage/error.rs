@@ -54,6 +54,20 @@ pub enum StorageError {
         /// The key.
         key: String,
     },
+    /// A ranged read ([`get_range`](super::CheckpointStorage::get_range))
+    /// asked for bytes the object does not have: a range that ends past the
+    /// object's end, or that ends before it starts.
+    #[error("range {start}..{end} is outside object {key:?} of {size} bytes")]
+    RangeOutOfBounds {
+        /// The key.
+        key: String,
+        /// The first byte asked for.
+        start: u64,
+        /// One past the last byte asked for.
+        end: u64,
+        /// The object's size.
+        size: u64,
+    },
     /// An object's length differs from what its metadata says (a truncated
     /// or growing file).
     #[error("object {key:?} has {actual} bytes where {expected} were expected")]

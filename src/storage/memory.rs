@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -18,7 +19,7 @@ use super::testing::{
     injected, lock_faults, Call, Decision, Effect, Fault, FaultState, Operation, StorageFaults,
 };
 use super::{
-    validate_key, validate_prefix, CheckpointStorage, ObjectMeta, ObjectStream, ObjectWriter,
+    check_range, validate_key, validate_prefix, CheckpointStorage, ObjectMeta, ObjectStream, ObjectWriter,
     Result, StorageError,
 };
 
@@ -205,6 +206,29 @@ impl MemoryStorage {
             .count()
     }
 
+    /// The key and range of each [`get_range`](CheckpointStorage::get_range)
+    /// received (since the last [`clear_calls`](MemoryStorage::clear_calls)),
+    /// in order: what a test reads to check that a load read only the bytes
+    /// it needed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> steadfast::storage::Result<()> {
+    /// let storage = MemoryStorage::new();
+    /// storage.put("a", vec![0; 10].into()).await?;
+    /// storage.get_range("a", 2..5).await?;
+    /// assert_eq!(storage.ranges_read(), vec![("a".to_string(), 2..5)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ranges_read(&self) -> Vec<(String, Range<u64>)> {
+        lock_faults(&self.faults).ranges.clone()
+    }
+
     /// Forgets the calls recorded so far. Fault rules keep their state.
     ///
     /// # Examples
@@ -222,7 +246,9 @@ impl MemoryStorage {
     /// # }
     /// ```
     pub fn clear_calls(&self) {
-        lock_faults(&self.faults).calls.clear();
+        let mut faults = lock_faults(&self.faults);
+        faults.calls.clear();
+        faults.ranges.clear();
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -347,6 +373,18 @@ impl CheckpointStorage for MemoryStorage {
             decision,
             failed: false,
         }))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        validate_key(key)?;
+        lock_faults(&self.faults)
+            .ranges
+            .push((key.to_string(), range.clone()));
+        self.enter_or_fail(Operation::GetRange, key).await?;
+        let data = self.lookup(key)?.data;
+        let (start, end) = check_range(key, &range, data.len() as u64)?;
+        // A slice of `Bytes` shares the stored bytes: no copy.
+        Ok(data.slice(start..end))
     }
 
     async fn get_stream(&self, key: &str) -> Result<ObjectStream> {

@@ -54,6 +54,7 @@ pub use memory::MemoryStorage;
 
 use std::fmt::Debug;
 use std::io;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -360,6 +361,47 @@ pub trait CheckpointStorage: Send + Sync + Debug + 'static {
         Ok(0)
     }
 
+    /// Returns the bytes `range` of the object under `key`: how a checkpoint
+    /// reads one entry (or the frames that hold it) without the rest of the
+    /// shard.
+    ///
+    /// An empty range (`start == end`) at or before the object's end reads
+    /// nothing and returns no bytes, once the object is found.
+    ///
+    /// The provided implementation reads the whole object with
+    /// [`get`](Self::get) and slices it. A storage that can read a part
+    /// overrides it ([`LocalFsStorage`] reads the range in one positioned
+    /// read on the blocking pool; `ObjectStoreStorage` sends a ranged GET).
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::NotFound`] when there is no object;
+    /// [`StorageError::RangeOutOfBounds`] when `range` ends past the
+    /// object's end or before its start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, StorageError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> steadfast::storage::Result<()> {
+    /// let storage = MemoryStorage::new();
+    /// storage.put("run/shard-0", vec![1, 2, 3, 4].into()).await?;
+    /// assert_eq!(storage.get_range("run/shard-0", 1..3).await?, vec![2, 3]);
+    /// assert!(matches!(
+    ///     storage.get_range("run/shard-0", 2..5).await,
+    ///     Err(StorageError::RangeOutOfBounds { size: 4, .. })
+    /// ));
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        let data = self.get(key).await?;
+        let (start, end) = check_range(key, &range, data.len() as u64)?;
+        Ok(data.slice(start..end))
+    }
+
     /// Whether an object exists under `key`.
     async fn exists(&self, key: &str) -> Result<bool> {
         match self.head(key).await {
@@ -401,6 +443,9 @@ macro_rules! forward_storage {
             async fn get_sized(&self, key: &str, size: u64) -> Result<Bytes> {
                 (**self).get_sized(key, size).await
             }
+            async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+                (**self).get_range(key, range).await
+            }
             async fn exists(&self, key: &str) -> Result<bool> {
                 (**self).exists(key).await
             }
@@ -409,6 +454,23 @@ macro_rules! forward_storage {
             }
         }
     };
+}
+
+/// Checks that `range` lies inside an object of `size` bytes; returns its
+/// bounds as indices into the object's bytes.
+pub(crate) fn check_range(key: &str, range: &Range<u64>, size: u64) -> Result<(usize, usize)> {
+    let out = || StorageError::RangeOutOfBounds {
+        key: key.to_string(),
+        start: range.start,
+        end: range.end,
+        size,
+    };
+    if range.start > range.end || range.end > size {
+        return Err(out());
+    }
+    let start = usize::try_from(range.start).map_err(|_| out())?;
+    let end = usize::try_from(range.end).map_err(|_| out())?;
+    Ok((start, end))
 }
 
 /// An empty buffer with room for exactly `size` bytes, or an

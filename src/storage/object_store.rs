@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::io;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -18,11 +19,13 @@ use futures::stream::BoxStream;
 use futures::{Stream, TryStreamExt};
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{
+    GetOptions, MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{
-    validate_key, validate_prefix, CheckpointStorage, ObjectMeta, ObjectStream, ObjectWriter,
+    check_range, validate_key, validate_prefix, CheckpointStorage, ObjectMeta, ObjectStream, ObjectWriter,
     Result, StorageError,
 };
 use crate::error::ConfigError;
@@ -467,6 +470,46 @@ impl CheckpointStorage for ObjectStoreStorage {
     /// body, so that an object of another size is never downloaded.
     async fn get_sized(&self, key: &str, size: u64) -> Result<Bytes> {
         self.get_checked(key, "get", Some(size)).await
+    }
+
+    /// A ranged GET; an empty range or one the store refuses is answered
+    /// from the object's metadata (`head`), so that a range past the end is
+    /// [`StorageError::RangeOutOfBounds`] on every store.
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        let path = path_of(key)?;
+        let bounds = |size: u64| check_range(key, &range, size).map(drop);
+        if range.start >= range.end {
+            let meta = self.head(key).await?;
+            bounds(meta.size)?;
+            return Ok(Bytes::new());
+        }
+        let options = GetOptions::new().with_range(Some(range.clone()));
+        let result = match self.store.get_opts(&path, options).await {
+            Ok(result) => result,
+            Err(e) => {
+                let error = map_error(key, "get_range", e);
+                if matches!(error, StorageError::NotFound { .. }) {
+                    return Err(error);
+                }
+                // A range past the end: say so, with the object's size.
+                let meta = self.head(key).await?;
+                bounds(meta.size)?;
+                return Err(error);
+            }
+        };
+        bounds(result.meta.size)?;
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| map_error(key, "get_range", e))?;
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(StorageError::LengthMismatch {
+                key: key.to_string(),
+                expected: range.end - range.start,
+                actual: bytes.len() as u64,
+            });
+        }
+        Ok(bytes)
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {

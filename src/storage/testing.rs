@@ -68,7 +68,7 @@ const TARGET: &str = "steadfast::storage";
 ///
 /// assert_eq!(Operation::PutIfAbsent.name(), "put_if_absent");
 /// assert!(Operation::PutStream.is_write());
-/// assert_eq!(Operation::ALL.len(), 8);
+/// assert_eq!(Operation::ALL.len(), 9);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
@@ -89,6 +89,9 @@ pub enum Operation {
     PutStream,
     /// [`CheckpointStorage::get_stream`].
     GetStream,
+    /// [`CheckpointStorage::get_range`]; [`MemoryStorage::ranges_read`]
+    /// records the range of each.
+    GetRange,
 }
 
 impl Operation {
@@ -100,7 +103,7 @@ impl Operation {
     /// use steadfast::storage::testing::Operation;
     /// assert_eq!(Operation::ALL[0], Operation::Put);
     /// ```
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; 9] = [
         Operation::Put,
         Operation::PutIfAbsent,
         Operation::Get,
@@ -109,6 +112,7 @@ impl Operation {
         Operation::List,
         Operation::PutStream,
         Operation::GetStream,
+        Operation::GetRange,
     ];
 
     /// The operation's name, as it appears in [`StorageError::Injected`] and
@@ -129,6 +133,7 @@ impl Operation {
             Operation::List => "list",
             Operation::PutStream => "put_stream",
             Operation::GetStream => "get_stream",
+            Operation::GetRange => "get_range",
         }
     }
 
@@ -258,6 +263,8 @@ pub(super) struct Decision {
 #[derive(Debug, Default)]
 pub(super) struct FaultState {
     pub(super) calls: Vec<Call>,
+    /// The key and range of each ranged read, in order.
+    pub(super) ranges: Vec<(String, std::ops::Range<u64>)>,
     pub(super) rules: Vec<Rule>,
     pub(super) latency: [Duration; Operation::ALL.len()],
     pub(super) next_rule_id: u64,

@@ -57,6 +57,7 @@ pub async fn invalid_keys_are_refused<S: CheckpointStorage + ?Sized>(storage: &S
         expect_invalid(check, "put_stream", key, storage.put_stream(key).await);
         expect_invalid(check, "get_stream", key, storage.get_stream(key).await);
         expect_invalid(check, "get_sized", key, storage.get_sized(key, 0).await);
+        expect_invalid(check, "get_range", key, storage.get_range(key, 0..0).await);
     }
     for &prefix in INVALID_PREFIXES {
         expect_invalid(check, "list", prefix, storage.list(prefix).await);

@@ -14,7 +14,8 @@
 //!
 //! What is checked: round trips of whole and streamed objects (empty, small,
 //! many chunks, 8 MiB in 64 KiB chunks), that `get_sized` refuses an object
-//! of another size, that an overwrite is seen whole or not at all by a
+//! of another size, that `get_range` reads exactly the range asked for and
+//! refuses one past the end, that an overwrite is seen whole or not at all by a
 //! concurrent reader, that `put_if_absent` lets exactly one of several
 //! concurrent writers win, `head`, `exists`, idempotent deletes, `list`
 //! (prefix filtering, sorting, no writes in progress), that an aborted or
@@ -66,6 +67,7 @@ mod cleanup;
 mod keys;
 mod listing;
 mod objects;
+mod ranges;
 mod streaming;
 
 pub use cleanup::cleanup_keeps_committed_objects;
@@ -76,6 +78,7 @@ pub use objects::{
     missing_objects_are_not_found, overwrite_is_atomic, put_get_round_trip,
     put_if_absent_conflicts,
 };
+pub use ranges::get_range_reads_exactly_the_range;
 pub use streaming::{
     aborted_write_leaves_nothing, get_sized_checks_the_size, large_object,
     streamed_write_round_trip,
@@ -257,6 +260,7 @@ pub async fn run_all<S: CheckpointStorage + ?Sized>(storage: &S) {
     list_hides_writes_in_progress(storage).await;
     streamed_write_round_trip(storage).await;
     get_sized_checks_the_size(storage).await;
+    get_range_reads_exactly_the_range(storage).await;
     aborted_write_leaves_nothing(storage).await;
     invalid_keys_are_refused(storage).await;
     empty_object(storage).await;

@@ -26,6 +26,7 @@ mod writer;
 
 use std::fs;
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +37,7 @@ use bytes::Bytes;
 use self::atomic::{delete_object, write_object};
 pub use self::cleanup::TempCleanupReport;
 use self::paths::Target;
-use self::reader::{list_objects, open_object, read_exact_size, SizeCheckedReader};
+use self::reader::{list_objects, open_object, read_exact_size, read_range, SizeCheckedReader};
 use super::{
     validate_key, validate_prefix, CheckpointStorage, ObjectMeta, ObjectStream, ObjectWriter,
     Result, StorageError,
@@ -305,6 +306,19 @@ impl CheckpointStorage for LocalFsStorage {
                 });
             }
             read_exact_size(file, size, &target.key, "get")
+        })
+        .await
+        .map(Bytes::from)
+    }
+
+    /// One positioned read of the range on the blocking pool, after the
+    /// file's size is checked.
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        validate_key(key)?;
+        let target = Target::new(&self.root, key)?;
+        blocking(key, "get_range", move || {
+            let (file, meta) = open_object(&target, "get_range")?;
+            read_range(file, meta.len(), range, &target.key)
         })
         .await
         .map(Bytes::from)

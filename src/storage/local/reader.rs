@@ -1,10 +1,12 @@
 //! The reads of a [`LocalFsStorage`](super::LocalFsStorage): whole objects
-//! read in one pass that checks their size, streamed reads through a reader
+//! read in one pass that checks their size, ranges read in one positioned
+//! read, streamed reads through a reader
 //! that yields exactly the size the file had when opened, and listings that
 //! skip temporary files and symbolic links.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -15,7 +17,7 @@ use super::paths::{is_temp_name, symlink_refused, Target};
 use super::{
     io_error, not_found, object_meta, validate_key, ObjectMeta, Result, StorageError, TARGET,
 };
-use crate::storage::allocate_exact;
+use crate::storage::{allocate_exact, check_range};
 
 /// Opens the object for reading: a regular file, reached without symbolic
 /// links. Returns the file and its metadata at open.
@@ -37,6 +39,38 @@ pub(super) fn open_object(
         return Err(not_found(&target.key));
     }
     Ok((file, meta))
+}
+
+/// Reads the bytes `range` of a file of `size` bytes: one seek and one
+/// read of exactly the range's length. A file that ends before the range
+/// does (truncated since its size was taken) is a
+/// [`StorageError::LengthMismatch`].
+pub(super) fn read_range(
+    mut file: fs::File,
+    size: u64,
+    range: Range<u64>,
+    key: &str,
+) -> Result<Vec<u8>> {
+    const OPERATION: &str = "get_range";
+    check_range(key, &range, size)?;
+    let length = range.end - range.start;
+    let mut data = allocate_exact(key, OPERATION, length)?;
+    if length == 0 {
+        return Ok(data);
+    }
+    file.seek(SeekFrom::Start(range.start))
+        .map_err(io_error(key, OPERATION))?;
+    file.take(length)
+        .read_to_end(&mut data)
+        .map_err(io_error(key, OPERATION))?;
+    if data.len() as u64 != length {
+        return Err(StorageError::LengthMismatch {
+            key: key.to_string(),
+            expected: size,
+            actual: range.start + data.len() as u64,
+        });
+    }
+    Ok(data)
 }
 
 /// Reads exactly `expected` bytes, and fails with
