@@ -434,21 +434,14 @@ mod manifest_bytes {
         let mut m = Manifest::new(NAME, 2);
         m.step = Some(7);
         for rank in 0..2 {
-            m.shards.push(ShardInfo {
+            m.shards.push(ShardInfo::new(
                 rank,
-                key: format!("{NAME}/shard-{rank:05}-of-00002-00000000000000aa.bin"),
-                size: 16,
-                sha256: sha256_hex(&[rank as u8; 16]),
-            });
+                format!("{NAME}/shard-{rank:05}-of-00002-00000000000000aa.bin"),
+                16,
+                sha256_hex(&[rank as u8; 16]),
+            ));
         }
-        m.entries.insert(
-            "w".into(),
-            EntryLocation {
-                rank: 1,
-                offset: 4,
-                length: 12,
-            },
-        );
+        m.entries.insert("w".into(), EntryLocation::new(1, 4, 12));
         m.metadata.insert("k".into(), "v".into());
         m.to_bytes().unwrap()
     }
@@ -564,7 +557,7 @@ mod manifest_bytes {
                 "[0-9a-g]{0,70}",
             ],
         ) -> ShardInfo {
-            ShardInfo { rank, key, size, sha256: digest }
+            ShardInfo::new(rank, key, size, digest)
         }
     }
 
@@ -589,7 +582,7 @@ mod manifest_bytes {
             m.shards = shards;
             m.entries = entries
                 .into_iter()
-                .map(|(k, (rank, offset, length))| (k, EntryLocation { rank, offset, length }))
+                .map(|(k, (rank, offset, length))| (k, EntryLocation::new(rank, offset, length)))
                 .collect();
             m
         }

@@ -271,6 +271,10 @@ pub(super) enum WriteError {
     /// Reading the caller's stream failed.
     #[error("reading the shard's source failed: {0}")]
     Source(#[source] std::io::Error),
+    /// Compressing a frame failed (zstd's own error, or its task did not
+    /// finish).
+    #[error("compressing a frame failed: {0}")]
+    Compress(String),
 }
 
 impl Transient for WriteError {
@@ -278,6 +282,7 @@ impl Transient for WriteError {
         match self {
             WriteError::Storage(e) => e.is_transient(),
             WriteError::Source(e) => e.is_transient(),
+            WriteError::Compress(_) => false,
         }
     }
 }

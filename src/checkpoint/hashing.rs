@@ -27,6 +27,8 @@ pub(super) struct HashingWriter {
     size: u64,
     buffer: Vec<u8>,
     chunk_size: usize,
+    /// The digest of the entry being written, if any.
+    entry: Option<Sha256>,
 }
 
 /// Bytes hashed, then copied, at a time: small enough that the copy reads
@@ -45,7 +47,19 @@ impl HashingWriter {
             size: 0,
             buffer: Vec::new(),
             chunk_size: chunk_size.max(1),
+            entry: None,
         })
+    }
+
+    /// Starts the digest of an entry: every byte written until
+    /// [`end_entry`](Self::end_entry) is hashed into it too.
+    pub(super) fn begin_entry(&mut self) {
+        self.entry = Some(Sha256::new());
+    }
+
+    /// The digest of the entry written since [`begin_entry`](Self::begin_entry).
+    pub(super) fn end_entry(&mut self) -> String {
+        to_hex(&self.entry.take().unwrap_or_default().finalize())
     }
 
     /// Room for a whole chunk in the buffer.
@@ -62,6 +76,9 @@ impl HashingWriter {
             let (now, rest) = data.split_at(room.min(data.len()));
             for piece in now.chunks(HASH_PIECE) {
                 self.hasher.update(piece);
+                if let Some(entry) = self.entry.as_mut() {
+                    entry.update(piece);
+                }
                 self.buffer.extend_from_slice(piece);
             }
             self.size += now.len() as u64;

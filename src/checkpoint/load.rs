@@ -11,12 +11,14 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::coordinator::Coordinator;
+use crate::retry::RetryError;
 use crate::storage::{CheckpointStorage, StorageError};
 
+use super::decompress::{read_compressed, read_entry};
 use super::distributed::DistributedCheckpoint;
 use super::error::{CheckpointError, ReadError, Result};
 use super::hashing::{check_digest, sha256_hex_off_runtime};
-use super::manifest::{manifest_key, to_hex, validate_name, Manifest, ShardInfo};
+use super::manifest::{manifest_key, to_hex, validate_name, EntryLocation, Manifest, ShardInfo};
 #[cfg(doc)]
 use super::options::CheckpointOptions;
 use super::options::LoadOptions;
@@ -266,15 +268,22 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     {
         let manifest = self.manifest(name).await?;
         let mut by_rank: BTreeMap<usize, Vec<(&String, u64, u64)>> = BTreeMap::new();
-        for (entry, at) in &manifest.entries {
-            if filter(entry) {
-                by_rank
-                    .entry(at.rank)
-                    .or_default()
-                    .push((entry, at.offset, at.length));
-            }
-        }
         let mut out = BTreeMap::new();
+        for (entry, at) in &manifest.entries {
+            if !filter(entry) {
+                continue;
+            }
+            // An entry with its own digest is read and verified alone.
+            if let (Some(digest), Some(shard)) = (&at.sha256, manifest.shard(at.rank)) {
+                let bytes = self.read_entry(name, shard, entry, at, digest).await?;
+                out.insert(entry.clone(), bytes);
+                continue;
+            }
+            by_rank
+                .entry(at.rank)
+                .or_default()
+                .push((entry, at.offset, at.length));
+        }
         for (rank, entries) in by_rank {
             // The manifest was validated: every entry's rank has a shard and
             // every entry lies inside it.
@@ -338,8 +347,30 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         Ok(manifest)
     }
 
-    /// Reads a shard (keeping its bytes when `keep`), checking its size and,
-    /// when `verify`, its digest; retried on transient storage errors.
+    /// Reads entry `entry` alone, checked against its digest; retried on
+    /// transient storage errors.
+    async fn read_entry(
+        &self,
+        name: &str,
+        shard: &ShardInfo,
+        entry: &str,
+        at: &EntryLocation,
+        digest: &str,
+    ) -> Result<Vec<u8>> {
+        let result = self
+            .retry
+            .retry(|| read_entry(&self.storage, shard, at, digest))
+            .await;
+        result.map_err(|e| {
+            let error = refused(name, shard, e);
+            tracing::error!(target: TARGET, name, shard = %shard.key, entry, error = %error, "entry refused");
+            error
+        })
+    }
+
+    /// Reads a shard (keeping its uncompressed bytes when `keep`), checking
+    /// its size and, when `verify`, its digests; retried on transient storage
+    /// errors.
     async fn read_shard(
         &self,
         name: &str,
@@ -351,37 +382,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             .retry
             .retry(|| self.read_shard_once(shard, verify, keep))
             .await;
-        let e = match result {
-            Ok(bytes) => return Ok(bytes),
-            Err(e) => e,
-        };
-        let attempts = e.attempts();
-        let corrupted = |expected: String, actual: String| CheckpointError::Corrupted {
-            name: name.to_string(),
-            shard: shard.key.clone(),
-            expected,
-            actual,
-        };
-        let error = match e.into_inner() {
-            ReadError::Mismatch { expected, actual } => corrupted(expected, actual),
-            ReadError::Storage(StorageError::NotFound { .. }) => {
-                corrupted(format!("{} bytes", shard.size), "no object".into())
-            }
-            ReadError::Storage(StorageError::LengthMismatch {
-                expected, actual, ..
-            }) => corrupted(format!("{expected} bytes"), format!("{actual} bytes")),
-            ReadError::Storage(source) => CheckpointError::LoadFailed {
-                name: name.to_string(),
-                reason: format!(
-                    "reading shard {:?} failed after {attempts} attempt{}",
-                    shard.key,
-                    if attempts == 1 { "" } else { "s" }
-                ),
-                source: Some(source),
-            },
-        };
-        tracing::error!(target: TARGET, name, shard = %shard.key, error = %error, "shard refused");
-        Err(error)
+        result.map_err(|e| {
+            let error = refused(name, shard, e);
+            tracing::error!(target: TARGET, name, shard = %shard.key, error = %error, "shard refused");
+            error
+        })
     }
 
     async fn read_shard_once(
@@ -390,6 +395,17 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         verify: bool,
         keep: bool,
     ) -> Result<Vec<u8>, ReadError> {
+        if let Some(layout) = &shard.compression {
+            return read_compressed(
+                &self.storage,
+                shard,
+                layout,
+                verify || !keep,
+                keep,
+                storage_error_from_io,
+            )
+            .await;
+        }
         if !keep {
             return self.verify_streamed(shard).await.map(|()| Vec::new());
         }
@@ -454,6 +470,40 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             return Err(sizes(total));
         }
         check_digest(shard, &to_hex(&hasher.finalize()))
+    }
+}
+
+/// The error of a shard or entry refused after retries: a mismatch or a
+/// missing or short object is [`CheckpointError::Corrupted`] naming the
+/// shard, any other storage failure [`CheckpointError::LoadFailed`].
+fn refused(name: &str, shard: &ShardInfo, e: RetryError<ReadError>) -> CheckpointError {
+    let attempts = e.attempts();
+    let corrupted = |expected: String, actual: String| CheckpointError::Corrupted {
+        name: name.to_string(),
+        shard: shard.key.clone(),
+        expected,
+        actual,
+    };
+    match e.into_inner() {
+        ReadError::Mismatch { expected, actual } => corrupted(expected, actual),
+        ReadError::Storage(StorageError::NotFound { .. }) => {
+            corrupted(format!("{} bytes", shard.size), "no object".into())
+        }
+        ReadError::Storage(StorageError::LengthMismatch {
+            expected, actual, ..
+        }) => corrupted(format!("{expected} bytes"), format!("{actual} bytes")),
+        ReadError::Storage(StorageError::RangeOutOfBounds { size, .. }) => {
+            corrupted(format!("{} bytes", shard.size), format!("{size} bytes"))
+        }
+        ReadError::Storage(source) => CheckpointError::LoadFailed {
+            name: name.to_string(),
+            reason: format!(
+                "reading shard {:?} failed after {attempts} attempt{}",
+                shard.key,
+                if attempts == 1 { "" } else { "s" }
+            ),
+            source: Some(source),
+        },
     }
 }
 

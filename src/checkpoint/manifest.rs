@@ -8,9 +8,10 @@
 //! manifest is the commit point. A prefix without a manifest is not a
 //! checkpoint.
 //!
-//! The manifest lists every shard with its size and SHA-256 digest, an index
+//! The manifest lists every shard with its size and SHA-256 digest (and, for
+//! a compressed shard, its codec and frames: see `frames.rs`), an index
 //! of named entries (which shard holds each entry, at which offset, how many
-//! bytes), the step, the commit sequence and the user's metadata. It carries its own SHA-256
+//! bytes, the digest of its bytes), the step, the commit sequence and the user's metadata. It carries its own SHA-256
 //! checksum, computed over its canonical (compact JSON) form without the
 //! checksum field, so that a damaged manifest cannot send a reader to the
 //! wrong bytes.
@@ -28,6 +29,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{CheckpointError, Result};
+#[cfg(doc)]
+use super::frames::MAX_FRAME_SIZE;
+use super::frames::ShardCompression;
 use crate::storage::{validate_key, StorageError};
 
 /// The name of the manifest object inside a checkpoint's prefix.
@@ -45,7 +49,10 @@ pub const MANIFEST_FILE_NAME: &str = "metadata.json";
 /// Every older version stays readable:
 /// - 1: the first format;
 /// - 2: adds the commit [`sequence`](Manifest::sequence), which orders
-///   checkpoints (a version 1 manifest has none).
+///   checkpoints (a version 1 manifest has none);
+/// - 3: adds compressed shards ([`ShardInfo::compression`]: the codec and
+///   the frames) and a digest per named entry ([`EntryLocation::sha256`]),
+///   so that one entry can be loaded and verified alone.
 ///
 /// A manifest of a newer version is refused with
 /// [`CheckpointError::IncompatibleVersion`], never guessed at.
@@ -56,7 +63,7 @@ pub const MANIFEST_FILE_NAME: &str = "metadata.json";
 /// use steadfast::checkpoint::{Manifest, FORMAT_VERSION};
 /// assert_eq!(Manifest::new("c", 1).format_version, FORMAT_VERSION);
 /// ```
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The storage key of the manifest of checkpoint `name`: `NAME/metadata.json`.
 ///
@@ -138,7 +145,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     to_hex(&Sha256::digest(bytes))
 }
 
-fn is_sha256_hex(s: &str) -> bool {
+pub(super) fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -146,58 +153,159 @@ fn is_sha256_hex(s: &str) -> bool {
 
 /// One shard of a checkpoint, as the manifest records it.
 ///
+/// `size` and `sha256` are those of the stored object, compressed or not;
+/// a compressed shard (format version 3) also records its codec and frames
+/// in [`compression`](Self::compression).
+///
 /// # Examples
 ///
 /// ```
 /// use steadfast::checkpoint::{sha256_hex, ShardInfo};
 ///
-/// let shard = ShardInfo {
-///     rank: 0,
-///     key: "step-1/shard-00000-of-00001-00000000000000aa.bin".into(),
-///     size: 3,
-///     sha256: sha256_hex(b"abc"),
-/// };
+/// let shard = ShardInfo::new(0, "step-1/shard-00000-of-00001-00000000000000aa.bin", 3, sha256_hex(b"abc"));
 /// assert_eq!(shard.size, 3);
+/// assert_eq!(shard.uncompressed_size(), 3);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ShardInfo {
     /// The rank that wrote the shard.
     pub rank: usize,
     /// The shard's storage key, inside the checkpoint's prefix.
     pub key: String,
-    /// Its size in bytes.
+    /// The stored object's size in bytes.
     pub size: u64,
-    /// Its SHA-256 digest, lowercase hex.
+    /// The stored object's SHA-256 digest, lowercase hex.
     pub sha256: String,
+    /// How the shard is compressed: `None` for a shard stored raw (every
+    /// shard before format version 3). Not written when `None`, so that an
+    /// older manifest keeps its checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<ShardCompression>,
 }
 
-/// Where a named entry lives: which rank's shard, at which offset, how long.
+impl ShardInfo {
+    /// A shard stored raw: `size` bytes of digest `sha256`, written by
+    /// `rank` under `key`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{sha256_hex, ShardInfo};
+    /// let shard = ShardInfo::new(1, "c/shard-1.bin", 0, sha256_hex(b""));
+    /// assert!(shard.compression.is_none());
+    /// ```
+    pub fn new(rank: usize, key: impl Into<String>, size: u64, sha256: impl Into<String>) -> Self {
+        ShardInfo {
+            rank,
+            key: key.into(),
+            size,
+            sha256: sha256.into(),
+            compression: None,
+        }
+    }
+
+    /// The shard stored compressed as `layout` says.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{sha256_hex, ShardCompression, ShardInfo};
+    /// let shard = ShardInfo::new(0, "c/shard-0.bin", 0, sha256_hex(b""))
+    ///     .with_compression(ShardCompression::zstd(1 << 20));
+    /// assert_eq!(shard.compression.unwrap().codec, "zstd");
+    /// ```
+    pub fn with_compression(mut self, layout: ShardCompression) -> Self {
+        self.compression = Some(layout);
+        self
+    }
+
+    /// The size of the shard's bytes once decompressed: its stored size for
+    /// a shard stored raw.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{sha256_hex, ShardInfo};
+    /// assert_eq!(ShardInfo::new(0, "c/s.bin", 5, sha256_hex(b"hello")).uncompressed_size(), 5);
+    /// ```
+    pub fn uncompressed_size(&self) -> u64 {
+        self.compression
+            .as_ref()
+            .map_or(self.size, |c| c.uncompressed_size)
+    }
+}
+
+/// Where a named entry lives: which rank's shard, at which offset, how long,
+/// and (format version 3) the digest of its bytes.
+///
+/// Offsets and lengths count the shard's uncompressed bytes.
 ///
 /// # Examples
 ///
 /// ```
 /// use steadfast::checkpoint::EntryLocation;
-/// let at = EntryLocation { rank: 1, offset: 128, length: 64 };
+/// let at = EntryLocation::new(1, 128, 64);
 /// assert_eq!(at.end(), Some(192));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EntryLocation {
     /// The rank whose shard holds the entry.
     pub rank: usize,
-    /// The entry's first byte within the shard.
+    /// The entry's first byte within the shard's uncompressed bytes.
     pub offset: u64,
     /// The entry's length in bytes.
     pub length: u64,
+    /// The SHA-256 of the entry's (uncompressed) bytes, lowercase hex: with
+    /// it, the entry is read and verified alone. `None` in a manifest before
+    /// format version 3 (the whole shard is then verified to read an entry),
+    /// and not written when `None`, so that an older manifest keeps its
+    /// checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl EntryLocation {
+    /// An entry of `length` bytes at `offset` in the shard of `rank`, with
+    /// no digest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::EntryLocation;
+    /// assert_eq!(EntryLocation::new(0, 4, 2).sha256, None);
+    /// ```
+    pub fn new(rank: usize, offset: u64, length: u64) -> Self {
+        EntryLocation {
+            rank,
+            offset,
+            length,
+            sha256: None,
+        }
+    }
+
+    /// The entry with the digest of its bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{sha256_hex, EntryLocation};
+    /// let at = EntryLocation::new(0, 0, 2).with_sha256(sha256_hex(b"ab"));
+    /// assert!(at.sha256.is_some());
+    /// ```
+    pub fn with_sha256(mut self, sha256: impl Into<String>) -> Self {
+        self.sha256 = Some(sha256.into());
+        self
+    }
+
     /// One past the entry's last byte, or `None` if that overflows.
     ///
     /// # Examples
     ///
     /// ```
     /// use steadfast::checkpoint::EntryLocation;
-    /// assert_eq!(EntryLocation { rank: 0, offset: u64::MAX, length: 1 }.end(), None);
+    /// assert_eq!(EntryLocation::new(0, u64::MAX, 1).end(), None);
     /// ```
     pub fn end(&self) -> Option<u64> {
         self.offset.checked_add(self.length)
@@ -223,12 +331,12 @@ impl EntryLocation {
 /// # fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
 /// let mut manifest = Manifest::new("step-5", 1);
 /// manifest.step = Some(5);
-/// manifest.shards.push(ShardInfo {
-///     rank: 0,
-///     key: "step-5/shard-00000-of-00001-0000000000000001.bin".into(),
-///     size: 5,
-///     sha256: sha256_hex(b"hello"),
-/// });
+/// manifest.shards.push(ShardInfo::new(
+///     0,
+///     "step-5/shard-00000-of-00001-0000000000000001.bin",
+///     5,
+///     sha256_hex(b"hello"),
+/// ));
 /// let bytes = manifest.to_bytes()?;
 /// let read = Manifest::from_bytes("step-5", &bytes)?;
 /// assert_eq!(read.step, Some(5));
@@ -476,11 +584,15 @@ impl Manifest {
 
     /// Checks that the manifest describes a possible checkpoint named `name`:
     /// a supported format version (with a commit sequence only from version
-    /// 2 on), the right name, a commit time this
+    /// 2 on, compressed shards and entry digests only from version 3 on),
+    /// the right name, a commit time this
     /// platform can represent, a world size of at least
     /// one, ranks `0..world_size` each exactly once, every shard key a valid
     /// key directly inside `NAME/` (and not the manifest), digests of 64
-    /// lowercase hex digits, and every entry inside its shard.
+    /// lowercase hex digits, the frames of a compressed shard possible
+    /// ([`ShardCompression::check`]: a codec this build reads, sizes that
+    /// add up, no frame above [`MAX_FRAME_SIZE`]), and every entry inside
+    /// its shard's uncompressed bytes.
     ///
     /// # Errors
     ///
@@ -492,12 +604,12 @@ impl Manifest {
     /// use steadfast::checkpoint::{sha256_hex, Manifest, ShardInfo};
     ///
     /// let mut m = Manifest::new("c", 1);
-    /// m.shards.push(ShardInfo {
-    ///     rank: 0,
-    ///     key: "other/shard-00000-of-00001-0000000000000001.bin".into(),
-    ///     size: 0,
-    ///     sha256: sha256_hex(b""),
-    /// });
+    /// m.shards.push(ShardInfo::new(
+    ///     0,
+    ///     "other/shard-00000-of-00001-0000000000000001.bin",
+    ///     0,
+    ///     sha256_hex(b""),
+    /// ));
     /// assert!(m.validate("c").is_err()); // the shard is outside `c/`
     /// ```
     pub fn validate(&self, name: &str) -> Result<()> {
@@ -580,6 +692,17 @@ impl Manifest {
                     shard.key, shard.sha256
                 ));
             }
+            if let Some(layout) = &shard.compression {
+                if self.format_version < 3 {
+                    return invalid(format!(
+                        "format version {} records no compressed shards, yet shard {:?} is compressed",
+                        self.format_version, shard.key
+                    ));
+                }
+                if let Err(reason) = layout.check(shard.size) {
+                    return invalid(format!("compressed shard {:?}: {reason}", shard.key));
+                }
+            }
         }
         for (entry, at) in &self.entries {
             if entry.is_empty() {
@@ -592,12 +715,25 @@ impl Manifest {
                 ));
             };
             match at.end() {
-                Some(end) if end <= shard.size => {}
+                Some(end) if end <= shard.uncompressed_size() => {}
                 _ => {
                     return invalid(format!(
                         "entry {entry:?} (offset {}, length {}) runs past the end of shard {:?} ({} bytes)",
-                        at.offset, at.length, shard.key, shard.size
+                        at.offset, at.length, shard.key, shard.uncompressed_size()
                     ))
+                }
+            }
+            if let Some(digest) = &at.sha256 {
+                if self.format_version < 3 {
+                    return invalid(format!(
+                        "format version {} records no entry digests, yet entry {entry:?} has one",
+                        self.format_version
+                    ));
+                }
+                if !is_sha256_hex(digest) {
+                    return invalid(format!(
+                        "entry {entry:?} has digest {digest:?}, not 64 lowercase hex digits"
+                    ));
                 }
             }
         }
@@ -659,21 +795,14 @@ mod tests {
         let mut m = Manifest::new("run/step-1", 2);
         m.step = Some(1);
         for rank in 0..2 {
-            m.shards.push(ShardInfo {
+            m.shards.push(ShardInfo::new(
                 rank,
-                key: shard_key("run/step-1", rank, 2, 7),
-                size: 10,
-                sha256: sha256_hex(&[rank as u8; 10]),
-            });
+                shard_key("run/step-1", rank, 2, 7),
+                10,
+                sha256_hex(&[rank as u8; 10]),
+            ));
         }
-        m.entries.insert(
-            "w".into(),
-            EntryLocation {
-                rank: 1,
-                offset: 2,
-                length: 8,
-            },
-        );
+        m.entries.insert("w".into(), EntryLocation::new(1, 2, 8));
         m.metadata.insert("model".into(), "tiny".into());
         m
     }
@@ -705,16 +834,16 @@ mod tests {
     #[test]
     fn versions() {
         let err =
-            Manifest::from_bytes("c", br#"{"format_version": 3, "anything": []}"#).unwrap_err();
+            Manifest::from_bytes("c", br#"{"format_version": 4, "anything": []}"#).unwrap_err();
         assert!(matches!(
             err,
             CheckpointError::IncompatibleVersion {
-                found: 3,
+                found: 4,
                 supported: FORMAT_VERSION,
                 ..
             }
         ));
-        assert_eq!(FORMAT_VERSION, 2);
+        assert_eq!(FORMAT_VERSION, 3);
         let mut m = two_rank_manifest();
         m.format_version = 0;
         assert!(matches!(
@@ -745,6 +874,60 @@ mod tests {
         assert_eq!(read.info().sequence, Some(4));
     }
 
+    fn compressed(m: &mut Manifest) {
+        use super::super::frames::{FrameInfo, ShardCompression};
+        let mut layout = ShardCompression::zstd(8);
+        layout.push(FrameInfo::new(6, sha256_hex(b"a"), 8));
+        layout.push(FrameInfo::new(4, sha256_hex(b"b"), 4));
+        m.shards[1].compression = Some(layout);
+        m.entries.get_mut("w").unwrap().length = 10;
+        m.entries.get_mut("w").unwrap().sha256 = Some(sha256_hex(b"w"));
+    }
+
+    #[test]
+    fn version_3_records_frames_and_entry_digests() {
+        let mut m = two_rank_manifest();
+        compressed(&mut m);
+        let read = Manifest::from_bytes("run/step-1", &m.to_bytes().unwrap()).unwrap();
+        assert_eq!(read.shards[1].uncompressed_size(), 12);
+        assert_eq!(read.shards[1].compression, m.shards[1].compression);
+        assert_eq!(read.entries["w"].sha256, m.entries["w"].sha256);
+        // A raw shard and an entry without a digest write no new field, so
+        // that a version 2 manifest keeps its checksum.
+        let text = String::from_utf8(two_rank_manifest().to_bytes().unwrap()).unwrap();
+        assert!(!text.contains("compression") && !text.contains("\"sha256\": null"));
+    }
+
+    #[test]
+    fn a_version_2_manifest_with_version_3_fields_is_refused() {
+        let mut m = two_rank_manifest();
+        m.format_version = 2;
+        compressed(&mut m);
+        let reason = |m: &Manifest| match Manifest::from_bytes("run/step-1", &m.to_bytes().unwrap()) {
+            Err(CheckpointError::ValidationFailed { reason, .. }) => reason,
+            other => panic!("expected a validation failure, got {other:?}"),
+        };
+        assert!(reason(&m).contains("compressed"), "{}", reason(&m));
+        m.shards[1].compression = None;
+        m.entries.get_mut("w").unwrap().length = 8;
+        assert!(reason(&m).contains("entry digests"), "{}", reason(&m));
+    }
+
+    #[test]
+    fn an_unknown_codec_is_refused_by_name() {
+        let mut m = two_rank_manifest();
+        compressed(&mut m);
+        if let Some(layout) = m.shards[1].compression.as_mut() {
+            layout.codec = "brotli".into();
+        }
+        match Manifest::from_bytes("run/step-1", &m.to_bytes().unwrap()) {
+            Err(CheckpointError::ValidationFailed { reason, .. }) => {
+                assert!(reason.contains("\"brotli\""), "{reason}")
+            }
+            other => panic!("expected a validation failure, got {other:?}"),
+        }
+    }
+
     #[test]
     fn structural_checks() {
         let check = |f: &dyn Fn(&mut Manifest)| {
@@ -772,15 +955,18 @@ mod tests {
         check(&|m| m.entries.get_mut("w").unwrap().length = 9);
         check(&|m| m.entries.get_mut("w").unwrap().offset = u64::MAX);
         check(&|m| m.entries.get_mut("w").unwrap().rank = 2);
+        check(&|m| m.entries.get_mut("w").unwrap().sha256 = Some("ABC".into()));
+        // Entries end at the uncompressed end of a compressed shard.
+        check(&|m| {
+            compressed(m);
+            m.entries.get_mut("w").unwrap().length = 11;
+        });
+        check(&|m| {
+            compressed(m);
+            m.shards[1].size = 11;
+        });
         let reason = check(&|m| {
-            m.entries.insert(
-                String::new(),
-                EntryLocation {
-                    rank: 0,
-                    offset: 0,
-                    length: 0,
-                },
-            );
+            m.entries.insert(String::new(), EntryLocation::new(0, 0, 0));
         });
         assert!(reason.contains("empty name"));
     }

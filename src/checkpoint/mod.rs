@@ -71,9 +71,12 @@
 mod catalog;
 mod clock;
 mod commit;
+mod compress;
 mod compression;
+mod decompress;
 mod distributed;
 mod error;
+mod frames;
 mod hashing;
 mod load;
 mod manifest;
@@ -90,6 +93,7 @@ pub use clock::{ManualClock, SystemClock, WallClock};
 pub use compression::Compression;
 pub use distributed::DistributedCheckpoint;
 pub(crate) use error::describe;
+pub use frames::{FrameInfo, ShardCompression, MAX_FRAME_SIZE, ZSTD_CODEC};
 pub use error::{CheckpointError, Result};
 pub use manifest::{
     manifest_key, sha256_hex, validate_name, CheckpointInfo, EntryLocation, Manifest, ShardInfo,

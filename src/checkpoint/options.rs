@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::compression::Compression;
+use super::frames::MAX_FRAME_SIZE;
 use crate::error::ConfigError;
 
 const KIB: u64 = 1024;
@@ -22,6 +23,13 @@ const MIB: u64 = 1024 * KIB;
 ///   of the buffer a streamed shard is read through; between 1 byte and
 ///   1 GiB. A save holds up to two chunks per rank in memory (one being
 ///   filled and hashed, one being written).
+/// - `frame_size`: 1 MiB — how many uncompressed bytes each zstd frame of a
+///   compressed shard holds (the last one fewer); between 1 byte and
+///   [`MAX_FRAME_SIZE`](crate::checkpoint::MAX_FRAME_SIZE). A compressed
+///   save holds about three frames per rank in memory (one being filled,
+///   one being compressed, one being written) plus zstd's context; a load
+///   reads and verifies one frame at a time, and a one-entry load reads
+///   only the frames that hold the entry.
 /// - `max_manifest_size`: 64 MiB — a manifest larger than this is refused as
 ///   corrupted rather than read into memory; at least 1 KiB.
 /// - `cleanup_grace`: 10 minutes — how old the leftovers of a save that
@@ -50,6 +58,7 @@ const MIB: u64 = 1024 * KIB;
 #[serde(try_from = "CheckpointOptionsRepr", into = "CheckpointOptionsRepr")]
 pub struct CheckpointOptions {
     chunk_size: usize,
+    frame_size: usize,
     max_manifest_size: u64,
     cleanup_grace: Duration,
 }
@@ -58,6 +67,7 @@ impl Default for CheckpointOptions {
     fn default() -> Self {
         CheckpointOptions {
             chunk_size: MIB as usize,
+            frame_size: MIB as usize,
             max_manifest_size: 64 * MIB,
             cleanup_grace: Duration::from_secs(600),
         }
@@ -90,6 +100,18 @@ impl CheckpointOptions {
     /// ```
     pub fn chunk_size(&self) -> usize {
         self.chunk_size
+    }
+
+    /// How many uncompressed bytes each frame of a compressed shard holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = steadfast::checkpoint::CheckpointOptions::default();
+    /// assert_eq!(options.frame_size(), 1024 * 1024);
+    /// ```
+    pub fn frame_size(&self) -> usize {
+        self.frame_size
     }
 
     /// The largest manifest that is read.
@@ -125,6 +147,15 @@ impl CheckpointOptions {
             return Err(ConfigError::new(
                 "chunk_size",
                 format!("must be between 1 byte and 1 GiB, got {}", self.chunk_size),
+            ));
+        }
+        if self.frame_size == 0 || self.frame_size as u64 > MAX_FRAME_SIZE {
+            return Err(ConfigError::new(
+                "frame_size",
+                format!(
+                    "must be between 1 byte and {MAX_FRAME_SIZE} bytes, got {}",
+                    self.frame_size
+                ),
             ));
         }
         if self.max_manifest_size < KIB {
@@ -187,6 +218,21 @@ impl CheckpointOptionsBuilder {
         self
     }
 
+    /// Sets how many uncompressed bytes each frame of a compressed shard
+    /// holds (1 byte to [`MAX_FRAME_SIZE`](crate::checkpoint::MAX_FRAME_SIZE)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = steadfast::checkpoint::CheckpointOptions::builder().frame_size(256 * 1024);
+    /// assert_eq!(b.build()?.frame_size(), 256 * 1024);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn frame_size(mut self, bytes: usize) -> Self {
+        self.options.frame_size = bytes;
+        self
+    }
+
     /// Sets how old uncommitted leftovers must be before the automatic
     /// clean-ups remove them (more than zero; longer than the longest save).
     ///
@@ -208,7 +254,7 @@ impl CheckpointOptionsBuilder {
     /// # Errors
     ///
     /// A [`ConfigError`] when `chunk_size` is 0 or above 1 GiB, when
-    /// `max_manifest_size` is below 1 KiB, or when `cleanup_grace` is zero.
+    /// `frame_size` is 0 or above 64 MiB, when `max_manifest_size` is below 1 KiB, or when `cleanup_grace` is zero.
     ///
     /// # Examples
     ///
@@ -228,6 +274,7 @@ impl CheckpointOptionsBuilder {
 #[serde(default, deny_unknown_fields)]
 struct CheckpointOptionsRepr {
     chunk_size: usize,
+    frame_size: usize,
     max_manifest_size: u64,
     #[serde(with = "crate::serde_duration")]
     cleanup_grace: Duration,
@@ -243,6 +290,7 @@ impl From<CheckpointOptions> for CheckpointOptionsRepr {
     fn from(o: CheckpointOptions) -> Self {
         CheckpointOptionsRepr {
             chunk_size: o.chunk_size,
+            frame_size: o.frame_size,
             max_manifest_size: o.max_manifest_size,
             cleanup_grace: o.cleanup_grace,
         }
@@ -255,6 +303,7 @@ impl TryFrom<CheckpointOptionsRepr> for CheckpointOptions {
     fn try_from(f: CheckpointOptionsRepr) -> Result<Self, ConfigError> {
         let options = CheckpointOptions {
             chunk_size: f.chunk_size,
+            frame_size: f.frame_size,
             max_manifest_size: f.max_manifest_size,
             cleanup_grace: f.cleanup_grace,
         };
@@ -794,6 +843,9 @@ mod tests {
             options
         );
         assert!(serde_json::from_str::<CheckpointOptions>(r#"{"chunk_size": 0}"#).is_err());
+        assert!(serde_json::from_str::<CheckpointOptions>(r#"{"frame_size": 0}"#).is_err());
+        let framed: CheckpointOptions = serde_json::from_str(r#"{"frame_size": 4096}"#).unwrap();
+        assert_eq!(framed.frame_size(), 4096);
         assert_eq!(
             serde_json::from_str::<CheckpointOptions>("{}").unwrap(),
             CheckpointOptions::default()

@@ -18,6 +18,9 @@ use super::distributed::DistributedCheckpoint;
 use super::error::{
     describe, BoxError, CheckpointError, CommitFailure, LocalFailure, Result, WriteError,
 };
+use super::compress::FrameWriter;
+use super::compression::Compression;
+use super::frames::ShardCompression;
 use super::hashing::HashingWriter;
 use super::manifest::{
     manifest_key, shard_key, validate_name, CheckpointInfo, Manifest, MANIFEST_FILE_NAME,
@@ -27,13 +30,22 @@ use super::options::CheckpointOptions;
 use super::options::SaveOptions;
 use super::rollback::{delete_object, sweep_uncommitted, RollbackReport};
 use super::shard::ShardData;
-use super::tally::{tally, FailureKind, RankReport, Tally, Written};
+use super::tally::{tally, FailureKind, RankReport, Tally, Written, WrittenEntry};
 use super::TARGET;
 
 /// Bounds of the pause between two reads of the manifest by a rank that
 /// waits for a commit it did not hear.
 const MANIFEST_POLL_MIN: Duration = Duration::from_millis(10);
 const MANIFEST_POLL_MAX: Duration = Duration::from_secs(5);
+
+/// A shard written to storage: its stored size and digest, its frames when
+/// compressed, and the digest of each entry in order.
+struct Stored {
+    size: u64,
+    sha256: String,
+    compression: Option<ShardCompression>,
+    entry_sha256: Vec<String>,
+}
 
 /// What rank 0 tells the others after trying to commit.
 #[derive(Debug, Serialize, Deserialize)]
@@ -122,19 +134,34 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         shard: &ShardData,
         options: SaveOptions,
     ) -> Result<CheckpointInfo> {
+        let compression = options.compression;
         self.save_with(name, &options, |key| async move {
             shard
                 .check_names()
                 .map_err(|reason| LocalFailure::failed(reason, None))?;
             let key_ref = &key;
-            let (size, sha256) = self
-                .write_with_retry(key_ref, || self.write_entries_once(key_ref, shard))
+            let stored = self
+                .write_with_retry(key_ref, || {
+                    self.write_entries_once(key_ref, shard, compression)
+                })
                 .await?;
+            let entries = shard
+                .index()
+                .into_iter()
+                .zip(stored.entry_sha256)
+                .map(|((name, offset, length), sha256)| WrittenEntry {
+                    name,
+                    offset,
+                    length,
+                    sha256,
+                })
+                .collect();
             Ok(Written {
                 key,
-                size,
-                sha256,
-                entries: shard.index(),
+                size: stored.size,
+                sha256: stored.sha256,
+                compression: stored.compression,
+                entries,
             })
         })
         .await
@@ -191,61 +218,130 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         Fut: Future<Output = io::Result<R>>,
         R: AsyncRead + Unpin,
     {
+        let compression = options.compression;
         self.save_with(name, &options, |key| async move {
             let key_ref = &key;
-            let (size, sha256) = self
+            let stored = self
                 .write_with_retry(key_ref, || {
                     let opening = open();
                     async move {
                         let reader = opening.await.map_err(WriteError::Source)?;
-                        self.write_reader_once(key_ref, reader).await
+                        self.write_reader_once(key_ref, reader, compression).await
                     }
                 })
                 .await?;
             Ok(Written {
                 key,
-                size,
-                sha256,
+                size: stored.size,
+                sha256: stored.sha256,
+                compression: stored.compression,
                 entries: Vec::new(),
             })
         })
         .await
     }
 
+    /// Writes the entries one after the other, raw or in compressed
+    /// frames, with the digest of each entry.
     async fn write_entries_once(
         &self,
         key: &str,
         shard: &ShardData,
-    ) -> Result<(u64, String), WriteError> {
-        let mut writer = HashingWriter::open(&self.storage, key, self.options.chunk_size()).await?;
-        let written = async {
-            for (_, data) in shard.entries() {
-                writer.write(data).await?;
+        compression: Compression,
+    ) -> Result<Stored, WriteError> {
+        let mut entry_sha256 = Vec::with_capacity(shard.len());
+        match compression {
+            Compression::None => {
+                let mut writer =
+                    HashingWriter::open(&self.storage, key, self.options.chunk_size()).await?;
+                // An only entry is the whole shard: its digest is the
+                // shard's, and its bytes are hashed once.
+                let only = shard.len() == 1;
+                let written = async {
+                    for (_, data) in shard.entries() {
+                        if only {
+                            writer.write(data).await?;
+                        } else {
+                            writer.begin_entry();
+                            writer.write(data).await?;
+                            entry_sha256.push(writer.end_entry());
+                        }
+                    }
+                    Ok(())
+                }
+                .await;
+                let (size, sha256) = writer.finish(key, written).await?;
+                if only {
+                    entry_sha256.push(sha256.clone());
+                }
+                Ok(Stored {
+                    size,
+                    sha256,
+                    compression: None,
+                    entry_sha256,
+                })
             }
-            Ok(())
+            Compression::Zstd { level } => {
+                let mut writer =
+                    FrameWriter::open(&self.storage, key, self.options.frame_size(), level).await?;
+                let written = async {
+                    for (_, data) in shard.entries() {
+                        writer.begin_entry();
+                        writer.write(data).await?;
+                        entry_sha256.push(writer.end_entry());
+                    }
+                    Ok(())
+                }
+                .await;
+                let frames = writer.finish(key, written).await?;
+                Ok(Stored {
+                    size: frames.size,
+                    sha256: frames.sha256,
+                    compression: Some(frames.layout),
+                    entry_sha256,
+                })
+            }
         }
-        .await;
-        writer.finish(key, written).await
     }
 
     async fn write_reader_once<R: AsyncRead + Unpin>(
         &self,
         key: &str,
         mut reader: R,
-    ) -> Result<(u64, String), WriteError> {
-        let mut writer = HashingWriter::open(&self.storage, key, self.options.chunk_size()).await?;
-        let written = writer.write_from(&mut reader).await;
-        writer.finish(key, written).await
+        compression: Compression,
+    ) -> Result<Stored, WriteError> {
+        match compression {
+            Compression::None => {
+                let mut writer =
+                    HashingWriter::open(&self.storage, key, self.options.chunk_size()).await?;
+                let written = writer.write_from(&mut reader).await;
+                let (size, sha256) = writer.finish(key, written).await?;
+                Ok(Stored {
+                    size,
+                    sha256,
+                    compression: None,
+                    entry_sha256: Vec::new(),
+                })
+            }
+            Compression::Zstd { level } => {
+                let mut writer =
+                    FrameWriter::open(&self.storage, key, self.options.frame_size(), level).await?;
+                let written = writer.write_from(&mut reader).await;
+                let frames = writer.finish(key, written).await?;
+                Ok(Stored {
+                    size: frames.size,
+                    sha256: frames.sha256,
+                    compression: Some(frames.layout),
+                    entry_sha256: Vec::new(),
+                })
+            }
+        }
     }
 
-    async fn write_with_retry<F, Fut>(
-        &self,
-        key: &str,
-        attempt: F,
-    ) -> Result<(u64, String), LocalFailure>
+    async fn write_with_retry<F, Fut>(&self, key: &str, attempt: F) -> Result<Stored, LocalFailure>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<(u64, String), WriteError>>,
+        Fut: Future<Output = Result<Stored, WriteError>>,
     {
         let rank = self.rank();
         self.retry
@@ -486,6 +582,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                     key: w.key.clone(),
                     size: w.size,
                     sha256: w.sha256.clone(),
+                    compression: w.compression.clone(),
                     entries: w.entries.clone(),
                 }
             }

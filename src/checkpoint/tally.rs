@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::frames::ShardCompression;
 use super::manifest::{EntryLocation, Manifest, ShardInfo};
 use super::options::SaveOptions;
 
@@ -19,8 +20,10 @@ pub(super) enum RankReport {
         key: String,
         size: u64,
         sha256: String,
-        /// Entry name, offset, length.
-        entries: Vec<(String, u64, u64)>,
+        /// The codec and frames of a compressed shard.
+        #[serde(default)]
+        compression: Option<ShardCompression>,
+        entries: Vec<WrittenEntry>,
     },
     Failed {
         name: String,
@@ -46,8 +49,20 @@ pub(super) struct Written {
     pub(super) size: u64,
     /// Its SHA-256, lowercase hex.
     pub(super) sha256: String,
-    /// Entry name, offset, length.
-    pub(super) entries: Vec<(String, u64, u64)>,
+    /// The codec and frames of a compressed shard.
+    pub(super) compression: Option<ShardCompression>,
+    /// Its entries.
+    pub(super) entries: Vec<WrittenEntry>,
+}
+
+/// One entry of a rank's shard, as written: where it is in the shard's
+/// uncompressed bytes, and the digest of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct WrittenEntry {
+    pub(super) name: String,
+    pub(super) offset: u64,
+    pub(super) length: u64,
+    pub(super) sha256: String,
 }
 
 /// What the gathered rank reports decide; every rank tallies the same
@@ -125,6 +140,7 @@ pub(super) fn tally(
                 key,
                 size,
                 sha256,
+                compression,
                 entries,
                 ..
             }) => written.push((
@@ -133,6 +149,7 @@ pub(super) fn tally(
                     key,
                     size,
                     sha256,
+                    compression,
                     entries,
                 },
             )),
@@ -187,14 +204,24 @@ fn assemble_manifest(
     manifest.metadata = options.metadata.clone();
     let mut owner: HashMap<String, usize> = HashMap::new();
     for (rank, w) in written {
-        for (entry, offset, length) in &w.entries {
+        let uncompressed = w
+            .compression
+            .as_ref()
+            .map_or(w.size, |c| c.uncompressed_size);
+        for WrittenEntry {
+            name: entry,
+            offset,
+            length,
+            sha256,
+        } in &w.entries
+        {
             if let Some(first) = owner.insert(entry.clone(), rank) {
                 return Err((
                     if first == rank { vec![rank] } else { vec![first, rank] },
                     format!("entry {entry:?} is saved by rank {first} and rank {rank}; entry names must be unique"),
                 ));
             }
-            if offset.checked_add(*length).is_none_or(|end| end > w.size) {
+            if offset.checked_add(*length).is_none_or(|end| end > uncompressed) {
                 return Err((
                     vec![rank],
                     format!("rank {rank}: entry {entry:?} lies outside its shard"),
@@ -202,18 +229,13 @@ fn assemble_manifest(
             }
             manifest.entries.insert(
                 entry.clone(),
-                EntryLocation {
-                    rank,
-                    offset: *offset,
-                    length: *length,
-                },
+                EntryLocation::new(rank, *offset, *length).with_sha256(sha256.clone()),
             );
         }
-        manifest.shards.push(ShardInfo {
-            rank,
-            key: w.key,
-            size: w.size,
-            sha256: w.sha256,
+        let shard = ShardInfo::new(rank, w.key, w.size, w.sha256);
+        manifest.shards.push(match w.compression {
+            Some(layout) => shard.with_compression(layout),
+            None => shard,
         });
     }
     manifest.validate(name).map_err(|e| {
@@ -230,13 +252,23 @@ mod tests {
     use super::*;
     use crate::checkpoint::manifest::shard_key;
 
+    fn entry(name: &str, offset: u64, length: u64) -> WrittenEntry {
+        WrittenEntry {
+            name: name.into(),
+            offset,
+            length,
+            sha256: super::super::manifest::sha256_hex(name.as_bytes()),
+        }
+    }
+
     #[test]
     fn duplicate_entries_across_ranks_blame_both() {
         let w = |key: &str| Written {
             key: key.into(),
             size: 1,
             sha256: super::super::manifest::sha256_hex(b"x"),
-            entries: vec![("e".into(), 0, 1)],
+            compression: None,
+            entries: vec![entry("e", 0, 1)],
         };
         let err = assemble_manifest(
             "c",
@@ -254,7 +286,8 @@ mod tests {
             key: shard_key(name, rank, 3, 1),
             size: 4,
             sha256: super::super::manifest::sha256_hex(b"abcd"),
-            entries: vec![(entry.into(), 0, 4)],
+            compression: None,
+            entries: vec![self::entry(entry, 0, 4)],
         })
         .unwrap()
     }
