@@ -108,17 +108,43 @@ impl Fixture {
 
     /// Every way of reading the checkpoint fails, and the error names `key`.
     async fn assert_refused(&self, key: &str) -> CheckpointError {
+        self.assert_refused_but(key, &[]).await
+    }
+
+    /// Every way of reading the checkpoint fails, and the error names `key`,
+    /// except that the entries in `intact` (whose own bytes are undamaged,
+    /// in a checkpoint whose entries carry digests) are read and verified
+    /// alone: they load, with exactly their bytes.
+    async fn assert_refused_but(&self, key: &str, intact: &[&str]) -> CheckpointError {
         let load = self.ckpt.load(NAME, LoadOptions::default()).await;
         let entry = self.ckpt.load_entry(NAME, "head").await;
         let entries = self.ckpt.load_entries(NAME, |_| true).await;
         let verify = self.ckpt.verify(NAME).await;
         let listed = self.ckpt.list().await.unwrap();
-        for (what, err) in [
-            ("load", load.err()),
-            ("load_entry", entry.err()),
-            ("load_entries", entries.err()),
-            ("verify", verify.err()),
-        ] {
+        let expected: std::collections::BTreeMap<String, Vec<u8>> = shard()
+            .entries()
+            .iter()
+            .cloned()
+            .collect();
+        let entry = if intact.contains(&"head") {
+            assert_eq!(entry.unwrap(), expected["head"], "an intact entry loads whole");
+            None
+        } else {
+            Some(entry.err())
+        };
+        let entries = if ["embedding", "head", "step"].iter().all(|e| intact.contains(e)) {
+            assert_eq!(entries.unwrap(), expected, "intact entries load whole");
+            None
+        } else {
+            Some(entries.err())
+        };
+        let refused = [
+            Some(("load", load.err())),
+            entry.map(|e| ("load_entry", e)),
+            entries.map(|e| ("load_entries", e)),
+            Some(("verify", verify.err())),
+        ];
+        for (what, err) in refused.into_iter().flatten() {
             let err =
                 err.unwrap_or_else(|| panic!("{what} returned bytes from a damaged checkpoint"));
             // Keys are quoted (`Debug`) in messages.
@@ -178,11 +204,24 @@ fn expect_corrupted(err: &CheckpointError, key: &str) -> (String, String) {
 #[tokio::test]
 async fn a_flipped_byte_anywhere_in_a_shard_is_caught() {
     let size = shard_bytes().len();
-    for at in [0, size / 2, size - 1] {
+    // Entries without digests (format version 2): any damage to the shard
+    // refuses every entry. With digests (version 3), each entry is
+    // verified alone: the undamaged ones load.
+    for (with_digests, at, intact) in [
+        (false, 0, &[][..]),
+        (false, size / 2, &[]),
+        (false, size - 1, &[]),
+        (true, 0, &["head", "step"][..]),
+        (true, 3500, &["embedding", "step"]),
+        (true, size - 1, &["embedding", "head"]),
+    ] {
         let f = fixture().await;
+        if !with_digests {
+            f.rewrite_manifest(|m| m.entries.values_mut().for_each(|at| at.sha256 = None));
+        }
         let key = f.shard_key();
         flip(&f.path(&key), at);
-        let err = f.assert_refused(&key).await;
+        let err = f.assert_refused_but(&key, intact).await;
         let (expected, actual) = expect_corrupted(&err, &key);
         assert_eq!(expected, format!("sha256 {}", f.manifest.shards[0].sha256));
         assert!(
@@ -414,10 +453,40 @@ async fn a_digest_that_lies_is_caught() {
     let f = fixture().await;
     let key = f.shard_key();
     f.rewrite_manifest(|m| {
-        m.shards[0].sha256 = steadfast::checkpoint::sha256_hex(b"something else")
+        m.shards[0].sha256 = steadfast::checkpoint::sha256_hex(b"something else");
+        m.entries.values_mut().for_each(|at| at.sha256 = None);
     });
     let err = f.assert_refused(&key).await;
     expect_corrupted(&err, &key);
+
+    // With entry digests, each entry is checked against its own: the
+    // shard's digest is checked by a whole load and by `verify`.
+    let f = fixture().await;
+    let key = f.shard_key();
+    f.rewrite_manifest(|m| {
+        m.shards[0].sha256 = steadfast::checkpoint::sha256_hex(b"something else")
+    });
+    let err = f
+        .assert_refused_but(&key, &["embedding", "head", "step"])
+        .await;
+    expect_corrupted(&err, &key);
+
+    // An entry digest that lies refuses that entry alone.
+    let f = fixture().await;
+    let key = f.shard_key();
+    f.rewrite_manifest(|m| {
+        m.entries.get_mut("head").unwrap().sha256 =
+            Some(steadfast::checkpoint::sha256_hex(b"something else"))
+    });
+    let (expected, actual) =
+        expect_corrupted(&f.ckpt.load_entry(NAME, "head").await.unwrap_err(), &key);
+    assert_eq!(
+        expected,
+        format!("sha256 {}", steadfast::checkpoint::sha256_hex(b"something else"))
+    );
+    assert_eq!(actual, format!("sha256 {}", steadfast::checkpoint::sha256_hex(&[0xAB; 1000])));
+    assert!(f.ckpt.load_entries(NAME, |_| true).await.is_err());
+    assert_eq!(f.ckpt.load_entry(NAME, "step").await.unwrap(), b"7");
 }
 
 mod manifest_bytes {

@@ -8,10 +8,11 @@
 //! [`MAX_FRAME_SIZE`](super::MAX_FRAME_SIZE)) beyond the bytes it has
 //! verified.
 //!
-//! An entry with a digest (format version 3) is read alone: the byte range
-//! of a raw shard, or the frames that overlap it in a compressed shard
-//! (through [`CheckpointStorage::get_range`]), and checked against its own
-//! digest before it is returned.
+//! An entry with a digest (format version 3) is read alone: once the shard's
+//! stored size is checked (`head`), the byte range of a raw shard, or the
+//! frames that overlap it in a compressed shard (through
+//! [`CheckpointStorage::get_range`]), checked against its own digest before
+//! it is returned.
 //!
 //! Decompressing and hashing run on tokio's blocking pool.
 
@@ -229,6 +230,16 @@ pub(super) async fn read_entry<S: CheckpointStorage + ?Sized>(
     at: &EntryLocation,
     digest: &str,
 ) -> Result<Vec<u8>, ReadError> {
+    // The object's size first, as a whole read checks it: a shard
+    // truncated, grown or replaced is refused before any of its bytes are
+    // read.
+    let meta = storage.head(&shard.key).await.map_err(ReadError::Storage)?;
+    if meta.size != shard.size {
+        return Err(ReadError::Mismatch {
+            expected: format!("{} bytes", shard.size),
+            actual: format!("{} bytes", meta.size),
+        });
+    }
     let end = at.offset.saturating_add(at.length);
     let bytes = match &shard.compression {
         None => {
@@ -289,7 +300,7 @@ pub(super) async fn read_entry<S: CheckpointStorage + ?Sized>(
     })?;
     if actual != digest {
         return Err(ReadError::Mismatch {
-            expected: format!("entry sha256 {digest}"),
+            expected: format!("sha256 {digest}"),
             actual: format!("sha256 {actual}"),
         });
     }

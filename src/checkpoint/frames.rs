@@ -333,7 +333,7 @@ mod tests {
         assert_eq!(span(19..25), (1..3, 4..12, 10));
         assert_eq!(span(24..25), (2..3, 9..12, 20));
         assert_eq!(span(0..25), (0..3, 0..12, 0));
-        assert_eq!(span(7..7).frames, 0..0);
+        assert_eq!(span(7..7).0, 0..0);
     }
 
     #[test]
