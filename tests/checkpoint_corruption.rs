@@ -121,18 +121,22 @@ impl Fixture {
         let entries = self.ckpt.load_entries(NAME, |_| true).await;
         let verify = self.ckpt.verify(NAME).await;
         let listed = self.ckpt.list().await.unwrap();
-        let expected: std::collections::BTreeMap<String, Vec<u8>> = shard()
-            .entries()
-            .iter()
-            .cloned()
-            .collect();
+        let expected: std::collections::BTreeMap<String, Vec<u8>> =
+            shard().entries().iter().cloned().collect();
         let entry = if intact.contains(&"head") {
-            assert_eq!(entry.unwrap(), expected["head"], "an intact entry loads whole");
+            assert_eq!(
+                entry.unwrap(),
+                expected["head"],
+                "an intact entry loads whole"
+            );
             None
         } else {
             Some(entry.err())
         };
-        let entries = if ["embedding", "head", "step"].iter().all(|e| intact.contains(e)) {
+        let entries = if ["embedding", "head", "step"]
+            .iter()
+            .all(|e| intact.contains(e))
+        {
             assert_eq!(entries.unwrap(), expected, "intact entries load whole");
             None
         } else {
@@ -482,9 +486,18 @@ async fn a_digest_that_lies_is_caught() {
         expect_corrupted(&f.ckpt.load_entry(NAME, "head").await.unwrap_err(), &key);
     assert_eq!(
         expected,
-        format!("sha256 {}", steadfast::checkpoint::sha256_hex(b"something else"))
+        format!(
+            "sha256 {}",
+            steadfast::checkpoint::sha256_hex(b"something else")
+        )
     );
-    assert_eq!(actual, format!("sha256 {}", steadfast::checkpoint::sha256_hex(&[0xAB; 1000])));
+    assert_eq!(
+        actual,
+        format!(
+            "sha256 {}",
+            steadfast::checkpoint::sha256_hex(&[0xAB; 1000])
+        )
+    );
     assert!(f.ckpt.load_entries(NAME, |_| true).await.is_err());
     assert_eq!(f.ckpt.load_entry(NAME, "step").await.unwrap(), b"7");
 }

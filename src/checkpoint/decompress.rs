@@ -88,12 +88,11 @@ fn open_frame(
             expected: format!("room for frame {index} ({wanted} bytes)"),
             actual: format!("{e}"),
         })?;
-    let produced = decompress_bounded(context, stored, out, wanted).map_err(|reason| {
-        ReadError::Mismatch {
+    let produced =
+        decompress_bounded(context, stored, out, wanted).map_err(|reason| ReadError::Mismatch {
             expected: format!("frame {index} decompressing to {wanted} bytes"),
             actual: reason,
-        }
-    })?;
+        })?;
     if produced != wanted {
         out.truncate(start);
         return Err(ReadError::Mismatch {
@@ -218,7 +217,11 @@ pub(super) async fn read_compressed<S: CheckpointStorage + ?Sized>(
     if verify {
         check_digest(shard, &to_hex(&object.unwrap_or_default().finalize()))?;
     }
-    Ok(if keep { out.unwrap_or_default() } else { Vec::new() })
+    Ok(if keep {
+        out.unwrap_or_default()
+    } else {
+        Vec::new()
+    })
 }
 
 /// Reads one entry that has a digest: only its bytes (raw shard) or the
@@ -242,6 +245,8 @@ pub(super) async fn read_entry<S: CheckpointStorage + ?Sized>(
     }
     let end = at.offset.saturating_add(at.length);
     let bytes = match &shard.compression {
+        // Nothing to read.
+        _ if at.length == 0 => Vec::new(),
         None => {
             let bytes = storage
                 .get_range(&shard.key, at.offset..end)

@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{CheckpointError, Result};
+use super::frames::ShardCompression;
 #[cfg(doc)]
 use super::frames::MAX_FRAME_SIZE;
-use super::frames::ShardCompression;
 use crate::storage::{validate_key, StorageError};
 
 /// The name of the manifest object inside a checkpoint's prefix.
@@ -903,7 +903,8 @@ mod tests {
         let mut m = two_rank_manifest();
         m.format_version = 2;
         compressed(&mut m);
-        let reason = |m: &Manifest| match Manifest::from_bytes("run/step-1", &m.to_bytes().unwrap()) {
+        let reason = |m: &Manifest| match Manifest::from_bytes("run/step-1", &m.to_bytes().unwrap())
+        {
             Err(CheckpointError::ValidationFailed { reason, .. }) => reason,
             other => panic!("expected a validation failure, got {other:?}"),
         };

@@ -93,8 +93,8 @@ pub use clock::{ManualClock, SystemClock, WallClock};
 pub use compression::Compression;
 pub use distributed::DistributedCheckpoint;
 pub(crate) use error::describe;
-pub use frames::{FrameInfo, ShardCompression, MAX_FRAME_SIZE, ZSTD_CODEC};
 pub use error::{CheckpointError, Result};
+pub use frames::{FrameInfo, ShardCompression, MAX_FRAME_SIZE, ZSTD_CODEC};
 pub use manifest::{
     manifest_key, sha256_hex, validate_name, CheckpointInfo, EntryLocation, Manifest, ShardInfo,
     FORMAT_VERSION, MANIFEST_FILE_NAME,

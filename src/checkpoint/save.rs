@@ -14,12 +14,12 @@ use tokio::io::AsyncRead;
 use crate::coordinator::{Coordinator, CoordinatorError};
 use crate::storage::CheckpointStorage;
 
+use super::compress::FrameWriter;
+use super::compression::Compression;
 use super::distributed::DistributedCheckpoint;
 use super::error::{
     describe, BoxError, CheckpointError, CommitFailure, LocalFailure, Result, WriteError,
 };
-use super::compress::FrameWriter;
-use super::compression::Compression;
 use super::frames::ShardCompression;
 use super::hashing::HashingWriter;
 use super::manifest::{

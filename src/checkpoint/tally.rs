@@ -221,7 +221,10 @@ fn assemble_manifest(
                     format!("entry {entry:?} is saved by rank {first} and rank {rank}; entry names must be unique"),
                 ));
             }
-            if offset.checked_add(*length).is_none_or(|end| end > uncompressed) {
+            if offset
+                .checked_add(*length)
+                .is_none_or(|end| end > uncompressed)
+            {
                 return Err((
                     vec![rank],
                     format!("rank {rank}: entry {entry:?} lies outside its shard"),

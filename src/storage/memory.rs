@@ -19,8 +19,8 @@ use super::testing::{
     injected, lock_faults, Call, Decision, Effect, Fault, FaultState, Operation, StorageFaults,
 };
 use super::{
-    check_range, validate_key, validate_prefix, CheckpointStorage, ObjectMeta, ObjectStream, ObjectWriter,
-    Result, StorageError,
+    check_range, validate_key, validate_prefix, CheckpointStorage, ObjectMeta, ObjectStream,
+    ObjectWriter, Result, StorageError,
 };
 
 const TARGET: &str = "steadfast::storage";

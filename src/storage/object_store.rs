@@ -25,8 +25,8 @@ use object_store::{
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{
-    check_range, validate_key, validate_prefix, CheckpointStorage, ObjectMeta, ObjectStream, ObjectWriter,
-    Result, StorageError,
+    check_range, validate_key, validate_prefix, CheckpointStorage, ObjectMeta, ObjectStream,
+    ObjectWriter, Result, StorageError,
 };
 use crate::error::ConfigError;
 use crate::retry::is_transient_io_kind;
