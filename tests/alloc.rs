@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use steadfast::breaker::{CircuitBreaker, SlidingWindow, State};
 use steadfast::checkpoint::{
-    CheckpointOptions, DistributedCheckpoint, LoadOptions, SaveOptions, ShardData,
+    CheckpointOptions, Compression, DistributedCheckpoint, LoadOptions, SaveOptions, ShardData,
 };
 use steadfast::coordinator::InMemoryCoordinator;
 use steadfast::health::{HealthMonitor, MemberId, MemberRef};
@@ -353,11 +353,21 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 const SAVE_OVERHEAD_BOUND: i64 = 16 << 20;
 /// The bound for a 1 GiB checkpoint and above.
 const SAVE_BOUND_1GIB: i64 = 64 << 20;
+/// What a compressed save may hold above its input: 4 MiB for each of the
+/// four ranks (three frame buffers of 1 MiB and zstd's context, which
+/// allocates through Rust's allocator and so is counted here), plus the
+/// runtime's threads and bookkeeping as above.
+const COMPRESSED_SAVE_BOUND: i64 = 4 * (4 << 20) + (4 << 20);
 
 /// Saves a checkpoint of `checkpoint_mb()` in four shards to a local file
 /// system, as entries (`streamed: false`) or from readers, and returns the
 /// peak of the bytes live above the input during the save.
 fn peak_of_save(streamed: bool) -> (i64, usize) {
+    peak_of_save_with(streamed, Compression::None)
+}
+
+/// [`peak_of_save`], saving with `compression`.
+fn peak_of_save_with(streamed: bool, compression: Compression) -> (i64, usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -396,11 +406,16 @@ fn peak_of_save(streamed: bool) -> (i64, usize) {
                                     let shard = shard.clone();
                                     async move { Ok(ShardReader { shard, at: 0 }) }
                                 },
-                                SaveOptions::new(),
+                                SaveOptions::new().compression(compression),
                             )
                             .await
                         } else {
-                            rank.save("memory", &shard, SaveOptions::new()).await
+                            rank.save(
+                                "memory",
+                                &shard,
+                                SaveOptions::new().compression(compression),
+                            )
+                            .await
                         }
                     })
                 })
@@ -471,4 +486,31 @@ fn a_save_does_not_copy_its_shards() {
 #[test]
 fn a_streamed_save_does_not_buffer_its_shards() {
     check_save_peak(true);
+}
+
+fn check_compressed_save_peak(streamed: bool) {
+    let _serial = serial();
+    let (peak, shard_len) = peak_of_save_with(streamed, Compression::zstd_level(1));
+    eprintln!(
+        "compressed save of {} MiB ({}): peak {:.1} MiB above the input (bound {} MiB, shard {} MiB)",
+        checkpoint_mb(),
+        if streamed { "streamed" } else { "entries" },
+        peak as f64 / (1 << 20) as f64,
+        COMPRESSED_SAVE_BOUND >> 20,
+        shard_len >> 20,
+    );
+    assert!(
+        peak <= COMPRESSED_SAVE_BOUND,
+        "the compressed save held {peak} bytes above its input (bound {COMPRESSED_SAVE_BOUND})"
+    );
+}
+
+#[test]
+fn a_compressed_save_holds_a_few_frames_per_rank() {
+    check_compressed_save_peak(false);
+}
+
+#[test]
+fn a_compressed_streamed_save_holds_a_few_frames_per_rank() {
+    check_compressed_save_peak(true);
 }

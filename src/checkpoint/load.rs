@@ -117,9 +117,12 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         Ok(Ok(bytes))
     }
 
-    /// Loads this rank's shard of checkpoint `name`, after checking its size
-    /// and (with `options.verify`) its SHA-256 digest: no byte is returned
-    /// before the whole shard is verified.
+    /// Loads this rank's shard of checkpoint `name` (its uncompressed bytes),
+    /// after checking its size and (with `options.verify`) its SHA-256
+    /// digest: no byte is returned before the whole shard is verified. A
+    /// compressed shard is read frame by frame: each frame's stored bytes
+    /// are checked against the manifest before the frame is decompressed,
+    /// into exactly the size the manifest records, never more.
     ///
     /// # Errors
     ///
@@ -184,8 +187,14 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     }
 
     /// Loads one named entry of checkpoint `name`, whichever rank saved it:
-    /// how a job restarts at a different world size. The whole shard holding
-    /// the entry is verified (size and SHA-256) before the entry is returned.
+    /// how a job restarts at a different world size.
+    ///
+    /// An entry that carries its own digest (format version 3) is read alone:
+    /// its byte range, or in a compressed shard the frames that hold it
+    /// (each checked before it is decompressed), and it is checked against
+    /// its digest before it is returned; the shard's stored size is checked
+    /// first. An entry without one (format versions 1 and 2) is read with its
+    /// whole shard, verified (size and SHA-256) before the entry is returned.
     ///
     /// # Errors
     ///
@@ -194,8 +203,8 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     ///
     /// # Cancellation
     ///
-    /// Dropping the future stops the read; it writes nothing, and no byte of
-    /// a shard that was not fully verified is ever handed out.
+    /// Dropping the future stops the read; it writes nothing, and no byte
+    /// that was not verified is ever handed out.
     ///
     /// # Examples
     ///
@@ -226,8 +235,10 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     }
 
     /// Loads every named entry of checkpoint `name` for which `filter`
-    /// returns `true`, from whichever shards hold them. Each shard needed is
-    /// read once and verified as a whole before any of its entries is kept.
+    /// returns `true`, from whichever shards hold them. Each entry is read
+    /// and verified as [`load_entry`](Self::load_entry) does: alone when it
+    /// carries a digest; otherwise each shard needed is read once and
+    /// verified as a whole before any of its entries is kept.
     ///
     /// # Errors
     ///
@@ -312,8 +323,10 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         Ok(out)
     }
 
-    /// Checks every shard of checkpoint `name` (size and SHA-256), reading
-    /// them in chunks without holding any in memory; returns the manifest.
+    /// Checks every shard of checkpoint `name` (size and SHA-256; for a
+    /// compressed shard also every frame's digest, and that each frame
+    /// decompresses to exactly its recorded size), reading them in chunks or
+    /// frames without holding any whole in memory; returns the manifest.
     ///
     /// # Errors
     ///

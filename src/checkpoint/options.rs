@@ -432,7 +432,9 @@ impl SaveOptions {
         self
     }
 
-    /// Sets how the shard's bytes are stored.
+    /// Sets how the shard's bytes are stored: raw, or in zstd frames of
+    /// [`CheckpointOptions::frame_size`] uncompressed bytes each, compressed
+    /// on the blocking pool while the previous frame is written.
     ///
     /// # Examples
     ///

@@ -74,9 +74,13 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// summary, the same on every rank.
     ///
     /// The shard's bytes are its entries one after the other; the manifest's
-    /// index records where each entry is, for
-    /// [`load_entry`](Self::load_entry). The write is retried as a whole under
-    /// the retry policy. See [the save protocol](DistributedCheckpoint#the-save-protocol).
+    /// index records where each entry is and the SHA-256 of its bytes, for
+    /// [`load_entry`](Self::load_entry), which reads and verifies one entry
+    /// alone. With [`SaveOptions::compression`] the bytes are stored in
+    /// independent zstd frames ([`CheckpointOptions::frame_size`] each),
+    /// compressed on the blocking pool while the previous frame is written;
+    /// the shard is streamed, never held twice. The write is retried as a
+    /// whole under the retry policy. See [the save protocol](DistributedCheckpoint#the-save-protocol).
     ///
     /// # Errors
     ///
