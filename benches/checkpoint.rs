@@ -14,6 +14,12 @@
 //!   returned. The baseline is four threads that each read their file and
 //!   compute its SHA-256 (and compare it with the expected one).
 //!
+//! - `checkpoint_save_zstd_random` and `checkpoint_save_zstd_compressible`:
+//!   the same four-rank save, uncompressed and with zstd level 1, in the
+//!   same run, on bytes that do not compress and on bytes half of which are
+//!   zeros (64 KiB of zeros, then 64 KiB of noise, and so on); the bytes
+//!   each writes are printed beside the ratio of the two.
+//!
 //! Both sides read files that the page cache holds (they were just
 //! written), so the load figures measure reading from memory and hashing,
 //! not the disk.
@@ -33,7 +39,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use sha2::{Digest, Sha256};
 use steadfast::checkpoint::{
-    CheckpointOptions, DistributedCheckpoint, LoadOptions, SaveOptions, ShardData,
+    CheckpointInfo, CheckpointOptions, Compression, DistributedCheckpoint, LoadOptions,
+    SaveOptions, ShardData,
 };
 use steadfast::coordinator::InMemoryCoordinator;
 use steadfast::retry::RetryPolicy;
@@ -67,11 +74,23 @@ fn shard_bytes(len: usize, seed: u64) -> Vec<u8> {
     bytes
 }
 
+/// Half zeros: 64 KiB of zeros, then 64 KiB of noise, and so on.
+fn half_zeros(len: usize, seed: u64) -> Vec<u8> {
+    let mut bytes = shard_bytes(len, seed);
+    for block in bytes.chunks_mut(128 * 1024) {
+        let zeros = block.len().min(64 * 1024);
+        block[..zeros].fill(0);
+    }
+    bytes
+}
+
 struct Fixture {
     rt: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
     ranks: Vec<Arc<Checkpoint>>,
     shards: Vec<Arc<ShardData>>,
+    /// The same sizes, half of each zeros.
+    compressible: Vec<Arc<ShardData>>,
 }
 
 impl Fixture {
@@ -100,12 +119,19 @@ impl Fixture {
                 Arc::new(ShardData::new().with_entry(format!("rank.{r}"), bytes))
             })
             .collect();
+        let compressible = (0..RANKS)
+            .map(|r| {
+                let bytes = half_zeros(shard_len, r as u64 + 1);
+                Arc::new(ShardData::new().with_entry(format!("rank.{r}"), bytes))
+            })
+            .collect();
         std::fs::create_dir_all(dir.path().join("raw")).expect("a directory for raw files");
         Fixture {
             rt,
             dir,
             ranks,
             shards,
+            compressible,
         }
     }
 
@@ -119,23 +145,38 @@ impl Fixture {
 
     /// Saves checkpoint `name` from every rank at once; returns the time.
     fn save(&self, name: &str) -> Duration {
+        self.save_with(name, &self.shards, Compression::None).0
+    }
+
+    /// Saves `shards` as checkpoint `name` from every rank at once with
+    /// `compression`; returns the time and the bytes written.
+    fn save_with(
+        &self,
+        name: &str,
+        shards: &[Arc<ShardData>],
+        compression: Compression,
+    ) -> (Duration, u64) {
         self.rt.block_on(async {
             let began = Instant::now();
             let saves: Vec<_> = self
                 .ranks
                 .iter()
-                .zip(&self.shards)
+                .zip(shards)
                 .map(|(rank, shard)| {
                     let (rank, shard, name) = (rank.clone(), shard.clone(), name.to_string());
-                    tokio::spawn(async move { rank.save(&name, &shard, SaveOptions::new()).await })
+                    let options = SaveOptions::new().compression(compression);
+                    tokio::spawn(async move { rank.save(&name, &shard, options).await })
                 })
                 .collect();
+            let mut info: Option<CheckpointInfo> = None;
             for save in saves {
-                save.await
-                    .expect("a save task panicked")
-                    .expect("a checkpoint save failed");
+                info = Some(
+                    save.await
+                        .expect("a save task panicked")
+                        .expect("a checkpoint save failed"),
+                );
             }
-            began.elapsed()
+            (began.elapsed(), info.map_or(0, |i| i.total_size))
         })
     }
 
@@ -280,6 +321,49 @@ fn checkpoint(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Uncompressed against zstd level 1, on data that does not compress and
+    // on data half of which is zeros.
+    for (label, shards) in [
+        ("random", &fixture.shards),
+        ("compressible", &fixture.compressible),
+    ] {
+        let mut group = c.benchmark_group(format!("checkpoint_save_zstd_{label}"));
+        group.sampling_mode(SamplingMode::Flat);
+        group.sample_size(10);
+        group.throughput(Throughput::Bytes(total));
+        let mut written = [0u64; 2];
+        for (slot, (id, compression)) in [
+            ("uncompressed", Compression::None),
+            ("zstd_1", Compression::zstd_level(1)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        serial += 1;
+                        let name = format!("save-{serial}");
+                        let (time, bytes) = fixture.save_with(&name, shards, compression);
+                        spent += time;
+                        written[slot] = bytes;
+                        fixture.delete(&name);
+                    }
+                    spent
+                })
+            });
+        }
+        group.finish();
+        println!(
+            "checkpoint_save_zstd_{label}: bytes written {} uncompressed, {} with zstd level 1 \
+             ({:.3}x)",
+            written[0],
+            written[1],
+            written[1] as f64 / written[0].max(1) as f64
+        );
+    }
 
     // One checkpoint and one set of raw files, read back again and again.
     fixture.save("loaded");

@@ -51,6 +51,23 @@ fn decompression_context() -> Result<DCtx<'static>, ReadError> {
     })
 }
 
+/// Makes room in `out` for `wanted` more bytes, growing it by at least
+/// what it holds already (so that a shard of many frames is not copied once
+/// per frame) but never past `total` (what the frames still to come add up
+/// to): what is allocated stays within twice what was verified.
+fn grow(out: &mut Vec<u8>, wanted: usize, total: u64) -> Result<(), ReadError> {
+    if out.capacity() - out.len() >= wanted {
+        return Ok(());
+    }
+    let cap = usize::try_from(total).unwrap_or(usize::MAX).max(wanted);
+    let more = out.len().max(wanted).min(cap);
+    out.try_reserve_exact(more)
+        .map_err(|e| ReadError::Mismatch {
+            expected: format!("room for {more} more bytes"),
+            actual: format!("{e}"),
+        })
+}
+
 /// Checks frame `index`'s stored bytes (when `verify`) and appends its
 /// decompressed bytes to `out`: exactly `frame.uncompressed_size` of them,
 /// or an error.
@@ -188,6 +205,7 @@ pub(super) async fn read_compressed<S: CheckpointStorage + ?Sized>(
             out.take().unwrap_or_default(),
         );
         let frame = frame.clone();
+        let rest = layout.uncompressed_size.saturating_sub(bytes.len() as u64);
         let (ctx, hasher, bytes, buffer, opened) = off_runtime(&shard.key, move || {
             if verify {
                 hasher.update(&buffer);
@@ -195,7 +213,13 @@ pub(super) async fn read_compressed<S: CheckpointStorage + ?Sized>(
             if !keep {
                 bytes.clear();
             }
-            let opened = open_frame(&mut ctx, index, &frame, &buffer, verify, &mut bytes);
+            let wanted = usize::try_from(frame.uncompressed_size).unwrap_or(usize::MAX);
+            let opened = if keep {
+                grow(&mut bytes, wanted, rest)
+            } else {
+                Ok(())
+            }
+            .and_then(|()| open_frame(&mut ctx, index, &frame, &buffer, verify, &mut bytes));
             (ctx, hasher, bytes, buffer, opened)
         })
         .await?;
@@ -272,10 +296,16 @@ pub(super) async fn read_entry<S: CheckpointStorage + ?Sized>(
                 let mut context = decompression_context()?;
                 let mut out = Vec::new();
                 let mut from = 0usize;
+                let mut rest = frames
+                    .iter()
+                    .fold(0u64, |sum, f| sum.saturating_add(f.uncompressed_size));
                 for (i, frame) in frames.iter().enumerate() {
                     let to = from.saturating_add(usize::try_from(frame.size).unwrap_or(usize::MAX));
                     let piece = stored.get(from..to).unwrap_or_default();
+                    let wanted = usize::try_from(frame.uncompressed_size).unwrap_or(usize::MAX);
+                    grow(&mut out, wanted, rest)?;
                     open_frame(&mut context, first + i, frame, piece, true, &mut out)?;
+                    rest = rest.saturating_sub(frame.uncompressed_size);
                     from = to;
                 }
                 let start = usize::try_from(skip).unwrap_or(usize::MAX);

@@ -26,6 +26,16 @@
 //! its bytes reach the caller. A mismatch is a [`CheckpointError::Corrupted`]
 //! naming the shard.
 //!
+//! A save can compress its shard ([`SaveOptions::compression`]): the bytes
+//! are cut into frames of [`CheckpointOptions::frame_size`] and each is
+//! stored as an independent zstd frame, whose stored size, digest and
+//! uncompressed size the manifest records ([`ShardCompression`]). A load
+//! checks each frame before it decompresses it, into exactly the recorded
+//! size. Each named entry carries the digest of its bytes, so that
+//! [`DistributedCheckpoint::load_entry`] reads and verifies one entry alone
+//! (its range of a raw shard, or the frames that hold it), through
+//! [`CheckpointStorage::get_range`](crate::storage::CheckpointStorage::get_range).
+//!
 //! - [`DistributedCheckpoint`]: save (entries or a stream), load (this rank's
 //!   shard, or named entries at any world size), list, delete, retention,
 //!   clean-up at start-up.
@@ -85,6 +95,7 @@ mod rollback;
 mod save;
 mod shard;
 mod tally;
+mod validate;
 
 /// The `tracing` target of every event of this module.
 const TARGET: &str = "steadfast::checkpoint";

@@ -31,7 +31,6 @@ pub async fn get_range_reads_exactly_the_range<S: CheckpointStorage + ?Sized>(st
     let data = pattern(11, 0, 10_007);
     let size = data.len() as u64;
     ok(check, "put", storage.put(key, data.clone().into()).await);
-    #[allow(clippy::single_range_in_vec_init)]
     let ranges = [
         0..1,
         0..100,
@@ -59,6 +58,8 @@ pub async fn get_range_reads_exactly_the_range<S: CheckpointStorage + ?Sized>(st
             want.len()
         );
     }
+    // A range that ends before it starts (`10..5`).
+    #[allow(clippy::reversed_empty_ranges)]
     let beyond = [
         size - 1..size + 1,
         size..size + 1,
