@@ -44,7 +44,9 @@ struct Stored {
     size: u64,
     sha256: String,
     compression: Option<ShardCompression>,
-    entry_sha256: Vec<String>,
+    /// `None` for the only entry of a compressed shard (see
+    /// `write_entries_once`).
+    entry_sha256: Vec<Option<String>>,
 }
 
 /// What rank 0 tells the others after trying to commit.
@@ -268,7 +270,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                         } else {
                             writer.begin_entry();
                             writer.write(data).await?;
-                            entry_sha256.push(writer.end_entry());
+                            entry_sha256.push(Some(writer.end_entry()));
                         }
                     }
                     Ok(())
@@ -276,7 +278,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 .await;
                 let (size, sha256) = writer.finish(key, written).await?;
                 if only {
-                    entry_sha256.push(sha256.clone());
+                    entry_sha256.push(Some(sha256.clone()));
                 }
                 Ok(Stored {
                     size,
@@ -288,11 +290,21 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             Compression::Zstd { level } => {
                 let mut writer =
                     FrameWriter::open(&self.storage, key, self.options.frame_size(), level).await?;
+                // An only entry is the whole shard, which its frames' and
+                // its own digests verify: it gets no digest of its own (a
+                // load of it reads the shard, verified), and its bytes are
+                // not hashed a third time.
+                let only = shard.len() == 1;
                 let written = async {
                     for (_, data) in shard.entries() {
-                        writer.begin_entry();
-                        writer.write(data).await?;
-                        entry_sha256.push(writer.end_entry());
+                        if only {
+                            writer.write(data).await?;
+                            entry_sha256.push(None);
+                        } else {
+                            writer.begin_entry();
+                            writer.write(data).await?;
+                            entry_sha256.push(Some(writer.end_entry()));
+                        }
                     }
                     Ok(())
                 }
