@@ -8,13 +8,13 @@ use std::time::{Duration, SystemTime};
 use crate::coordinator::Coordinator;
 use crate::storage::{CheckpointStorage, ObjectMeta};
 
+#[cfg(doc)]
+use super::config::CheckpointOptions;
 use super::distributed::DistributedCheckpoint;
 use super::error::{CheckpointError, Result};
 use super::manifest::{
     is_shard_file_name, manifest_key, validate_name, CheckpointInfo, MANIFEST_FILE_NAME,
 };
-#[cfg(doc)]
-use super::options::CheckpointOptions;
 use super::rollback::{
     delete_object, remove_checkpoint, CleanupReport, RetentionReport, RollbackReport,
 };

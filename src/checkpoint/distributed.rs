@@ -14,7 +14,7 @@ use crate::retry::RetryPolicy;
 use crate::storage::CheckpointStorage;
 
 use super::clock::{SystemClock, WallClock};
-use super::options::CheckpointOptions;
+use super::config::CheckpointOptions;
 #[cfg(doc)]
 use super::{error::CheckpointError, options::SaveOptions};
 

@@ -14,13 +14,13 @@ use crate::coordinator::Coordinator;
 use crate::retry::RetryError;
 use crate::storage::{CheckpointStorage, StorageError};
 
+#[cfg(doc)]
+use super::config::CheckpointOptions;
 use super::decompress::{read_compressed, read_entry};
 use super::distributed::DistributedCheckpoint;
 use super::error::{CheckpointError, ReadError, Result};
 use super::hashing::{check_digest, sha256_hex_off_runtime};
 use super::manifest::{manifest_key, to_hex, validate_name, EntryLocation, Manifest, ShardInfo};
-#[cfg(doc)]
-use super::options::CheckpointOptions;
 use super::options::LoadOptions;
 use super::TARGET;
 

@@ -83,6 +83,7 @@ mod clock;
 mod commit;
 mod compress;
 mod compression;
+mod config;
 mod decompress;
 mod distributed;
 mod error;
@@ -102,6 +103,7 @@ const TARGET: &str = "steadfast::checkpoint";
 
 pub use clock::{ManualClock, SystemClock, WallClock};
 pub use compression::Compression;
+pub use config::{CheckpointOptions, CheckpointOptionsBuilder};
 pub use distributed::DistributedCheckpoint;
 pub(crate) use error::describe;
 pub use error::{CheckpointError, Result};
@@ -110,10 +112,7 @@ pub use manifest::{
     manifest_key, sha256_hex, validate_name, CheckpointInfo, EntryLocation, Manifest, ShardInfo,
     FORMAT_VERSION, MANIFEST_FILE_NAME,
 };
-pub use options::{
-    CheckpointOptions, CheckpointOptionsBuilder, LoadOptions, LoadOptionsBuilder, SaveOptions,
-    SaveOptionsBuilder,
-};
+pub use options::{LoadOptions, LoadOptionsBuilder, SaveOptions, SaveOptionsBuilder};
 pub(crate) use rollback::{delete_object, remove_checkpoint};
 pub use rollback::{CleanupReport, RetentionReport, RollbackReport};
 pub use shard::ShardData;

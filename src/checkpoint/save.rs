@@ -16,6 +16,8 @@ use crate::storage::CheckpointStorage;
 
 use super::compress::FrameWriter;
 use super::compression::Compression;
+#[cfg(doc)]
+use super::config::CheckpointOptions;
 use super::distributed::DistributedCheckpoint;
 use super::error::{
     describe, BoxError, CheckpointError, CommitFailure, LocalFailure, Result, WriteError,
@@ -25,8 +27,6 @@ use super::hashing::HashingWriter;
 use super::manifest::{
     manifest_key, shard_key, validate_name, CheckpointInfo, Manifest, MANIFEST_FILE_NAME,
 };
-#[cfg(doc)]
-use super::options::CheckpointOptions;
 use super::options::SaveOptions;
 use super::rollback::{delete_object, sweep_uncommitted, RollbackReport};
 use super::shard::ShardData;
