@@ -558,3 +558,51 @@ async fn a_version_2_checkpoint_loads_through_every_path() {
         "old/run/shard-00000-of-00002-00000000000000a0.bin"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_compressed_checkpoint_of_three_ranks_loads_at_another_world_size() {
+    let storage = MemoryStorage::new();
+    let options = CheckpointOptions::builder()
+        .frame_size(FRAME)
+        .build()
+        .unwrap();
+    let saves: Vec<_> = InMemoryCoordinator::new(3)
+        .into_iter()
+        .map(|rank| {
+            let ckpt = DistributedCheckpoint::new(storage.clone(), rank, policy(), options.clone());
+            tokio::spawn(async move {
+                let r = ckpt.rank();
+                let shard = ShardData::new()
+                    .with_entry(format!("rank-{r}/model"), bytes(3 * FRAME + r, r as u32))
+                    .with_entry(format!("rank-{r}/step"), vec![r as u8; 8]);
+                ckpt.save("multi", &shard, zstd(2)).await
+            })
+        })
+        .collect();
+    for save in saves {
+        save.await.unwrap().unwrap();
+    }
+    let rank = InMemoryCoordinator::new(2).remove(1);
+    let ckpt = DistributedCheckpoint::new(storage.clone(), rank, policy(), options);
+    let manifest = ckpt.verify("multi").await.unwrap();
+    assert!(manifest.shards.iter().all(|s| s.compression.is_some()));
+    assert!(manifest.entries.values().all(|at| at.sha256.is_some()));
+    for r in 0..3usize {
+        assert_eq!(
+            ckpt.load_entry("multi", &format!("rank-{r}/model"))
+                .await
+                .unwrap(),
+            bytes(3 * FRAME + r, r as u32)
+        );
+    }
+    let steps = ckpt
+        .load_entries("multi", |e| e.ends_with("/step"))
+        .await
+        .unwrap();
+    assert_eq!(steps.len(), 3);
+    assert_eq!(steps["rank-2/step"], vec![2; 8]);
+    // Rank 1 of two loads the shard rank 1 of three saved, when not strict.
+    let loose = LoadOptions::builder().strict(false).build().unwrap();
+    let whole = ckpt.load("multi", loose).await.unwrap();
+    assert_eq!(whole.len(), 3 * FRAME + 1 + 8);
+}
