@@ -14,14 +14,15 @@
 //! [`CheckpointStorage::get_range`]), checked against its own digest before
 //! it is returned.
 //!
-//! Decompressing and hashing run on tokio's blocking pool.
+//! Decompressing and hashing run on tokio's blocking pool; a whole load
+//! reads the next frame while the current one is checked and decompressed.
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use zstd::zstd_safe::{self, DCtx};
 
-use crate::storage::{CheckpointStorage, StorageError};
+use crate::storage::{CheckpointStorage, ObjectReader, StorageError};
 
 use super::error::ReadError;
 use super::frames::{FrameInfo, ShardCompression};
@@ -177,55 +178,74 @@ pub(super) async fn read_compressed<S: CheckpointStorage + ?Sized>(
         });
     }
     let mut reader = stream.reader;
-    let mut context = Some(decompression_context()?);
-    let mut object = Some(Sha256::new());
-    let mut out = Some(Vec::new());
-    let mut stored = Some(Vec::new());
+    let key = shard.key.as_str();
+    let frames = &layout.frames;
     let mut read = 0u64;
-    for (index, frame) in layout.frames.iter().enumerate() {
-        let mut buffer = stored.take().unwrap_or_default();
-        buffer.clear();
-        // The manifest was validated: a stored frame is at most zstd's bound
-        // of MAX_FRAME_SIZE.
-        (&mut reader)
-            .take(frame.size)
-            .read_to_end(&mut buffer)
-            .await
-            .map_err(|e| ReadError::Storage(storage_error_from_io(&shard.key, "get_stream", e)))?;
-        read += buffer.len() as u64;
-        if buffer.len() as u64 != frame.size {
-            return Err(ReadError::Mismatch {
-                expected: format!("{} bytes", shard.size),
-                actual: format!("{read} bytes"),
-            });
+    let mut next = match frames.first() {
+        Some(first) => {
+            let read_first = ReadFrame {
+                reader: &mut reader,
+                shard,
+                read: &mut read,
+                storage_error_from_io,
+            };
+            Some(read_first.read(first, Vec::new()).await?)
         }
-        let (mut ctx, mut hasher, mut bytes) = (
-            context.take().map_or_else(decompression_context, Ok)?,
-            object.take().unwrap_or_default(),
-            out.take().unwrap_or_default(),
-        );
-        let frame = frame.clone();
+        None => None,
+    };
+    let mut state = Some((decompression_context()?, Sha256::new(), Vec::new()));
+    let mut spare = Vec::new();
+    for (index, frame) in frames.iter().enumerate() {
+        // Frame `index` is checked and decompressed on the blocking pool
+        // while the next one is read.
+        let buffer = next.take().unwrap_or_default();
+        let (mut ctx, mut hasher, mut bytes) = match state.take() {
+            Some(state) => state,
+            None => (decompression_context()?, Sha256::new(), Vec::new()),
+        };
+        let info = frame.clone();
         let rest = layout.uncompressed_size.saturating_sub(bytes.len() as u64);
-        let (ctx, hasher, bytes, buffer, opened) = off_runtime(&shard.key, move || {
+        let processing = off_runtime(key, move || {
             if verify {
                 hasher.update(&buffer);
             }
             if !keep {
                 bytes.clear();
             }
-            let wanted = usize::try_from(frame.uncompressed_size).unwrap_or(usize::MAX);
+            let wanted = usize::try_from(info.uncompressed_size).unwrap_or(usize::MAX);
             let opened = if keep {
                 grow(&mut bytes, wanted, rest)
             } else {
                 Ok(())
             }
-            .and_then(|()| open_frame(&mut ctx, index, &frame, &buffer, verify, &mut bytes));
+            .and_then(|()| open_frame(&mut ctx, index, &info, &buffer, verify, &mut bytes));
             (ctx, hasher, bytes, buffer, opened)
-        })
-        .await?;
+        });
+        let following = frames.get(index + 1);
+        let reusable = std::mem::take(&mut spare);
+        let reading = ReadFrame {
+            reader: &mut reader,
+            shard,
+            read: &mut read,
+            storage_error_from_io,
+        };
+        let reading = async move {
+            match following {
+                Some(frame) => reading.read(frame, reusable).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (processed, read_next) = tokio::join!(processing, reading);
+        let (ctx, hasher, bytes, buffer, opened) = processed?;
         opened?;
-        (context, object, out, stored) = (Some(ctx), Some(hasher), Some(bytes), Some(buffer));
+        next = read_next?;
+        spare = buffer;
+        state = Some((ctx, hasher, bytes));
     }
+    let (object, out) = match state {
+        Some((_, hasher, bytes)) => (hasher, bytes),
+        None => (Sha256::new(), Vec::new()),
+    };
     // Nothing may follow the last frame.
     let mut probe = [0u8; 1];
     let extra = reader
@@ -239,13 +259,48 @@ pub(super) async fn read_compressed<S: CheckpointStorage + ?Sized>(
         });
     }
     if verify {
-        check_digest(shard, &to_hex(&object.unwrap_or_default().finalize()))?;
+        check_digest(shard, &to_hex(&object.finalize()))?;
     }
-    Ok(if keep {
-        out.unwrap_or_default()
-    } else {
-        Vec::new()
-    })
+    Ok(if keep { out } else { Vec::new() })
+}
+
+/// Reads the stored bytes of one frame after another from a shard's
+/// stream.
+struct ReadFrame<'a> {
+    reader: &'a mut ObjectReader,
+    shard: &'a ShardInfo,
+    /// The stored bytes read so far.
+    read: &'a mut u64,
+    storage_error_from_io: fn(&str, &'static str, std::io::Error) -> StorageError,
+}
+
+impl ReadFrame<'_> {
+    /// Reads exactly `frame.size` bytes into `buffer` (emptied first); a
+    /// stream that ends sooner is a mismatch of the shard's size.
+    async fn read(self, frame: &FrameInfo, mut buffer: Vec<u8>) -> Result<Vec<u8>, ReadError> {
+        buffer.clear();
+        // The manifest was validated: a stored frame is at most zstd's bound
+        // of MAX_FRAME_SIZE.
+        (&mut *self.reader)
+            .take(frame.size)
+            .read_to_end(&mut buffer)
+            .await
+            .map_err(|e| {
+                ReadError::Storage((self.storage_error_from_io)(
+                    &self.shard.key,
+                    "get_stream",
+                    e,
+                ))
+            })?;
+        *self.read += buffer.len() as u64;
+        if buffer.len() as u64 != frame.size {
+            return Err(ReadError::Mismatch {
+                expected: format!("{} bytes", self.shard.size),
+                actual: format!("{} bytes", self.read),
+            });
+        }
+        Ok(buffer)
+    }
 }
 
 /// Reads one entry that has a digest: only its bytes (raw shard) or the
