@@ -116,6 +116,7 @@ pub mod degradation;
 mod error;
 pub mod handler;
 pub mod health;
+pub mod manager;
 pub mod pipeline;
 pub mod recovery;
 pub mod retry;
