@@ -5,10 +5,24 @@
 //! check) and, where there is one, the error that caused it as its
 //! [`source`](std::error::Error::source).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::checkpoint::CheckpointError;
+use crate::coordinator::CoordinatorError;
 use crate::error::ConfigError;
 use crate::retry::Transient;
 use crate::storage::StorageError;
+
+use super::stateful::StateError;
+
+fn describe_skipped(skipped: &[(String, String)]) -> String {
+    let parts: Vec<String> = skipped
+        .iter()
+        .map(|(name, why)| format!("{name}: {why}"))
+        .collect();
+    parts.join("; ")
+}
 
 /// An [`IntegrityCheck`](super::IntegrityCheck) refused the bytes of a state
 /// about to be restored: which checkpoint, which state, which check, and
@@ -81,9 +95,94 @@ pub enum ManagerError {
         /// Why it was refused.
         reason: String,
     },
-    // The manager's `State(#[from] StateError)` variant (a `Stateful`
-    // snapshot or restore that failed) belongs here; `StateError` is defined
-    // with `Stateful`.
+    /// A [`Stateful`](super::Stateful) snapshot or restore failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A state of that name is already registered with this manager.
+    #[error("a state named {name:?} is already registered")]
+    DuplicateState {
+        /// The name.
+        name: String,
+    },
+    /// A checkpoint label is not a valid name segment.
+    #[error("invalid checkpoint label {label:?}: {reason}")]
+    InvalidLabel {
+        /// The label as given.
+        label: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A checkpoint holds no entry for a registered state.
+    #[error(
+        "checkpoint {checkpoint:?} holds no entry for state {state:?} (looked for {looked_for:?})"
+    )]
+    StateMissing {
+        /// The checkpoint.
+        checkpoint: String,
+        /// The state's registered name.
+        state: String,
+        /// The entry names looked for.
+        looked_for: Vec<String>,
+    },
+    /// Loading a checkpoint took longer than the manager's load timeout.
+    #[error("loading checkpoint {checkpoint:?} took longer than the load timeout ({after:?})")]
+    LoadTimeout {
+        /// The checkpoint.
+        checkpoint: String,
+        /// The load timeout.
+        after: Duration,
+    },
+    /// Exchanging a decision or a vote with the other ranks failed.
+    #[error("coordinating {what} with the other ranks failed")]
+    Coordination {
+        /// What was being coordinated.
+        what: String,
+        /// The coordinator's error.
+        #[source]
+        source: CoordinatorError,
+    },
+    /// This rank no longer follows rank 0's decisions in order (it missed
+    /// some, or the ranks call the manager differently).
+    #[error("rank {rank} is out of step with rank 0: {reason}")]
+    OutOfStep {
+        /// This rank.
+        rank: usize,
+        /// What was found.
+        reason: String,
+    },
+    /// A background save failed; `source` is the error its
+    /// [`Failed`](super::CheckpointEvent::Failed) event carries.
+    #[error("checkpoint {name:?} was not saved")]
+    SaveFailed {
+        /// The checkpoint's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: Arc<ManagerError>,
+    },
+    /// A background save's task ended without an outcome (the runtime shut
+    /// down while it ran).
+    #[error("the save of checkpoint {name:?} was abandoned before it ended")]
+    Abandoned {
+        /// The checkpoint's name.
+        name: String,
+    },
+    /// Another rank could not load or verify the checkpoint this rank
+    /// loaded, so no rank restored it.
+    #[error("checkpoint {checkpoint:?} cannot be restored on every rank: {reason}")]
+    NotRestorableEverywhere {
+        /// The checkpoint.
+        checkpoint: String,
+        /// Each failing rank and why.
+        reason: String,
+    },
+    /// Every candidate checkpoint failed to load or verify; nothing was
+    /// restored.
+    #[error("no checkpoint could be restored ({} tried: {})", skipped.len(), describe_skipped(skipped))]
+    NothingRestorable {
+        /// Each checkpoint tried, newest first, and why it was skipped.
+        skipped: Vec<(String, String)>,
+    },
     /// An integrity check refused a state about to be restored; nothing was
     /// restored.
     #[error(transparent)]
@@ -108,6 +207,9 @@ impl Transient for ManagerError {
         match self {
             ManagerError::Checkpoint(e) => e.is_transient(),
             ManagerError::StorageOpen { source, .. } => source.is_transient(),
+            ManagerError::Coordination { source, .. } => source.is_transient(),
+            ManagerError::SaveFailed { source, .. } => source.is_transient(),
+            ManagerError::LoadTimeout { .. } => true,
             _ => false,
         }
     }

@@ -2,12 +2,26 @@
 //! registered state on top of [`DistributedCheckpoint`](crate::DistributedCheckpoint),
 //! with retention and point-in-time recovery.
 //!
-//! This module holds the manager's policies, which need no runtime: which
-//! checkpoints to keep ([`RetentionPolicy`]), the user's checks of a restore
+//! A job registers its state ([`Stateful`], [`JsonState`]) with a
+//! [`CheckpointManager`], which snapshots it into memory when a checkpoint
+//! is due (every [`interval`](CheckpointManagerBuilder::interval) on a
+//! task, every [`every_n_steps`](CheckpointManagerBuilder::every_n_steps)
+//! calls of [`step`](CheckpointManager::step), or now with
+//! [`create_checkpoint`](CheckpointManager::create_checkpoint)) and saves it
+//! in the background, reporting every outcome ([`CheckpointEvent`],
+//! [`PendingSave`]). Rank 0 decides every save and the other ranks follow,
+//! so the ranks never drift apart. After each commit rank 0 applies the
+//! [`RetentionPolicy`]; on start-up
+//! [`restore_latest`](CheckpointManager::restore_latest) restores the newest
+//! checkpoint that verifies, passing over damaged ones and saying why.
+//!
+//! The pure parts need no runtime: which checkpoints to keep
+//! ([`RetentionPolicy`]), the user's checks of a restore
 //! ([`IntegrityCheck`], [`IntegrityChecks`]), the checkpoints a job can go
 //! back to ([`RecoveryPoint`], [`RecoveryFilter`]), and the serde
-//! configuration ([`CheckpointManagerConfig`]). Checkpoints are ordered by
-//! the commit sequence their manifests record, never by a wall clock or a
+//! configuration ([`CheckpointManagerConfig`]; its storage is opened by the
+//! user with [`StorageLocation::open`]). Checkpoints are ordered by the
+//! commit sequence their manifests record, never by a wall clock or a
 //! step.
 //!
 //! # Examples
@@ -23,19 +37,63 @@
 //! assert_eq!(config.retention.last(), Some(3));
 //! # Ok::<(), steadfast::ConfigError>(())
 //! ```
+//!
+//! ```
+//! use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint};
+//! use steadfast::coordinator::InMemoryCoordinator;
+//! use steadfast::manager::{CheckpointManager, JsonState};
+//! use steadfast::retry::RetryPolicy;
+//! use steadfast::storage::MemoryStorage;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let storage = MemoryStorage::new();
+//! let rank = InMemoryCoordinator::new(1).remove(0);
+//! let ckpt = DistributedCheckpoint::new(storage, rank, RetryPolicy::default(), CheckpointOptions::default());
+//! let manager = CheckpointManager::builder(ckpt).prefix("run-1").every_n_steps(100).build()?;
+//! let progress = JsonState::new(0u64);
+//! manager.register_state("evolution_progress", progress.clone())?;
+//! manager.restore_latest().await?; // nothing yet
+//! for _ in 0..250 {
+//!     progress.update(|p| *p += 1);
+//!     manager.step().await?;
+//! }
+//! let newest = manager.wait_for_pending().await?.expect("saved at step 200");
+//! assert_eq!(newest.step, Some(200));
+//! # Ok(())
+//! # }
+//! ```
 
+mod builder;
+mod cleanup;
 mod config;
+mod coordination;
 mod error;
+mod events;
 mod integrity;
+#[allow(clippy::module_inception)]
+mod manager;
+mod names;
 mod points;
+mod restore;
 mod retention;
+mod saving;
+mod schedule;
+mod stateful;
 
+pub use builder::CheckpointManagerBuilder;
 pub use config::{
     CheckpointManagerConfig, CheckpointManagerConfigBuilder, OverlapPolicy, StorageLocation,
 };
 pub use error::{IntegrityRejection, ManagerError};
+pub use events::{CheckpointEvent, SaveTimings, SkipReason, EVENT_CAPACITY};
 pub use integrity::{
     FnCheck, IntegrityCheck, IntegrityChecks, IntegrityVerdict, NonEmpty, RequireMetadata,
 };
+pub use manager::CheckpointManager;
 pub use points::{sort_newest_first, RecoveryFilter, RecoveryPoint, LABEL_KEY};
+pub use restore::RestoreReport;
 pub use retention::{KeepReason, RetentionPlan, RetentionPolicy};
+pub use saving::PendingSave;
+pub use schedule::ScheduleHandle;
+pub use stateful::{JsonState, StateError, Stateful};
