@@ -168,12 +168,14 @@ impl FromStr for Compression {
                 })?;
                 Compression::Zstd { level }
             }
-            _ => return Err(ConfigError::new(
-                "compression",
-                format!(
+            _ => {
+                return Err(ConfigError::new(
+                    "compression",
+                    format!(
                     "unknown compression {text:?}: expected \"none\", \"zstd\" or \"zstd:LEVEL\""
                 ),
-            )),
+                ))
+            }
         };
         parsed.validate()?;
         Ok(parsed)

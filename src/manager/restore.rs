@@ -80,12 +80,16 @@ pub struct RestoreReport {
     pub sources: Vec<(String, usize)>,
 }
 
+/// A state to restore: its name, the state, its bytes, the old rank they
+/// came from.
+type LoadedState = (String, Arc<dyn Stateful>, Vec<u8>, usize);
+
 /// One point's states, loaded and checked, not yet restored.
 struct Loaded {
     point: RecoveryPoint,
     resharded: bool,
     warnings: Vec<String>,
-    states: Vec<(String, Arc<dyn Stateful>, Vec<u8>, usize)>,
+    states: Vec<LoadedState>,
 }
 
 /// Whether a failed candidate can be passed over for an older one.
@@ -178,7 +182,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
             }
         }
         sort_newest_first(&mut points);
-        broken.sort_by(|a, b| name_sequence(&b.0).cmp(&name_sequence(&a.0)));
+        broken.sort_by_key(|(name, _)| std::cmp::Reverse(name_sequence(name)));
         Ok((points, broken))
     }
 

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::checkpoint::CheckpointInfo;
-use crate::coordinator::Coordinator;
+use crate::coordinator::{Coordinator, CoordinatorError};
 use crate::storage::CheckpointStorage;
 
 use super::coordination::Stream;
@@ -168,8 +168,10 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
                             }
                         }
                         // Rank 0 has not ticked yet (or was slow to): wait on.
-                        Err(ManagerError::Coordination { source, .. })
-                            if matches!(source, crate::coordinator::CoordinatorError::Timeout { .. }) => {}
+                        Err(ManagerError::Coordination {
+                            source: CoordinatorError::Timeout { .. },
+                            ..
+                        }) => {}
                         Err(e) => {
                             self.record_error(Arc::new(e));
                             tokio::time::sleep(interval).await;
