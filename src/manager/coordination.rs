@@ -219,10 +219,13 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
     ///     if let Some(pending) = manager.step().await? {
     ///         assert_eq!(step % 1000, 0);
     ///         assert!(pending.name().ends_with(&format!("-step-{step}")));
+    ///         // Without this wait, a save still in flight at step 2000
+    ///         // would make that one skipped (the default OverlapPolicy).
+    ///         pending.wait().await?;
     ///     }
     /// }
-    /// let saved = manager.wait_for_pending().await?.expect("a save");
-    /// assert_eq!(saved.name, "run/ckpt-0000000002-step-2000");
+    /// let newest = manager.restore_latest().await?.expect("a checkpoint").point;
+    /// assert_eq!(newest.name, "run/ckpt-0000000002-step-2000");
     /// # Ok(())
     /// # }
     /// ```

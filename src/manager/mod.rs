@@ -56,10 +56,14 @@
 //! manager.restore_latest().await?; // nothing yet
 //! for _ in 0..250 {
 //!     progress.update(|p| *p += 1);
-//!     manager.step().await?;
+//!     if let Some(save) = manager.step().await? {
+//!         save.wait().await?; // or let it run on, and read the events
+//!     }
 //! }
-//! let newest = manager.wait_for_pending().await?.expect("saved at step 200");
-//! assert_eq!(newest.step, Some(200));
+//! progress.set(0);
+//! let report = manager.restore_latest().await?.expect("saved at steps 100 and 200");
+//! assert_eq!(report.point.step, Some(200));
+//! assert_eq!(progress.get(), 200);
 //! # Ok(())
 //! # }
 //! ```
