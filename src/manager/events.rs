@@ -20,6 +20,12 @@ use crate::checkpoint::CheckpointInfo;
 use super::error::ManagerError;
 
 /// How many events a stream may fall behind before it misses some.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(steadfast::manager::EVENT_CAPACITY, 256);
+/// ```
 pub const EVENT_CAPACITY: usize = 256;
 
 /// Why a due save was not taken.

@@ -102,6 +102,7 @@ mod saving;
 mod schedule;
 mod stateful;
 
+pub use crate::checkpoint::RetentionReport;
 pub use builder::CheckpointManagerBuilder;
 pub use config::{
     CheckpointManagerConfig, CheckpointManagerConfigBuilder, OverlapPolicy, StorageLocation,

@@ -3,10 +3,13 @@
 //! the entries of its states, `rank-{rank:05}/{state}`; and the rules for
 //! state names, labels and prefixes.
 //!
-//! The sequence in a name is the commit sequence rank 0 predicts (the
-//! highest committed in the storage, plus one); what orders checkpoints is
-//! the sequence the manifest records, which is the same unless another
-//! writer committed in between. A name says which manager wrote it: only
+//! The sequence in a name is the commit sequence rank 0 predicts: the
+//! highest committed in the storage plus one when the manager first saves,
+//! then one more per save it decides. What orders checkpoints is the
+//! sequence the manifest records, which is the same unless a save failed
+//! (its number is not reused, since saves queued after it were already
+//! named) or another writer committed in between; names stay increasing
+//! either way. A name says which manager wrote it: only
 //! names of the form above, under the manager's prefix, are its own.
 
 use crate::checkpoint::validate_name;

@@ -234,7 +234,16 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
     /// over (and reporting, in [`RestoreReport::skipped`]) every newer one
     /// that is corrupt, incomplete, lacks a state, is refused by an
     /// integrity check or takes longer than the load timeout. `None` when
-    /// the manager has no checkpoint. What to call when a job starts.
+    /// the manager has no checkpoint. What to call when a job starts (after
+    /// [`DistributedCheckpoint::cleanup_on_start`](crate::checkpoint::DistributedCheckpoint::cleanup_on_start),
+    /// which removes what a killed save left behind).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future before it restores writes nothing to any state;
+    /// dropped while it restores, some states may hold the point's bytes and
+    /// others not: call it again. With several ranks, every rank must call
+    /// it, and none may drop it (the others would wait for its vote).
     ///
     /// # Errors
     ///

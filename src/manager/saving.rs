@@ -107,7 +107,23 @@ impl PendingSave {
     ///
     /// # Examples
     ///
-    /// See [`PendingSave`].
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # use steadfast::manager::{CheckpointManager, JsonState};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// # let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// let manager = CheckpointManager::builder(ckpt).prefix("p").every_n_steps(1).build()?;
+    /// manager.register_state("s", JsonState::new(1))?;
+    /// let pending = manager.step().await?.expect("due at every step");
+    /// assert_eq!(pending.name(), "p/ckpt-0000000001-step-1");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -122,7 +138,23 @@ impl PendingSave {
     ///
     /// # Examples
     ///
-    /// See [`PendingSave`].
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # use steadfast::manager::{CheckpointManager, JsonState};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// # let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// let manager = CheckpointManager::builder(ckpt).build()?;
+    /// manager.register_state("s", JsonState::new(1))?;
+    /// let info = manager.create_checkpoint(Some("manual")).await?.wait().await?;
+    /// assert_eq!(info.sequence, Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn wait(self) -> Result<CheckpointInfo, ManagerError> {
         wait_outcome(&self.name, self.outcome).await
     }

@@ -88,7 +88,24 @@ impl ScheduleHandle {
     ///
     /// # Examples
     ///
-    /// See [`ScheduleHandle`].
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # use steadfast::manager::{CheckpointManager, JsonState};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// # let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// let manager = CheckpointManager::builder(ckpt).interval(std::time::Duration::from_secs(60)).build()?;
+    /// manager.register_state("s", JsonState::new(1))?;
+    /// let schedule = manager.start();
+    /// // Stopped before the first tick, without a final checkpoint: nothing saved.
+    /// assert!(schedule.stop(false).await?.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn stop(
         self,
         final_checkpoint: bool,
@@ -105,7 +122,29 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
     ///
     /// # Examples
     ///
-    /// See [`ScheduleHandle`].
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # use steadfast::manager::{CheckpointManager, JsonState};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// # let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// use steadfast::manager::CheckpointEvent;
+    ///
+    /// let manager = CheckpointManager::builder(ckpt).interval(Duration::from_secs(300)).build()?;
+    /// manager.register_state("s", JsonState::new(1))?;
+    /// let mut events = manager.events();
+    /// let _schedule = manager.start();
+    /// tokio::time::sleep(Duration::from_secs(301)).await;
+    /// assert!(matches!(events.next().await, Some(CheckpointEvent::Started { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start(&self) -> ScheduleHandle {
         let (stop, stopped) = oneshot::channel::<()>();
         let manager = self.clone();
