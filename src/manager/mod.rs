@@ -27,15 +27,15 @@
 mod config;
 mod error;
 mod integrity;
+mod location;
 mod points;
 mod retention;
 
-pub use config::{
-    CheckpointManagerConfig, CheckpointManagerConfigBuilder, OverlapPolicy, StorageLocation,
-};
+pub use config::{CheckpointManagerConfig, CheckpointManagerConfigBuilder, OverlapPolicy};
 pub use error::{IntegrityRejection, ManagerError};
 pub use integrity::{
     FnCheck, IntegrityCheck, IntegrityChecks, IntegrityVerdict, NonEmpty, RequireMetadata,
 };
+pub use location::StorageLocation;
 pub use points::{sort_newest_first, RecoveryFilter, RecoveryPoint, LABEL_KEY};
 pub use retention::{KeepReason, RetentionPlan, RetentionPolicy};
