@@ -34,9 +34,13 @@ use super::error::ManagerError;
 ///
 /// let local: StorageLocation = "/var/lib/job/checkpoints".parse()?;
 /// assert_eq!(local, StorageLocation::Local("/var/lib/job/checkpoints".into()));
-/// let s3: StorageLocation = "s3://bucket/jobs/train-42".parse()?;
-/// assert_eq!(s3, StorageLocation::Url("s3://bucket/jobs/train-42".into()));
-/// assert_eq!(s3.to_string(), "s3://bucket/jobs/train-42");
+/// assert_eq!(local.to_string(), "/var/lib/job/checkpoints");
+///
+/// // A URL needs the `object-store` feature; without it, it is refused.
+/// match "s3://bucket/jobs/train-42".parse::<StorageLocation>() {
+///     Ok(s3) => assert_eq!(s3, StorageLocation::Url("s3://bucket/jobs/train-42".into())),
+///     Err(e) => assert!(e.reason().contains("object-store")),
+/// }
 /// # Ok::<(), steadfast::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
