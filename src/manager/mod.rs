@@ -78,6 +78,7 @@ mod coordination;
 mod error;
 mod events;
 mod integrity;
+mod location;
 // `ManagerError` holds a `CheckpointError` (128 bytes) whole, as the
 // checkpoint calls it wraps return it; boxing it would cost every caller.
 #[allow(clippy::module_inception, clippy::result_large_err)]
@@ -104,14 +105,13 @@ mod stateful;
 
 pub use crate::checkpoint::RetentionReport;
 pub use builder::CheckpointManagerBuilder;
-pub use config::{
-    CheckpointManagerConfig, CheckpointManagerConfigBuilder, OverlapPolicy, StorageLocation,
-};
+pub use config::{CheckpointManagerConfig, CheckpointManagerConfigBuilder, OverlapPolicy};
 pub use error::{IntegrityRejection, ManagerError};
 pub use events::{CheckpointEvent, SaveTimings, SkipReason, EVENT_CAPACITY};
 pub use integrity::{
     FnCheck, IntegrityCheck, IntegrityChecks, IntegrityVerdict, NonEmpty, RequireMetadata,
 };
+pub use location::StorageLocation;
 pub use manager::CheckpointManager;
 pub use points::{sort_newest_first, RecoveryFilter, RecoveryPoint, LABEL_KEY};
 pub use restore::RestoreReport;

@@ -138,7 +138,7 @@ fn point_order(p: &RecoveryPoint) -> (bool, u64, Option<u64>, SystemTime, &str) 
 /// use steadfast::checkpoint::Manifest;
 /// use steadfast::manager::{sort_newest_first, RecoveryPoint};
 ///
-/// let point = |name: &str, sequence, step, secs| {
+/// let point = |name: &str, sequence: Option<u64>, step: u64, secs: u64| {
 ///     let mut m = Manifest::new(name, 1);
 ///     m.sequence = sequence;
 ///     m.step = Some(step);
