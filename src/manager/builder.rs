@@ -2,7 +2,6 @@
 //! [`CheckpointManager`] over a [`DistributedCheckpoint`], key by key or
 //! from a [`CheckpointManagerConfig`], and validates the whole when built.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::checkpoint::{Compression, DistributedCheckpoint};
@@ -11,7 +10,7 @@ use crate::error::ConfigError;
 use crate::storage::CheckpointStorage;
 
 use super::config::{CheckpointManagerConfig, OverlapPolicy};
-use super::integrity::IntegrityCheck;
+use super::integrity::{IntegrityCheck, IntegrityChecks};
 use super::manager::CheckpointManager;
 use super::names::validate_prefix;
 use super::retention::RetentionPolicy;
@@ -55,7 +54,7 @@ use super::retention::RetentionPolicy;
 pub struct CheckpointManagerBuilder<S, C> {
     ckpt: DistributedCheckpoint<S, C>,
     config: CheckpointManagerConfig,
-    checks: Vec<Arc<dyn IntegrityCheck>>,
+    checks: IntegrityChecks,
 }
 
 impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
@@ -63,7 +62,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
         CheckpointManagerBuilder {
             ckpt,
             config: CheckpointManagerConfig::default(),
-            checks: Vec::new(),
+            checks: IntegrityChecks::new(),
         }
     }
 
@@ -289,7 +288,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn integrity_check(mut self, check: impl IntegrityCheck) -> Self {
-        self.checks.push(Arc::new(check));
+        self.checks.push(check);
         self
     }
 

@@ -25,7 +25,7 @@ use super::config::CheckpointManagerConfig;
 use super::coordination::Coordination;
 use super::error::ManagerError;
 use super::events::{self, CheckpointEvent, EVENT_CAPACITY};
-use super::integrity::IntegrityCheck;
+use super::integrity::IntegrityChecks;
 use super::names::validate_state_name;
 use super::saving::Saving;
 use super::stateful::Stateful;
@@ -116,7 +116,7 @@ pub struct CheckpointManager<S, C> {
 pub(crate) struct Inner<S, C> {
     pub(crate) ckpt: Arc<DistributedCheckpoint<S, C>>,
     pub(crate) config: CheckpointManagerConfig,
-    pub(crate) checks: Vec<Arc<dyn IntegrityCheck>>,
+    pub(crate) checks: IntegrityChecks,
     pub(crate) states: Mutex<BTreeMap<String, Arc<dyn Stateful>>>,
     /// How many times [`CheckpointManager::step`] was called (or the step
     /// a restore went back to).
@@ -178,7 +178,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
     pub(crate) fn from_parts(
         ckpt: DistributedCheckpoint<S, C>,
         config: CheckpointManagerConfig,
-        checks: Vec<Arc<dyn IntegrityCheck>>,
+        checks: IntegrityChecks,
     ) -> Self {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         CheckpointManager {

@@ -30,8 +30,7 @@ use crate::checkpoint::{CheckpointError, MANIFEST_FILE_NAME};
 use crate::coordinator::Coordinator;
 use crate::storage::CheckpointStorage;
 
-use super::error::{IntegrityRejection, ManagerError};
-use super::integrity::IntegrityVerdict;
+use super::error::ManagerError;
 use super::manager::{CheckpointManager, TARGET};
 use super::names::{entry_name, is_managed};
 use super::points::{sort_newest_first, RecoveryFilter, RecoveryPoint};
@@ -494,23 +493,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
                     looked_for: vec![entry],
                 });
             };
-            for check in &self.inner.checks {
-                match check.check(&point, &name, &data) {
-                    IntegrityVerdict::Accept => {}
-                    IntegrityVerdict::Warn(warning) => {
-                        warnings.push(format!("{}: state {name:?}: {warning}", check.name()));
-                    }
-                    IntegrityVerdict::Reject(reason) => {
-                        return Err(IntegrityRejection {
-                            checkpoint: point.name.clone(),
-                            state: name,
-                            check: check.name().to_string(),
-                            reason,
-                        }
-                        .into());
-                    }
-                }
-            }
+            warnings.extend(self.inner.checks.run(&point, &name, &data)?);
             states.push((name, state, data, source));
         }
         Ok(Loaded {
