@@ -12,8 +12,8 @@ use futures::StreamExt;
 use manager_common::{drain, managers, on_ranks, one, wall_start, Failing, Manager, SLOW_WRITE};
 use steadfast::checkpoint::ManualClock;
 use steadfast::manager::{
-    CheckpointEvent, CheckpointManager, JsonState, ManagerError, OverlapPolicy, RecoveryFilter,
-    RetentionPolicy, SkipReason,
+    CheckpointEvent, CheckpointManager, CheckpointManagerConfig, JsonState, ManagerError,
+    OverlapPolicy, RecoveryFilter, RetentionPolicy, SkipReason,
 };
 use steadfast::storage::testing::Operation;
 use steadfast::storage::MemoryStorage;
@@ -539,4 +539,113 @@ async fn a_lagging_event_stream_is_told_what_it_missed() {
         m.step().await.unwrap().unwrap().wait().await.unwrap();
     }
     assert!(matches!(events.next().await, Some(CheckpointEvent::Lagged { missed }) if missed > 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_config_file_sets_every_key_of_the_manager() {
+    let config: CheckpointManagerConfig = serde_json::from_str(
+        r#"{
+            "checkpoint_interval": "5m",
+            "checkpoint_every_n_steps": 1000,
+            "checkpoint_retention": "7d",
+            "checkpoint_keep_last": 5,
+            "checkpoint_compression": "zstd:1",
+            "checkpoint_prefix": "run-1",
+            "checkpoint_overlap": "queue",
+            "checkpoint_save_timeout": "2m",
+            "checkpoint_load_timeout": "10m"
+        }"#,
+    )
+    .unwrap();
+    let storage = MemoryStorage::new();
+    let m = one(&storage, None, |b| b.config(&config));
+    assert_eq!(m.config(), &config);
+    assert_eq!(m.config().interval, Some(Duration::from_secs(300)));
+    assert_eq!(m.config().overlap, OverlapPolicy::Queue);
+    m.register_state("s", JsonState::new(0)).unwrap();
+    let schedule = m.start();
+    tokio::time::sleep(Duration::from_secs(301)).await;
+    let saved = schedule.stop(false).await.unwrap().unwrap();
+    assert_eq!(saved.name, "run-1/ckpt-0000000001");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_rank_stops_with_the_same_final_checkpoint() {
+    let storage = MemoryStorage::new();
+    let ranks = managers(&storage, 3, None, |b| {
+        b.prefix("run").interval(Duration::from_secs(60))
+    });
+    let finals = on_ranks(ranks, |m: Manager| async move {
+        m.register_state("s", JsonState::new(m.checkpoint().rank()))
+            .unwrap();
+        let schedule = m.start();
+        tokio::time::sleep(Duration::from_secs(150)).await;
+        schedule.stop(true).await.unwrap().unwrap()
+    })
+    .await;
+    for info in &finals {
+        assert_eq!(info, &finals[0]);
+    }
+    assert_eq!(finals[0].name, "run/ckpt-0000000003-final");
+    assert_eq!(finals[0].world_size, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rank_that_asks_for_a_save_rank_zero_skipped_is_out_of_step() {
+    let storage = MemoryStorage::new();
+    storage
+        .faults()
+        .set_latency(Operation::PutStream, SLOW_WRITE);
+    let ranks = managers(&storage, 2, None, |b| b.every_n_steps(1));
+    let outcomes = on_ranks(ranks, |m: Manager| async move {
+        m.register_state("s", JsonState::new(0)).unwrap();
+        let first = m.step().await.unwrap().unwrap();
+        // Rank 0 steps (and skips: a save is in flight); rank 1 calls the
+        // manager differently and must not drift silently.
+        let second = if m.checkpoint().rank() == 0 {
+            m.step().await.map(|p| p.is_some())
+        } else {
+            m.create_checkpoint(None).await.map(|_| true)
+        };
+        first.wait().await.unwrap();
+        second
+    })
+    .await;
+    assert!(matches!(outcomes[0], Ok(false)));
+    assert!(
+        matches!(outcomes[1], Err(ManagerError::OutOfStep { rank: 1, .. })),
+        "{:?}",
+        outcomes[1]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manager_works_over_dyn_storage_on_the_local_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = steadfast::manager::StorageLocation::Local(dir.path().to_path_buf());
+    let storage = location.open().await.unwrap();
+    let rank = steadfast::coordinator::InMemoryCoordinator::new(1).remove(0);
+    let ckpt = steadfast::checkpoint::DistributedCheckpoint::new(
+        storage,
+        rank,
+        manager_common::policy(),
+        steadfast::checkpoint::CheckpointOptions::default(),
+    );
+    let m = CheckpointManager::builder(ckpt)
+        .prefix("run")
+        .every_n_steps(2)
+        .build()
+        .unwrap();
+    let value = JsonState::new(0u64);
+    m.register_state("value", value.clone()).unwrap();
+    for v in 1..=4 {
+        value.set(v);
+        if let Some(pending) = m.step().await.unwrap() {
+            pending.wait().await.unwrap();
+        }
+    }
+    value.set(0);
+    let report = m.restore_latest().await.unwrap().unwrap();
+    assert_eq!(report.point.name, "run/ckpt-0000000002-step-4");
+    assert_eq!(value.get(), 4);
 }
