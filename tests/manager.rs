@@ -649,3 +649,34 @@ async fn a_manager_works_over_dyn_storage_on_the_local_file_system() {
     assert_eq!(report.point.name, "run/ckpt-0000000002-step-4");
     assert_eq!(value.get(), 4);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retention_that_cannot_delete_is_reported_and_deletes_nothing_visible() {
+    let storage = MemoryStorage::new();
+    let m = one(&storage, None, |b| {
+        b.prefix("run")
+            .retention(RetentionPolicy::keep_all().keep_last(1))
+    });
+    m.register_state("s", JsonState::new(0)).unwrap();
+    m.create_checkpoint(None)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    storage
+        .faults()
+        .fail_next(Operation::Delete, 1_000)
+        .permanent();
+    m.create_checkpoint(None)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert!(m.last_error().is_some());
+    storage.faults().clear();
+    let points = m.recovery_points(&RecoveryFilter::all()).await.unwrap();
+    assert_eq!(points.len(), 2);
+    m.restore(&points[1]).await.unwrap();
+}

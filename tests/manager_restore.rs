@@ -335,3 +335,42 @@ async fn a_point_damaged_on_one_rank_is_restored_on_no_rank() {
     }
     assert!(restored[0].2[0].1.contains("rank 1"), "{:?}", restored[0].2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn retention_never_deletes_a_checkpoint_being_loaded() {
+    let storage = MemoryStorage::new();
+    let clock = ManualClock::new(wall_start());
+    let (_, _) = three_checkpoints(&storage, &clock, |b| b).await;
+    let m = one(&storage, None, |b| {
+        b.prefix("run")
+            .retention(steadfast::manager::RetentionPolicy::keep_all().keep_last(1))
+    });
+    let value = JsonState::new(0u64);
+    m.register_state("value", value.clone()).unwrap();
+    let oldest = m
+        .recovery_points(&RecoveryFilter::all())
+        .await
+        .unwrap()
+        .remove(2);
+    storage
+        .faults()
+        .set_latency(Operation::GetStream, Duration::from_secs(10));
+    let restoring = tokio::spawn({
+        let m = m.clone();
+        async move { m.restore(&oldest).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    storage
+        .faults()
+        .set_latency(Operation::GetStream, Duration::ZERO);
+    let report = m.apply_retention().await.unwrap();
+    assert_eq!(report.removed, ["run/ckpt-0000000002-step-2"]);
+    assert_eq!(
+        report.kept,
+        ["run/ckpt-0000000003-step-3", "run/ckpt-0000000001-step-1"]
+    );
+    restoring.await.unwrap().unwrap();
+    assert_eq!(value.get(), 1);
+    let report = m.apply_retention().await.unwrap();
+    assert_eq!(report.removed, ["run/ckpt-0000000001-step-1"]);
+}

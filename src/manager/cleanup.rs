@@ -123,11 +123,12 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
             return;
         }
         match self.apply_retention().await {
-            Ok(report) if !report.objects.failed.is_empty() => {
-                let (key, error) = &report.objects.failed[0];
-                tracing::warn!(target: TARGET, key, error = %error, "retention could not delete everything");
+            Ok(report) => {
+                if let Some((key, error)) = report.objects.failed.into_iter().next() {
+                    tracing::warn!(target: TARGET, key, error = %error, "retention could not delete everything");
+                    self.record_error(Arc::new(CheckpointError::Storage(error).into()));
+                }
             }
-            Ok(_) => {}
             Err(e) => self.record_error(Arc::new(e)),
         }
     }

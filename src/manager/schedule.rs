@@ -213,7 +213,10 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
                         }) => {}
                         Err(e) => {
                             self.record_error(Arc::new(e));
-                            tokio::time::sleep(interval).await;
+                            tokio::select! {
+                                _ = &mut stopped => break,
+                                _ = tokio::time::sleep(interval) => {}
+                            }
                         }
                     }
                 }
