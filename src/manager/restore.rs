@@ -28,6 +28,7 @@ use std::time::SystemTime;
 
 use crate::checkpoint::{CheckpointError, MANIFEST_FILE_NAME};
 use crate::coordinator::Coordinator;
+use crate::retry::RetryPolicy;
 use crate::storage::CheckpointStorage;
 
 use super::error::ManagerError;
@@ -35,6 +36,9 @@ use super::manager::{CheckpointManager, TARGET};
 use super::names::{entry_name, is_managed};
 use super::points::{sort_newest_first, RecoveryFilter, RecoveryPoint};
 use super::stateful::Stateful;
+
+/// How many manifests a scan of the manager's checkpoints reads at once.
+const MANIFEST_READS_AT_ONCE: usize = 16;
 
 /// What a restore did.
 ///
@@ -159,11 +163,12 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         } else {
             format!("{prefix}/")
         };
-        let objects = ckpt
-            .storage()
-            .list(&listed)
+        // Retried as the checkpoint's own listing is, under the default
+        // policy (the checkpoint's policy is its own).
+        let objects = RetryPolicy::default()
+            .retry(|| ckpt.storage().list(&listed))
             .await
-            .map_err(CheckpointError::Storage)?;
+            .map_err(|e| CheckpointError::Storage(e.into_inner()))?;
         let suffix = format!("/{MANIFEST_FILE_NAME}");
         let names: BTreeSet<&str> = objects
             .iter()
@@ -172,12 +177,19 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
             .collect();
         let mut points = Vec::new();
         let mut broken = Vec::new();
-        for name in names {
-            match ckpt.manifest(name).await {
-                Ok(manifest) => points.push(RecoveryPoint::from_manifest(&manifest)),
-                Err(CheckpointError::NotFound { .. }) => {}
-                Err(e @ CheckpointError::LoadFailed { .. }) => return Err(e.into()),
-                Err(e) => broken.push((name.to_string(), e.to_string())),
+        let names: Vec<&str> = names.into_iter().collect();
+        // A few manifests at a time, as the checkpoint's own listing reads
+        // them: a storage with latency must not cost a round trip each.
+        for group in names.chunks(MANIFEST_READS_AT_ONCE) {
+            let read =
+                futures::future::join_all(group.iter().map(|name| ckpt.manifest(name))).await;
+            for (name, manifest) in group.iter().zip(read) {
+                match manifest {
+                    Ok(manifest) => points.push(RecoveryPoint::from_manifest(&manifest)),
+                    Err(CheckpointError::NotFound { .. }) => {}
+                    Err(e @ CheckpointError::LoadFailed { .. }) => return Err(e.into()),
+                    Err(e) => broken.push((name.to_string(), e.to_string())),
+                }
             }
         }
         sort_newest_first(&mut points);
