@@ -592,3 +592,55 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         Ok(refusals)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_keeps_the_newest_decisions() {
+        let mut window = VecDeque::new();
+        for index in 1..=(WINDOW as u64 + 5) {
+            push_window(&mut window, index, index * 10);
+        }
+        assert_eq!(window.len(), WINDOW);
+        assert_eq!(window.front().map(|n| n.index), Some(6));
+        assert_eq!(
+            window.back().map(|n| n.body),
+            Some((WINDOW as u64 + 5) * 10)
+        );
+    }
+
+    #[test]
+    fn decisions_survive_their_encoding() {
+        let mut window = VecDeque::new();
+        push_window(
+            &mut window,
+            1,
+            Action::Skip {
+                step: Some(4),
+                code: SkipCodeRepr(SkipCode::QueueFull),
+            },
+        );
+        push_window(
+            &mut window,
+            2,
+            Action::Save {
+                ordinal: 3,
+                sequence: 9,
+                name: "run/ckpt-0000000009-x".into(),
+                step: None,
+                label: Some("x".into()),
+            },
+        );
+        let bytes = serde_json::to_vec(&window).unwrap();
+        let back: Vec<Numbered<Action>> = serde_json::from_slice(&bytes).unwrap();
+        assert!(matches!(
+            back[0].body,
+            Action::Skip { step: Some(4), code } if code.reason() == SkipReason::QueueFull
+        ));
+        assert!(
+            matches!(&back[1].body, Action::Save { ordinal: 3, sequence: 9, name, .. } if name.ends_with("-x"))
+        );
+    }
+}

@@ -74,9 +74,11 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// must therefore make the same calls of [`step`](Self::step),
 /// [`create_checkpoint`](Self::create_checkpoint) and
 /// [`ScheduleHandle::stop`](super::ScheduleHandle::stop) in the same order;
-/// the interval schedule is driven by rank 0 alone. The manager uses the
-/// coordinator's `all_gather` for its saves and restores: do not use the
-/// same coordinator for other collectives while the manager runs.
+/// the interval schedule is driven by rank 0 alone, and restores are agreed
+/// by a vote (every rank restores the same checkpoint, or none does). The
+/// manager uses the coordinator's `all_gather` for its saves (and once, to
+/// agree on a token for its signal keys): do not use the same coordinator
+/// for other collectives while the manager runs.
 ///
 /// # Examples
 ///

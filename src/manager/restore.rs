@@ -516,3 +516,28 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sequence_is_read_back_from_a_managed_name() {
+        assert_eq!(name_sequence("run/ckpt-0000000042-step-7-final"), Some(42));
+        assert_eq!(name_sequence("ckpt-0000000001"), Some(1));
+        assert_eq!(name_sequence("run/ckpt-12"), None);
+        assert_eq!(name_sequence("other"), None);
+    }
+
+    #[test]
+    fn only_coordination_failures_stop_the_fallback() {
+        assert!(falls_back(&ManagerError::LoadTimeout {
+            checkpoint: "c".into(),
+            after: std::time::Duration::from_secs(1),
+        }));
+        assert!(!falls_back(&ManagerError::OutOfStep {
+            rank: 1,
+            reason: "r".into(),
+        }));
+    }
+}
