@@ -680,3 +680,48 @@ async fn a_retention_that_cannot_delete_is_reported_and_deletes_nothing_visible(
     assert_eq!(points.len(), 2);
     m.restore(&points[1]).await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn ticks_and_steps_together_save_the_same_checkpoints_in_the_same_order_on_every_rank() {
+    let storage = MemoryStorage::new();
+    storage
+        .faults()
+        .set_latency(Operation::PutStream, Duration::from_secs(20));
+    let ranks = managers(&storage, 3, None, |b| {
+        b.prefix("run")
+            .interval(Duration::from_secs(60))
+            .every_n_steps(5)
+            .overlap(OverlapPolicy::Queue)
+    });
+    let results = on_ranks(ranks, |m: Manager| async move {
+        m.register_state("s", JsonState::new(m.checkpoint().rank()))
+            .unwrap();
+        let mut events = m.events();
+        let schedule = m.start();
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_secs(7)).await;
+            m.step().await.unwrap();
+        }
+        schedule.stop(true).await.unwrap();
+        let mut committed = Vec::new();
+        let mut skipped = 0;
+        for event in drain(&mut events) {
+            match event {
+                CheckpointEvent::Committed { info, .. } => committed.push(info.name),
+                CheckpointEvent::Skipped { .. } => skipped += 1,
+                CheckpointEvent::Failed { error, .. } => panic!("{error}"),
+                _ => {}
+            }
+        }
+        (committed, skipped, m.last_error().map(|e| e.to_string()))
+    })
+    .await;
+    let (committed, _, error) = &results[0];
+    assert_eq!(*error, None);
+    // Saves from both streams: named with steps, some from ticks between them.
+    assert!(committed.len() > 10, "{committed:?}");
+    assert!(committed.last().unwrap().ends_with("-final"));
+    for other in &results[1..] {
+        assert_eq!(other, &results[0]);
+    }
+}

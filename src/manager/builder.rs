@@ -20,10 +20,17 @@ use super::retention::RetentionPolicy;
 ///
 /// # Default
 ///
-/// The defaults of [`CheckpointManagerConfig`]: no interval and no step
-/// schedule (saves only when asked), retention keeps everything, no
-/// compression, [`OverlapPolicy::Skip`], the config's prefix, save timeout
-/// and no load timeout; no integrity checks beyond sizes and digests.
+/// The defaults of [`CheckpointManagerConfig`]:
+///
+/// - no interval and no step schedule (saves only when asked);
+/// - retention keeps everything;
+/// - no compression;
+/// - prefix `"checkpoints"`;
+/// - [`OverlapPolicy::Skip`];
+/// - save timeout 5 minutes (also the bound, times three, of a rank's wait
+///   for rank 0's decision);
+/// - no load timeout;
+/// - no integrity checks beyond the sizes and digests every load checks.
 ///
 /// # Examples
 ///
@@ -118,8 +125,8 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
     }
 
     /// Saves every `interval` on the schedule's task
-    /// ([`start`](CheckpointManager::start)). Zero is refused by
-    /// [`build`](Self::build).
+    /// ([`start`](CheckpointManager::start), called once per manager on
+    /// every rank). Zero is refused by [`build`](Self::build).
     ///
     /// # Examples
     ///

@@ -117,8 +117,8 @@ impl ScheduleHandle {
 impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
     /// Runs the interval schedule on a spawned task (nothing is scheduled
     /// when the manager has no interval), until the handle is stopped or
-    /// dropped. Call it on every rank: rank 0's task decides each tick, the
-    /// others' follow.
+    /// dropped. Call it once per manager, on every rank: rank 0's task
+    /// decides each tick, the others' follow.
     ///
     /// # Examples
     ///
