@@ -374,3 +374,22 @@ async fn retention_never_deletes_a_checkpoint_being_loaded() {
     let report = m.apply_retention().await.unwrap();
     assert_eq!(report.removed, ["run/ckpt-0000000001-step-1"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn restore_latest_falls_back_past_an_incomplete_checkpoint() {
+    let storage = MemoryStorage::new();
+    let clock = ManualClock::new(wall_start());
+    let (m, value) = three_checkpoints(&storage, &clock, |b| b).await;
+    let newest = "run/ckpt-0000000003-step-3";
+    storage.delete(&shard_key(&storage, newest)).await.unwrap();
+    value.set(99);
+    let report = m.restore_latest().await.unwrap().unwrap();
+    assert_eq!(value.get(), 2);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].0, newest);
+    assert!(
+        report.skipped[0].1.contains("shard"),
+        "{:?}",
+        report.skipped
+    );
+}
