@@ -393,3 +393,28 @@ async fn restore_latest_falls_back_past_an_incomplete_checkpoint() {
         report.skipped
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_newer_checkpoint_passed_over_is_listed_newest_first() {
+    let storage = MemoryStorage::new();
+    let clock = ManualClock::new(wall_start());
+    let (m, value) = three_checkpoints(&storage, &clock, |b| b).await;
+    let key = manifest_key("run/ckpt-0000000003-step-3");
+    storage
+        .put(&key, b"{\"format_".to_vec().into())
+        .await
+        .unwrap();
+    flip_last_byte(&storage, &shard_key(&storage, "run/ckpt-0000000002-step-2")).await;
+    value.set(99);
+    let report = m.restore_latest().await.unwrap().unwrap();
+    assert_eq!(value.get(), 1);
+    let skipped: Vec<_> = report
+        .skipped
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        skipped,
+        ["run/ckpt-0000000003-step-3", "run/ckpt-0000000002-step-2"]
+    );
+}

@@ -390,13 +390,16 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         for point in points {
             match self.try_restore(&point).await {
                 Ok(mut report) => {
-                    let newer: Vec<_> = broken
+                    // Names carry the sequence rank 0 gave them: damaged
+                    // checkpoints named after this one are newer.
+                    let restored = name_sequence(&point.name);
+                    let mut all: Vec<_> = broken
                         .iter()
-                        .filter(|(name, _)| name_sequence(name) > point.sequence)
+                        .filter(|(name, _)| name_sequence(name) > restored)
                         .cloned()
                         .collect();
-                    let mut all = newer;
                     all.extend(skipped);
+                    all.sort_by_key(|(name, _)| std::cmp::Reverse(name_sequence(name)));
                     report.skipped = all;
                     return Ok(Some(report));
                 }
@@ -409,6 +412,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         }
         let mut all = broken;
         all.extend(skipped);
+        all.sort_by_key(|(name, _)| std::cmp::Reverse(name_sequence(name)));
         Err(ManagerError::NothingRestorable { skipped: all })
     }
 
