@@ -459,5 +459,12 @@ mod tests {
         fn check<T: Send + Sync + Clone + 'static>() {}
         check::<CheckpointManager<MemoryStorage, InMemoryCoordinator>>();
         check::<CheckpointManager<Arc<dyn CheckpointStorage>, Arc<dyn Coordinator>>>();
+        fn shared<T: Send + Sync + 'static>() {}
+        shared::<super::super::PendingSave>();
+        shared::<super::super::ScheduleHandle>();
+        shared::<super::super::CheckpointEvent>();
+        shared::<super::super::RestoreReport>();
+        shared::<super::super::JsonState<Vec<u8>>>();
+        shared::<super::super::StateError>();
     }
 }

@@ -32,7 +32,8 @@ type Finish = Box<
             bool,
         )
             -> Pin<Box<dyn Future<Output = Result<Option<CheckpointInfo>, ManagerError>> + Send>>
-        + Send,
+        + Send
+        + Sync,
 >;
 
 /// The running schedule of a manager, from
