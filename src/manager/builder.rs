@@ -12,7 +12,6 @@ use crate::storage::CheckpointStorage;
 use super::config::{CheckpointManagerConfig, OverlapPolicy};
 use super::integrity::{IntegrityCheck, IntegrityChecks};
 use super::manager::CheckpointManager;
-use super::names::validate_prefix;
 use super::retention::RetentionPolicy;
 
 /// Builds a [`CheckpointManager`]; from
@@ -321,33 +320,9 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
     /// assert_eq!(err.field(), "checkpoint_every_n_steps");
     /// ```
     pub fn build(self) -> Result<CheckpointManager<S, C>, ConfigError> {
-        let config = &self.config;
-        if config.interval.is_some_and(|i| i.is_zero()) {
-            return Err(ConfigError::new(
-                "checkpoint_interval",
-                "must be greater than zero",
-            ));
-        }
-        if config.every_n_steps == Some(0) {
-            return Err(ConfigError::new(
-                "checkpoint_every_n_steps",
-                "must be at least 1",
-            ));
-        }
-        if config.save_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "checkpoint_save_timeout",
-                "must be greater than zero",
-            ));
-        }
-        if config.load_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(ConfigError::new(
-                "checkpoint_load_timeout",
-                "must be greater than zero",
-            ));
-        }
-        validate_prefix(&config.prefix)?;
-        config.validate()?;
+        // One set of rules for a config built here, by its own builder or
+        // read from a file.
+        self.config.validate()?;
         Ok(CheckpointManager::from_parts(
             self.ckpt,
             self.config,

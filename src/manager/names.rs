@@ -12,9 +12,6 @@
 //! either way. A name says which manager wrote it: only
 //! names of the form above, under the manager's prefix, are its own.
 
-use crate::checkpoint::validate_name;
-use crate::error::ConfigError;
-
 use super::error::ManagerError;
 
 /// The characters a state name or a label may hold.
@@ -58,14 +55,6 @@ pub(crate) fn validate_label(label: &str) -> Result<(), ManagerError> {
             reason: format!("a label {reason}"),
         }),
     }
-}
-
-/// Checks a prefix: empty, or a valid checkpoint name.
-pub(crate) fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
-    if prefix.is_empty() {
-        return Ok(());
-    }
-    validate_name(prefix).map_err(|e| ConfigError::new("checkpoint_prefix", e.to_string()))
 }
 
 /// What every name of the manager of `prefix` starts with.
@@ -116,6 +105,7 @@ pub(crate) fn decision_key(prefix: &str, token: &str, stream: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::validate_name;
 
     #[test]
     fn names_carry_sequence_step_and_label() {
@@ -157,9 +147,6 @@ mod tests {
             validate_label("x/y"),
             Err(ManagerError::InvalidLabel { .. })
         ));
-        assert!(validate_prefix("").is_ok());
-        assert!(validate_prefix("runs/1").is_ok());
-        assert!(validate_prefix("../x").is_err());
     }
 
     #[test]
