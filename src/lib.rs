@@ -38,6 +38,13 @@
 //!   commits them with a manifest written last; a failed save is rolled back
 //!   on every rank; a load verifies sizes and SHA-256 digests before
 //!   returning bytes, also at another world size.
+//! - [`manager`] — a [`CheckpointManager`](manager::CheckpointManager) makes
+//!   checkpoints automatic: registered [`Stateful`](manager::Stateful)
+//!   states saved every interval or every `n` steps, in the background
+//!   (the caller waits only for a snapshot in memory), named by the commit
+//!   sequence, decided by rank 0 for every rank, pruned by a retention
+//!   policy, and restored from the newest checkpoint that verifies (or any
+//!   point in time).
 //! - [`handler`] — [`FaultToleranceHandler`](handler::FaultToleranceHandler)
 //!   runs operations with retry or timeout and rolls back a failed file or
 //!   checkpoint; [`CheckpointRollbackManager`](handler::CheckpointRollbackManager)
@@ -116,6 +123,7 @@ pub mod degradation;
 mod error;
 pub mod handler;
 pub mod health;
+pub mod manager;
 pub mod pipeline;
 pub mod recovery;
 pub mod retry;

@@ -1,0 +1,825 @@
+//! The checkpoint manager's configuration: [`CheckpointManagerConfig`], its
+//! builder, and what a save that comes due while another is running does
+//! ([`OverlapPolicy`]).
+//!
+//! The config is plain data that (de)serializes with readable durations
+//! (`"5m"`, `"7d"`, `"250ms"`), under keys prefixed `checkpoint_` so that
+//! they can sit in a job's own flat config file. It is checked by one
+//! [`validate`](CheckpointManagerConfig::validate), which the builder and
+//! deserialization both call; errors name the field as the config file does
+//! (`checkpoint_interval`).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::checkpoint::{validate_name, Compression, SaveOptions};
+use crate::error::ConfigError;
+
+use super::location::StorageLocation;
+use super::retention::RetentionPolicy;
+
+/// The config file keys of the four retention rules, in the order
+/// [`RetentionPolicy::validate_fields`] takes them.
+const RETENTION_FIELDS: [&str; 4] = [
+    "checkpoint_keep_last",
+    "checkpoint_retention",
+    "checkpoint_keep_every_n_steps",
+    "checkpoint_keep_period",
+];
+
+/// How a checkpoint manager schedules, names, compresses, stores, retains
+/// and bounds its checkpoints.
+///
+/// Plain data: set the fields, or use [`CheckpointManagerConfig::builder`],
+/// or deserialize it; [`validate`](Self::validate) checks it (the builder
+/// and deserialization call it). With neither `interval` nor
+/// `every_n_steps`, checkpoints are taken only on demand.
+///
+/// # Default
+///
+/// | field | key | default |
+/// |---|---|---|
+/// | `interval` | `checkpoint_interval` | none |
+/// | `every_n_steps` | `checkpoint_every_n_steps` | none |
+/// | `retention` | `checkpoint_retention` (keep for an age), `checkpoint_keep_last`, `checkpoint_keep_every_n_steps`, `checkpoint_keep_period` | keep everything |
+/// | `compression` | `checkpoint_compression` | `"none"` |
+/// | `storage` | `checkpoint_storage` | none (the manager is given its storage) |
+/// | `prefix` | `checkpoint_prefix` | `"checkpoints"` |
+/// | `overlap` | `checkpoint_overlap` | `"skip"` |
+/// | `save_timeout` | `checkpoint_save_timeout` | `"5m"` |
+/// | `load_timeout` | `checkpoint_load_timeout` | none (no limit) |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::checkpoint::Compression;
+/// use steadfast::manager::{CheckpointManagerConfig, OverlapPolicy, StorageLocation};
+///
+/// let config: CheckpointManagerConfig = serde_json::from_str(r#"{
+///     "checkpoint_interval": "5m",
+///     "checkpoint_retention": "7d",
+///     "checkpoint_keep_last": 3,
+///     "checkpoint_compression": "zstd:1",
+///     "checkpoint_storage": "/var/lib/job/checkpoints"
+/// }"#)?;
+/// assert_eq!(config.interval, Some(Duration::from_secs(300)));
+/// assert_eq!(config.retention.max_age(), Some(Duration::from_secs(7 * 86_400)));
+/// assert_eq!(config.compression, Compression::Zstd { level: 1 });
+/// assert_eq!(config.storage, Some(StorageLocation::Local("/var/lib/job/checkpoints".into())));
+/// assert_eq!(config.overlap, OverlapPolicy::Skip);
+///
+/// let err = serde_json::from_str::<CheckpointManagerConfig>(r#"{"checkpoint_interval": "0s"}"#)
+///     .unwrap_err();
+/// assert!(err.to_string().contains("checkpoint_interval"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    try_from = "CheckpointManagerConfigRepr",
+    into = "CheckpointManagerConfigRepr"
+)]
+pub struct CheckpointManagerConfig {
+    /// Take a checkpoint every this long (more than zero), when the schedule
+    /// runs.
+    pub interval: Option<Duration>,
+    /// Take a checkpoint every this many calls of `step` (at least 1).
+    pub every_n_steps: Option<u64>,
+    /// Which checkpoints to keep.
+    pub retention: RetentionPolicy,
+    /// How shards are stored.
+    pub compression: Compression,
+    /// Where checkpoints are stored, when the config says so.
+    pub storage: Option<StorageLocation>,
+    /// The name prefix of every managed checkpoint (a valid checkpoint
+    /// name: `run-1`, `jobs/train`): names are `{prefix}/ckpt-...`.
+    pub prefix: String,
+    /// What a save that comes due while another is in flight does.
+    pub overlap: OverlapPolicy,
+    /// How long a save may wait for the other ranks at each collective step
+    /// (more than zero).
+    pub save_timeout: Duration,
+    /// How long a restore may take in all (more than zero); none for no
+    /// limit.
+    pub load_timeout: Option<Duration>,
+}
+
+impl Default for CheckpointManagerConfig {
+    /// The documented defaults (see the `# Default` table on the type).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::CheckpointManagerConfig;
+    /// assert_eq!(CheckpointManagerConfig::default(), CheckpointManagerConfig::builder().build()?);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    fn default() -> Self {
+        CheckpointManagerConfig {
+            interval: None,
+            every_n_steps: None,
+            retention: RetentionPolicy::keep_all(),
+            compression: Compression::None,
+            storage: None,
+            prefix: CheckpointManagerConfig::DEFAULT_PREFIX.to_string(),
+            overlap: OverlapPolicy::Skip,
+            save_timeout: SaveOptions::default().timeout,
+            load_timeout: None,
+        }
+    }
+}
+
+impl CheckpointManagerConfig {
+    /// The default [`prefix`](Self::prefix).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::CheckpointManagerConfig;
+    /// assert_eq!(CheckpointManagerConfig::default().prefix, CheckpointManagerConfig::DEFAULT_PREFIX);
+    /// ```
+    pub const DEFAULT_PREFIX: &'static str = "checkpoints";
+
+    /// A builder starting from the defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::manager::{CheckpointManagerConfig, RetentionPolicy};
+    ///
+    /// let config = CheckpointManagerConfig::builder()
+    ///     .every_n_steps(1000)
+    ///     .retention(RetentionPolicy::keep_all().keep_last(5))
+    ///     .prefix("run-1")
+    ///     .build()?;
+    /// assert_eq!(config.every_n_steps, Some(1000));
+    /// assert_eq!(config.interval, None);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn builder() -> CheckpointManagerConfigBuilder {
+        CheckpointManagerConfigBuilder {
+            config: CheckpointManagerConfig::default(),
+        }
+    }
+
+    /// Checks every rule of the config; called by
+    /// [`CheckpointManagerConfigBuilder::build`] and by deserialization.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the config key: a zero
+    /// `checkpoint_interval`, `checkpoint_every_n_steps`,
+    /// `checkpoint_save_timeout` or `checkpoint_load_timeout`; a zero
+    /// retention rule; a zstd level out of range; a prefix that is not a
+    /// valid checkpoint name; an empty storage location, or a storage URL in
+    /// a build without the `object-store` feature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::manager::CheckpointManagerConfig;
+    ///
+    /// let mut config = CheckpointManagerConfig::default();
+    /// assert!(config.validate().is_ok()); // checkpoints on demand only
+    /// config.interval = Some(Duration::ZERO);
+    /// assert_eq!(config.validate().unwrap_err().field(), "checkpoint_interval");
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.interval.is_some_and(|i| i.is_zero()) {
+            return Err(ConfigError::new(
+                "checkpoint_interval",
+                "must be greater than zero when set (leave it out for checkpoints on demand)",
+            ));
+        }
+        if self.every_n_steps == Some(0) {
+            return Err(ConfigError::new(
+                "checkpoint_every_n_steps",
+                "must be at least 1 when set (leave it out for checkpoints on demand)",
+            ));
+        }
+        self.retention.validate_fields(RETENTION_FIELDS)?;
+        self.compression
+            .validate()
+            .map_err(|e| ConfigError::new("checkpoint_compression", e.reason()))?;
+        if let Some(storage) = &self.storage {
+            storage.validate()?;
+        }
+        if let Err(e) = validate_name(&self.prefix) {
+            return Err(ConfigError::new(
+                "checkpoint_prefix",
+                format!("must be a valid checkpoint name: {e}"),
+            ));
+        }
+        if self.save_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "checkpoint_save_timeout",
+                "must be greater than zero: it is how long a rank waits for the others",
+            ));
+        }
+        if self.load_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(ConfigError::new(
+                "checkpoint_load_timeout",
+                "must be greater than zero when set (leave it out for no limit)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`CheckpointManagerConfig`], validating it in
+/// [`build`](Self::build).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::manager::CheckpointManagerConfig;
+///
+/// let err = CheckpointManagerConfig::builder()
+///     .interval(Duration::ZERO)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.field(), "checkpoint_interval");
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct CheckpointManagerConfigBuilder {
+    config: CheckpointManagerConfig,
+}
+
+impl CheckpointManagerConfigBuilder {
+    /// Takes a checkpoint every `interval` when the schedule runs (more than
+    /// zero).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = steadfast::manager::CheckpointManagerConfig::builder()
+    ///     .interval(Duration::from_secs(300))
+    ///     .build()?;
+    /// assert_eq!(config.interval, Some(Duration::from_secs(300)));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.config.interval = Some(interval);
+        self
+    }
+
+    /// Takes a checkpoint every `n` steps (at least 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = steadfast::manager::CheckpointManagerConfig::builder().every_n_steps(1000).build()?;
+    /// assert_eq!(config.every_n_steps, Some(1000));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn every_n_steps(mut self, n: u64) -> Self {
+        self.config.every_n_steps = Some(n);
+        self
+    }
+
+    /// Which checkpoints to keep (default: all).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::{CheckpointManagerConfig, RetentionPolicy};
+    /// let config = CheckpointManagerConfig::builder()
+    ///     .retention(RetentionPolicy::keep_all().keep_last(3))
+    ///     .build()?;
+    /// assert_eq!(config.retention.last(), Some(3));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn retention(mut self, retention: RetentionPolicy) -> Self {
+        self.config.retention = retention;
+        self
+    }
+
+    /// How shards are stored (default [`Compression::None`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::Compression;
+    /// use steadfast::manager::CheckpointManagerConfig;
+    /// let config = CheckpointManagerConfig::builder().compression(Compression::zstd()).build()?;
+    /// assert!(config.compression.is_compressed());
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.config.compression = compression;
+        self
+    }
+
+    /// Where checkpoints are stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::{CheckpointManagerConfig, StorageLocation};
+    /// let config = CheckpointManagerConfig::builder()
+    ///     .storage(StorageLocation::Local("/tmp/ckpt".into()))
+    ///     .build()?;
+    /// assert!(config.storage.is_some());
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn storage(mut self, storage: StorageLocation) -> Self {
+        self.config.storage = Some(storage);
+        self
+    }
+
+    /// The name prefix of every managed checkpoint (default
+    /// [`CheckpointManagerConfig::DEFAULT_PREFIX`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::CheckpointManagerConfig;
+    /// assert_eq!(CheckpointManagerConfig::builder().prefix("run-1").build()?.prefix, "run-1");
+    /// assert!(CheckpointManagerConfig::builder().prefix("../up").build().is_err());
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config.prefix = prefix.into();
+        self
+    }
+
+    /// What a save that comes due while another is in flight does (default
+    /// [`OverlapPolicy::Skip`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::{CheckpointManagerConfig, OverlapPolicy};
+    /// let config = CheckpointManagerConfig::builder().overlap(OverlapPolicy::Queue).build()?;
+    /// assert_eq!(config.overlap, OverlapPolicy::Queue);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn overlap(mut self, overlap: OverlapPolicy) -> Self {
+        self.config.overlap = overlap;
+        self
+    }
+
+    /// How long a save waits for the other ranks at each collective step
+    /// (default 5 minutes; more than zero).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::manager::CheckpointManagerConfig;
+    /// let config = CheckpointManagerConfig::builder().save_timeout(Duration::from_secs(60)).build()?;
+    /// assert_eq!(config.save_timeout, Duration::from_secs(60));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn save_timeout(mut self, timeout: Duration) -> Self {
+        self.config.save_timeout = timeout;
+        self
+    }
+
+    /// Bounds how long a restore may take (default: no limit; more than
+    /// zero).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::manager::CheckpointManagerConfig;
+    /// let config = CheckpointManagerConfig::builder().load_timeout(Duration::from_secs(600)).build()?;
+    /// assert_eq!(config.load_timeout, Some(Duration::from_secs(600)));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn load_timeout(mut self, timeout: Duration) -> Self {
+        self.config.load_timeout = Some(timeout);
+        self
+    }
+
+    /// Validates and returns the config.
+    ///
+    /// # Errors
+    ///
+    /// As [`CheckpointManagerConfig::validate`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = steadfast::manager::CheckpointManagerConfig::builder().every_n_steps(0).build();
+    /// assert_eq!(err.unwrap_err().field(), "checkpoint_every_n_steps");
+    /// ```
+    pub fn build(self) -> Result<CheckpointManagerConfig, ConfigError> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
+/// The serialized form of a [`CheckpointManagerConfig`]: every key optional
+/// and defaulting as the builder does, unknown keys refused, durations
+/// readable; keys that are not set are left out.
+#[derive(Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct CheckpointManagerConfigRepr {
+    #[serde(
+        with = "crate::serde_duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    checkpoint_interval: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint_every_n_steps: Option<u64>,
+    /// Keep checkpoints younger than this (`RetentionPolicy::keep_for`).
+    #[serde(
+        with = "crate::serde_duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    checkpoint_retention: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint_keep_last: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint_keep_every_n_steps: Option<u64>,
+    #[serde(
+        with = "crate::serde_duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    checkpoint_keep_period: Option<Duration>,
+    checkpoint_compression: Compression,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint_storage: Option<StorageLocation>,
+    checkpoint_prefix: String,
+    checkpoint_overlap: OverlapPolicy,
+    #[serde(with = "crate::serde_duration")]
+    checkpoint_save_timeout: Duration,
+    #[serde(
+        with = "crate::serde_duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    checkpoint_load_timeout: Option<Duration>,
+}
+
+impl Default for CheckpointManagerConfigRepr {
+    fn default() -> Self {
+        CheckpointManagerConfig::default().into()
+    }
+}
+
+impl From<CheckpointManagerConfig> for CheckpointManagerConfigRepr {
+    fn from(c: CheckpointManagerConfig) -> Self {
+        CheckpointManagerConfigRepr {
+            checkpoint_interval: c.interval,
+            checkpoint_every_n_steps: c.every_n_steps,
+            checkpoint_retention: c.retention.max_age(),
+            checkpoint_keep_last: c.retention.last(),
+            checkpoint_keep_every_n_steps: c.retention.every_n_steps(),
+            checkpoint_keep_period: c.retention.period(),
+            checkpoint_compression: c.compression,
+            checkpoint_storage: c.storage,
+            checkpoint_prefix: c.prefix,
+            checkpoint_overlap: c.overlap,
+            checkpoint_save_timeout: c.save_timeout,
+            checkpoint_load_timeout: c.load_timeout,
+        }
+    }
+}
+
+impl TryFrom<CheckpointManagerConfigRepr> for CheckpointManagerConfig {
+    type Error = ConfigError;
+
+    fn try_from(r: CheckpointManagerConfigRepr) -> Result<Self, ConfigError> {
+        let mut retention = RetentionPolicy::keep_all();
+        if let Some(n) = r.checkpoint_keep_last {
+            retention = retention.keep_last(n);
+        }
+        if let Some(age) = r.checkpoint_retention {
+            retention = retention.keep_for(age);
+        }
+        if let Some(k) = r.checkpoint_keep_every_n_steps {
+            retention = retention.keep_every_n_steps(k);
+        }
+        if let Some(period) = r.checkpoint_keep_period {
+            retention = retention.keep_one_per(period);
+        }
+        let config = CheckpointManagerConfig {
+            interval: r.checkpoint_interval,
+            every_n_steps: r.checkpoint_every_n_steps,
+            retention,
+            compression: r.checkpoint_compression,
+            storage: r.checkpoint_storage,
+            prefix: r.checkpoint_prefix,
+            overlap: r.checkpoint_overlap,
+            save_timeout: r.checkpoint_save_timeout,
+            load_timeout: r.checkpoint_load_timeout,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// What happens when a save comes due while the previous one is still in
+/// flight (at most one save runs per manager).
+///
+/// Written `"skip"`, `"wait"` or `"queue"` in a config file.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::manager::OverlapPolicy;
+///
+/// assert_eq!(OverlapPolicy::default(), OverlapPolicy::Skip);
+/// assert_eq!("queue".parse::<OverlapPolicy>()?, OverlapPolicy::Queue);
+/// assert_eq!(serde_json::to_string(&OverlapPolicy::Wait).unwrap(), "\"wait\"");
+/// # Ok::<(), steadfast::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OverlapPolicy {
+    /// The new save is skipped, and the skip counted and reported (the
+    /// default).
+    #[default]
+    Skip,
+    /// The caller waits for the save in flight, then saves.
+    Wait,
+    /// One save is queued to start when the one in flight ends; a further
+    /// one due meanwhile is skipped.
+    Queue,
+}
+
+impl fmt::Display for OverlapPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OverlapPolicy::Skip => "skip",
+            OverlapPolicy::Wait => "wait",
+            OverlapPolicy::Queue => "queue",
+        })
+    }
+}
+
+impl FromStr for OverlapPolicy {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "skip" => Ok(OverlapPolicy::Skip),
+            "wait" => Ok(OverlapPolicy::Wait),
+            "queue" => Ok(OverlapPolicy::Queue),
+            _ => Err(ConfigError::new(
+                "checkpoint_overlap",
+                format!(
+                    "unknown overlap policy {text:?}: expected \"skip\", \"wait\" or \"queue\""
+                ),
+            )),
+        }
+    }
+}
+
+impl Serialize for OverlapPolicy {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for OverlapPolicy {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: u64 = 86_400;
+
+    fn every_key(storage: &str) -> String {
+        format!(
+            r#"{{
+                "checkpoint_interval": "5m",
+                "checkpoint_every_n_steps": 1000,
+                "checkpoint_retention": "7d",
+                "checkpoint_keep_last": 5,
+                "checkpoint_keep_every_n_steps": 10000,
+                "checkpoint_keep_period": "1d",
+                "checkpoint_compression": "zstd:1",
+                "checkpoint_storage": "{storage}",
+                "checkpoint_prefix": "run-1",
+                "checkpoint_overlap": "queue",
+                "checkpoint_save_timeout": "2m",
+                "checkpoint_load_timeout": "10m"
+            }}"#
+        )
+    }
+
+    #[test]
+    fn parses_every_key() {
+        let config: CheckpointManagerConfig =
+            serde_json::from_str(&every_key("/var/ckpt")).unwrap();
+        let expected = CheckpointManagerConfig {
+            interval: Some(Duration::from_secs(300)),
+            every_n_steps: Some(1000),
+            retention: RetentionPolicy::keep_all()
+                .keep_for(Duration::from_secs(7 * DAY))
+                .keep_last(5)
+                .keep_every_n_steps(10_000)
+                .keep_one_per(Duration::from_secs(DAY)),
+            compression: Compression::Zstd { level: 1 },
+            storage: Some(StorageLocation::Local("/var/ckpt".into())),
+            prefix: "run-1".into(),
+            overlap: OverlapPolicy::Queue,
+            save_timeout: Duration::from_secs(120),
+            load_timeout: Some(Duration::from_secs(600)),
+        };
+        assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn an_empty_config_is_the_default() {
+        let config: CheckpointManagerConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(config, CheckpointManagerConfig::default());
+        assert_eq!(config.interval, None);
+        assert_eq!(config.every_n_steps, None);
+        assert!(config.retention.keeps_everything());
+        assert_eq!(config.prefix, "checkpoints");
+        assert_eq!(config.save_timeout, Duration::from_secs(300));
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn round_trips() {
+        let config: CheckpointManagerConfig =
+            serde_json::from_str(&every_key("/var/ckpt")).unwrap();
+        let json = serde_json::to_string(&config).unwrap();
+        let back: CheckpointManagerConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, config);
+        assert!(json.contains(r#""checkpoint_retention":"7d""#), "{json}");
+        assert!(
+            json.contains(r#""checkpoint_compression":"zstd:1""#),
+            "{json}"
+        );
+
+        let default = CheckpointManagerConfig::default();
+        let json = serde_json::to_string(&default).unwrap();
+        assert_eq!(
+            json,
+            r#"{"checkpoint_compression":"none","checkpoint_prefix":"checkpoints","checkpoint_overlap":"skip","checkpoint_save_timeout":"5m"}"#
+        );
+        let back: CheckpointManagerConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, default);
+    }
+
+    fn refused(json: &str) -> String {
+        serde_json::from_str::<CheckpointManagerConfig>(json)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn zero_values_are_refused_naming_the_key() {
+        for (json, key) in [
+            (r#"{"checkpoint_interval": "0s"}"#, "checkpoint_interval"),
+            (
+                r#"{"checkpoint_every_n_steps": 0}"#,
+                "checkpoint_every_n_steps",
+            ),
+            (r#"{"checkpoint_retention": 0}"#, "checkpoint_retention"),
+            (r#"{"checkpoint_keep_last": 0}"#, "checkpoint_keep_last"),
+            (
+                r#"{"checkpoint_keep_every_n_steps": 0}"#,
+                "checkpoint_keep_every_n_steps",
+            ),
+            (
+                r#"{"checkpoint_keep_period": "0ms"}"#,
+                "checkpoint_keep_period",
+            ),
+            (
+                r#"{"checkpoint_save_timeout": "0s"}"#,
+                "checkpoint_save_timeout",
+            ),
+            (
+                r#"{"checkpoint_load_timeout": "0s"}"#,
+                "checkpoint_load_timeout",
+            ),
+        ] {
+            let message = refused(json);
+            assert!(message.contains(key), "{json}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_builder_refuses_what_deserialization_refuses() {
+        let b = CheckpointManagerConfig::builder;
+        let cases = [
+            (b().interval(Duration::ZERO).build(), "checkpoint_interval"),
+            (b().every_n_steps(0).build(), "checkpoint_every_n_steps"),
+            (
+                b().retention(RetentionPolicy::keep_all().keep_last(0))
+                    .build(),
+                "checkpoint_keep_last",
+            ),
+            (
+                b().retention(RetentionPolicy::keep_all().keep_for(Duration::ZERO))
+                    .build(),
+                "checkpoint_retention",
+            ),
+            (
+                b().compression(Compression::Zstd { level: 99 }).build(),
+                "checkpoint_compression",
+            ),
+            (
+                b().save_timeout(Duration::ZERO).build(),
+                "checkpoint_save_timeout",
+            ),
+            (
+                b().load_timeout(Duration::ZERO).build(),
+                "checkpoint_load_timeout",
+            ),
+            (b().prefix("").build(), "checkpoint_prefix"),
+            (b().prefix("a/../b").build(), "checkpoint_prefix"),
+            (b().prefix("/abs").build(), "checkpoint_prefix"),
+            (
+                b().storage(StorageLocation::Local(std::path::PathBuf::new()))
+                    .build(),
+                "checkpoint_storage",
+            ),
+        ];
+        for (result, field) in cases {
+            assert_eq!(result.unwrap_err().field(), field);
+        }
+    }
+
+    #[test]
+    fn neither_interval_nor_steps_is_valid() {
+        let config = CheckpointManagerConfig::builder().build().unwrap();
+        assert_eq!((config.interval, config.every_n_steps), (None, None));
+        let both = CheckpointManagerConfig::builder()
+            .interval(Duration::from_millis(250))
+            .every_n_steps(1)
+            .build()
+            .unwrap();
+        assert_eq!(both.every_n_steps, Some(1));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(refused(r#"{"checkpoint_compression": "lz4"}"#).contains("compression"));
+        assert!(refused(r#"{"checkpoint_overlap": "drop"}"#).contains("drop"));
+        assert!(refused(r#"{"checkpoint_interval": "soon"}"#).contains("soon"));
+        assert!(refused(r#"{"checkpoint_storage": ""}"#).contains("checkpoint_storage"));
+        assert!(
+            refused(r#"{"checkpoint_prefix": "run/metadata.json"}"#).contains("checkpoint_prefix")
+        );
+        assert!(refused(r#"{"interval": "5m"}"#).contains("unknown field"));
+    }
+
+    #[cfg(not(feature = "object-store"))]
+    #[test]
+    fn a_storage_url_needs_the_object_store_feature() {
+        assert!(refused(&every_key("s3://bucket/run")).contains("object-store"));
+    }
+
+    #[cfg(feature = "object-store")]
+    #[test]
+    fn urls_parse_and_round_trip_with_the_feature() {
+        let config: CheckpointManagerConfig =
+            serde_json::from_str(&every_key("s3://bucket/jobs/run-1")).unwrap();
+        assert_eq!(
+            config.storage,
+            Some(StorageLocation::Url("s3://bucket/jobs/run-1".into()))
+        );
+        let back: CheckpointManagerConfig =
+            serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn overlap_policies_parse_and_print() {
+        for policy in [
+            OverlapPolicy::Skip,
+            OverlapPolicy::Wait,
+            OverlapPolicy::Queue,
+        ] {
+            assert_eq!(policy.to_string().parse::<OverlapPolicy>().unwrap(), policy);
+            let json = serde_json::to_string(&policy).unwrap();
+            assert_eq!(json, format!("\"{policy}\""));
+        }
+        assert_eq!(
+            "WAIT".parse::<OverlapPolicy>().unwrap(),
+            OverlapPolicy::Wait
+        );
+        assert_eq!(
+            "later".parse::<OverlapPolicy>().unwrap_err().field(),
+            "checkpoint_overlap"
+        );
+    }
+
+    #[test]
+    fn types_are_send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<CheckpointManagerConfig>();
+        assert_send_sync::<StorageLocation>();
+    }
+}
