@@ -18,9 +18,13 @@
 //!    job's own [`step`](CheckpointManager::step),
 //!    [`create_checkpoint`](CheckpointManager::create_checkpoint) and
 //!    final checkpoint). Rank 0 numbers the decisions of each stream from 1
-//!    and raises the stream's signal with the last [`WINDOW`] decisions;
-//!    the `n`-th raise has sequence number `n`, so a rank waiting for
-//!    decision `n` waits for sequence `n` and finds it in the window.
+//!    and raises the stream's signal with a window of its recent decisions:
+//!    the last [`WINDOW`] saves, and the last [`WINDOW`] runs of skips (a
+//!    run of consecutive skips for the same reason is one entry, so a rank
+//!    that steps faster than the saves finish does not push the decisions
+//!    out of the window). The `n`-th raise has sequence number `n`, so a
+//!    rank waiting for decision `n` waits for sequence `n` and finds it in
+//!    the window.
 //! 3. A save decision carries an ordinal, counted by rank 0 across both
 //!    streams; each rank runs its saves in ordinal order (`saving.rs`), so
 //!    the collectives of the saves meet in the same order on every rank
@@ -34,7 +38,8 @@
 //!    loads and verifies its states from the candidate, raises whether it
 //!    could, and reads every other rank's vote; all restore, or none does.
 //!
-//! A rank that misses more than [`WINDOW`] decisions, or that reads a
+//! A rank that falls behind by more than the window (more than [`WINDOW`]
+//! saves, or runs of skips), or that reads a
 //! decision it did not expect (a skip where it asked for a checkpoint, a
 //! vote on another checkpoint), fails with [`ManagerError::OutOfStep`]
 //! rather than drifting.
@@ -55,7 +60,8 @@ use super::manager::CheckpointManager;
 use super::names::{checkpoint_name, decision_key, validate_label};
 use super::saving::PendingSave;
 
-/// How many decisions (and votes) a signal carries.
+/// How many saves, and runs of skips, a decision signal carries (and how
+/// many votes a vote signal carries).
 pub(crate) const WINDOW: usize = 64;
 
 /// Which stream a decision belongs to.
@@ -84,7 +90,7 @@ impl Stream {
 }
 
 /// Why rank 0 skipped, as sent.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum SkipCode {
     InFlight,
     QueueFull,
@@ -133,6 +139,86 @@ struct Numbered<T> {
     body: T,
 }
 
+/// Consecutive skips for the same reason, decisions `first..=last`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SkipRun {
+    first: u64,
+    last: u64,
+    code: SkipCode,
+}
+
+/// The recent decisions of a stream, as its signal carries them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct DecisionWindow {
+    /// The last [`WINDOW`] save decisions, oldest first.
+    saves: VecDeque<Numbered<Action>>,
+    /// The last [`WINDOW`] runs of skips, oldest first.
+    skips: VecDeque<SkipRun>,
+}
+
+/// Where a wanted decision stands in a window.
+#[derive(Debug)]
+enum Lookup {
+    Found(Action),
+    /// Not published yet.
+    Later,
+    /// Older than anything the window still holds.
+    Gone,
+}
+
+impl DecisionWindow {
+    /// Adds decision `index` (one more than the last one added).
+    fn push(&mut self, index: u64, action: Action) {
+        match action {
+            Action::Save { .. } => push_window(&mut self.saves, index, action),
+            Action::Skip { code, .. } => match self.skips.back_mut() {
+                Some(run) if run.code == code.0 && run.last + 1 == index => run.last = index,
+                _ => {
+                    self.skips.push_back(SkipRun {
+                        first: index,
+                        last: index,
+                        code: code.0,
+                    });
+                    while self.skips.len() > WINDOW {
+                        self.skips.pop_front();
+                    }
+                }
+            },
+        }
+    }
+
+    /// Decision `want`; a skip found in a run carries `step` (the asking
+    /// rank's own, since runs keep no steps).
+    fn lookup(&self, want: u64, step: Option<u64>) -> Lookup {
+        if let Some(save) = self.saves.iter().find(|d| d.index == want) {
+            return Lookup::Found(save.body.clone());
+        }
+        if let Some(run) = self
+            .skips
+            .iter()
+            .find(|run| (run.first..=run.last).contains(&want))
+        {
+            return Lookup::Found(Action::Skip {
+                step,
+                code: SkipCodeRepr(run.code),
+            });
+        }
+        let newest = self
+            .saves
+            .back()
+            .map(|d| d.index)
+            .max(self.skips.back().map(|r| r.last))
+            .unwrap_or(0);
+        if want > newest {
+            Lookup::Later
+        } else {
+            // Every decision up to the newest is a save or a skip; one
+            // that is neither listed is older than the window.
+            Lookup::Gone
+        }
+    }
+}
+
 /// A vote on a restore: the checkpoint, and why this rank cannot restore
 /// it (none: it can).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,7 +233,7 @@ struct Decider {
     next_ordinal: u64,
     next_sequence: Option<u64>,
     published: [u64; 2],
-    windows: [VecDeque<Numbered<Action>>; 2],
+    windows: [DecisionWindow; 2],
 }
 
 /// The coordination state of one manager.
@@ -415,7 +501,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
             let i = stream.index();
             let index = decider.published[i] + 1;
             let mut window = decider.windows[i].clone();
-            push_window(&mut window, index, action.clone());
+            window.push(index, action.clone());
             let payload = serde_json::to_vec(&window).map_err(|e| ManagerError::OutOfStep {
                 rank: 0,
                 reason: format!("encoding a decision: {e}"),
@@ -497,23 +583,26 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
                     what: format!("decision {want} of the {} stream", stream.key()),
                     source,
                 })?;
-            let window: Vec<Numbered<Action>> =
+            let window: DecisionWindow =
                 serde_json::from_slice(&signal.payload).map_err(|e| ManagerError::OutOfStep {
                     rank,
                     reason: format!("rank 0's decisions cannot be read: {e}"),
                 })?;
-            if let Some(found) = window.iter().find(|d| d.index == want) {
-                *consumed = want;
-                return Ok(found.body.clone());
-            }
-            if window.first().is_some_and(|d| d.index > want) {
-                return Err(ManagerError::OutOfStep {
-                    rank,
-                    reason: format!(
-                        "decision {want} of the {} stream is gone (rank 0 is more than {WINDOW} decisions ahead)",
-                        stream.key()
-                    ),
-                });
+            match window.lookup(want, self.step_for_save()) {
+                Lookup::Found(action) => {
+                    *consumed = want;
+                    return Ok(action);
+                }
+                Lookup::Gone => {
+                    return Err(ManagerError::OutOfStep {
+                        rank,
+                        reason: format!(
+                            "decision {want} of the {} stream is gone (rank 0 is more than {WINDOW} saves or runs of skips ahead)",
+                            stream.key()
+                        ),
+                    });
+                }
+                Lookup::Later => {}
             }
             min_seq = signal.seq + 1;
         }
@@ -611,6 +700,68 @@ mod tests {
         );
     }
 
+    fn skip(step: u64, code: SkipCode) -> Action {
+        Action::Skip {
+            step: Some(step),
+            code: SkipCodeRepr(code),
+        }
+    }
+
+    fn save(ordinal: u64) -> Action {
+        Action::Save {
+            ordinal,
+            sequence: ordinal,
+            name: format!("run/ckpt-{ordinal:010}"),
+            step: None,
+            label: None,
+        }
+    }
+
+    #[test]
+    fn runs_of_skips_keep_a_fast_rank_from_outrunning_the_window() {
+        let mut window = DecisionWindow::default();
+        let mut index = 0;
+        // Far more decisions than the window holds: a save, then a long run
+        // of skips while it is in flight, over and over.
+        for ordinal in 1..=10 {
+            index += 1;
+            window.push(index, save(ordinal));
+            for _ in 0..(3 * WINDOW) {
+                index += 1;
+                window.push(index, skip(index, SkipCode::InFlight));
+            }
+        }
+        assert_eq!(window.skips.len(), 10);
+        // The first decision of all is still there, as are the skips.
+        assert!(matches!(
+            window.lookup(1, None),
+            Lookup::Found(Action::Save { ordinal: 1, .. })
+        ));
+        assert!(matches!(
+            window.lookup(2, Some(7)),
+            Lookup::Found(Action::Skip { step: Some(7), .. })
+        ));
+        assert!(matches!(window.lookup(index + 1, None), Lookup::Later));
+        // A change of reason starts a new run.
+        index += 1;
+        window.push(index, skip(index, SkipCode::QueueFull));
+        assert!(matches!(
+            window.lookup(index, None),
+            Lookup::Found(Action::Skip { code, .. }) if code.reason() == SkipReason::QueueFull
+        ));
+        // Past WINDOW saves, the oldest are gone, and so are the skips
+        // before them once their runs drop out.
+        for ordinal in 11..=(WINDOW as u64 + 80) {
+            index += 1;
+            window.push(index, save(ordinal));
+            index += 1;
+            window.push(index, skip(index, SkipCode::InFlight));
+        }
+        assert!(matches!(window.lookup(1, None), Lookup::Gone));
+        assert!(matches!(window.lookup(2, None), Lookup::Gone));
+        assert!(matches!(window.lookup(index, None), Lookup::Found(_)));
+    }
+
     #[test]
     fn decisions_survive_their_encoding() {
         let mut window = VecDeque::new();
@@ -635,6 +786,19 @@ mod tests {
         );
         let bytes = serde_json::to_vec(&window).unwrap();
         let back: Vec<Numbered<Action>> = serde_json::from_slice(&bytes).unwrap();
+        let mut decisions = DecisionWindow::default();
+        decisions.push(1, back[0].body.clone());
+        decisions.push(2, back[1].body.clone());
+        let bytes = serde_json::to_vec(&decisions).unwrap();
+        let decisions: DecisionWindow = serde_json::from_slice(&bytes).unwrap();
+        assert!(matches!(
+            decisions.lookup(1, Some(4)),
+            Lookup::Found(Action::Skip { step: Some(4), code }) if code.reason() == SkipReason::QueueFull
+        ));
+        assert!(matches!(
+            decisions.lookup(2, None),
+            Lookup::Found(Action::Save { ordinal: 3, .. })
+        ));
         assert!(matches!(
             back[0].body,
             Action::Skip { step: Some(4), code } if code.reason() == SkipReason::QueueFull

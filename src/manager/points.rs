@@ -367,18 +367,18 @@ mod tests {
         m.created_at = 12_345;
         m.metadata.insert(LABEL_KEY.into(), "best".into());
         m.metadata.insert("k".into(), "v".into());
-        m.shards.push(crate::checkpoint::ShardInfo {
-            rank: 0,
-            key: "run/ckpt-0000000009-step-90-best/shard-0.bin".into(),
-            size: 40,
-            sha256: String::new(),
-        });
-        m.shards.push(crate::checkpoint::ShardInfo {
-            rank: 1,
-            key: "run/ckpt-0000000009-step-90-best/shard-1.bin".into(),
-            size: 2,
-            sha256: String::new(),
-        });
+        m.shards.push(crate::checkpoint::ShardInfo::new(
+            0,
+            "run/ckpt-0000000009-step-90-best/shard-0.bin",
+            40,
+            String::new(),
+        ));
+        m.shards.push(crate::checkpoint::ShardInfo::new(
+            1,
+            "run/ckpt-0000000009-step-90-best/shard-1.bin",
+            2,
+            String::new(),
+        ));
         let p = RecoveryPoint::from_manifest(&m);
         assert_eq!(p.name, "run/ckpt-0000000009-step-90-best");
         assert_eq!(p.sequence, Some(9));
