@@ -253,7 +253,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
     pub(crate) fn execute(&self, action: Action) -> Result<Option<PendingSave>, ManagerError> {
         let (ordinal, sequence, name, step, label) = match action {
             Action::Skip { step, code } => {
-                tracing::info!(target: TARGET, ?step, reason = %code.reason(), "checkpoint skipped");
+                tracing::debug!(target: TARGET, ?step, reason = %code.reason(), "checkpoint skipped");
                 self.emit(CheckpointEvent::Skipped {
                     step,
                     reason: code.reason(),
