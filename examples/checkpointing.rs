@@ -56,19 +56,16 @@ fn train_one_step(agent: &mut AgentState, progress: &mut EvolutionProgress) {
     progress.best_reward = progress.best_reward.max(reward);
 }
 
+/// A manager and the two states registered with it.
+type Trainer = (
+    CheckpointManager<LocalFsStorage, InMemoryCoordinator>,
+    JsonState<AgentState>,
+    JsonState<EvolutionProgress>,
+);
+
 /// One rank's manager over `dir`, checkpointing every 200 ms, with the two
 /// states registered.
-fn open_manager(
-    dir: &Path,
-    retention: RetentionPolicy,
-) -> Result<
-    (
-        CheckpointManager<LocalFsStorage, InMemoryCoordinator>,
-        JsonState<AgentState>,
-        JsonState<EvolutionProgress>,
-    ),
-    BoxError,
-> {
+fn open_manager(dir: &Path, retention: RetentionPolicy) -> Result<Trainer, BoxError> {
     let storage = LocalFsStorage::new(dir)?;
     let rank = InMemoryCoordinator::new(1).remove(0);
     let ckpt = DistributedCheckpoint::new(

@@ -167,10 +167,10 @@ fn child_trains_until_killed() {
                     step += 1;
                     model.set(model_at(rank, step));
                     progress.set(Progress { step });
-                    if let Some(pending) = manager.step().await.unwrap() {
-                        if rank == 0 {
-                            println!("STARTED {} {step}", pending.name());
-                        }
+                    if let Some(pending) = manager.step().await.unwrap()
+                        && rank == 0
+                    {
+                        println!("STARTED {} {step}", pending.name());
                     }
                     tokio::task::yield_now().await;
                 }
