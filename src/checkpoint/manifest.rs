@@ -29,6 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::chunks::{ShardChunks, CHUNKS_PREFIX};
 use super::error::{CheckpointError, Result};
 use super::frames::ShardCompression;
 #[cfg(doc)]
@@ -53,7 +54,10 @@ pub const MANIFEST_FILE_NAME: &str = "metadata.json";
 ///   checkpoints (a version 1 manifest has none);
 /// - 3: adds compressed shards ([`ShardInfo::compression`]: the codec and
 ///   the frames) and a digest per named entry ([`EntryLocation::sha256`]),
-///   so that one entry can be loaded and verified alone.
+///   so that one entry can be loaded and verified alone;
+/// - 4: adds chunked shards ([`ShardInfo::chunks`]), whose object is a
+///   chunk index and whose bytes are content-addressed chunks under
+///   `chunks/`.
 ///
 /// A manifest of a newer version is refused with
 /// [`CheckpointError::IncompatibleVersion`], never guessed at.
@@ -64,7 +68,7 @@ pub const MANIFEST_FILE_NAME: &str = "metadata.json";
 /// use steadfast::checkpoint::{Manifest, FORMAT_VERSION};
 /// assert_eq!(Manifest::new("c", 1).format_version, FORMAT_VERSION);
 /// ```
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The storage key of the manifest of checkpoint `name`: `NAME/metadata.json`.
 ///
@@ -79,7 +83,9 @@ pub fn manifest_key(name: &str) -> String {
 }
 
 /// Checks that `name` can name a checkpoint: a valid storage key (see
-/// [`validate_key`]) whose last segment is not `metadata.json`.
+/// [`validate_key`]) whose first segment is not `chunks` (the prefix of the
+/// chunks of chunked checkpoints) and whose last segment is not
+/// `metadata.json`.
 ///
 /// # Examples
 ///
@@ -88,6 +94,8 @@ pub fn manifest_key(name: &str) -> String {
 /// assert!(validate_name("run-1/step-10").is_ok());
 /// assert!(validate_name("../escape").is_err());
 /// assert!(validate_name("run/metadata.json").is_err());
+/// assert!(validate_name("chunks/step-1").is_err());
+/// assert!(validate_name("run/chunks").is_ok());
 /// ```
 pub fn validate_name(name: &str) -> Result<()> {
     check_name(name).map_err(|source| CheckpointError::InvalidName {
@@ -99,6 +107,12 @@ pub fn validate_name(name: &str) -> Result<()> {
 /// [`validate_name`] with the storage's error type.
 pub(crate) fn check_name(name: &str) -> std::result::Result<(), StorageError> {
     validate_key(name)?;
+    if name.split('/').next() == Some(CHUNKS_PREFIX) {
+        return Err(StorageError::InvalidKey {
+            key: name.to_string(),
+            reason: "the prefix `chunks/` holds the chunks of chunked checkpoints",
+        });
+    }
     if name.rsplit('/').next() == Some(MANIFEST_FILE_NAME) {
         return Err(StorageError::InvalidKey {
             key: name.to_string(),
@@ -183,6 +197,12 @@ pub struct ShardInfo {
     /// older manifest keeps its checksum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<ShardCompression>,
+    /// For a chunked shard (format version 4), a summary of its chunk
+    /// index: the shard object (`key`, `size`, `sha256`) is then the
+    /// [`ChunkIndex`](super::ChunkIndex) that lists its chunks. Not written
+    /// when `None`, so that an older manifest keeps its checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<ShardChunks>,
 }
 
 impl ShardInfo {
@@ -203,6 +223,7 @@ impl ShardInfo {
             size,
             sha256: sha256.into(),
             compression: None,
+            chunks: None,
         }
     }
 
@@ -231,9 +252,28 @@ impl ShardInfo {
     /// assert_eq!(ShardInfo::new(0, "c/s.bin", 5, sha256_hex(b"hello")).uncompressed_size(), 5);
     /// ```
     pub fn uncompressed_size(&self) -> u64 {
+        if let Some(chunks) = &self.chunks {
+            return chunks.uncompressed_size;
+        }
         self.compression
             .as_ref()
             .map_or(self.size, |c| c.uncompressed_size)
+    }
+
+    /// The shard stored as chunks, its object being the chunk index that
+    /// `summary` describes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{sha256_hex, DigestAlgorithm, ShardChunks, ShardInfo};
+    /// let shard = ShardInfo::new(0, "c/shard-0.bin", 2, sha256_hex(b"{}"))
+    ///     .with_chunks(ShardChunks::new(DigestAlgorithm::Sha256, "none", 1, 4096));
+    /// assert_eq!(shard.uncompressed_size(), 4096);
+    /// ```
+    pub fn with_chunks(mut self, summary: ShardChunks) -> Self {
+        self.chunks = Some(summary);
+        self
     }
 }
 
@@ -677,16 +717,16 @@ mod tests {
     #[test]
     fn versions() {
         let err =
-            Manifest::from_bytes("c", br#"{"format_version": 4, "anything": []}"#).unwrap_err();
+            Manifest::from_bytes("c", br#"{"format_version": 5, "anything": []}"#).unwrap_err();
         assert!(matches!(
             err,
             CheckpointError::IncompatibleVersion {
-                found: 4,
+                found: 5,
                 supported: FORMAT_VERSION,
                 ..
             }
         ));
-        assert_eq!(FORMAT_VERSION, 3);
+        assert_eq!(FORMAT_VERSION, 4);
         let mut m = two_rank_manifest();
         m.format_version = 0;
         assert!(matches!(
@@ -835,7 +875,16 @@ mod tests {
     fn names() {
         assert!(validate_name("a").is_ok());
         assert!(validate_name("a/b").is_ok());
-        for bad in ["", "a/", "/a", "a/../b", "metadata.json", "x/metadata.json"] {
+        for bad in [
+            "",
+            "a/",
+            "/a",
+            "a/../b",
+            "metadata.json",
+            "x/metadata.json",
+            "chunks",
+            "chunks/a",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
         assert!(is_shard_file_name(

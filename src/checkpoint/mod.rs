@@ -79,12 +79,14 @@
 //! ```
 
 mod catalog;
+mod chunks;
 mod clock;
 mod commit;
 mod compress;
 mod compression;
 mod config;
 mod decompress;
+mod digest;
 mod distributed;
 mod error;
 mod frames;
@@ -101,9 +103,13 @@ mod validate;
 /// The `tracing` target of every event of this module.
 const TARGET: &str = "steadfast::checkpoint";
 
+pub use chunks::{
+    chunk_key, ChunkIndex, ChunkRef, Chunking, ShardChunks, CHUNKS_PREFIX, CHUNK_INDEX_VERSION,
+};
 pub use clock::{ManualClock, SystemClock, WallClock};
 pub use compression::Compression;
 pub use config::{CheckpointOptions, CheckpointOptionsBuilder};
+pub use digest::DigestAlgorithm;
 pub use distributed::DistributedCheckpoint;
 pub(crate) use error::describe;
 pub use error::{CheckpointError, Result};

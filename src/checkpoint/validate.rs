@@ -15,7 +15,8 @@ use crate::storage::validate_key;
 impl Manifest {
     /// Checks that the manifest describes a possible checkpoint named `name`:
     /// a supported format version (with a commit sequence only from version
-    /// 2 on, compressed shards and entry digests only from version 3 on),
+    /// 2 on, compressed shards and entry digests only from version 3 on,
+    /// chunked shards only from version 4 on),
     /// the right name, a commit time this
     /// platform can represent, a world size of at least
     /// one, ranks `0..world_size` each exactly once, every shard key a valid
@@ -132,6 +133,23 @@ impl Manifest {
                 }
                 if let Err(reason) = layout.check(shard.size) {
                     return invalid(format!("compressed shard {:?}: {reason}", shard.key));
+                }
+            }
+            if let Some(summary) = &shard.chunks {
+                if self.format_version < 4 {
+                    return invalid(format!(
+                        "format version {} records no chunked shards, yet shard {:?} is chunked",
+                        self.format_version, shard.key
+                    ));
+                }
+                if shard.compression.is_some() {
+                    return invalid(format!(
+                        "shard {:?} is both chunked and compressed as one object",
+                        shard.key
+                    ));
+                }
+                if let Err(reason) = summary.check() {
+                    return invalid(format!("chunked shard {:?}: {reason}", shard.key));
                 }
             }
         }
