@@ -31,7 +31,7 @@ use super::manifest::{to_hex, EntryLocation, ShardInfo};
 
 /// Runs `f` on the blocking pool; a task that does not finish is an I/O
 /// error on `key`.
-async fn off_runtime<T, F>(key: &str, f: F) -> Result<T, ReadError>
+pub(super) async fn off_runtime<T, F>(key: &str, f: F) -> Result<T, ReadError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -45,7 +45,7 @@ where
     })
 }
 
-fn decompression_context() -> Result<DCtx<'static>, ReadError> {
+pub(super) fn decompression_context() -> Result<DCtx<'static>, ReadError> {
     DCtx::try_create().ok_or_else(|| ReadError::Mismatch {
         expected: "a zstd decompression context".into(),
         actual: "no memory for one".into(),
@@ -56,7 +56,7 @@ fn decompression_context() -> Result<DCtx<'static>, ReadError> {
 /// what it holds already (so that a shard of many frames is not copied once
 /// per frame) but never past `total` (what the frames still to come add up
 /// to): what is allocated stays within twice what was verified.
-fn grow(out: &mut Vec<u8>, wanted: usize, total: u64) -> Result<(), ReadError> {
+pub(super) fn grow(out: &mut Vec<u8>, wanted: usize, total: u64) -> Result<(), ReadError> {
     if out.capacity() - out.len() >= wanted {
         return Ok(());
     }
@@ -124,7 +124,7 @@ fn open_frame(
 /// Decompresses `stored` onto the end of `out`, producing at most `room`
 /// bytes; returns how many it produced, or zstd's error (a frame that would
 /// produce more fails: "Destination buffer is too small").
-fn decompress_bounded(
+pub(super) fn decompress_bounded(
     context: &mut DCtx<'static>,
     stored: &[u8],
     out: &mut Vec<u8>,

@@ -275,6 +275,15 @@ pub(super) enum WriteError {
     /// finish).
     #[error("compressing a frame failed: {0}")]
     Compress(String),
+    /// Writing a chunk failed, after its own retries.
+    #[error("writing chunk {key:?} failed: {source}")]
+    Chunk {
+        /// The chunk's key.
+        key: String,
+        /// The storage's last error.
+        #[source]
+        source: StorageError,
+    },
 }
 
 impl Transient for WriteError {
@@ -282,7 +291,7 @@ impl Transient for WriteError {
         match self {
             WriteError::Storage(e) => e.is_transient(),
             WriteError::Source(e) => e.is_transient(),
-            WriteError::Compress(_) => false,
+            WriteError::Compress(_) | WriteError::Chunk { .. } => false,
         }
     }
 }

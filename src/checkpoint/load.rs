@@ -14,6 +14,7 @@ use crate::coordinator::Coordinator;
 use crate::retry::RetryError;
 use crate::storage::{CheckpointStorage, StorageError};
 
+use super::chunks::ChunkIndex;
 #[cfg(doc)]
 use super::config::CheckpointOptions;
 use super::decompress::{read_compressed, read_entry};
@@ -280,9 +281,27 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         let manifest = self.manifest(name).await?;
         let mut by_rank: BTreeMap<usize, Vec<(&String, u64, u64)>> = BTreeMap::new();
         let mut out = BTreeMap::new();
+        let mut indexes: BTreeMap<usize, ChunkIndex> = BTreeMap::new();
         for (entry, at) in &manifest.entries {
             if !filter(entry) {
                 continue;
+            }
+            // An entry of a chunked shard is read from its chunks alone,
+            // each verified; the shard's index is read once.
+            if let Some((shard, summary)) = manifest
+                .shard(at.rank)
+                .and_then(|s| s.chunks.as_ref().map(|c| (s, c)))
+            {
+                if !indexes.contains_key(&at.rank) {
+                    let index = self.chunk_index(name, shard, summary).await?;
+                    indexes.insert(at.rank, index);
+                }
+                if let Some(index) = indexes.get(&at.rank) {
+                    let range = at.offset..at.offset.saturating_add(at.length);
+                    let bytes = self.read_chunks(name, index, range, true).await?;
+                    out.insert(entry.clone(), bytes);
+                    continue;
+                }
             }
             // An entry with its own digest is read and verified alone.
             if let (Some(digest), Some(shard)) = (&at.sha256, manifest.shard(at.rank)) {
@@ -391,6 +410,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         verify: bool,
         keep: bool,
     ) -> Result<Vec<u8>> {
+        if let Some(summary) = &shard.chunks {
+            // Every chunk is verified against its address, whatever
+            // `verify` says: the address is what names the bytes.
+            return self.read_chunked_shard(name, shard, summary, keep).await;
+        }
         let result = self
             .retry
             .retry(|| self.read_shard_once(shard, verify, keep))
@@ -491,28 +515,47 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
 /// shard, any other storage failure [`CheckpointError::LoadFailed`].
 fn refused(name: &str, shard: &ShardInfo, e: RetryError<ReadError>) -> CheckpointError {
     let attempts = e.attempts();
+    refused_object(
+        name,
+        "shard",
+        &shard.key,
+        shard.size,
+        attempts,
+        e.into_inner(),
+    )
+}
+
+/// [`refused`] for any object of checkpoint `name` (`what`: "shard",
+/// "chunk"), stored under `key` in `size` bytes.
+pub(super) fn refused_object(
+    name: &str,
+    what: &str,
+    key: &str,
+    size: u64,
+    attempts: u32,
+    e: ReadError,
+) -> CheckpointError {
     let corrupted = |expected: String, actual: String| CheckpointError::Corrupted {
         name: name.to_string(),
-        shard: shard.key.clone(),
+        shard: key.to_string(),
         expected,
         actual,
     };
-    match e.into_inner() {
+    match e {
         ReadError::Mismatch { expected, actual } => corrupted(expected, actual),
         ReadError::Storage(StorageError::NotFound { .. }) => {
-            corrupted(format!("{} bytes", shard.size), "no object".into())
+            corrupted(format!("{size} bytes"), "no object".into())
         }
         ReadError::Storage(StorageError::LengthMismatch {
             expected, actual, ..
         }) => corrupted(format!("{expected} bytes"), format!("{actual} bytes")),
-        ReadError::Storage(StorageError::RangeOutOfBounds { size, .. }) => {
-            corrupted(format!("{} bytes", shard.size), format!("{size} bytes"))
+        ReadError::Storage(StorageError::RangeOutOfBounds { size: found, .. }) => {
+            corrupted(format!("{size} bytes"), format!("{found} bytes"))
         }
         ReadError::Storage(source) => CheckpointError::LoadFailed {
             name: name.to_string(),
             reason: format!(
-                "reading shard {:?} failed after {attempts} attempt{}",
-                shard.key,
+                "reading {what} {key:?} failed after {attempts} attempt{}",
                 if attempts == 1 { "" } else { "s" }
             ),
             source: Some(source),

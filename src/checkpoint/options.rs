@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::chunks::Chunking;
 use super::compression::Compression;
 #[cfg(any(doc, test))]
 use super::config::CheckpointOptions;
+use super::digest::DigestAlgorithm;
 use crate::error::ConfigError;
 
 /// Options of one save: plain data, built with [`SaveOptions::builder`]
@@ -23,6 +25,16 @@ use crate::error::ConfigError;
 ///   commit); more than zero. Writing the shard itself is bounded by the
 ///   retry policy.
 /// - `metadata`: empty
+/// - `compression`: none
+/// - `chunking`: none — the shard is one object; with a [`Chunking`], it is
+///   stored as content-defined chunks under `chunks/` (see
+///   [`SaveOptions::chunking`])
+/// - `digest`: SHA-256 — the digest that addresses chunks (only used when
+///   chunking)
+/// - `base`: none — the committed checkpoint whose chunks the entries marked
+///   unchanged ([`ShardData::with_unchanged_entry`]) refer to
+///
+/// [`ShardData::with_unchanged_entry`]: crate::checkpoint::ShardData::with_unchanged_entry
 ///
 /// # Examples
 ///
@@ -49,6 +61,13 @@ pub struct SaveOptions {
     pub metadata: BTreeMap<String, String>,
     /// How the shard's bytes are stored (raw by default).
     pub compression: Compression,
+    /// Store the shard as content-defined chunks cut this way (`None`: one
+    /// shard object, as before).
+    pub chunking: Option<Chunking>,
+    /// The digest that addresses the chunks of a chunked save.
+    pub digest: DigestAlgorithm,
+    /// The committed checkpoint whose chunks unchanged entries refer to.
+    pub base: Option<String>,
 }
 
 impl Default for SaveOptions {
@@ -58,6 +77,9 @@ impl Default for SaveOptions {
             timeout: Duration::from_secs(300),
             metadata: BTreeMap::new(),
             compression: Compression::None,
+            chunking: None,
+            digest: DigestAlgorithm::Sha256,
+            base: None,
         }
     }
 }
@@ -148,14 +170,68 @@ impl SaveOptions {
         self
     }
 
+    /// Stores the shard as content-defined chunks: each entry (or the
+    /// stream) is cut by FastCDC as `chunking` says, each chunk is stored
+    /// once under `chunks/<digest>` (compressed as one zstd frame when
+    /// [`compression`](Self::compression) is zstd), and only the chunks the
+    /// storage does not hold yet are written. The shard object is then the
+    /// chunk index ([`ChunkIndex`](crate::checkpoint::ChunkIndex)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{Chunking, SaveOptions};
+    /// let options = SaveOptions::new().chunking(Chunking::default());
+    /// assert_eq!(options.chunking.unwrap().average_size(), 1 << 20);
+    /// ```
+    pub fn chunking(mut self, chunking: Chunking) -> Self {
+        self.chunking = Some(chunking);
+        self
+    }
+
+    /// Sets the digest that addresses the chunks of a chunked save
+    /// (SHA-256 by default; the rest of the checkpoint stays SHA-256).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{DigestAlgorithm, SaveOptions};
+    /// let options = SaveOptions::new().digest(DigestAlgorithm::Blake3);
+    /// assert_eq!(options.digest, DigestAlgorithm::Blake3);
+    /// ```
+    pub fn digest(mut self, digest: DigestAlgorithm) -> Self {
+        self.digest = digest;
+        self
+    }
+
+    /// Sets the committed checkpoint whose chunks the entries marked
+    /// unchanged ([`ShardData::with_unchanged_entry`]) refer to: such an
+    /// entry is stored by reference to the base's chunks, without its bytes
+    /// being read or hashed. Needs [`chunking`](Self::chunking), and a base
+    /// saved chunked with the same digest and codec.
+    ///
+    /// [`ShardData::with_unchanged_entry`]: crate::checkpoint::ShardData::with_unchanged_entry
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::SaveOptions;
+    /// let options = SaveOptions::new().base("step-9");
+    /// assert_eq!(options.base.as_deref(), Some("step-9"));
+    /// ```
+    pub fn base(mut self, name: impl Into<String>) -> Self {
+        self.base = Some(name.into());
+        self
+    }
+
     /// Checks the options, as [`SaveOptionsBuilder::build`] and
     /// deserialization do.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] for a zero `timeout` (no rank could wait for
-    /// another) or a zstd level out of range
-    /// ([`Compression::validate`]).
+    /// another), a zstd level out of range ([`Compression::validate`]), or
+    /// a `base` without `chunking`.
     ///
     /// # Examples
     ///
@@ -171,6 +247,15 @@ impl SaveOptions {
                 "timeout",
                 "must be greater than zero: it is how long a rank waits for the others",
             ));
+        }
+        if self.base.is_some() && self.chunking.is_none() {
+            return Err(ConfigError::new(
+                "base",
+                "a base checkpoint is only used by a chunked save: set chunking too",
+            ));
+        }
+        if let Some(chunking) = &self.chunking {
+            chunking.validate()?;
         }
         self.compression.validate()
     }
@@ -257,6 +342,51 @@ impl SaveOptionsBuilder {
         self
     }
 
+    /// Stores the shard as content-defined chunks ([`SaveOptions::chunking`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{Chunking, SaveOptions};
+    /// let options = SaveOptions::builder().chunking(Chunking::default()).build()?;
+    /// assert!(options.chunking.is_some());
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn chunking(mut self, chunking: Chunking) -> Self {
+        self.options.chunking = Some(chunking);
+        self
+    }
+
+    /// Sets the digest that addresses chunks ([`SaveOptions::digest`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{DigestAlgorithm, SaveOptions};
+    /// let options = SaveOptions::builder().digest(DigestAlgorithm::Blake3).build()?;
+    /// assert_eq!(options.digest, DigestAlgorithm::Blake3);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn digest(mut self, digest: DigestAlgorithm) -> Self {
+        self.options.digest = digest;
+        self
+    }
+
+    /// Sets the base checkpoint of unchanged entries ([`SaveOptions::base`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::SaveOptions;
+    /// let options = SaveOptions::builder().base("step-1").build()?;
+    /// assert_eq!(options.base.as_deref(), Some("step-1"));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn base(mut self, name: impl Into<String>) -> Self {
+        self.options.base = Some(name.into());
+        self
+    }
+
     /// Validates the options.
     ///
     /// # Errors
@@ -286,6 +416,11 @@ struct SaveOptionsRepr {
     timeout: Duration,
     metadata: BTreeMap<String, String>,
     compression: Compression,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunking: Option<Chunking>,
+    digest: DigestAlgorithm,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<String>,
 }
 
 impl Default for SaveOptionsRepr {
@@ -301,6 +436,9 @@ impl From<SaveOptions> for SaveOptionsRepr {
             timeout: o.timeout,
             metadata: o.metadata,
             compression: o.compression,
+            chunking: o.chunking,
+            digest: o.digest,
+            base: o.base,
         }
     }
 }
@@ -314,6 +452,9 @@ impl TryFrom<SaveOptionsRepr> for SaveOptions {
             timeout: r.timeout,
             metadata: r.metadata,
             compression: r.compression,
+            chunking: r.chunking,
+            digest: r.digest,
+            base: r.base,
         };
         options.validate()?;
         Ok(options)

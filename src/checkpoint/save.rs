@@ -14,6 +14,7 @@ use tokio::io::AsyncRead;
 use crate::coordinator::{Coordinator, CoordinatorError};
 use crate::storage::CheckpointStorage;
 
+use super::chunks::{ChunkSource, ChunkStats, NoStream};
 use super::compress::FrameWriter;
 use super::compression::Compression;
 #[cfg(doc)]
@@ -140,37 +141,142 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         shard: &ShardData,
         options: SaveOptions,
     ) -> Result<CheckpointInfo> {
+        self.save_with_stats(name, shard, options)
+            .await
+            .map(|(info, _)| info)
+    }
+
+    /// [`save`](Self::save), also returning what this rank stored: with
+    /// [`SaveOptions::chunking`], how many chunks its shard is made of and
+    /// how many (and how many bytes) it wrote, the others being in the
+    /// storage already; without, its shard object as written whole.
+    ///
+    /// # Errors
+    ///
+    /// As [`save`](Self::save). A chunked save also fails on this rank when
+    /// listing `chunks/` or writing a chunk fails after retries, and when an
+    /// entry marked unchanged ([`ShardData::with_unchanged_entry`]) cannot
+    /// be reused from [`SaveOptions::base`] (the reason says why; saving the
+    /// entry's bytes instead always works). A save that does not chunk
+    /// refuses entries marked unchanged.
+    ///
+    /// # Cancellation
+    ///
+    /// As [`save`](Self::save); chunks already written stay in `chunks/`
+    /// until a collection of chunks removes those no checkpoint refers to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{CheckpointOptions, Chunking, DistributedCheckpoint, LoadOptions, SaveOptions, ShardData};
+    /// use steadfast::coordinator::InMemoryCoordinator;
+    /// use steadfast::retry::RetryPolicy;
+    /// use steadfast::storage::MemoryStorage;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// let options = SaveOptions::new().chunking(Chunking::with_average_size(4096).unwrap());
+    /// let weights: Vec<u8> = (0..100_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    /// let shard = ShardData::new().with_entry("w", weights.clone());
+    /// let (_, first) = ckpt.save_with_stats("step-1", &shard, options.clone()).await?;
+    /// assert_eq!(first.bytes_written, first.bytes_stored_total);
+    /// // The same bytes again: every chunk is in the storage already.
+    /// let (_, second) = ckpt.save_with_stats("step-2", &shard, options).await?;
+    /// assert_eq!(second.chunks_written, 0);
+    /// assert_eq!(ckpt.load("step-2", LoadOptions::default()).await?, weights);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn save_with_stats(
+        &self,
+        name: &str,
+        shard: &ShardData,
+        options: SaveOptions,
+    ) -> Result<(CheckpointInfo, ChunkStats)> {
+        if options.chunking.is_some() {
+            return self
+                .save_chunked(name, ChunkSource::<NoStream>::Entries(shard), &options)
+                .await;
+        }
         let compression = options.compression;
-        self.save_with(name, &options, |key| async move {
-            shard
-                .check_names()
-                .map_err(|reason| LocalFailure::failed(reason, None))?;
-            let key_ref = &key;
-            let stored = self
-                .write_with_retry(key_ref, || {
-                    self.write_entries_once(key_ref, shard, compression)
+        let stats = std::sync::Mutex::new(ChunkStats::default());
+        let stats_ref = &stats;
+        let info = self
+            .save_with(name, &options, |key| async move {
+                shard
+                    .check_names()
+                    .map_err(|reason| LocalFailure::failed(reason, None))?;
+                if let Some(entry) = shard.first_unchanged() {
+                    return Err(LocalFailure::failed(
+                        format!("entry {entry:?} is marked unchanged, which only a chunked save with a base can store"),
+                        None,
+                    ));
+                }
+                let key_ref = &key;
+                let stored = self
+                    .write_with_retry(key_ref, || {
+                        self.write_entries_once(key_ref, shard, compression)
+                    })
+                    .await?;
+                let entries = shard
+                    .index()
+                    .into_iter()
+                    .zip(stored.entry_sha256)
+                    .map(|((name, offset, length), sha256)| WrittenEntry {
+                        name,
+                        offset,
+                        length,
+                        sha256,
+                    })
+                    .collect();
+                if let Ok(mut stats) = stats_ref.lock() {
+                    *stats = whole_object_stats(shard.total_size(), stored.size);
+                }
+                Ok(Written {
+                    key,
+                    size: stored.size,
+                    sha256: stored.sha256,
+                    compression: stored.compression,
+                    entries,
+                    chunks: None,
                 })
-                .await?;
-            let entries = shard
-                .index()
-                .into_iter()
-                .zip(stored.entry_sha256)
-                .map(|((name, offset, length), sha256)| WrittenEntry {
-                    name,
-                    offset,
-                    length,
-                    sha256,
-                })
-                .collect();
-            Ok(Written {
-                key,
-                size: stored.size,
-                sha256: stored.sha256,
-                compression: stored.compression,
-                entries,
             })
-        })
-        .await
+            .await?;
+        let stats = stats.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok((info, stats))
+    }
+
+    /// A chunked save, from its listing of `chunks/` to the commit outcome:
+    /// this rank writes the chunks its shard needs and its chunk index
+    /// (`write_chunked`, in `chunks/save.rs`), reports it, and hears the
+    /// outcome, as every save does ([`save_with`](Self::save_with)).
+    async fn save_chunked<F, Fut, R>(
+        &self,
+        name: &str,
+        source: ChunkSource<'_, F>,
+        options: &SaveOptions,
+    ) -> Result<(CheckpointInfo, ChunkStats)>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = io::Result<R>>,
+        R: AsyncRead + Unpin,
+    {
+        let stats = std::sync::Mutex::new(ChunkStats::default());
+        let stats_ref = &stats;
+        let info = self
+            .save_with(name, options, |key| async move {
+                let (written, counted) = self.write_chunked(key, source, options).await?;
+                if let Ok(mut stats) = stats_ref.lock() {
+                    *stats = counted;
+                }
+                // This rank's report is sent right after this returns.
+                Ok(written)
+            })
+            .await?;
+        let stats = stats.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok((info, stats))
     }
 
     /// Saves this rank's shard from a byte stream as part of checkpoint
@@ -224,6 +330,12 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         Fut: Future<Output = io::Result<R>>,
         R: AsyncRead + Unpin,
     {
+        if options.chunking.is_some() {
+            return self
+                .save_chunked(name, ChunkSource::Stream(open), &options)
+                .await
+                .map(|(info, _)| info);
+        }
         let compression = options.compression;
         self.save_with(name, &options, |key| async move {
             let key_ref = &key;
@@ -242,6 +354,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 sha256: stored.sha256,
                 compression: stored.compression,
                 entries: Vec::new(),
+                chunks: None,
             })
         })
         .await
@@ -600,6 +713,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                     sha256: w.sha256.clone(),
                     compression: w.compression.clone(),
                     entries: w.entries.clone(),
+                    chunks: w.chunks.clone(),
                 }
             }
             Err(f) => {
@@ -770,6 +884,15 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             "save rolled back"
         );
     }
+}
+
+/// What a save that does not chunk stored: its whole shard object.
+fn whole_object_stats(raw: u64, stored: u64) -> ChunkStats {
+    let mut stats = ChunkStats::default();
+    stats.bytes_total = raw;
+    stats.bytes_stored_total = stored;
+    stats.bytes_written = stored;
+    stats
 }
 
 /// Maps a coordinator failure of a collective step: a timeout (or a round

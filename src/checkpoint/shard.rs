@@ -7,7 +7,7 @@
 //!
 //! [`DistributedCheckpoint::load_entry`]: crate::checkpoint::DistributedCheckpoint::load_entry
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// One rank's shard: named entries, stored one after the other.
 ///
@@ -29,6 +29,8 @@ use std::collections::HashSet;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShardData {
     entries: Vec<(String, Vec<u8>)>,
+    /// The positions of the entries marked unchanged.
+    unchanged: BTreeSet<usize>,
 }
 
 impl ShardData {
@@ -69,6 +71,75 @@ impl ShardData {
         self.entries.push((name.into(), data.into()));
     }
 
+    /// Adds an entry, unchanged since the base checkpoint of the save, at
+    /// the end and returns the shard (builder style). See
+    /// [`push_unchanged`](Self::push_unchanged).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let shard = steadfast::checkpoint::ShardData::new()
+    ///     .with_entry("step", b"43".to_vec())
+    ///     .with_unchanged_entry("weights");
+    /// assert!(shard.is_unchanged("weights"));
+    /// assert!(!shard.is_unchanged("step"));
+    /// ```
+    pub fn with_unchanged_entry(mut self, name: impl Into<String>) -> Self {
+        self.push_unchanged(name);
+        self
+    }
+
+    /// Adds an entry at the end that has not changed since the base
+    /// checkpoint of the save ([`SaveOptions::base`]): a chunked save stores
+    /// it by reference to the base's chunks, without reading or hashing its
+    /// bytes, and fails (on this rank, with the reason) when the base has no
+    /// such entry, is not chunked the same way, or lacks one of its chunks.
+    /// A save that does not chunk refuses unchanged entries.
+    ///
+    /// [`SaveOptions::base`]: crate::checkpoint::SaveOptions::base
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut shard = steadfast::checkpoint::ShardData::new();
+    /// shard.push_unchanged("optimizer");
+    /// assert_eq!(shard.len(), 1);
+    /// assert_eq!(shard.total_size(), 0); // its bytes are the base's
+    /// ```
+    pub fn push_unchanged(&mut self, name: impl Into<String>) {
+        self.unchanged.insert(self.entries.len());
+        self.entries.push((name.into(), Vec::new()));
+    }
+
+    /// Whether the entry `name` is marked unchanged since the base
+    /// checkpoint.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let shard = steadfast::checkpoint::ShardData::new().with_unchanged_entry("a");
+    /// assert!(shard.is_unchanged("a"));
+    /// ```
+    pub fn is_unchanged(&self, name: &str) -> bool {
+        self.entries
+            .iter()
+            .enumerate()
+            .any(|(i, (n, _))| n == name && self.unchanged.contains(&i))
+    }
+
+    /// Whether the entry at `position` is marked unchanged.
+    pub(crate) fn is_unchanged_at(&self, position: usize) -> bool {
+        self.unchanged.contains(&position)
+    }
+
+    /// The name of the first entry marked unchanged, if any.
+    pub(crate) fn first_unchanged(&self) -> Option<&str> {
+        self.unchanged
+            .first()
+            .and_then(|&i| self.entries.get(i))
+            .map(|(name, _)| name.as_str())
+    }
+
     /// The entries, in order.
     ///
     /// # Examples
@@ -103,7 +174,8 @@ impl ShardData {
         self.entries.is_empty()
     }
 
-    /// The size of the shard's bytes: the sum of the entry lengths.
+    /// The size of the shard's bytes: the sum of the entry lengths (an
+    /// unchanged entry counts for nothing: its bytes are the base's).
     ///
     /// # Examples
     ///
@@ -146,7 +218,10 @@ impl ShardData {
 
 impl From<Vec<(String, Vec<u8>)>> for ShardData {
     fn from(entries: Vec<(String, Vec<u8>)>) -> Self {
-        ShardData { entries }
+        ShardData {
+            entries,
+            unchanged: BTreeSet::new(),
+        }
     }
 }
 
@@ -157,6 +232,7 @@ impl<N: Into<String>, D: Into<Vec<u8>>> FromIterator<(N, D)> for ShardData {
                 .into_iter()
                 .map(|(n, d)| (n.into(), d.into()))
                 .collect(),
+            unchanged: BTreeSet::new(),
         }
     }
 }

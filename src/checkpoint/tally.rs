@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::chunks::ShardChunks;
 use super::frames::ShardCompression;
 use super::manifest::{EntryLocation, Manifest, ShardInfo};
 use super::options::SaveOptions;
@@ -24,6 +25,10 @@ pub(super) enum RankReport {
         #[serde(default)]
         compression: Option<ShardCompression>,
         entries: Vec<WrittenEntry>,
+        /// The summary of a chunked shard's index (absent from the reports
+        /// of builds without chunks, which read as not chunked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chunks: Option<ShardChunks>,
     },
     Failed {
         name: String,
@@ -53,6 +58,8 @@ pub(super) struct Written {
     pub(super) compression: Option<ShardCompression>,
     /// Its entries.
     pub(super) entries: Vec<WrittenEntry>,
+    /// The summary of a chunked shard's index.
+    pub(super) chunks: Option<ShardChunks>,
 }
 
 /// One entry of a rank's shard, as written: where it is in the shard's
@@ -142,6 +149,7 @@ pub(super) fn tally(
                 sha256,
                 compression,
                 entries,
+                chunks,
                 ..
             }) => written.push((
                 from,
@@ -151,6 +159,7 @@ pub(super) fn tally(
                     sha256,
                     compression,
                     entries,
+                    chunks,
                 },
             )),
             Ok(RankReport::Failed { kind, reason, .. }) => failures.push((from, kind, reason)),
@@ -204,10 +213,11 @@ fn assemble_manifest(
     manifest.metadata = options.metadata.clone();
     let mut owner: HashMap<String, usize> = HashMap::new();
     for (rank, w) in written {
-        let uncompressed = w
-            .compression
-            .as_ref()
-            .map_or(w.size, |c| c.uncompressed_size);
+        let uncompressed = match (&w.chunks, &w.compression) {
+            (Some(chunks), _) => chunks.uncompressed_size,
+            (None, Some(c)) => c.uncompressed_size,
+            (None, None) => w.size,
+        };
         for WrittenEntry {
             name: entry,
             offset,
@@ -239,11 +249,14 @@ fn assemble_manifest(
                 },
             );
         }
-        let shard = ShardInfo::new(rank, w.key, w.size, w.sha256);
-        manifest.shards.push(match w.compression {
-            Some(layout) => shard.with_compression(layout),
-            None => shard,
-        });
+        let mut shard = ShardInfo::new(rank, w.key, w.size, w.sha256);
+        if let Some(layout) = w.compression {
+            shard = shard.with_compression(layout);
+        }
+        if let Some(summary) = w.chunks {
+            shard = shard.with_chunks(summary);
+        }
+        manifest.shards.push(shard);
     }
     manifest.validate(name).map_err(|e| {
         (
@@ -276,6 +289,7 @@ mod tests {
             sha256: super::super::manifest::sha256_hex(b"x"),
             compression: None,
             entries: vec![entry("e", 0, 1)],
+            chunks: None,
         };
         let err = assemble_manifest(
             "c",
@@ -295,6 +309,7 @@ mod tests {
             sha256: super::super::manifest::sha256_hex(b"abcd"),
             compression: None,
             entries: vec![self::entry(entry, 0, 4)],
+            chunks: None,
         })
         .unwrap()
     }

@@ -39,9 +39,16 @@
 
 mod index;
 mod options;
+mod read;
+mod reuse;
+mod save;
+mod write;
 
 pub use index::{ChunkIndex, ChunkRef, ShardChunks, CHUNK_INDEX_VERSION};
 pub use options::Chunking;
+pub(crate) use reuse::REUSE_FAILED;
+pub(in crate::checkpoint) use save::{ChunkSource, NoStream};
+pub use write::ChunkStats;
 
 #[cfg(doc)]
 use super::DigestAlgorithm;
@@ -73,7 +80,6 @@ pub fn chunk_key(digest: &str) -> String {
 
 /// The digest of a key that names a chunk (`chunks/` then 64 lowercase hex
 /// digits), or `None` for any other key.
-#[allow(dead_code)] // until the collection of chunks lands
 pub(crate) fn chunk_digest_of(key: &str) -> Option<&str> {
     key.strip_prefix(CHUNKS_PREFIX)
         .and_then(|rest| rest.strip_prefix('/'))
