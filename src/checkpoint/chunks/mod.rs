@@ -38,6 +38,7 @@
 //! [`DistributedCheckpoint::collect_chunks`]: super::DistributedCheckpoint::collect_chunks
 
 mod index;
+mod locks;
 mod options;
 
 pub use index::{ChunkIndex, ChunkRef, ShardChunks, CHUNK_INDEX_VERSION};
