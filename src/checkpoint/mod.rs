@@ -104,7 +104,8 @@ mod validate;
 const TARGET: &str = "steadfast::checkpoint";
 
 pub use chunks::{
-    chunk_key, ChunkIndex, ChunkRef, Chunking, ShardChunks, CHUNKS_PREFIX, CHUNK_INDEX_VERSION,
+    chunk_key, ChunkCollectionReport, ChunkIndex, ChunkRef, Chunking, ShardChunks, CHUNKS_PREFIX,
+    CHUNK_INDEX_VERSION,
 };
 pub use clock::{ManualClock, SystemClock, WallClock};
 pub use compression::Compression;

@@ -37,10 +37,14 @@
 //! [`SaveOptions::chunking`]: super::SaveOptions::chunking
 //! [`DistributedCheckpoint::collect_chunks`]: super::DistributedCheckpoint::collect_chunks
 
+mod gc;
+#[cfg(test)]
+mod gc_tests;
 mod index;
 mod locks;
 mod options;
 
+pub use gc::ChunkCollectionReport;
 pub use index::{ChunkIndex, ChunkRef, ShardChunks, CHUNK_INDEX_VERSION};
 pub use options::Chunking;
 
@@ -74,7 +78,6 @@ pub fn chunk_key(digest: &str) -> String {
 
 /// The digest of a key that names a chunk (`chunks/` then 64 lowercase hex
 /// digits), or `None` for any other key.
-#[allow(dead_code)] // until the collection of chunks lands
 pub(crate) fn chunk_digest_of(key: &str) -> Option<&str> {
     key.strip_prefix(CHUNKS_PREFIX)
         .and_then(|rest| rest.strip_prefix('/'))
