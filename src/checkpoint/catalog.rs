@@ -216,7 +216,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// [`list`](Self::list)) and deletes the older ones (as
     /// [`delete`](Self::delete) does); then, on the committing rank (rank 0)
     /// only, removes the leftovers of saves that never committed, as
-    /// [`cleanup_on_start`](Self::cleanup_on_start) does.
+    /// [`cleanup_on_start`](Self::cleanup_on_start) does, and, when it
+    /// deleted a checkpoint, the chunks no committed checkpoint refers to any
+    /// more ([`collect_chunks`](Self::collect_chunks); in `report.chunks`).
     ///
     /// `keep` is clamped to at least 1: retention never deletes the newest
     /// committed checkpoint. A prefix without a manifest is not a committed
@@ -290,6 +292,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 }
                 Err(e) => return Err(e),
             };
+            if !report.removed.is_empty() {
+                report.chunks = self.collect_chunks_after_retention().await;
+            }
         }
         Ok(report)
     }

@@ -42,6 +42,13 @@ const MIB: u64 = 1024 * KIB;
 ///   save that takes longer may have its shards removed and fail (rank 0
 ///   checks every shard before it commits, so it is never committed
 ///   incomplete).
+/// - `chunk_lock_lifetime`: 60 seconds — how long the lock a chunked save or
+///   a chunk collection holds in `chunks/locks/` stays valid without being
+///   refreshed (its holder refreshes it every quarter of that); at least
+///   one second. A lock older than this is taken for the leftover of a
+///   process that died. Choose it well above the longest pause a process
+///   may take and the clock skew between hosts: see
+///   [`collect_chunks`](crate::checkpoint::DistributedCheckpoint::collect_chunks).
 ///
 /// # Examples
 ///
@@ -60,6 +67,7 @@ pub struct CheckpointOptions {
     frame_size: usize,
     max_manifest_size: u64,
     cleanup_grace: Duration,
+    chunk_lock_lifetime: Duration,
 }
 
 impl Default for CheckpointOptions {
@@ -69,6 +77,7 @@ impl Default for CheckpointOptions {
             frame_size: MIB as usize,
             max_manifest_size: 64 * MIB,
             cleanup_grace: Duration::from_secs(600),
+            chunk_lock_lifetime: Duration::from_secs(60),
         }
     }
 }
@@ -139,6 +148,19 @@ impl CheckpointOptions {
         self.cleanup_grace
     }
 
+    /// How long a chunk lock stays valid without being refreshed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = steadfast::checkpoint::CheckpointOptions::default();
+    /// assert_eq!(options.chunk_lock_lifetime(), Duration::from_secs(60));
+    /// ```
+    pub fn chunk_lock_lifetime(&self) -> Duration {
+        self.chunk_lock_lifetime
+    }
+
     /// Checks the options: what [`CheckpointOptionsBuilder::build`] and
     /// deserialization both check.
     fn validate(&self) -> Result<(), ConfigError> {
@@ -167,6 +189,15 @@ impl CheckpointOptions {
             return Err(ConfigError::new(
                 "cleanup_grace",
                 "must be greater than zero: a younger prefix may be a save in progress",
+            ));
+        }
+        if self.chunk_lock_lifetime < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "chunk_lock_lifetime",
+                format!(
+                    "must be at least one second, got {:?}",
+                    self.chunk_lock_lifetime
+                ),
             ));
         }
         Ok(())
@@ -248,12 +279,29 @@ impl CheckpointOptionsBuilder {
         self
     }
 
+    /// Sets how long a chunk lock stays valid without being refreshed (at
+    /// least one second).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = steadfast::checkpoint::CheckpointOptions::builder().chunk_lock_lifetime(Duration::from_secs(300));
+    /// assert_eq!(b.build()?.chunk_lock_lifetime(), Duration::from_secs(300));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn chunk_lock_lifetime(mut self, lifetime: Duration) -> Self {
+        self.options.chunk_lock_lifetime = lifetime;
+        self
+    }
+
     /// Validates the options.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] when `chunk_size` is 0 or above 1 GiB, when
-    /// `frame_size` is 0 or above 64 MiB, when `max_manifest_size` is below 1 KiB, or when `cleanup_grace` is zero.
+    /// `frame_size` is 0 or above 64 MiB, when `max_manifest_size` is below 1 KiB, when `cleanup_grace` is zero, or when
+    /// `chunk_lock_lifetime` is under a second.
     ///
     /// # Examples
     ///
@@ -277,6 +325,8 @@ struct CheckpointOptionsRepr {
     max_manifest_size: u64,
     #[serde(with = "crate::serde_duration")]
     cleanup_grace: Duration,
+    #[serde(with = "crate::serde_duration")]
+    chunk_lock_lifetime: Duration,
 }
 
 impl Default for CheckpointOptionsRepr {
@@ -292,6 +342,7 @@ impl From<CheckpointOptions> for CheckpointOptionsRepr {
             frame_size: o.frame_size,
             max_manifest_size: o.max_manifest_size,
             cleanup_grace: o.cleanup_grace,
+            chunk_lock_lifetime: o.chunk_lock_lifetime,
         }
     }
 }
@@ -305,8 +356,30 @@ impl TryFrom<CheckpointOptionsRepr> for CheckpointOptions {
             frame_size: f.frame_size,
             max_manifest_size: f.max_manifest_size,
             cleanup_grace: f.cleanup_grace,
+            chunk_lock_lifetime: f.chunk_lock_lifetime,
         };
         options.validate()?;
         Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chunk_lock_lifetime_is_validated_and_read_from_config() {
+        let read: CheckpointOptions =
+            serde_json::from_str(r#"{"chunk_lock_lifetime": "5m"}"#).unwrap();
+        assert_eq!(read.chunk_lock_lifetime(), Duration::from_secs(300));
+        assert!(
+            serde_json::from_str::<CheckpointOptions>(r#"{"chunk_lock_lifetime": "10ms"}"#)
+                .is_err()
+        );
+        let err = CheckpointOptions::builder()
+            .chunk_lock_lifetime(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "chunk_lock_lifetime");
     }
 }

@@ -174,6 +174,14 @@ pub enum CheckpointError {
         /// The entry asked for.
         entry: String,
     },
+    /// A chunk collection deleted nothing: a committed checkpoint's manifest
+    /// or chunk index cannot be read or verified, so the chunks it refers to
+    /// are unknown.
+    #[error("collecting chunks refused: {reason}")]
+    CollectionRefused {
+        /// Which checkpoint, what could not be read, and why.
+        reason: String,
+    },
     /// The checkpoint name is not a valid storage key, or is reserved.
     #[error("invalid checkpoint name {name:?}")]
     InvalidName {

@@ -105,8 +105,8 @@ const TARGET: &str = "steadfast::checkpoint";
 
 pub(crate) use chunks::REUSE_FAILED;
 pub use chunks::{
-    chunk_key, ChunkIndex, ChunkRef, ChunkStats, Chunking, ShardChunks, CHUNKS_PREFIX,
-    CHUNK_INDEX_VERSION,
+    chunk_key, ChunkCollectionReport, ChunkIndex, ChunkRef, ChunkStats, Chunking, ShardChunks,
+    CHUNKS_PREFIX, CHUNK_INDEX_VERSION,
 };
 pub use clock::{ManualClock, SystemClock, WallClock};
 pub use compression::Compression;

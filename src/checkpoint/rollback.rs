@@ -16,6 +16,7 @@
 use crate::retry::RetryPolicy;
 use crate::storage::{CheckpointStorage, ObjectMeta, StorageError};
 
+use super::chunks::ChunkCollectionReport;
 use super::manifest::{check_name, manifest_key};
 
 /// What a rollback or a delete removed, and what it could not.
@@ -96,6 +97,11 @@ pub struct RetentionReport {
     /// The uncommitted leftovers removed after the retention (always empty
     /// on a rank other than the committing rank 0).
     pub leftovers: CleanupReport,
+    /// The chunks collected after the retention removed a checkpoint (see
+    /// [`collect_chunks`](crate::checkpoint::DistributedCheckpoint::collect_chunks);
+    /// empty when nothing was removed, or on a rank other than rank 0 for
+    /// [`retain_last`](crate::checkpoint::DistributedCheckpoint::retain_last)).
+    pub chunks: ChunkCollectionReport,
 }
 
 /// What [`cleanup_uncommitted`](crate::checkpoint::DistributedCheckpoint::cleanup_uncommitted)

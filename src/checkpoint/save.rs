@@ -249,9 +249,13 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     }
 
     /// A chunked save, from its listing of `chunks/` to the commit outcome:
-    /// this rank writes the chunks its shard needs and its chunk index
-    /// (`write_chunked`, in `chunks/save.rs`), reports it, and hears the
-    /// outcome, as every save does ([`save_with`](Self::save_with)).
+    /// this rank takes a save lock (`chunks/locks.rs`: it waits while a
+    /// chunk collection runs, and keeps a collection from deleting the
+    /// chunks it finds and relies on), writes the chunks its shard needs and
+    /// its chunk index (`write_chunked`, in `chunks/save.rs`), checks that
+    /// its lock is still fresh right before it reports, and goes through the
+    /// rest of every save ([`save_with`](Self::save_with)) holding the lock
+    /// until the commit outcome is known.
     async fn save_chunked<F, Fut, R>(
         &self,
         name: &str,
@@ -263,18 +267,37 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         Fut: Future<Output = io::Result<R>>,
         R: AsyncRead + Unpin,
     {
+        // Taken before anything is listed; a lock that cannot be taken
+        // fails this rank's part, reported like any other failure.
+        let lock = self.acquire_save_lock(options.timeout).await;
+        if let Ok(held) = &lock {
+            tracing::debug!(target: TARGET, name, rank = self.rank(), lock = %held.key(), "chunk save lock taken");
+        }
         let stats = std::sync::Mutex::new(ChunkStats::default());
-        let stats_ref = &stats;
-        let info = self
-            .save_with(name, options, |key| async move {
-                let (written, counted) = self.write_chunked(key, source, options).await?;
-                if let Ok(mut stats) = stats_ref.lock() {
-                    *stats = counted;
-                }
-                // This rank's report is sent right after this returns.
-                Ok(written)
-            })
-            .await?;
+        let (stats_ref, lock_ref) = (&stats, &lock);
+        let saving = self.save_with(name, options, |key| async move {
+            let held = lock_ref
+                .as_ref()
+                .map_err(|reason| LocalFailure::failed(reason.clone(), None))?;
+            let (written, counted) = self.write_chunked(key, source, options).await?;
+            if let Ok(mut stats) = stats_ref.lock() {
+                *stats = counted;
+            }
+            // This rank's report is sent right after this returns: a lock
+            // that went stale may have let a collection delete a chunk this
+            // save found present.
+            self.ensure_fresh(held)
+                .map_err(|reason| LocalFailure::failed(reason, None))?;
+            Ok(written)
+        });
+        let saved = match &lock {
+            Ok(held) => self.hold_lock(held, saving).await,
+            Err(_) => saving.await,
+        };
+        if let Ok(held) = lock {
+            self.release_lock(held).await;
+        }
+        let info = saved?;
         let stats = stats.into_inner().unwrap_or_else(|e| e.into_inner());
         Ok((info, stats))
     }

@@ -6,7 +6,9 @@
 //! each goes through [`DistributedCheckpoint::delete`], the existing
 //! rollback path (manifest first, then the shards found by listing). The
 //! newest checkpoint, and any this manager is writing or loading, are never
-//! deleted.
+//! deleted. Once a checkpoint is deleted, the chunks no committed checkpoint
+//! refers to any more are collected
+//! ([`DistributedCheckpoint::collect_chunks`]).
 
 use std::sync::Arc;
 
@@ -113,6 +115,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
             self.emit(CheckpointEvent::Deleted {
                 names: report.removed.clone(),
             });
+            report.chunks = ckpt.collect_chunks_after_retention().await;
         }
         Ok(report)
     }

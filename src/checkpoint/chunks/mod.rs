@@ -37,13 +37,18 @@
 //! [`SaveOptions::chunking`]: super::SaveOptions::chunking
 //! [`DistributedCheckpoint::collect_chunks`]: super::DistributedCheckpoint::collect_chunks
 
+mod gc;
+#[cfg(test)]
+mod gc_tests;
 mod index;
+mod locks;
 mod options;
 mod read;
 mod reuse;
 mod save;
 mod write;
 
+pub use gc::ChunkCollectionReport;
 pub use index::{ChunkIndex, ChunkRef, ShardChunks, CHUNK_INDEX_VERSION};
 pub use options::Chunking;
 pub(crate) use reuse::REUSE_FAILED;
