@@ -12,6 +12,7 @@ use steadfast::checkpoint::{
     ShardData,
 };
 use steadfast::coordinator::InMemoryCoordinator;
+use steadfast::manager::{CheckpointManager, JsonState, StateError, Stateful};
 use steadfast::retry::RetryPolicy;
 use steadfast::storage::testing::{Call, Operation};
 use steadfast::storage::{CheckpointStorage, LocalFsStorage, MemoryStorage};
@@ -670,5 +671,176 @@ async fn an_index_whose_sizes_do_not_add_up_is_refused() {
     assert!(
         matches!(&err, CheckpointError::Corrupted { shard, .. } if *shard == manifest.shards[0].key),
         "{err:?}"
+    );
+}
+
+/// A state that counts its snapshots and restores, with a revision the
+/// test controls.
+struct Counted {
+    bytes: std::sync::Mutex<Vec<u8>>,
+    snapshots: std::sync::atomic::AtomicUsize,
+    revision: std::sync::atomic::AtomicU64,
+}
+
+impl Counted {
+    fn new(bytes: Vec<u8>) -> std::sync::Arc<Counted> {
+        std::sync::Arc::new(Counted {
+            bytes: std::sync::Mutex::new(bytes),
+            snapshots: Default::default(),
+            revision: Default::default(),
+        })
+    }
+
+    fn snapshots(&self) -> usize {
+        self.snapshots.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Stateful for Counted {
+    fn snapshot(&self) -> Result<Vec<u8>, StateError> {
+        self.snapshots
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(self.bytes.lock().unwrap().clone())
+    }
+
+    fn restore(&self, bytes: &[u8]) -> Result<(), StateError> {
+        *self.bytes.lock().unwrap() = bytes.to_vec();
+        self.revision
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn revision(&self) -> Option<u64> {
+        Some(self.revision.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+fn manager(storage: &MemoryStorage) -> CheckpointManager<MemoryStorage, InMemoryCoordinator> {
+    CheckpointManager::builder(single(storage.clone()))
+        .prefix("run")
+        .chunking(Chunking::with_average_size(16 * 1024).unwrap())
+        .digest(DigestAlgorithm::Blake3)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manager_stores_an_unchanged_state_without_snapshotting_it() {
+    let storage = MemoryStorage::new();
+    let manager = manager(&storage);
+    let weights = noise(1 << 20, 21);
+    let big = Counted::new(weights.clone());
+    let step = JsonState::new(0u64);
+    manager.register_state("big", big.clone()).unwrap();
+    manager.register_state("step", step.clone()).unwrap();
+    let first = manager
+        .create_checkpoint(None)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(big.snapshots(), 1);
+    step.set(1);
+    storage.clear_calls();
+    let second = manager
+        .create_checkpoint(None)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    // Neither snapshotted nor read nor written again.
+    assert_eq!(big.snapshots(), 1);
+    assert!(chunk_reads(&storage.calls()).is_empty());
+    let puts: u64 = storage
+        .calls()
+        .iter()
+        .filter(|c| c.operation == Operation::Put && is_chunk(&c.key))
+        .count() as u64;
+    assert_eq!(puts, 1, "only the changed step's chunk");
+    let ckpt = manager.checkpoint();
+    assert_eq!(
+        ckpt.load_entry(&second.name, "rank-00000/big")
+            .await
+            .unwrap(),
+        weights
+    );
+    assert_eq!(
+        ckpt.load_entry(&second.name, "rank-00000/step")
+            .await
+            .unwrap(),
+        b"1"
+    );
+    assert_ne!(first.name, second.name);
+    // A change is seen: the state is snapshotted again.
+    *big.bytes.lock().unwrap() = noise(1 << 20, 22);
+    big.revision
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let third = manager
+        .create_checkpoint(None)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(big.snapshots(), 2);
+    assert_eq!(
+        ckpt.load_entry(&third.name, "rank-00000/big")
+            .await
+            .unwrap(),
+        noise(1 << 20, 22)
+    );
+    // After a restore, nothing is taken as unchanged.
+    let report = manager.restore_latest().await.unwrap().unwrap();
+    assert_eq!(report.point.name, third.name);
+    manager
+        .create_checkpoint(None)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(big.snapshots(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manager_saves_every_state_again_when_the_base_chunks_are_gone() {
+    let storage = MemoryStorage::new();
+    let manager = manager(&storage);
+    let weights = noise(300_000, 31);
+    let big = Counted::new(weights.clone());
+    manager.register_state("big", big.clone()).unwrap();
+    let first = manager
+        .create_checkpoint(None)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    // A chunk of the first checkpoint is lost.
+    let ckpt = manager.checkpoint();
+    let index = index_of(ckpt, &storage, &first.name, 0).await;
+    storage.delete(&index.chunks[0].key()).await.unwrap();
+    let second = manager
+        .create_checkpoint(None)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(big.snapshots(), 2, "saved again with a snapshot");
+    assert_eq!(
+        ckpt.load_entry(&second.name, "rank-00000/big")
+            .await
+            .unwrap(),
+        weights
+    );
+    // The lost chunk was written again, so the first loads again too.
+    assert_eq!(
+        ckpt.load_entry(&first.name, "rank-00000/big")
+            .await
+            .unwrap(),
+        weights
     );
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::checkpoint::{Compression, DistributedCheckpoint};
+use crate::checkpoint::{Chunking, Compression, DigestAlgorithm, DistributedCheckpoint};
 use crate::coordinator::Coordinator;
 use crate::error::ConfigError;
 use crate::storage::CheckpointStorage;
@@ -24,6 +24,8 @@ use super::retention::RetentionPolicy;
 /// - no interval and no step schedule (saves only when asked);
 /// - retention keeps everything;
 /// - no compression;
+/// - no chunking (each rank's shard is one object), chunks addressed by
+///   SHA-256 when chunking;
 /// - prefix `"checkpoints"`;
 /// - [`OverlapPolicy::Skip`];
 /// - save timeout 5 minutes (also the bound, times three, of a rank's wait
@@ -61,6 +63,8 @@ pub struct CheckpointManagerBuilder<S, C> {
     ckpt: DistributedCheckpoint<S, C>,
     config: CheckpointManagerConfig,
     checks: IntegrityChecks,
+    chunking: Option<Chunking>,
+    digest: DigestAlgorithm,
 }
 
 impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
@@ -69,6 +73,8 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
             ckpt,
             config: CheckpointManagerConfig::default(),
             checks: IntegrityChecks::new(),
+            chunking: None,
+            digest: DigestAlgorithm::Sha256,
         }
     }
 
@@ -185,6 +191,66 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
     /// ```
     pub fn compression(mut self, compression: Compression) -> Self {
         self.config.compression = compression;
+        self
+    }
+
+    /// Saves each rank's shard as content-defined chunks
+    /// ([`SaveOptions::chunking`](crate::checkpoint::SaveOptions::chunking)):
+    /// a save writes only the chunks the storage lacks, and a state whose
+    /// [`revision`](super::Stateful::revision) is the one it had at the last
+    /// committed save is stored by reference to that checkpoint's chunks,
+    /// without being snapshotted. Should such a save fail because the
+    /// earlier checkpoint or its chunks are gone, it is made again at once
+    /// with every state snapshotted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # use steadfast::manager::{CheckpointManager, JsonState};
+    /// use steadfast::checkpoint::Chunking;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// # let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// let manager = CheckpointManager::builder(ckpt).chunking(Chunking::default()).build()?;
+    /// manager.register_state("s", JsonState::new(1))?;
+    /// let info = manager.create_checkpoint(None).await?.wait().await?;
+    /// let manifest = manager.checkpoint().manifest(&info.name).await?;
+    /// assert!(manifest.shards[0].chunks.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn chunking(mut self, chunking: Chunking) -> Self {
+        self.chunking = Some(chunking);
+        self
+    }
+
+    /// The digest that addresses chunks when saving in chunks
+    /// ([`chunking`](Self::chunking)); SHA-256 by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # use steadfast::manager::CheckpointManager;
+    /// use steadfast::checkpoint::{Chunking, DigestAlgorithm};
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// # let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// let manager = CheckpointManager::builder(ckpt)
+    ///     .chunking(Chunking::default())
+    ///     .digest(DigestAlgorithm::Blake3)
+    ///     .build()?;
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn digest(mut self, digest: DigestAlgorithm) -> Self {
+        self.digest = digest;
         self
     }
 
@@ -323,10 +389,14 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
         // One set of rules for a config built here, by its own builder or
         // read from a file.
         self.config.validate()?;
-        Ok(CheckpointManager::from_parts(
-            self.ckpt,
-            self.config,
-            self.checks,
-        ))
+        if let Some(chunking) = &self.chunking {
+            chunking.validate()?;
+        }
+        let manager = CheckpointManager::from_parts(self.ckpt, self.config, self.checks);
+        manager
+            .inner
+            .saving
+            .set_chunking(self.chunking, self.digest);
+        Ok(manager)
     }
 }

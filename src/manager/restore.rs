@@ -453,6 +453,9 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
             states: Vec::new(),
             sources: Vec::new(),
         };
+        // The states are about to hold other bytes: no state is unchanged
+        // since the last save any more.
+        self.inner.saving.forget_revisions();
         for (name, state, bytes, source) in loaded.states {
             state.restore(&bytes).map_err(|e| e.in_state(&name))?;
             report.states.push(name.clone());

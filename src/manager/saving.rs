@@ -11,14 +11,27 @@
 //! flight ends, and the collectives of the saves meet in the same order on
 //! every rank. How many are in flight (writing or queued) is what rank 0's
 //! [`OverlapPolicy`](super::OverlapPolicy) looks at.
+//!
+//! A manager that saves in chunks remembers the last committed save: its
+//! checkpoint, and the [`revision`](super::Stateful::revision) each state
+//! had when it was snapshotted for it. A state whose revision is still that
+//! one is stored by reference to that checkpoint's chunks
+//! ([`ShardData::with_unchanged_entry`]), without a snapshot; should the
+//! save fail because they cannot be reused (the checkpoint deleted, a chunk
+//! lost), every rank makes it again at once with every state snapshotted.
+//! A restore forgets what was remembered.
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::checkpoint::{CheckpointInfo, SaveOptions, ShardData};
+use crate::checkpoint::{
+    CheckpointError, CheckpointInfo, Chunking, DigestAlgorithm, SaveOptions, ShardData,
+    REUSE_FAILED,
+};
 use crate::coordinator::Coordinator;
 use crate::storage::CheckpointStorage;
 
@@ -39,6 +52,17 @@ pub(crate) struct Saving {
     state: Mutex<SaveState>,
     /// The highest ordinal whose save has finished (saves finish in order).
     done: watch::Sender<u64>,
+    /// Chunked saves, and what they remember to skip unchanged states.
+    reuse: Mutex<Reuse>,
+}
+
+#[derive(Debug, Default)]
+struct Reuse {
+    /// Save in chunks of this size, addressed by this digest.
+    chunking: Option<(Chunking, DigestAlgorithm)>,
+    /// The last committed save: its checkpoint and the revision of each
+    /// state (that reported one) snapshotted for it.
+    last: Option<(String, HashMap<String, u64>)>,
 }
 
 #[derive(Debug, Default)]
@@ -54,7 +78,19 @@ impl Saving {
         Saving {
             state: Mutex::new(SaveState::default()),
             done: watch::Sender::new(0),
+            reuse: Mutex::new(Reuse::default()),
         }
+    }
+
+    /// Saves in chunks (`Some`), or as one object per rank (`None`).
+    pub(crate) fn set_chunking(&self, chunking: Option<Chunking>, digest: DigestAlgorithm) {
+        lock(&self.reuse).chunking = chunking.map(|c| (c, digest));
+    }
+
+    /// Forgets the last committed save's revisions (after a restore, the
+    /// states hold other bytes).
+    pub(crate) fn forget_revisions(&self) {
+        lock(&self.reuse).last = None;
     }
 
     /// How many saves are writing or queued.
@@ -183,6 +219,15 @@ async fn wait_outcome(
     }
 }
 
+/// A rank's snapshot for one save.
+struct Snapshot {
+    shard: ShardData,
+    /// The checkpoint the unchanged states refer to, if any.
+    base: Option<String>,
+    /// The revision of each state (that reported one).
+    revisions: HashMap<String, u64>,
+}
+
 /// What a save task needs.
 struct Job {
     ordinal: u64,
@@ -192,6 +237,10 @@ struct Job {
     label: Option<String>,
     /// The snapshot, or why it could not be taken.
     shard: Result<ShardData, String>,
+    /// The checkpoint the unchanged states refer to, if any.
+    base: Option<String>,
+    /// The revision of each state snapshotted (that reported one).
+    revisions: HashMap<String, u64>,
     snapshot: std::time::Duration,
     outcome: watch::Sender<Option<Outcome>>,
 }
@@ -237,15 +286,51 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         last.transpose()
     }
 
-    /// Snapshots every registered state into this rank's shard.
-    fn snapshot(&self) -> Result<ShardData, StateError> {
+    /// Snapshots every registered state into this rank's shard; with
+    /// `reuse`, a state unchanged since the last committed save (same
+    /// revision) is marked unchanged instead, and the base checkpoint is
+    /// returned.
+    fn snapshot(&self, reuse: bool) -> Result<Snapshot, StateError> {
         let rank = self.inner.ckpt.rank();
+        let last = if reuse {
+            lock(&self.inner.saving.reuse).last.clone()
+        } else {
+            None
+        };
         let mut shard = ShardData::new();
+        let mut revisions = HashMap::new();
+        let mut base = None;
         for (name, state) in self.registered() {
-            let bytes = state.snapshot().map_err(|e| e.in_state(&name))?;
-            shard.push(entry_name(rank, &name), bytes);
+            // Read before the snapshot: a change racing with it is then
+            // seen as a change at the next save.
+            let revision = state.revision();
+            if let Some(revision) = revision {
+                revisions.insert(name.clone(), revision);
+            }
+            let unchanged = last.as_ref().and_then(|(checkpoint, seen)| {
+                (revision.is_some() && seen.get(&name).copied() == revision).then_some(checkpoint)
+            });
+            match unchanged {
+                Some(checkpoint) => {
+                    shard.push_unchanged(entry_name(rank, &name));
+                    base = Some(checkpoint.clone());
+                }
+                None => {
+                    let bytes = state.snapshot().map_err(|e| e.in_state(&name))?;
+                    shard.push(entry_name(rank, &name), bytes);
+                }
+            }
         }
-        Ok(shard)
+        Ok(Snapshot {
+            shard,
+            base,
+            revisions,
+        })
+    }
+
+    /// Whether saves are chunked, and how.
+    fn chunking(&self) -> Option<(Chunking, DigestAlgorithm)> {
+        lock(&self.inner.saving.reuse).chunking
     }
 
     /// Carries out rank 0's decision on this rank: a skip is reported; a
@@ -269,7 +354,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
             } => (ordinal, sequence, name, step, label),
         };
         let started = Instant::now();
-        let snapshot = self.snapshot();
+        let snapshot = self.snapshot(self.chunking().is_some());
         let elapsed = started.elapsed();
         let (sender, receiver) = watch::channel(None);
         {
@@ -280,9 +365,9 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
                 .retain(|(_, outcome)| outcome.borrow().is_none());
             state.pending.push((name.clone(), receiver.clone()));
         }
-        let (shard, result) = match snapshot {
-            Ok(shard) => (Ok(shard), Ok(())),
-            Err(e) => (Err(e.to_string()), Err(e)),
+        let (shard, base, revisions, result) = match snapshot {
+            Ok(s) => (Ok(s.shard), s.base, s.revisions, Ok(())),
+            Err(e) => (Err(e.to_string()), None, HashMap::new(), Err(e)),
         };
         let job = Job {
             ordinal,
@@ -291,6 +376,8 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
             step,
             label,
             shard,
+            base,
+            revisions,
             snapshot: elapsed,
             outcome: sender,
         };
@@ -303,6 +390,37 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         }))
     }
 
+    /// Saves this rank's shard, or, when its snapshot failed, takes part
+    /// in the save as a rank that failed (so that the checkpoint fails on
+    /// every rank exactly as a failed write does).
+    async fn save_shard(
+        &self,
+        name: &str,
+        shard: Result<ShardData, String>,
+        options: SaveOptions,
+    ) -> Result<CheckpointInfo, CheckpointError> {
+        let ckpt = &self.inner.ckpt;
+        match shard {
+            Ok(shard) => ckpt.save(name, &shard, options).await,
+            Err(reason) => {
+                ckpt.save_stream(
+                    name,
+                    || {
+                        let reason = format!("the snapshot failed: {reason}");
+                        async move {
+                            Err::<io::Cursor<Vec<u8>>, _>(io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                reason,
+                            ))
+                        }
+                    },
+                    options,
+                )
+                .await
+            }
+        }
+    }
+
     /// The background task of one save.
     async fn run(self, job: Job) {
         let Job {
@@ -312,6 +430,8 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
             step,
             label,
             shard,
+            base,
+            mut revisions,
             snapshot,
             outcome,
         } = job;
@@ -340,29 +460,31 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         if let Some(label) = &label {
             options = options.metadata(LABEL_KEY, label.clone());
         }
+        if let Some((chunking, digest)) = self.chunking() {
+            options = options.chunking(chunking).digest(digest);
+        }
         let saving_at = Instant::now();
         let ckpt = &self.inner.ckpt;
-        let saved = match shard {
-            Ok(shard) => ckpt.save(&name, &shard, options).await,
-            // This rank's part fails, so the checkpoint fails on every rank
-            // exactly as a failed write does.
-            Err(reason) => {
-                ckpt.save_stream(
-                    &name,
-                    || {
-                        let reason = format!("the snapshot failed: {reason}");
-                        async move {
-                            Err::<io::Cursor<Vec<u8>>, _>(io::Error::new(
-                                io::ErrorKind::InvalidInput,
-                                reason,
-                            ))
-                        }
-                    },
-                    options,
-                )
-                .await
+        let full = options.clone();
+        if let Some(base) = base {
+            options = options.base(base);
+        }
+        let mut saved = self.save_shard(&name, shard, options).await;
+        // The reason is the same on every rank, so every rank makes the
+        // save again (its name was rolled back), each with full snapshots.
+        if let Err(CheckpointError::SaveFailed { reason, .. }) = &saved {
+            if reason.contains(REUSE_FAILED) {
+                tracing::warn!(target: TARGET, name = %name, reason = %reason, "unchanged states could not be reused; saving every state again");
+                let shard = match self.snapshot(false) {
+                    Ok(again) => {
+                        revisions = again.revisions;
+                        Ok(again.shard)
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                saved = self.save_shard(&name, shard, full).await;
             }
-        };
+        }
         let timings = SaveTimings {
             snapshot,
             queued,
@@ -372,6 +494,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         let result: Outcome = match saved {
             Ok(info) => {
                 tracing::info!(target: TARGET, name = %info.name, sequence = ?info.sequence, "checkpoint committed");
+                lock(&self.inner.saving.reuse).last = Some((info.name.clone(), revisions));
                 if ckpt.rank() == 0 {
                     self.committed_sequence(info.sequence);
                 }

@@ -11,6 +11,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde::de::DeserializeOwned;
@@ -160,6 +161,33 @@ pub trait Stateful: Send + Sync {
     ///
     /// A [`StateError`] when the bytes cannot be taken in.
     fn restore(&self, bytes: &[u8]) -> Result<(), StateError>;
+
+    /// A number that changes whenever the state does, or `None` (the
+    /// default) when the state cannot tell.
+    ///
+    /// A manager that saves in chunks
+    /// ([`chunking`](super::CheckpointManagerBuilder::chunking)) compares
+    /// it with the revision the state had at the last committed save: the
+    /// same `Some` value means unchanged, and the state is stored by
+    /// reference to that checkpoint's chunks without
+    /// [`snapshot`](Stateful::snapshot) being called. It is read before the
+    /// snapshot, so a change racing with a save is seen at the next one.
+    /// Return a value that never repeats for different contents (a counter
+    /// bumped on every change, never reset, restores included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::{JsonState, Stateful};
+    /// let state = JsonState::new(1);
+    /// let before = state.revision();
+    /// state.set(2);
+    /// assert_ne!(state.revision(), before);
+    /// assert_eq!(std::sync::Mutex::new(1).revision(), None);
+    /// ```
+    fn revision(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<T: Stateful + ?Sized> Stateful for Arc<T> {
@@ -169,6 +197,10 @@ impl<T: Stateful + ?Sized> Stateful for Arc<T> {
 
     fn restore(&self, bytes: &[u8]) -> Result<(), StateError> {
         (**self).restore(bytes)
+    }
+
+    fn revision(&self) -> Option<u64> {
+        (**self).revision()
     }
 }
 
@@ -219,6 +251,11 @@ impl<T: Serialize + DeserializeOwned + Send + Sync> Stateful for RwLock<T> {
 /// A shared, cloneable cell holding a `serde` value, checkpointed as JSON:
 /// register one clone with the manager and keep using another.
 ///
+/// It counts a revision on every [`set`](Self::set),
+/// [`update`](Self::update) and restore ([`Stateful::revision`]), so that a
+/// manager saving in chunks stores an unchanged cell without snapshotting
+/// it.
+///
 /// # Examples
 ///
 /// ```
@@ -235,6 +272,8 @@ impl<T: Serialize + DeserializeOwned + Send + Sync> Stateful for RwLock<T> {
 /// ```
 pub struct JsonState<T> {
     cell: Arc<Mutex<T>>,
+    /// Bumped on every change (under the cell's lock).
+    revision: Arc<AtomicU64>,
 }
 
 impl<T> JsonState<T> {
@@ -249,6 +288,7 @@ impl<T> JsonState<T> {
     pub fn new(value: T) -> Self {
         JsonState {
             cell: Arc::new(Mutex::new(value)),
+            revision: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -279,7 +319,9 @@ impl<T> JsonState<T> {
     /// assert_eq!(s.get(), 4);
     /// ```
     pub fn set(&self, value: T) {
-        *self.cell.lock().unwrap_or_else(PoisonError::into_inner) = value;
+        let mut guard = self.cell.lock().unwrap_or_else(PoisonError::into_inner);
+        *guard = value;
+        self.revision.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Changes the value in place under the cell's lock, and returns what
@@ -293,7 +335,11 @@ impl<T> JsonState<T> {
     /// assert_eq!(len, 2);
     /// ```
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        f(&mut self.cell.lock().unwrap_or_else(PoisonError::into_inner))
+        let mut guard = self.cell.lock().unwrap_or_else(PoisonError::into_inner);
+        // Counted before `f` runs: should it panic half-way, the value
+        // still reads as changed.
+        self.revision.fetch_add(1, Ordering::AcqRel);
+        f(&mut guard)
     }
 }
 
@@ -301,6 +347,7 @@ impl<T> Clone for JsonState<T> {
     fn clone(&self) -> Self {
         JsonState {
             cell: Arc::clone(&self.cell),
+            revision: Arc::clone(&self.revision),
         }
     }
 }
@@ -326,7 +373,13 @@ impl<T: Serialize + DeserializeOwned + Send> Stateful for JsonState<T> {
     }
 
     fn restore(&self, bytes: &[u8]) -> Result<(), StateError> {
-        self.cell.restore(bytes)
+        let restored = self.cell.restore(bytes);
+        self.revision.fetch_add(1, Ordering::AcqRel);
+        restored
+    }
+
+    fn revision(&self) -> Option<u64> {
+        Some(self.revision.load(Ordering::Acquire))
     }
 }
 
@@ -366,6 +419,27 @@ mod tests {
         assert!(err.source().is_some());
         assert_eq!(*m.lock().unwrap(), 3);
         assert_eq!(err.in_state("s").state(), "s");
+    }
+
+    #[test]
+    fn a_json_state_counts_its_changes() {
+        let s = JsonState::new(1u32);
+        let other = s.clone();
+        let r0 = s.revision().unwrap();
+        assert_eq!(s.revision(), Some(r0));
+        other.set(2);
+        let r1 = s.revision().unwrap();
+        assert!(r1 > r0);
+        s.update(|v| *v += 1);
+        let r2 = s.revision().unwrap();
+        assert!(r2 > r1);
+        let bytes = s.snapshot().unwrap();
+        assert_eq!(s.revision(), Some(r2));
+        s.restore(&bytes).unwrap();
+        assert!(s.revision().unwrap() > r2);
+        let shared: Arc<dyn Stateful> = Arc::new(s.clone());
+        assert_eq!(shared.revision(), s.revision());
+        assert_eq!(Mutex::new(1).revision(), None);
     }
 
     #[test]
