@@ -292,16 +292,16 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 .shard(at.rank)
                 .and_then(|s| s.chunks.as_ref().map(|c| (s, c)))
             {
-                if !indexes.contains_key(&at.rank) {
-                    let index = self.chunk_index(name, shard, summary).await?;
-                    indexes.insert(at.rank, index);
-                }
-                if let Some(index) = indexes.get(&at.rank) {
-                    let range = at.offset..at.offset.saturating_add(at.length);
-                    let bytes = self.read_chunks(name, index, range, true).await?;
-                    out.insert(entry.clone(), bytes);
-                    continue;
-                }
+                let index = match indexes.entry(at.rank) {
+                    std::collections::btree_map::Entry::Occupied(known) => known.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(self.chunk_index(name, shard, summary).await?)
+                    }
+                };
+                let range = at.offset..at.offset.saturating_add(at.length);
+                let bytes = self.read_chunks(name, index, range, true).await?;
+                out.insert(entry.clone(), bytes);
+                continue;
             }
             // An entry with its own digest is read and verified alone.
             if let (Some(digest), Some(shard)) = (&at.sha256, manifest.shard(at.rank)) {

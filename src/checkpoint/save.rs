@@ -911,11 +911,12 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
 
 /// What a save that does not chunk stored: its whole shard object.
 fn whole_object_stats(raw: u64, stored: u64) -> ChunkStats {
-    let mut stats = ChunkStats::default();
-    stats.bytes_total = raw;
-    stats.bytes_stored_total = stored;
-    stats.bytes_written = stored;
-    stats
+    ChunkStats {
+        bytes_total: raw,
+        bytes_stored_total: stored,
+        bytes_written: stored,
+        ..ChunkStats::default()
+    }
 }
 
 /// Maps a coordinator failure of a collective step: a timeout (or a round

@@ -387,10 +387,10 @@ impl<'a, S: CheckpointStorage + ?Sized> ChunkWriter<'a, S> {
     /// Queues a chunk's hashing, taking the oldest's result first when
     /// [`HASHING_AT_ONCE`] are queued.
     async fn enqueue(&mut self, next: Pending<'a, Hashed>) -> Result<(), WriteError> {
-        if self.hashing.len() >= HASHING_AT_ONCE {
-            if let Some(done) = self.hashing.next().await {
-                self.store_chunk(done?).await?;
-            }
+        if self.hashing.len() >= HASHING_AT_ONCE
+            && let Some(done) = self.hashing.next().await
+        {
+            self.store_chunk(done?).await?;
         }
         self.hashing.push_back(next);
         Ok(())
