@@ -19,8 +19,14 @@
 //!   bytes the incremental save wrote are printed against the full save's.
 //!
 //! The checkpoint is 1 GiB unless `STEADFAST_BENCH_CKPT_MB` says otherwise
-//! (a multiple of 4). Run with `cargo bench --bench chunks`, or for a quick
-//! run `STEADFAST_BENCH_CKPT_MB=256 cargo bench --bench chunks`.
+//! (a multiple of 4). `STEADFAST_BENCH_CHUNKS` picks the parts to run, out
+//! of `bytes,save,reuse` (all by default). Run with
+//! `cargo bench --bench chunks`, or for a quick run
+//! `STEADFAST_BENCH_CKPT_MB=256 cargo bench --bench chunks`.
+//!
+//! `chunks_save` also prints `chunked_blake3_memory`: the same chunked save
+//! into a `MemoryStorage`, which writes nothing to disk: the cost of cutting,
+//! hashing and copying alone.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,6 +68,13 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
     }
     bytes.truncate(len);
     bytes
+}
+
+/// Whether the part `name` of the bench is to run (`STEADFAST_BENCH_CHUNKS`).
+fn part(name: &str) -> bool {
+    std::env::var("STEADFAST_BENCH_CHUNKS")
+        .map(|parts| parts.split(',').any(|p| p.trim() == name))
+        .unwrap_or(true)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -214,6 +227,9 @@ fn median(mut times: Vec<Duration>) -> Duration {
 }
 
 fn saves(c: &mut Criterion) {
+    if !part("save") {
+        return;
+    }
     let disk = Disk::new();
     let total = checkpoint_bytes() as u64;
     let mut serial = 0u64;
@@ -277,10 +293,27 @@ fn saves(c: &mut Criterion) {
     let plain = timed_save(&variants[0].1);
     let sha = timed_save(&variants[1].1);
     let blake = timed_save(&variants[2].1);
+    // The same chunked save with no disk under it.
+    let memory = {
+        let storage = MemoryStorage::new();
+        let ranks = ranks(&storage);
+        let times: Vec<Duration> = (0..5)
+            .map(|i| {
+                let name = format!("memory-{i}");
+                let (time, _) = save_all(&disk.rt, &ranks, &disk.shards, &name, &variants[2].1);
+                for key in storage.keys() {
+                    let _ = disk.rt.block_on(storage.delete(&key));
+                }
+                time
+            })
+            .collect();
+        median(times)
+    };
     for (label, t) in [
         ("plain_sha256", plain),
         ("chunked_sha256", sha),
         ("chunked_blake3", blake),
+        ("chunked_blake3_memory", memory),
     ] {
         println!(
             "chunks_save {label}: {:.0} MiB/s",
@@ -321,6 +354,9 @@ fn entry_shards(entries: &[Vec<Vec<u8>>], serial: u64, unchanged: bool) -> Vec<A
 }
 
 fn reuse(c: &mut Criterion) {
+    if !part("reuse") {
+        return;
+    }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let storage = LocalFsStorage::new(dir.path()).expect("a local storage");
     let rt = runtime();
@@ -399,6 +435,9 @@ fn change(state: &mut [Vec<u8>], regions: &[(usize, usize)]) {
 }
 
 fn bytes_written(_c: &mut Criterion) {
+    if !part("bytes") {
+        return;
+    }
     let total = checkpoint_bytes();
     let rt = runtime();
     let changed = total / 100;
