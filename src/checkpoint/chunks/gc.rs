@@ -2,6 +2,7 @@
 //! ([`DistributedCheckpoint::collect_chunks`]), and its report.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -14,6 +15,10 @@ use super::locks::{HeldLock, SeenLock};
 use super::{chunk_digest_of, CHUNKS_PREFIX};
 use crate::coordinator::Coordinator;
 use crate::storage::{CheckpointStorage, StorageError};
+
+/// How long a collection waits at most for saves in progress before it
+/// gives way.
+const MAX_GIVE_WAY: Duration = Duration::from_secs(5);
 
 /// What a chunk collection did, and what it kept and why.
 ///
@@ -84,9 +89,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// 1. It writes its lock `chunks/locks/collection-<token>`, then lists
     ///    the locks. If a fresh save lock is listed (a save between its
     ///    listing of `chunks/` and its commit), it removes its own lock and
-    ///    tries again later; after one
+    ///    tries again a little later; after a quarter of
     ///    [`chunk_lock_lifetime`](crate::checkpoint::CheckpointOptions::chunk_lock_lifetime)
-    ///    it gives up and reports the saves it gave way to
+    ///    (5 seconds at most) it gives up and reports the saves it gave way to
     ///    ([`ChunkCollectionReport::deferred_by`]), having deleted nothing.
     ///    A save writes its own lock before it lists the locks, and waits
     ///    while a fresh collection lock is listed: of the two, the second to
@@ -146,7 +151,10 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         if self.list_chunk_prefix().await?.is_empty() {
             return Ok(report);
         }
-        let wait = self.options.chunk_lock_lifetime();
+        // Long enough for the ranks of a save that has just committed to
+        // release their locks; a save that holds its lock for longer is
+        // given way to, and the next collection collects.
+        let wait = (self.options.chunk_lock_lifetime() / 4).min(MAX_GIVE_WAY);
         let (lock, stale) = match self
             .acquire_collection_lock(wait)
             .await
