@@ -35,7 +35,12 @@ use super::{error::CheckpointError, options::SaveOptions};
 ///    [`put_stream`](crate::storage::CheckpointStorage::put_stream) under the
 ///    retry policy, computing the SHA-256 in the same pass. The shard key
 ///    carries a random token, so that no save ever overwrites another save's
-///    shard.
+///    shard. A chunked save ([`SaveOptions::chunking`]) first takes a save
+///    lock in `chunks/locks/` (it waits while a chunk collection runs), lists
+///    `chunks/` once, writes the chunks the storage lacks (each with `put`,
+///    under retry), then its chunk index as its shard object; it checks that
+///    its lock is still fresh before it reports, and holds the lock until the
+///    commit outcome is known (see [`DistributedCheckpoint::collect_chunks`]).
 /// 2. The ranks exchange what they wrote, or why they failed
 ///    ([`all_gather`](crate::coordinator::Coordinator::all_gather)). Every rank
 ///    decides from the same gathered reports, so every rank reaches the same

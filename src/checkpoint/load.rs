@@ -123,7 +123,12 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// digest: no byte is returned before the whole shard is verified. A
     /// compressed shard is read frame by frame: each frame's stored bytes
     /// are checked against the manifest before the frame is decompressed,
-    /// into exactly the size the manifest records, never more.
+    /// into exactly the size the manifest records, never more. A chunked
+    /// shard's chunk index is read and checked (size and SHA-256 against the
+    /// manifest), then every chunk is read at its recorded size, checked
+    /// against its address (with the digest the index records) before it is
+    /// decompressed into exactly its recorded raw size: chunks are verified
+    /// whatever `options.verify` says.
     ///
     /// # Errors
     ///
@@ -196,6 +201,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// its digest before it is returned; the shard's stored size is checked
     /// first. An entry without one (format versions 1 and 2) is read with its
     /// whole shard, verified (size and SHA-256) before the entry is returned.
+    /// An entry of a chunked shard is read from the chunks that hold it
+    /// alone, each verified against its address before it is decompressed
+    /// (the shard's chunk index is read and checked first).
     ///
     /// # Errors
     ///
@@ -292,16 +300,16 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 .shard(at.rank)
                 .and_then(|s| s.chunks.as_ref().map(|c| (s, c)))
             {
-                if !indexes.contains_key(&at.rank) {
-                    let index = self.chunk_index(name, shard, summary).await?;
-                    indexes.insert(at.rank, index);
-                }
-                if let Some(index) = indexes.get(&at.rank) {
-                    let range = at.offset..at.offset.saturating_add(at.length);
-                    let bytes = self.read_chunks(name, index, range, true).await?;
-                    out.insert(entry.clone(), bytes);
-                    continue;
-                }
+                let index = match indexes.entry(at.rank) {
+                    std::collections::btree_map::Entry::Occupied(known) => known.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(self.chunk_index(name, shard, summary).await?)
+                    }
+                };
+                let range = at.offset..at.offset.saturating_add(at.length);
+                let bytes = self.read_chunks(name, index, range, true).await?;
+                out.insert(entry.clone(), bytes);
+                continue;
             }
             // An entry with its own digest is read and verified alone.
             if let (Some(digest), Some(shard)) = (&at.sha256, manifest.shard(at.rank)) {
@@ -344,8 +352,10 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
 
     /// Checks every shard of checkpoint `name` (size and SHA-256; for a
     /// compressed shard also every frame's digest, and that each frame
-    /// decompresses to exactly its recorded size), reading them in chunks or
-    /// frames without holding any whole in memory; returns the manifest.
+    /// decompresses to exactly its recorded size; for a chunked shard its
+    /// chunk index and every chunk it lists, each against its address and
+    /// raw size), reading them in pieces, frames or chunks without holding
+    /// any whole in memory; returns the manifest.
     ///
     /// # Errors
     ///

@@ -36,6 +36,16 @@
 //! (its range of a raw shard, or the frames that hold it), through
 //! [`CheckpointStorage::get_range`](crate::storage::CheckpointStorage::get_range).
 //!
+//! A save can also store its shard as content-defined chunks
+//! ([`SaveOptions::chunking`]): each chunk is stored once under
+//! `chunks/<digest>` (SHA-256 or BLAKE3, [`DigestAlgorithm`]), a save writes
+//! only the chunks the storage lacks
+//! ([`DistributedCheckpoint::save_with_stats`] says how many bytes), entries
+//! reported unchanged ([`ShardData::with_unchanged_entry`]) are stored by
+//! reference to a base checkpoint's chunks, and a load reads and verifies
+//! only the chunks it needs. See the `chunks` section of
+//! [`ChunkIndex`] and [`DistributedCheckpoint::collect_chunks`].
+//!
 //! - [`DistributedCheckpoint`]: save (entries or a stream), load (this rank's
 //!   shard, or named entries at any world size), list, delete, retention,
 //!   clean-up at start-up.

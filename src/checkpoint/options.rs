@@ -744,6 +744,38 @@ mod tests {
     }
 
     #[test]
+    fn chunked_save_options_round_trip_and_validate() {
+        use crate::checkpoint::{Chunking, DigestAlgorithm};
+        let options = SaveOptions::builder()
+            .chunking(Chunking::with_average_size(65536).unwrap())
+            .digest(DigestAlgorithm::Blake3)
+            .base("step-1")
+            .build()
+            .unwrap();
+        let json = serde_json::to_string(&options).unwrap();
+        assert!(
+            json.contains(r#""chunking":{"average_size":65536}"#),
+            "{json}"
+        );
+        assert!(json.contains(r#""digest":"blake3""#), "{json}");
+        assert!(json.contains(r#""base":"step-1""#), "{json}");
+        assert_eq!(serde_json::from_str::<SaveOptions>(&json).unwrap(), options);
+        // Absent: not chunked, SHA-256, no base.
+        let plain: SaveOptions = serde_json::from_str("{}").unwrap();
+        assert_eq!(plain.chunking, None);
+        assert_eq!(plain.digest, DigestAlgorithm::Sha256);
+        assert_eq!(plain.base, None);
+        assert!(!serde_json::to_string(&plain).unwrap().contains("chunking"));
+        // A base is only used by a chunked save.
+        let err = SaveOptions::new().base("b").validate().unwrap_err();
+        assert_eq!(err.field(), "base");
+        assert!(serde_json::from_str::<SaveOptions>(r#"{"base": "b"}"#).is_err());
+        assert!(
+            serde_json::from_str::<SaveOptions>(r#"{"chunking": {"average_size": 1}}"#).is_err()
+        );
+    }
+
+    #[test]
     fn limits() {
         assert!(CheckpointOptions::builder().chunk_size(1).build().is_ok());
         assert!(CheckpointOptions::builder()

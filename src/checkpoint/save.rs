@@ -83,7 +83,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// independent zstd frames ([`CheckpointOptions::frame_size`] each),
     /// compressed on the blocking pool while the previous frame is written;
     /// the shard is streamed, never held twice. The write is retried as a
-    /// whole under the retry policy. See [the save protocol](DistributedCheckpoint#the-save-protocol).
+    /// whole under the retry policy. With [`SaveOptions::chunking`] the
+    /// shard is stored as content-defined chunks instead, of which only
+    /// those the storage lacks are written (see
+    /// [`save_with_stats`](Self::save_with_stats), which also says how many
+    /// bytes that was). See [the save protocol](DistributedCheckpoint#the-save-protocol).
     ///
     /// # Errors
     ///
@@ -309,7 +313,12 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// shard's bytes (open a file, start a download), so that a failed attempt
     /// can start over. The bytes are read and written in chunks of
     /// [`CheckpointOptions::chunk_size`] and hashed in the same pass: a
-    /// shard is never held in memory as a whole. Otherwise it behaves as
+    /// shard is never held in memory as a whole. With
+    /// [`SaveOptions::chunking`], the stream is cut into the same chunks as
+    /// its bytes saved as one entry would be (holding at most twice the
+    /// largest chunk), and only the chunks the storage lacks are written; a
+    /// transient failure of the reader opens it again, and the chunks
+    /// already written are not written again. Otherwise it behaves as
     /// [`save`](Self::save).
     ///
     /// # Errors
@@ -911,11 +920,12 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
 
 /// What a save that does not chunk stored: its whole shard object.
 fn whole_object_stats(raw: u64, stored: u64) -> ChunkStats {
-    let mut stats = ChunkStats::default();
-    stats.bytes_total = raw;
-    stats.bytes_stored_total = stored;
-    stats.bytes_written = stored;
-    stats
+    ChunkStats {
+        bytes_total: raw,
+        bytes_stored_total: stored,
+        bytes_written: stored,
+        ..ChunkStats::default()
+    }
 }
 
 /// Maps a coordinator failure of a collective step: a timeout (or a round

@@ -415,6 +415,36 @@ mod tests {
     }
 
     #[test]
+    fn a_chunked_report_commits_a_chunked_shard_and_an_older_report_still_reads() {
+        use crate::checkpoint::DigestAlgorithm;
+        let summary = ShardChunks::new(DigestAlgorithm::Blake3, "none", 2, 100);
+        let chunked = serde_json::to_vec(&RankReport::Written {
+            name: "c".into(),
+            key: shard_key("c", 0, 2, 1),
+            size: 10,
+            sha256: super::super::manifest::sha256_hex(b"index"),
+            compression: None,
+            entries: vec![WrittenEntry {
+                name: "w".into(),
+                offset: 0,
+                length: 100,
+                sha256: None,
+            }],
+            chunks: Some(summary.clone()),
+        })
+        .unwrap();
+        // A report of a build without chunks: no `chunks` field at all.
+        let older = br#"{"Written":{"name":"c","key":"c/shard-00001-of-00002-0000000000000001.bin","size":4,"sha256":"88d4266fd4e6338d13b845fcf289579d209c897823b9217da3e161936f031589","entries":[{"name":"x","offset":0,"length":4,"sha256":null}]}}"#.to_vec();
+        let Tally::Commit(manifest) = tally("c", 2, &[chunked, older], &SaveOptions::new()) else {
+            panic!("expected a commit");
+        };
+        assert_eq!(manifest.shards[0].chunks, Some(summary));
+        assert_eq!(manifest.shards[0].uncompressed_size(), 100);
+        assert_eq!(manifest.shards[1].chunks, None);
+        assert_eq!(manifest.entries["w"].length, 100);
+    }
+
+    #[test]
     fn every_rank_decides_the_same() {
         let gathered = vec![written("c", 0, "a"), failed("c", FailureKind::Failed)];
         let a = format!("{:?}", tally("c", 2, &gathered, &SaveOptions::new()));

@@ -472,8 +472,10 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         let mut saved = self.save_shard(&name, shard, options).await;
         // The reason is the same on every rank, so every rank makes the
         // save again (its name was rolled back), each with full snapshots.
-        if let Err(CheckpointError::SaveFailed { reason, .. }) = &saved {
-            if reason.contains(REUSE_FAILED) {
+        if let Err(CheckpointError::SaveFailed { reason, .. }) = &saved
+            && reason.contains(REUSE_FAILED)
+        {
+            {
                 tracing::warn!(target: TARGET, name = %name, reason = %reason, "unchanged states could not be reused; saving every state again");
                 let shard = match self.snapshot(false) {
                     Ok(again) => {

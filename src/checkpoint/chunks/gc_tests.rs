@@ -86,7 +86,7 @@ async fn unreferenced_chunks_go_and_referenced_ones_stay() {
     let orphan = put_chunk(&storage, b"left by a dead save").await;
 
     let report = ckpt.collect_chunks().await.unwrap();
-    assert_eq!(report.deleted, [orphan.clone()]);
+    assert_eq!(report.deleted, std::slice::from_ref(&orphan));
     assert_eq!(report.bytes_deleted, 19);
     assert_eq!(report.kept, 3);
     assert_eq!(report.checkpoints.len(), 2);

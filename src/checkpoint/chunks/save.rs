@@ -210,3 +210,66 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             .map_err(|e| failed("writing chunks".into(), e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::checkpoint::{
+        CheckpointError, CheckpointOptions, Chunking, DistributedCheckpoint, LoadOptions,
+        SaveOptions, ShardData,
+    };
+    use crate::coordinator::InMemoryCoordinator;
+    use crate::retry::RetryPolicy;
+    use crate::storage::testing::Operation;
+    use crate::storage::MemoryStorage;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_chunked_save_waits_for_a_running_collection_and_holds_its_lock_until_it_ends() {
+        let storage = MemoryStorage::new();
+        let rank = InMemoryCoordinator::new(1).remove(0);
+        let ckpt = DistributedCheckpoint::new(
+            storage.clone(),
+            rank,
+            RetryPolicy::default(),
+            CheckpointOptions::default(),
+        );
+        let shard = ShardData::new().with_entry("a", vec![7u8; 10_000]);
+        let options = SaveOptions::new()
+            .chunking(Chunking::with_average_size(4096).unwrap())
+            .timeout(Duration::from_secs(5));
+        let Ok(Ok((collection, _))) = ckpt.acquire_collection_lock(Duration::ZERO).await else {
+            panic!("the collection lock was not taken");
+        };
+        // A save while a collection holds its lock gives up after its
+        // timeout, having listed nothing and written nothing.
+        storage.clear_calls();
+        let err = ckpt
+            .save("blocked", &shard, options.clone())
+            .await
+            .unwrap_err();
+        match err {
+            CheckpointError::SaveFailed { reason, .. } => {
+                assert!(reason.contains("still deleting chunks"), "{reason}")
+            }
+            other => panic!("expected a failed save, got {other:?}"),
+        }
+        assert!(
+            !storage.calls().iter().any(|c| c.key == "chunks/"
+                || (c.operation == Operation::Put && !c.key.starts_with("chunks/locks/"))),
+            "{:?}",
+            storage.calls()
+        );
+        ckpt.release_lock(collection).await;
+        // Once it is over, the save goes through, and leaves no lock.
+        ckpt.save("free", &shard, options).await.unwrap();
+        assert_eq!(
+            ckpt.load("free", LoadOptions::default()).await.unwrap(),
+            vec![7u8; 10_000]
+        );
+        assert!(!storage
+            .keys()
+            .iter()
+            .any(|k| k.starts_with("chunks/locks/")));
+    }
+}

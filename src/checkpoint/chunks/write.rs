@@ -40,7 +40,7 @@ use super::{chunk_digest_of, chunk_key, CHUNKS_PREFIX};
 /// Chunks compressed and hashed at once, at most.
 const HASHING_AT_ONCE: usize = 4;
 /// Chunk writes in flight at once, at most.
-const PUTS_AT_ONCE: usize = 4;
+const PUTS_AT_ONCE: usize = 8;
 
 /// What a save stored, for a chunked save: how many chunks its shard is
 /// made of and how many it wrote, and their bytes. A save that does not
@@ -387,10 +387,10 @@ impl<'a, S: CheckpointStorage + ?Sized> ChunkWriter<'a, S> {
     /// Queues a chunk's hashing, taking the oldest's result first when
     /// [`HASHING_AT_ONCE`] are queued.
     async fn enqueue(&mut self, next: Pending<'a, Hashed>) -> Result<(), WriteError> {
-        if self.hashing.len() >= HASHING_AT_ONCE {
-            if let Some(done) = self.hashing.next().await {
-                self.store_chunk(done?).await?;
-            }
+        if self.hashing.len() >= HASHING_AT_ONCE
+            && let Some(done) = self.hashing.next().await
+        {
+            self.store_chunk(done?).await?;
         }
         self.hashing.push_back(next);
         Ok(())
