@@ -1,0 +1,959 @@
+//! [`ReplicatedStorage`]: a [`CheckpointStorage`] that keeps a copy of every
+//! object on each of N other storages (replicas), with quorum writes,
+//! verified reads, read repair and a scrub ([`ReplicatedStorage::repair`]).
+//!
+//! # The protocol
+//!
+//! With N replicas and a [`ConsistencyLevel`], a write needs W
+//! acknowledgements (`One`: 1, `Quorum`: ⌊N/2⌋+1, `All`: N) and a read R =
+//! N − W + 1 answers, so that R + W > N: any R replicas that answer include
+//! one that acknowledged every successful write.
+//!
+//! - **Copies verify themselves.** Each replica stores the payload followed
+//!   by a 52-byte footer (magic, version, payload length, SHA-256 of the
+//!   payload). `head` and `list` report payload sizes (stored size − 52).
+//! - **Writes** (`put`, `put_stream`, `delete`) go to every replica at once
+//!   and succeed once W replicas acknowledge (W replicas in distinct failure
+//!   domains, with [`require_distinct_domains`](ReplicatedStorageBuilder::require_distinct_domains)).
+//!   The writes still running then go on in the background: a slow replica
+//!   never holds up an acknowledged write, and its copy lands (or fails,
+//!   logged and counted, for [`repair`](ReplicatedStorage::repair) to fix)
+//!   later; [`ReplicatedStorage::wait_for_writes`] waits for them. A write
+//!   that fails leaves the copies that landed where they are: fewer than W,
+//!   so nothing shows them (below). The error
+//!   ([`StorageError::QuorumNotReached`]) names every replica that failed,
+//!   with its error, and how many were needed.
+//! - **Visibility.** A key exists only when W of the replicas that answered
+//!   hold a copy of it: `list`, `exists`, `head` and every read
+//!   (`get`, `get_sized`, `get_range`, `get_stream`) follow this one rule,
+//!   and need at least max(R, W) replicas to answer (they fail with
+//!   [`StorageError::QuorumNotReached`], naming the unreachable replicas,
+//!   rather than report a key missing that they could not see). So a
+//!   checkpoint whose manifest reached fewer than W replicas is never
+//!   listed, never loaded, and a deleted object never comes back from the
+//!   replica that missed the delete. The price: a key that W replicas
+//!   acknowledged but one of them lost (or cannot be reached) while another
+//!   never got its copy is hidden until a repair or the replica comes back.
+//!   At `Quorum` one replica of three may be down; at `One` and `All`
+//!   reads need every replica.
+//! - **Reads** return the first copy whose length and digest verify,
+//!   trying replicas that have not recently failed first, and fall back to
+//!   the next on a missing, short, damaged or failing copy. `get_range`
+//!   reads the range and the footer, and checks the copy's length and
+//!   format but not its digest, which needs every byte: the checkpoint layer
+//!   verifies each range it reads against its own digests. `get_stream`
+//!   hashes the bytes as they pass and fails the stream at its end (an
+//!   [`io::ErrorKind::InvalidData`](std::io::ErrorKind::InvalidData) error)
+//!   when the digest does not match: a caller must not use the bytes of a
+//!   stream that failed.
+//! - **Read repair.** A read that found a copy missing, short or damaged
+//!   rewrites it from a verified copy in a background task (at most
+//!   [`max_repairs_in_flight`](ReplicatedStorageBuilder::max_repairs_in_flight)
+//!   at once; more are skipped and counted, for the scrub to fix), counted
+//!   in [`ReplicatedStorage::repair_stats`];
+//!   [`ReplicatedStorage::wait_for_repairs`] waits for them.
+//! - **`put_if_absent`** tries the replicas one after the other in their
+//!   fixed order (the same for every writer), stops at the first replica
+//!   that already holds the key, and succeeds once it created W copies: two
+//!   writers race on the first replica that answers both, so at `Quorum`
+//!   they never both win. A writer that did not win deletes the copies it
+//!   created and reports [`StorageError::AlreadyExists`] (it lost a race) or
+//!   [`StorageError::QuorumNotReached`]. At `One` two writers could each win
+//!   on a different replica, so `put_if_absent` is refused
+//!   ([`StorageError::ConditionalWriteNeedsQuorum`]) unless
+//!   [`allow_put_if_absent_at_one`](ReplicatedStorageBuilder::allow_put_if_absent_at_one)
+//!   says the caller accepts that.
+//! - **`cleanup_temporary`** runs on every replica and needs W of them to
+//!   succeed.
+//!
+//! The code is split by mechanism: `envelope.rs` (the footer), `write.rs`,
+//! `read.rs`, `listing.rs`, `repair.rs`.
+
+mod envelope;
+mod listing;
+mod read;
+mod repair;
+mod write;
+
+pub use repair::{KeyRepair, RepairOutcome, RepairReport, RepairStats};
+
+use std::fmt;
+use std::ops::Range;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Semaphore};
+
+use super::{
+    Bytes, CheckpointStorage, ObjectMeta, ObjectStream, ObjectWriter, ReplicaFailure, Result,
+    StorageError,
+};
+use crate::error::ConfigError;
+
+const TARGET: &str = "steadfast::storage::replicated";
+
+/// How many replicas a write needs, and so how many a read needs.
+///
+/// With N replicas: `One` writes need 1 acknowledgement, `Quorum`
+/// ⌊N/2⌋+1, `All` N; reads need N − W + 1 answers (and at least W, see
+/// [`ReplicatedStorage`]). Written `"one"`, `"quorum"` or `"all"` in a
+/// config file.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::storage::ConsistencyLevel;
+///
+/// assert_eq!(ConsistencyLevel::default(), ConsistencyLevel::Quorum);
+/// assert_eq!(ConsistencyLevel::Quorum.write_quorum(3), 2);
+/// assert_eq!(ConsistencyLevel::Quorum.read_quorum(3), 2);
+/// assert_eq!(ConsistencyLevel::One.read_quorum(3), 3);
+/// assert_eq!("all".parse::<ConsistencyLevel>()?, ConsistencyLevel::All);
+/// assert_eq!(serde_json::to_string(&ConsistencyLevel::One).unwrap(), "\"one\"");
+/// # Ok::<(), steadfast::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsistencyLevel {
+    /// A write succeeds once one replica holds it.
+    One,
+    /// A write succeeds once a majority holds it (the default).
+    #[default]
+    Quorum,
+    /// A write succeeds once every replica holds it.
+    All,
+}
+
+impl ConsistencyLevel {
+    /// W: how many replicas of `n` must acknowledge a write.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::ConsistencyLevel;
+    /// assert_eq!(ConsistencyLevel::One.write_quorum(3), 1);
+    /// assert_eq!(ConsistencyLevel::Quorum.write_quorum(4), 3);
+    /// assert_eq!(ConsistencyLevel::All.write_quorum(3), 3);
+    /// ```
+    pub fn write_quorum(self, n: usize) -> usize {
+        match self {
+            ConsistencyLevel::One => 1.min(n),
+            ConsistencyLevel::Quorum => n / 2 + 1,
+            ConsistencyLevel::All => n,
+        }
+    }
+
+    /// R = N − W + 1: how many replicas of `n` a read consults so that it
+    /// overlaps every successful write.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::ConsistencyLevel;
+    /// assert_eq!(ConsistencyLevel::All.read_quorum(3), 1);
+    /// ```
+    pub fn read_quorum(self, n: usize) -> usize {
+        (n + 1).saturating_sub(self.write_quorum(n))
+    }
+
+    /// The level's name in a config file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(steadfast::storage::ConsistencyLevel::Quorum.name(), "quorum");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsistencyLevel::One => "one",
+            ConsistencyLevel::Quorum => "quorum",
+            ConsistencyLevel::All => "all",
+        }
+    }
+}
+
+impl fmt::Display for ConsistencyLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ConsistencyLevel {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        match text.trim() {
+            "one" => Ok(ConsistencyLevel::One),
+            "quorum" => Ok(ConsistencyLevel::Quorum),
+            "all" => Ok(ConsistencyLevel::All),
+            other => Err(ConfigError::new(
+                "consistency_level",
+                format!("must be \"one\", \"quorum\" or \"all\", got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// One replica of a [`ReplicatedStorage`]: a storage and, optionally, the
+/// failure domain it lives in (a rack, a disk, a region).
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::storage::{MemoryStorage, Replica};
+///
+/// let replica = Replica::new(MemoryStorage::new()).domain("rack-a");
+/// assert_eq!(replica.failure_domain(), Some("rack-a"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Replica {
+    storage: Arc<dyn CheckpointStorage>,
+    domain: Option<String>,
+}
+
+impl Replica {
+    /// A replica on `storage` (an `Arc<dyn CheckpointStorage>` works too),
+    /// in no named failure domain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use steadfast::storage::{CheckpointStorage, MemoryStorage, Replica};
+    ///
+    /// let shared: Arc<dyn CheckpointStorage> = Arc::new(MemoryStorage::new());
+    /// let replica = Replica::new(shared);
+    /// assert_eq!(replica.failure_domain(), None);
+    /// ```
+    pub fn new<S: CheckpointStorage>(storage: S) -> Self {
+        Replica {
+            storage: Arc::new(storage),
+            domain: None,
+        }
+    }
+
+    /// Places the replica in failure domain `domain`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{MemoryStorage, Replica};
+    /// let replica = Replica::new(MemoryStorage::new()).domain("eu-west-1");
+    /// assert_eq!(replica.failure_domain(), Some("eu-west-1"));
+    /// ```
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// The replica's failure domain, if it was given one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{MemoryStorage, Replica};
+    /// assert_eq!(Replica::new(MemoryStorage::new()).failure_domain(), None);
+    /// ```
+    pub fn failure_domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+}
+
+/// A number of replicas as the errors record it.
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A replica as the storage holds it: its storage, its name in errors and
+/// its recent failures (reads try replicas that have not failed first).
+struct Slot {
+    storage: Arc<dyn CheckpointStorage>,
+    domain: Option<String>,
+    /// `#<index>`, and ` (<domain>)` when it has one.
+    name: String,
+    /// Failures since its last success.
+    failures: AtomicU64,
+}
+
+/// Counts background tasks, so that tests and shutdowns can wait for them.
+struct InFlight {
+    count: watch::Sender<usize>,
+}
+
+impl InFlight {
+    fn new() -> Self {
+        InFlight {
+            count: watch::Sender::new(0),
+        }
+    }
+
+    fn start(self: &Arc<Self>) -> InFlightGuard {
+        self.count.send_modify(|n| *n += 1);
+        InFlightGuard(Arc::clone(self))
+    }
+
+    async fn wait(&self) {
+        let mut rx = self.count.subscribe();
+        // The sender lives as long as `self`: `wait_for` cannot fail here.
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// Marks one background task in flight until dropped.
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.count.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+struct Inner {
+    replicas: Vec<Slot>,
+    level: ConsistencyLevel,
+    distinct_domains: bool,
+    allow_put_if_absent_at_one: bool,
+    write_quorum: usize,
+    read_quorum: usize,
+    writes: Arc<InFlight>,
+    repairs: Arc<InFlight>,
+    repair_permits: Arc<Semaphore>,
+    stats: repair::Counters,
+}
+
+impl Inner {
+    /// Whether the replicas in `indices` make a write quorum: W of them,
+    /// in W distinct failure domains when that is required.
+    fn quorum_met(&self, indices: &[usize]) -> bool {
+        self.distinct(indices) >= self.write_quorum
+    }
+
+    /// How many of `indices` count towards a quorum: all of them, or the
+    /// number of distinct domains among them when domains must differ.
+    fn distinct(&self, indices: &[usize]) -> usize {
+        if !self.distinct_domains {
+            return indices.len();
+        }
+        let mut domains: Vec<&str> = indices
+            .iter()
+            .filter_map(|&i| self.replicas.get(i).and_then(|s| s.domain.as_deref()))
+            .collect();
+        domains.sort_unstable();
+        domains.dedup();
+        domains.len()
+    }
+
+    /// Reads need this many answers: R, and at least W (a key is shown only
+    /// when W replicas that answered hold it).
+    fn answers_needed(&self) -> usize {
+        self.read_quorum.max(self.write_quorum)
+    }
+
+    fn failure(&self, replica: usize, error: StorageError) -> ReplicaFailure {
+        ReplicaFailure {
+            replica: self.name(replica),
+            error: Box::new(error),
+        }
+    }
+
+    fn name(&self, replica: usize) -> String {
+        self.replicas
+            .get(replica)
+            .map_or_else(|| format!("#{replica}"), |s| s.name.clone())
+    }
+
+    fn record(&self, replica: usize, ok: bool) {
+        if let Some(slot) = self.replicas.get(replica) {
+            if ok {
+                slot.failures.store(0, Ordering::Relaxed);
+            } else {
+                slot.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Replica indices in read order: those without recent failures first,
+    /// each group in replica order.
+    fn read_order(&self, indices: impl IntoIterator<Item = usize>) -> Vec<usize> {
+        let mut order: Vec<usize> = indices.into_iter().collect();
+        order.sort_by_key(|&i| {
+            let failing = self
+                .replicas
+                .get(i)
+                .is_some_and(|s| s.failures.load(Ordering::Relaxed) > 0);
+            (failing, i)
+        });
+        order
+    }
+}
+
+/// A [`CheckpointStorage`] over N replicas: quorum writes, reads that
+/// verify every copy, read repair and a scrub. The protocol is described in
+/// the [module documentation](self).
+///
+/// Clones share the replicas, the background tasks and the counters.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::storage::{
+///     Bytes, CheckpointStorage, ConsistencyLevel, MemoryStorage, Replica, ReplicatedStorage,
+/// };
+/// use steadfast::storage::testing::Operation;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (a, b, c) = (MemoryStorage::new(), MemoryStorage::new(), MemoryStorage::new());
+/// let storage = ReplicatedStorage::builder()
+///     .replica(Replica::new(a.clone()).domain("rack-a"))
+///     .replica(Replica::new(b.clone()).domain("rack-b"))
+///     .replica(Replica::new(c.clone()).domain("rack-c"))
+///     .consistency(ConsistencyLevel::Quorum)
+///     .build()?;
+///
+/// c.faults().fail_next(Operation::Put, 1); // one replica down: still a quorum
+/// storage.put("run/shard-0", Bytes::from_static(b"weights")).await?;
+/// assert_eq!(storage.get("run/shard-0").await?, &b"weights"[..]);
+/// assert_eq!(storage.head("run/shard-0").await?.size, 7);
+///
+/// // The read found c's copy missing and rewrote it.
+/// storage.wait_for_repairs().await;
+/// assert_eq!(c.keys(), ["run/shard-0"]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ReplicatedStorage {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ReplicatedStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let replicas: Vec<&str> = self
+            .inner
+            .replicas
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        f.debug_struct("ReplicatedStorage")
+            .field("replicas", &replicas)
+            .field("consistency", &self.inner.level)
+            .field("write_quorum", &self.inner.write_quorum)
+            .field("read_quorum", &self.inner.read_quorum)
+            .field("distinct_domains", &self.inner.distinct_domains)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplicatedStorage {
+    /// A builder with no replica yet, `Quorum` consistency, and domains not
+    /// required to differ.
+    ///
+    /// # Default
+    ///
+    /// - consistency: [`ConsistencyLevel::Quorum`]
+    /// - require_distinct_domains: `false`
+    /// - allow_put_if_absent_at_one: `false`
+    /// - max_repairs_in_flight: 16
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{MemoryStorage, Replica, ReplicatedStorage};
+    ///
+    /// let storage = ReplicatedStorage::builder()
+    ///     .replicas((0..3).map(|_| Replica::new(MemoryStorage::new())))
+    ///     .build()?;
+    /// assert_eq!(storage.write_quorum(), 2);
+    /// assert!(ReplicatedStorage::builder().build().is_err()); // no replica
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn builder() -> ReplicatedStorageBuilder {
+        ReplicatedStorageBuilder {
+            replicas: Vec::new(),
+            level: ConsistencyLevel::default(),
+            distinct_domains: false,
+            allow_put_if_absent_at_one: false,
+            max_repairs_in_flight: 16,
+        }
+    }
+
+    /// The number of replicas, N.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{MemoryStorage, Replica, ReplicatedStorage};
+    /// let storage = ReplicatedStorage::builder().replica(Replica::new(MemoryStorage::new())).build()?;
+    /// assert_eq!(storage.replica_count(), 1);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn replica_count(&self) -> usize {
+        self.inner.replicas.len()
+    }
+
+    /// W: how many replicas acknowledge a write before it succeeds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{ConsistencyLevel, MemoryStorage, Replica, ReplicatedStorage};
+    /// let storage = ReplicatedStorage::builder()
+    ///     .replicas((0..3).map(|_| Replica::new(MemoryStorage::new())))
+    ///     .consistency(ConsistencyLevel::All)
+    ///     .build()?;
+    /// assert_eq!(storage.write_quorum(), 3);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn write_quorum(&self) -> usize {
+        self.inner.write_quorum
+    }
+
+    /// R = N − W + 1: how many replicas a read consults at least.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{MemoryStorage, Replica, ReplicatedStorage};
+    /// let storage = ReplicatedStorage::builder()
+    ///     .replicas((0..5).map(|_| Replica::new(MemoryStorage::new())))
+    ///     .build()?;
+    /// assert_eq!((storage.write_quorum(), storage.read_quorum()), (3, 3));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn read_quorum(&self) -> usize {
+        self.inner.read_quorum
+    }
+
+    /// The consistency level.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{ConsistencyLevel, MemoryStorage, Replica, ReplicatedStorage};
+    /// let storage = ReplicatedStorage::builder().replica(Replica::new(MemoryStorage::new())).build()?;
+    /// assert_eq!(storage.consistency(), ConsistencyLevel::Quorum);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn consistency(&self) -> ConsistencyLevel {
+        self.inner.level
+    }
+
+    /// Waits until every write still running in the background (on the
+    /// replicas beyond the W that acknowledged it) has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::storage::{Bytes, CheckpointStorage, MemoryStorage, Replica, ReplicatedStorage};
+    /// use steadfast::storage::testing::Operation;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let slow = MemoryStorage::new();
+    /// slow.faults().set_latency(Operation::Put, Duration::from_secs(30));
+    /// let storage = ReplicatedStorage::builder()
+    ///     .replica(Replica::new(MemoryStorage::new()))
+    ///     .replica(Replica::new(MemoryStorage::new()))
+    ///     .replica(Replica::new(slow.clone()))
+    ///     .build()?;
+    /// storage.put("k", Bytes::from_static(b"v")).await?; // acknowledged by two
+    /// assert!(slow.is_empty());
+    /// storage.wait_for_writes().await;
+    /// assert_eq!(slow.keys(), ["k"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn wait_for_writes(&self) {
+        self.inner.writes.wait().await;
+    }
+
+    /// Waits until every read repair started so far has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{MemoryStorage, Replica, ReplicatedStorage};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let storage = ReplicatedStorage::builder().replica(Replica::new(MemoryStorage::new())).build()?;
+    /// storage.wait_for_repairs().await; // none running: returns at once
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn wait_for_repairs(&self) {
+        self.inner.repairs.wait().await;
+    }
+
+    /// The read repairs counted so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{MemoryStorage, Replica, ReplicatedStorage};
+    /// let storage = ReplicatedStorage::builder().replica(Replica::new(MemoryStorage::new())).build()?;
+    /// assert_eq!(storage.repair_stats().repaired, 0);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn repair_stats(&self) -> RepairStats {
+        self.inner.stats.snapshot()
+    }
+}
+
+/// Builds a [`ReplicatedStorage`]; [`build`](Self::build) checks the
+/// replicas against the consistency level and the domain rule.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::storage::{MemoryStorage, Replica, ReplicatedStorage};
+///
+/// let err = ReplicatedStorage::builder()
+///     .replica(Replica::new(MemoryStorage::new()).domain("a"))
+///     .replica(Replica::new(MemoryStorage::new()).domain("a"))
+///     .replica(Replica::new(MemoryStorage::new()).domain("b"))
+///     .require_distinct_domains(true)
+///     .consistency(steadfast::storage::ConsistencyLevel::All)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.field(), "geo_distributed");
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ReplicatedStorageBuilder {
+    replicas: Vec<Replica>,
+    level: ConsistencyLevel,
+    distinct_domains: bool,
+    allow_put_if_absent_at_one: bool,
+    max_repairs_in_flight: usize,
+}
+
+impl ReplicatedStorageBuilder {
+    /// Adds a replica; replicas are numbered `#0`, `#1`, ... in the order
+    /// they are added, which is also the order `put_if_absent` takes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{MemoryStorage, Replica, ReplicatedStorage};
+    /// let storage = ReplicatedStorage::builder().replica(Replica::new(MemoryStorage::new())).build()?;
+    /// assert_eq!(storage.replica_count(), 1);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn replica(mut self, replica: Replica) -> Self {
+        self.replicas.push(replica);
+        self
+    }
+
+    /// Adds several replicas, in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{MemoryStorage, Replica, ReplicatedStorage};
+    /// let storage = ReplicatedStorage::builder()
+    ///     .replicas((0..3).map(|_| Replica::new(MemoryStorage::new())))
+    ///     .build()?;
+    /// assert_eq!(storage.replica_count(), 3);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn replicas(mut self, replicas: impl IntoIterator<Item = Replica>) -> Self {
+        self.replicas.extend(replicas);
+        self
+    }
+
+    /// The consistency level (default [`ConsistencyLevel::Quorum`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{ConsistencyLevel, MemoryStorage, Replica, ReplicatedStorage};
+    /// let storage = ReplicatedStorage::builder()
+    ///     .replicas((0..3).map(|_| Replica::new(MemoryStorage::new())))
+    ///     .consistency(ConsistencyLevel::One)
+    ///     .build()?;
+    /// assert_eq!(storage.write_quorum(), 1);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn consistency(mut self, level: ConsistencyLevel) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Acknowledges a write only when W replicas in W distinct failure
+    /// domains hold it (default `false`); every replica then needs a domain,
+    /// and there must be at least W distinct ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{MemoryStorage, Replica, ReplicatedStorage};
+    /// let err = ReplicatedStorage::builder()
+    ///     .replicas((0..3).map(|_| Replica::new(MemoryStorage::new())))
+    ///     .require_distinct_domains(true)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.reason().contains("domain"));
+    /// ```
+    pub fn require_distinct_domains(mut self, yes: bool) -> Self {
+        self.distinct_domains = yes;
+        self
+    }
+
+    /// The config file's name for
+    /// [`require_distinct_domains`](Self::require_distinct_domains).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{MemoryStorage, Replica, ReplicatedStorage};
+    /// let storage = ReplicatedStorage::builder()
+    ///     .replicas(["a", "b", "c"].map(|d| Replica::new(MemoryStorage::new()).domain(d)))
+    ///     .geo_distributed(true)
+    ///     .build()?;
+    /// assert_eq!(storage.write_quorum(), 2);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn geo_distributed(self, yes: bool) -> Self {
+        self.require_distinct_domains(yes)
+    }
+
+    /// Lets `put_if_absent` run at [`ConsistencyLevel::One`] (default
+    /// `false`: it is refused with
+    /// [`StorageError::ConditionalWriteNeedsQuorum`]). At `One`, two
+    /// writers whose first replicas fail differently can each create the
+    /// key on a different replica, and both succeed: opt in only where no
+    /// two writers ever create the same key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{ConsistencyLevel, MemoryStorage, Replica, ReplicatedStorage};
+    /// let storage = ReplicatedStorage::builder()
+    ///     .replicas((0..3).map(|_| Replica::new(MemoryStorage::new())))
+    ///     .consistency(ConsistencyLevel::One)
+    ///     .allow_put_if_absent_at_one(true)
+    ///     .build()?;
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn allow_put_if_absent_at_one(mut self, yes: bool) -> Self {
+        self.allow_put_if_absent_at_one = yes;
+        self
+    }
+
+    /// How many read repairs may run at once (default 16, at least 1);
+    /// repairs found beyond it are skipped and counted
+    /// ([`RepairStats::skipped`]), for [`ReplicatedStorage::repair`] to fix.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::{MemoryStorage, Replica, ReplicatedStorage};
+    /// assert!(ReplicatedStorage::builder()
+    ///     .replica(Replica::new(MemoryStorage::new()))
+    ///     .max_repairs_in_flight(0)
+    ///     .build()
+    ///     .is_err());
+    /// ```
+    pub fn max_repairs_in_flight(mut self, n: usize) -> Self {
+        self.max_repairs_in_flight = n;
+        self
+    }
+
+    /// Checks the settings and builds the storage.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`]: no replica (`replicas`); no repair allowed in
+    /// flight (`max_repairs_in_flight`); with distinct domains required, a
+    /// replica without a domain or fewer distinct domains than W
+    /// (`geo_distributed`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::storage::ReplicatedStorage;
+    /// assert_eq!(ReplicatedStorage::builder().build().unwrap_err().field(), "replicas");
+    /// ```
+    pub fn build(self) -> Result<ReplicatedStorage, ConfigError> {
+        let n = self.replicas.len();
+        if n == 0 {
+            return Err(ConfigError::new(
+                "replicas",
+                "at least one replica is needed",
+            ));
+        }
+        if self.max_repairs_in_flight == 0 {
+            return Err(ConfigError::new(
+                "max_repairs_in_flight",
+                "must be at least 1",
+            ));
+        }
+        let write_quorum = self.level.write_quorum(n);
+        if self.distinct_domains {
+            if let Some(i) = self.replicas.iter().position(|r| r.domain.is_none()) {
+                return Err(ConfigError::new(
+                    "geo_distributed",
+                    format!(
+                        "replica #{i} has no failure domain, and distinct domains are required"
+                    ),
+                ));
+            }
+            let mut domains: Vec<&str> = self
+                .replicas
+                .iter()
+                .filter_map(|r| r.domain.as_deref())
+                .collect();
+            domains.sort_unstable();
+            domains.dedup();
+            if domains.len() < write_quorum {
+                return Err(ConfigError::new(
+                    "geo_distributed",
+                    format!(
+                        "a write needs {write_quorum} replicas in distinct failure domains at \
+                         consistency level {}, but the replicas are in {} domain(s): {domains:?}",
+                        self.level,
+                        domains.len()
+                    ),
+                ));
+            }
+        }
+        let replicas = self
+            .replicas
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| Slot {
+                name: match &r.domain {
+                    Some(d) => format!("#{i} ({d})"),
+                    None => format!("#{i}"),
+                },
+                storage: r.storage,
+                domain: r.domain,
+                failures: AtomicU64::new(0),
+            })
+            .collect();
+        Ok(ReplicatedStorage {
+            inner: Arc::new(Inner {
+                replicas,
+                level: self.level,
+                distinct_domains: self.distinct_domains,
+                allow_put_if_absent_at_one: self.allow_put_if_absent_at_one,
+                write_quorum,
+                read_quorum: self.level.read_quorum(n),
+                writes: Arc::new(InFlight::new()),
+                repairs: Arc::new(InFlight::new()),
+                repair_permits: Arc::new(Semaphore::new(self.max_repairs_in_flight)),
+                stats: repair::Counters::default(),
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl CheckpointStorage for ReplicatedStorage {
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        self.put_replicated(key, data).await
+    }
+
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> Result<()> {
+        self.put_if_absent_replicated(key, data).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes> {
+        self.get_verified(key).await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        self.head_replicated(key).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.delete_replicated(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        self.list_replicated(prefix).await
+    }
+
+    async fn put_stream(&self, key: &str) -> Result<Box<dyn ObjectWriter>> {
+        self.put_stream_replicated(key).await
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<ObjectStream> {
+        self.get_stream_verified(key).await
+    }
+
+    async fn get_sized(&self, key: &str, size: u64) -> Result<Bytes> {
+        self.get_sized_verified(key, size).await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        self.get_range_checked(key, range).await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        match self.head_replicated(key).await {
+            Ok(_) => Ok(true),
+            Err(StorageError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn cleanup_temporary(&self, older_than: Duration) -> Result<u64> {
+        self.cleanup_replicated(older_than).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn the_storage_is_send_and_sync() {
+        assert_send_sync::<ReplicatedStorage>();
+        assert_send_sync::<Replica>();
+    }
+
+    #[test]
+    fn quorums_overlap_at_every_level_and_size() {
+        for n in 1..8 {
+            for level in [
+                ConsistencyLevel::One,
+                ConsistencyLevel::Quorum,
+                ConsistencyLevel::All,
+            ] {
+                let (w, r) = (level.write_quorum(n), level.read_quorum(n));
+                assert!(w >= 1 && w <= n && r >= 1 && r <= n, "{level} {n}");
+                assert!(r + w > n, "{level} {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn levels_parse_and_print() {
+        for level in [
+            ConsistencyLevel::One,
+            ConsistencyLevel::Quorum,
+            ConsistencyLevel::All,
+        ] {
+            assert_eq!(level.name().parse::<ConsistencyLevel>().unwrap(), level);
+            let json = serde_json::to_string(&level).unwrap();
+            assert_eq!(
+                serde_json::from_str::<ConsistencyLevel>(&json).unwrap(),
+                level
+            );
+        }
+        assert_eq!(
+            "most".parse::<ConsistencyLevel>().unwrap_err().field(),
+            "consistency_level"
+        );
+    }
+}
