@@ -37,29 +37,45 @@
 //!   At `Quorum` one replica of three may be down; at `One` and `All`
 //!   reads need every replica.
 //! - **Reads** return the first copy whose length and digest verify,
-//!   trying replicas that have not recently failed first, and fall back to
+//!   trying replicas that have not failed in the last 30 seconds first (in
+//!   replica order otherwise), and fall back to
 //!   the next on a missing, short, damaged or failing copy. `get_range`
 //!   reads the range and the footer, and checks the copy's length and
 //!   format but not its digest, which needs every byte: the checkpoint layer
-//!   verifies each range it reads against its own digests. `get_stream`
-//!   hashes the bytes as they pass and fails the stream at its end (an
+//!   verifies each range it reads against its own digests. `get_stream` of
+//!   an object up to 4 MiB (a manifest) reads and verifies it whole before
+//!   returning, with the same fallback as `get`; a larger object is hashed
+//!   as it streams, and the read that reaches its end fails (an
 //!   [`io::ErrorKind::InvalidData`](std::io::ErrorKind::InvalidData) error)
 //!   when the digest does not match: a caller must not use the bytes of a
-//!   stream that failed.
+//!   stream that failed (the checkpoint layer verifies every shard it
+//!   streams by its own digest too), and the copy is repaired.
 //! - **Read repair.** A read that found a copy missing, short or damaged
-//!   rewrites it from a verified copy in a background task (at most
+//!   rewrites it from a verified copy in a background task (a read that
+//!   returned before every replica answered checks the others in the
+//!   background too; at most
 //!   [`max_repairs_in_flight`](ReplicatedStorageBuilder::max_repairs_in_flight)
 //!   at once; more are skipped and counted, for the scrub to fix), counted
 //!   in [`ReplicatedStorage::repair_stats`];
 //!   [`ReplicatedStorage::wait_for_repairs`] waits for them.
-//! - **`put_if_absent`** tries the replicas one after the other in their
-//!   fixed order (the same for every writer), stops at the first replica
-//!   that already holds the key, and succeeds once it created W copies: two
-//!   writers race on the first replica that answers both, so at `Quorum`
-//!   they never both win. A writer that did not win deletes the copies it
-//!   created and reports [`StorageError::AlreadyExists`] (it lost a race) or
-//!   [`StorageError::QuorumNotReached`]. At `One` two writers could each win
-//!   on a different replica, so `put_if_absent` is refused
+//! - **`put_if_absent`** asks the replicas one after the other, in their
+//!   fixed order (the same for every writer), until one creates the copy or
+//!   already holds one: that replica is the arbiter of a race, since two
+//!   writers reach it first, and a copy already there ends the write with
+//!   [`StorageError::AlreadyExists`]. After the arbiter the other replicas
+//!   are asked at once, and the write succeeds once W hold its copy; a
+//!   replica that answers with another writer's copy has it overwritten once
+//!   the write has won. So at `Quorum` two writers never both win (each
+//!   needs a majority), and when the arbiter answers both, one of them
+//!   wins. A writer that did not win deletes the copies it created (those
+//!   that still hold its bytes) and reports `AlreadyExists` (it met another
+//!   copy) or [`StorageError::QuorumNotReached`]. A copy left on the
+//!   arbiter by a write that crashed half-way (held by fewer than W, so not
+//!   visible) makes later `put_if_absent` calls of that key report
+//!   `AlreadyExists`: the scrub reports such keys
+//!   ([`RepairOutcome::BelowQuorum`]); delete them to free the name. At
+//!   `One` two writers could each win on a different replica, so
+//!   `put_if_absent` is refused
 //!   ([`StorageError::ConditionalWriteNeedsQuorum`]) unless
 //!   [`allow_put_if_absent_at_one`](ReplicatedStorageBuilder::allow_put_if_absent_at_one)
 //!   says the caller accepts that.
@@ -80,13 +96,13 @@ pub use repair::{KeyRepair, RepairOutcome, RepairReport, RepairStats};
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
 
 use super::{
     Bytes, CheckpointStorage, ObjectMeta, ObjectStream, ObjectWriter, ReplicaFailure, Result,
@@ -95,6 +111,9 @@ use super::{
 use crate::error::ConfigError;
 
 const TARGET: &str = "steadfast::storage::replicated";
+
+/// How long a replica that failed stays last in read order.
+const RECENT_FAILURE: Duration = Duration::from_secs(30);
 
 /// How many replicas a write needs, and so how many a read needs.
 ///
@@ -275,8 +294,8 @@ struct Slot {
     domain: Option<String>,
     /// `#<index>`, and ` (<domain>)` when it has one.
     name: String,
-    /// Failures since its last success.
-    failures: AtomicU64,
+    /// When it last failed (tokio's clock).
+    failed_at: Mutex<Option<Instant>>,
 }
 
 /// Counts background tasks, so that tests and shutdowns can wait for them.
@@ -366,27 +385,32 @@ impl Inner {
             .map_or_else(|| format!("#{replica}"), |s| s.name.clone())
     }
 
+    /// Records a replica's failure (a success changes nothing: a replica
+    /// that failed stays last in read order for [`RECENT_FAILURE`]).
     fn record(&self, replica: usize, ok: bool) {
-        if let Some(slot) = self.replicas.get(replica) {
-            if ok {
-                slot.failures.store(0, Ordering::Relaxed);
-            } else {
-                slot.failures.fetch_add(1, Ordering::Relaxed);
-            }
+        if ok {
+            return;
         }
+        if let Some(slot) = self.replicas.get(replica) {
+            *slot.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
+    }
+
+    /// Whether the replica failed within the last [`RECENT_FAILURE`].
+    fn failed_recently(&self, replica: usize) -> bool {
+        self.replicas.get(replica).is_some_and(|slot| {
+            slot.failed_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|at| at.elapsed() < RECENT_FAILURE)
+        })
     }
 
     /// Replica indices in read order: those without recent failures first,
     /// each group in replica order.
     fn read_order(&self, indices: impl IntoIterator<Item = usize>) -> Vec<usize> {
         let mut order: Vec<usize> = indices.into_iter().collect();
-        order.sort_by_key(|&i| {
-            let failing = self
-                .replicas
-                .get(i)
-                .is_some_and(|s| s.failures.load(Ordering::Relaxed) > 0);
-            (failing, i)
-        });
+        order.sort_by_key(|&i| (self.failed_recently(i), i));
         order
     }
 }
@@ -835,7 +859,7 @@ impl ReplicatedStorageBuilder {
                 },
                 storage: r.storage,
                 domain: r.domain,
-                failures: AtomicU64::new(0),
+                failed_at: Mutex::new(None),
             })
             .collect();
         Ok(ReplicatedStorage {

@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -18,6 +19,10 @@ use crate::storage::{
     check_range, validate_key, Bytes, ObjectMeta, ObjectReader, ObjectStream, ReplicaFailure,
     Result, StorageError,
 };
+
+/// Objects up to this size are read whole and verified before a
+/// `get_stream` returns; larger ones are verified as they stream.
+const VERIFY_BEFORE_STREAMING: u64 = 4 * 1024 * 1024;
 
 /// Where a key's copies are, as far as the replicas that answered say.
 pub(super) struct Located {
@@ -105,6 +110,37 @@ impl Attempts {
     }
 }
 
+/// The answers to a `locate` so far.
+#[derive(Default)]
+struct Found {
+    holders: Vec<(usize, ObjectMeta)>,
+    missing: Vec<usize>,
+    errored: Vec<usize>,
+    failures: Vec<ReplicaFailure>,
+}
+
+impl Found {
+    fn take(&mut self, storage: &ReplicatedStorage, i: usize, result: Result<ObjectMeta>) {
+        match result {
+            Ok(meta) if meta.size >= FOOTER_LEN => self.holders.push((i, meta)),
+            Ok(_) | Err(StorageError::NotFound { .. }) => self.missing.push(i),
+            Err(e) => {
+                storage.inner.record(i, false);
+                self.errored.push(i);
+                self.failures.push(storage.inner.failure(i, e));
+            }
+        }
+    }
+
+    fn held(&self) -> Vec<usize> {
+        self.holders.iter().map(|(i, _)| *i).collect()
+    }
+
+    fn answered(&self) -> usize {
+        self.holders.len() + self.missing.len()
+    }
+}
+
 impl ReplicatedStorage {
     /// Asks every replica for the key's metadata, until W hold it (and
     /// enough answered), or every replica answered.
@@ -124,29 +160,24 @@ impl ReplicatedStorage {
             .enumerate()
             .map(|(i, slot)| async move { (i, slot.storage.head(key).await) })
             .collect();
-        let mut holders: Vec<(usize, ObjectMeta)> = Vec::new();
-        let mut missing = Vec::new();
-        let mut failures = Vec::new();
+        let mut found = Found::default();
         while let Some((i, result)) = pending.next().await {
-            match result {
-                Ok(meta) if meta.size >= FOOTER_LEN => {
-                    inner.record(i, true);
-                    holders.push((i, meta));
-                }
-                Ok(_) | Err(StorageError::NotFound { .. }) => {
-                    inner.record(i, true);
-                    missing.push(i);
-                }
-                Err(e) => {
-                    inner.record(i, false);
-                    failures.push(inner.failure(i, e));
-                }
-            }
-            let held: Vec<usize> = holders.iter().map(|(i, _)| *i).collect();
-            if inner.quorum_met(&held) && holders.len() + missing.len() >= needed {
+            found.take(self, i, result);
+            if inner.quorum_met(&found.held()) && found.answered() >= needed {
                 break;
             }
         }
+        // The answers already in, without waiting for the others.
+        while let Some(Some((i, result))) = pending.next().now_or_never() {
+            found.take(self, i, result);
+        }
+        drop(pending);
+        let Found {
+            mut holders,
+            missing,
+            errored,
+            failures,
+        } = found;
         let held: Vec<usize> = holders.iter().map(|(i, _)| *i).collect();
         let answered = holders.len() + missing.len();
         if answered < needed {
@@ -163,6 +194,12 @@ impl ReplicatedStorage {
                 key: key.to_string(),
             });
         }
+        // The replicas that have not answered yet may lack a copy: check
+        // them in the background, for read repair.
+        let unanswered: Vec<usize> = (0..inner.replicas.len())
+            .filter(|i| !held.contains(i) && !missing.contains(i) && !errored.contains(i))
+            .collect();
+        self.probe(key, unanswered);
         let order = inner.read_order(held);
         holders.sort_by_key(|(i, _)| order.iter().position(|o| o == i));
         Ok(Located { holders, missing })
@@ -174,7 +211,12 @@ impl ReplicatedStorage {
 
     pub(super) async fn get_verified(&self, key: &str) -> Result<Bytes> {
         let located = self.locate(key).await?;
-        let mut attempts = Attempts::new(&located);
+        self.read_whole(key, &located).await
+    }
+
+    /// The payload of the first copy that verifies, in read order.
+    async fn read_whole(&self, key: &str, located: &Located) -> Result<Bytes> {
+        let mut attempts = Attempts::new(located);
         for &(i, _) in &located.holders {
             match self.inner.replicas[i].storage.get(key).await {
                 Ok(stored) => match envelope::open(&stored) {
@@ -292,6 +334,19 @@ impl ReplicatedStorage {
 
     pub(super) async fn get_stream_verified(&self, key: &str) -> Result<ObjectStream> {
         let located = self.locate(key).await?;
+        let meta = located.meta(key);
+        if meta.size <= VERIFY_BEFORE_STREAMING {
+            // Small enough to verify before the first byte is handed out
+            // (a manifest, say), with the fallback of a whole read.
+            let payload = self.read_whole(key, &located).await?;
+            return Ok(ObjectStream {
+                meta: ObjectMeta {
+                    size: payload.len() as u64,
+                    ..meta
+                },
+                reader: Box::pin(std::io::Cursor::new(payload)),
+            });
+        }
         let mut attempts = Attempts::new(&located);
         for &(i, _) in &located.holders {
             match self.inner.replicas[i].storage.get_stream(key).await {

@@ -225,6 +225,40 @@ impl ReplicatedStorage {
         });
     }
 
+    /// Checks, in the background, whether `replicas` (which did not answer
+    /// a read in time) hold a copy of `key`, and repairs those that do not.
+    /// Skipped when as many repairs as allowed are in flight.
+    pub(super) fn probe(&self, key: &str, replicas: Vec<usize>) {
+        if replicas.is_empty() {
+            return;
+        }
+        let Ok(permit) = Arc::clone(&self.inner.repair_permits).try_acquire_owned() else {
+            return;
+        };
+        let guard = self.inner.repairs.start();
+        let storage = self.clone();
+        let key = key.to_string();
+        tokio::spawn(async move {
+            let heads = join_all(replicas.iter().map(|&i| {
+                let storage = &storage;
+                let key = &key;
+                async move { (i, storage.inner.replicas[i].storage.head(key).await) }
+            }))
+            .await;
+            let targets: Vec<usize> = heads
+                .into_iter()
+                .filter_map(|(i, head)| match head {
+                    Ok(meta) if meta.size >= envelope::FOOTER_LEN => None,
+                    Ok(_) | Err(StorageError::NotFound { .. }) => Some(i),
+                    Err(_) => None,
+                })
+                .collect();
+            drop(permit);
+            storage.schedule_repair(&key, targets, None);
+            drop(guard);
+        });
+    }
+
     /// A verified stored copy of `key` from a replica not in `exclude`.
     async fn verified_copy(&self, key: &str, exclude: &[usize]) -> Result<Bytes> {
         let inner = &self.inner;

@@ -1,8 +1,9 @@
 //! Replicated writes: `put`, `put_stream`, `delete` and `cleanup_temporary`
 //! fan out to every replica and succeed once W acknowledge; the writes
-//! still running go on in background tasks. `put_if_absent` goes through
-//! the replicas one after the other, in their fixed order, so that two
-//! writers of one key race on the same replica first.
+//! still running go on in background tasks. `put_if_absent` asks the
+//! replicas one after the other, in their fixed order, until one creates
+//! the copy or has one (the arbiter: two writers of one key race on the
+//! same replica first), then the others at once.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,9 +13,10 @@ use async_trait::async_trait;
 use futures::future::join_all;
 use futures::stream::{FuturesUnordered, StreamExt};
 use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::envelope::{seal, Footer};
+use super::envelope::{self, seal, Footer};
 use super::{count, ConsistencyLevel, ReplicatedStorage, TARGET};
 use crate::storage::{
     validate_key, Bytes, ObjectMeta, ObjectWriter, ReplicaFailure, Result, StorageError,
@@ -157,6 +159,13 @@ impl ReplicatedStorage {
         self.acknowledge("delete", key, tasks, Vec::new()).await
     }
 
+    /// Creates `key` on W replicas if it is absent. First the arbiter: the
+    /// replicas in their fixed order until one answers with a created copy
+    /// or a copy already there (which ends the write: another writer got
+    /// there first). Then the other replicas at once, until W hold this
+    /// write's copy. The replicas that answer with another copy are
+    /// overwritten once the write has won, left alone if it lost; a write
+    /// that lost deletes the copies it created.
     pub(super) async fn put_if_absent_replicated(&self, key: &str, data: Bytes) -> Result<()> {
         validate_key(key)?;
         let inner = &self.inner;
@@ -171,57 +180,103 @@ impl ReplicatedStorage {
         let mut failures = Vec::new();
         let mut conflict = false;
         let mut next = 0;
-        while next < n && !inner.quorum_met(&won) {
-            let possible: Vec<usize> = won.iter().copied().chain(next..n).collect();
+        // The arbiter.
+        while next < n {
+            let possible: Vec<usize> = (next..n).collect();
             if !inner.quorum_met(&possible) {
                 break;
             }
             let i = next;
             next += 1;
-            let result = inner.replicas[i]
+            match inner.replicas[i]
                 .storage
                 .put_if_absent(key, stored.clone())
-                .await;
-            inner.record(
-                i,
-                !matches!(result, Err(ref e) if !matches!(e, StorageError::AlreadyExists { .. })),
-            );
-            match result {
-                Ok(()) => won.push(i),
+                .await
+            {
+                Ok(()) => {
+                    won.push(i);
+                    break;
+                }
                 Err(e @ StorageError::AlreadyExists { .. }) => {
-                    // Another writer got here first (or a copy of a failed
-                    // write is left here): stop, so that of two racing
-                    // writers only the first to reach this replica goes on.
                     failures.push(inner.failure(i, e));
                     conflict = true;
                     break;
                 }
-                Err(e) => failures.push(inner.failure(i, e)),
+                Err(e) => {
+                    inner.record(i, false);
+                    failures.push(inner.failure(i, e));
+                }
             }
         }
-        if inner.quorum_met(&won) {
-            // The rest in the background. A copy already there cannot be
-            // another writer's winning one (we won a quorum): it is left by
-            // a write that failed, and ours replaces it.
-            for i in next..n {
-                let (storage, key_owned, stored) = (
-                    Arc::clone(&inner.replicas[i].storage),
-                    key.to_string(),
-                    stored.clone(),
-                );
-                drop(self.spawn_write(i, "put_if_absent", key, async move {
-                    match storage.put_if_absent(&key_owned, stored.clone()).await {
-                        Err(StorageError::AlreadyExists { .. }) => {
-                            storage.put(&key_owned, stored).await
-                        }
-                        other => other,
-                    }
-                }));
+        if won.is_empty() {
+            return Err(self.put_if_absent_lost(key, conflict, &won, failures));
+        }
+        // The others at once. Each task reports its first answer, then,
+        // when that answer was another copy, waits for the outcome and
+        // overwrites it if this write won.
+        let (decided, decision) = watch::channel(None::<bool>);
+        let (report, mut reports) = mpsc::unbounded_channel();
+        let mut waiting: Vec<usize> = (next..n).collect();
+        for &i in &waiting {
+            let (storage, key_owned, stored) = (
+                Arc::clone(&inner.replicas[i].storage),
+                key.to_string(),
+                stored.clone(),
+            );
+            let (report, mut decision) = (report.clone(), decision.clone());
+            drop(self.spawn_write(i, "put_if_absent", key, async move {
+                let result = storage.put_if_absent(&key_owned, stored.clone()).await;
+                let other_copy = matches!(result, Err(StorageError::AlreadyExists { .. }));
+                let _ = report.send((i, result));
+                if !other_copy {
+                    return Ok(());
+                }
+                match decision.wait_for(Option::is_some).await.map(|d| *d) {
+                    Ok(Some(true)) => storage.put(&key_owned, stored).await,
+                    _ => Ok(()),
+                }
+            }));
+        }
+        drop(report);
+        while !inner.quorum_met(&won) {
+            let possible: Vec<usize> = won.iter().chain(&waiting).copied().collect();
+            if !inner.quorum_met(&possible) {
+                break;
             }
+            let Some((i, result)) = reports.recv().await else {
+                break;
+            };
+            waiting.retain(|&w| w != i);
+            match result {
+                Ok(()) => won.push(i),
+                Err(e) => {
+                    conflict |= matches!(e, StorageError::AlreadyExists { .. });
+                    if !matches!(e, StorageError::AlreadyExists { .. }) {
+                        inner.record(i, false);
+                    }
+                    failures.push(inner.failure(i, e));
+                }
+            }
+        }
+        let success = inner.quorum_met(&won);
+        let _ = decided.send(Some(success));
+        if success {
             return Ok(());
         }
-        // Not won: take back the copies this write created.
-        let undo = join_all(won.iter().map(|&i| inner.replicas[i].storage.delete(key))).await;
+        // Lost: take back the copies this write created (those that still
+        // hold its bytes).
+        let digest = Footer::of(&data).digest;
+        let undo = join_all(won.iter().map(|&i| async move {
+            let storage = &inner.replicas[i].storage;
+            match storage.get(key).await {
+                Ok(current) if envelope::open(&current).is_ok_and(|(_, f)| f.digest == digest) => {
+                    storage.delete(key).await
+                }
+                Ok(_) | Err(StorageError::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }))
+        .await;
         for (&i, result) in won.iter().zip(undo) {
             if let Err(e) = result {
                 tracing::warn!(
@@ -233,18 +288,30 @@ impl ReplicatedStorage {
                 );
             }
         }
+        Err(self.put_if_absent_lost(key, conflict, &won, failures))
+    }
+
+    /// The error of a `put_if_absent` that did not win: `AlreadyExists`
+    /// when another copy was found, `QuorumNotReached` otherwise.
+    fn put_if_absent_lost(
+        &self,
+        key: &str,
+        conflict: bool,
+        won: &[usize],
+        failures: Vec<ReplicaFailure>,
+    ) -> StorageError {
         if conflict {
-            return Err(StorageError::AlreadyExists {
+            return StorageError::AlreadyExists {
                 key: key.to_string(),
-            });
+            };
         }
-        Err(StorageError::QuorumNotReached {
+        StorageError::QuorumNotReached {
             operation: "put_if_absent",
             key: key.to_string(),
-            needed: count(inner.write_quorum),
-            succeeded: count(inner.distinct(&won)),
+            needed: count(self.inner.write_quorum),
+            succeeded: count(self.inner.distinct(won)),
             failures: failures.into(),
-        })
+        }
     }
 
     pub(super) async fn put_stream_replicated(&self, key: &str) -> Result<Box<dyn ObjectWriter>> {
