@@ -758,3 +758,28 @@ async fn a_directory_removed_mid_run_loses_nothing() {
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(files(&roots[1]), files(&roots[0]));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_late_copy_never_lands_over_a_newer_one_or_after_a_delete() {
+    let (replicas, storage) = three_in_memory(ConsistencyLevel::Quorum);
+    // Replica 2's first put is slow; the next ones are not.
+    replicas[2]
+        .faults()
+        .set_latency(Operation::Put, Duration::from_secs(60));
+    storage.put("k", Bytes::from_static(b"old")).await.unwrap();
+    replicas[2].faults().set_latency(Operation::Put, Duration::ZERO);
+    storage.put("k", Bytes::from_static(b"new")).await.unwrap();
+    storage.put("gone", Bytes::from_static(b"x")).await.unwrap();
+    storage.wait_for_writes().await;
+    let on_two = replicas[2].get("k").await.unwrap();
+    let on_zero = replicas[0].get("k").await.unwrap();
+    assert_eq!(on_two, on_zero, "the late copy landed over the newer one");
+
+    replicas[2]
+        .faults()
+        .set_latency(Operation::Put, Duration::from_secs(60));
+    storage.put("d", Bytes::from_static(b"x")).await.unwrap();
+    storage.delete("d").await.unwrap();
+    storage.wait_for_writes().await;
+    assert!(!replicas[2].exists("d").await.unwrap(), "a late put landed after the delete");
+}

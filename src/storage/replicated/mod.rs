@@ -18,7 +18,9 @@
 //!   The writes still running then go on in the background: a slow replica
 //!   never holds up an acknowledged write, and its copy lands (or fails,
 //!   logged and counted, for [`repair`](ReplicatedStorage::repair) to fix)
-//!   later; [`ReplicatedStorage::wait_for_writes`] waits for them. A write
+//!   later; [`ReplicatedStorage::wait_for_writes`] waits for them. Writes
+//!   of one key to one replica run in the order they started, so a late
+//!   copy never lands over a newer one (or after a delete). A write
 //!   that fails leaves the copies that landed where they are: fewer than W,
 //!   so nothing shows them (below). The error
 //!   ([`StorageError::QuorumNotReached`]) names every replica that failed,
@@ -93,15 +95,17 @@ mod write;
 
 pub use repair::{KeyRepair, RepairOutcome, RepairReport, RepairStats};
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::time::Instant;
 
 use super::{
@@ -331,6 +335,10 @@ impl Drop for InFlightGuard {
     }
 }
 
+/// For each (replica, key) with a write running: the ticket of the last
+/// write started, and what says it ended.
+type Tails = HashMap<(usize, String), (u64, oneshot::Receiver<()>)>;
+
 struct Inner {
     replicas: Vec<Slot>,
     level: ConsistencyLevel,
@@ -342,9 +350,19 @@ struct Inner {
     repairs: Arc<InFlight>,
     repair_permits: Arc<Semaphore>,
     stats: repair::Counters,
+    /// The last write started on each (replica, key) still running, with
+    /// its ticket: the next write of that key to that replica waits for it.
+    tails: Mutex<Tails>,
+    tickets: AtomicU64,
 }
 
 impl Inner {
+    fn tails(&self) -> std::sync::MutexGuard<'_, Tails> {
+        // Every critical section is one map operation: a panic cannot leave
+        // the map half-updated.
+        self.tails.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Whether the replicas in `indices` make a write quorum: W of them,
     /// in W distinct failure domains when that is required.
     fn quorum_met(&self, indices: &[usize]) -> bool {
@@ -874,6 +892,8 @@ impl ReplicatedStorageBuilder {
                 repairs: Arc::new(InFlight::new()),
                 repair_permits: Arc::new(Semaphore::new(self.max_repairs_in_flight)),
                 stats: repair::Counters::default(),
+                tails: Mutex::new(HashMap::new()),
+                tickets: AtomicU64::new(0),
             }),
         })
     }

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use futures::future::join_all;
 use futures::stream::{FuturesUnordered, StreamExt};
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, watch};
+use std::sync::atomic::Ordering;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::envelope::{self, seal, Footer};
@@ -50,8 +51,29 @@ impl ReplicatedStorage {
         let guard = self.inner.writes.start();
         let inner = Arc::clone(&self.inner);
         let key = key.to_string();
+        // Writes of one key to one replica run in the order they were
+        // started: a write still running in the background when the next
+        // one starts (a slow replica) cannot land after it.
+        let (done, done_rx) = oneshot::channel::<()>();
+        let ticket = inner.tickets.fetch_add(1, Ordering::Relaxed);
+        let previous = inner
+            .tails()
+            .insert((replica, key.clone()), (ticket, done_rx))
+            .map(|(_, rx)| rx);
         let handle = tokio::spawn(async move {
+            if let Some(previous) = previous {
+                // An error only says the previous write's task is gone.
+                let _ = previous.await;
+            }
             let result = write.await;
+            drop(done);
+            {
+                let mut tails = inner.tails();
+                let tail = (replica, key.clone());
+                if tails.get(&tail).is_some_and(|(t, _)| *t == ticket) {
+                    tails.remove(&tail);
+                }
+            }
             inner.record(replica, result.is_ok());
             if let Err(e) = &result {
                 tracing::debug!(
