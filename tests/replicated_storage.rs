@@ -767,7 +767,9 @@ async fn a_late_copy_never_lands_over_a_newer_one_or_after_a_delete() {
         .faults()
         .set_latency(Operation::Put, Duration::from_secs(60));
     storage.put("k", Bytes::from_static(b"old")).await.unwrap();
-    replicas[2].faults().set_latency(Operation::Put, Duration::ZERO);
+    replicas[2]
+        .faults()
+        .set_latency(Operation::Put, Duration::ZERO);
     storage.put("k", Bytes::from_static(b"new")).await.unwrap();
     storage.put("gone", Bytes::from_static(b"x")).await.unwrap();
     storage.wait_for_writes().await;
@@ -781,5 +783,8 @@ async fn a_late_copy_never_lands_over_a_newer_one_or_after_a_delete() {
     storage.put("d", Bytes::from_static(b"x")).await.unwrap();
     storage.delete("d").await.unwrap();
     storage.wait_for_writes().await;
-    assert!(!replicas[2].exists("d").await.unwrap(), "a late put landed after the delete");
+    assert!(
+        !replicas[2].exists("d").await.unwrap(),
+        "a late put landed after the delete"
+    );
 }
