@@ -18,8 +18,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::checkpoint::{validate_name, Compression, SaveOptions};
 use crate::error::ConfigError;
 
-use super::location::StorageLocation;
+use super::location::{validate_replication, ReplicaLocation, StorageLocation};
 use super::retention::RetentionPolicy;
+use crate::storage::ConsistencyLevel;
 
 /// The config file keys of the four retention rules, in the order
 /// [`RetentionPolicy::validate_fields`] takes them.
@@ -51,6 +52,18 @@ const RETENTION_FIELDS: [&str; 4] = [
 /// | `overlap` | `checkpoint_overlap` | `"skip"` |
 /// | `save_timeout` | `checkpoint_save_timeout` | `"5m"` |
 /// | `load_timeout` | `checkpoint_load_timeout` | none (no limit) |
+/// | `replication_factor` | `checkpoint_replication_factor` (or `replication_factor`) | 1 (no replication) |
+/// | `consistency_level` | `checkpoint_consistency_level` (or `consistency_level`): `"one"`, `"quorum"`, `"all"` | `"quorum"` |
+/// | `geo_distributed` | `checkpoint_geo_distributed` (or `geo_distributed`) | `false` |
+/// | `replicas` | `checkpoint_replicas`: `[{ "location": "/mnt/a/ckpt", "domain": "a" }, ...]` | none |
+///
+/// With `replication_factor` above 1, checkpoints are stored on that many
+/// replicas (listed in `checkpoint_replicas`, instead of
+/// `checkpoint_storage`) through a
+/// [`ReplicatedStorage`](crate::storage::ReplicatedStorage) that
+/// [`open_storage`](Self::open_storage) opens: a write succeeds once the
+/// consistency level's quorum of replicas holds it (in distinct failure
+/// domains with `geo_distributed`).
 ///
 /// # Examples
 ///
@@ -105,6 +118,17 @@ pub struct CheckpointManagerConfig {
     /// How long a restore may take in all (more than zero); none for no
     /// limit.
     pub load_timeout: Option<Duration>,
+    /// On how many replicas checkpoints are stored (1: no replication; more
+    /// needs as many [`replicas`](Self::replicas)).
+    pub replication_factor: usize,
+    /// How many replicas a write needs (with replication).
+    pub consistency_level: ConsistencyLevel,
+    /// Whether a write needs its quorum in distinct failure domains (every
+    /// replica then names its own domain).
+    pub geo_distributed: bool,
+    /// The replicas, when checkpoints are replicated (instead of
+    /// [`storage`](Self::storage)).
+    pub replicas: Vec<ReplicaLocation>,
 }
 
 impl Default for CheckpointManagerConfig {
@@ -128,6 +152,10 @@ impl Default for CheckpointManagerConfig {
             overlap: OverlapPolicy::Skip,
             save_timeout: SaveOptions::default().timeout,
             load_timeout: None,
+            replication_factor: 1,
+            consistency_level: ConsistencyLevel::Quorum,
+            geo_distributed: false,
+            replicas: Vec::new(),
         }
     }
 }
@@ -176,7 +204,11 @@ impl CheckpointManagerConfig {
     /// `checkpoint_save_timeout` or `checkpoint_load_timeout`; a zero
     /// retention rule; a zstd level out of range; a prefix that is not a
     /// valid checkpoint name; an empty storage location, or a storage URL in
-    /// a build without the `object-store` feature.
+    /// a build without the `object-store` feature; a replication factor of
+    /// zero, or one that differs from the number of replicas listed (a
+    /// factor above 1 needs its replicas); replicas listed beside
+    /// `checkpoint_storage`; `geo_distributed` without replicas each in its
+    /// own named domain.
     ///
     /// # Examples
     ///
@@ -227,7 +259,12 @@ impl CheckpointManagerConfig {
                 "must be greater than zero when set (leave it out for no limit)",
             ));
         }
-        Ok(())
+        validate_replication(
+            self.replication_factor,
+            &self.replicas,
+            self.geo_distributed,
+            self.storage.as_ref(),
+        )
     }
 }
 
@@ -401,6 +438,61 @@ impl CheckpointManagerConfigBuilder {
         self
     }
 
+    /// Stores checkpoints on `replicas` (as many as the replication factor,
+    /// which this sets), instead of one storage location.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::{CheckpointManagerConfig, ReplicaLocation, StorageLocation};
+    /// let replicas = ["/mnt/a", "/mnt/b", "/mnt/c"]
+    ///     .map(|p| ReplicaLocation::new(StorageLocation::Local(p.into())));
+    /// let config = CheckpointManagerConfig::builder().replicas(replicas).build()?;
+    /// assert_eq!(config.replication_factor, 3);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn replicas(mut self, replicas: impl IntoIterator<Item = ReplicaLocation>) -> Self {
+        self.config.replicas = replicas.into_iter().collect();
+        self.config.replication_factor = self.config.replicas.len().max(1);
+        self
+    }
+
+    /// How many replicas a write needs (default
+    /// [`ConsistencyLevel::Quorum`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::CheckpointManagerConfig;
+    /// use steadfast::storage::ConsistencyLevel;
+    /// let config = CheckpointManagerConfig::builder().consistency_level(ConsistencyLevel::All).build()?;
+    /// assert_eq!(config.consistency_level, ConsistencyLevel::All);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn consistency_level(mut self, level: ConsistencyLevel) -> Self {
+        self.config.consistency_level = level;
+        self
+    }
+
+    /// Whether a write needs its quorum in distinct failure domains
+    /// (default `false`; needs replicas, each in its own domain).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::{CheckpointManagerConfig, ReplicaLocation, StorageLocation};
+    /// let replicas = ["a", "b", "c"]
+    ///     .map(|d| ReplicaLocation::new(StorageLocation::Local(format!("/mnt/{d}").into())).domain(d));
+    /// let config = CheckpointManagerConfig::builder().replicas(replicas).geo_distributed(true).build()?;
+    /// assert!(config.geo_distributed);
+    /// assert!(CheckpointManagerConfig::builder().geo_distributed(true).build().is_err());
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn geo_distributed(mut self, yes: bool) -> Self {
+        self.config.geo_distributed = yes;
+        self
+    }
+
     /// Validates and returns the config.
     ///
     /// # Errors
@@ -459,6 +551,26 @@ struct CheckpointManagerConfigRepr {
         skip_serializing_if = "Option::is_none"
     )]
     checkpoint_load_timeout: Option<Duration>,
+    #[serde(alias = "replication_factor", skip_serializing_if = "is_one")]
+    checkpoint_replication_factor: usize,
+    #[serde(alias = "consistency_level", skip_serializing_if = "is_quorum")]
+    checkpoint_consistency_level: ConsistencyLevel,
+    #[serde(alias = "geo_distributed", skip_serializing_if = "is_false")]
+    checkpoint_geo_distributed: bool,
+    #[serde(alias = "replicas", skip_serializing_if = "Vec::is_empty")]
+    checkpoint_replicas: Vec<ReplicaLocation>,
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+fn is_quorum(level: &ConsistencyLevel) -> bool {
+    *level == ConsistencyLevel::Quorum
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for CheckpointManagerConfigRepr {
@@ -482,6 +594,10 @@ impl From<CheckpointManagerConfig> for CheckpointManagerConfigRepr {
             checkpoint_overlap: c.overlap,
             checkpoint_save_timeout: c.save_timeout,
             checkpoint_load_timeout: c.load_timeout,
+            checkpoint_replication_factor: c.replication_factor,
+            checkpoint_consistency_level: c.consistency_level,
+            checkpoint_geo_distributed: c.geo_distributed,
+            checkpoint_replicas: c.replicas,
         }
     }
 }
@@ -513,6 +629,10 @@ impl TryFrom<CheckpointManagerConfigRepr> for CheckpointManagerConfig {
             overlap: r.checkpoint_overlap,
             save_timeout: r.checkpoint_save_timeout,
             load_timeout: r.checkpoint_load_timeout,
+            replication_factor: r.checkpoint_replication_factor,
+            consistency_level: r.checkpoint_consistency_level,
+            geo_distributed: r.checkpoint_geo_distributed,
+            replicas: r.checkpoint_replicas,
         };
         config.validate()?;
         Ok(config)
@@ -632,6 +752,7 @@ mod tests {
             overlap: OverlapPolicy::Queue,
             save_timeout: Duration::from_secs(120),
             load_timeout: Some(Duration::from_secs(600)),
+            ..CheckpointManagerConfig::default()
         };
         assert_eq!(config, expected);
     }
