@@ -63,8 +63,6 @@ pub struct CheckpointManagerBuilder<S, C> {
     ckpt: DistributedCheckpoint<S, C>,
     config: CheckpointManagerConfig,
     checks: IntegrityChecks,
-    chunking: Option<Chunking>,
-    digest: DigestAlgorithm,
 }
 
 impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
@@ -73,13 +71,12 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
             ckpt,
             config: CheckpointManagerConfig::default(),
             checks: IntegrityChecks::new(),
-            chunking: None,
-            digest: DigestAlgorithm::Sha256,
         }
     }
 
     /// Takes every key of `config`: interval, steps, retention,
-    /// compression, prefix, overlap, save and load timeouts. The storage
+    /// compression, chunking and its digest, prefix, overlap, save and load
+    /// timeouts. The storage
     /// key is not the builder's: open it with
     /// [`StorageLocation::open`](super::StorageLocation::open) and build the
     /// [`DistributedCheckpoint`] on it. Integrity checks added to the
@@ -225,7 +222,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
     /// # }
     /// ```
     pub fn chunking(mut self, chunking: Chunking) -> Self {
-        self.chunking = Some(chunking);
+        self.config.chunking = Some(chunking);
         self
     }
 
@@ -250,7 +247,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn digest(mut self, digest: DigestAlgorithm) -> Self {
-        self.digest = digest;
+        self.config.digest = digest;
         self
     }
 
@@ -389,14 +386,10 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
         // One set of rules for a config built here, by its own builder or
         // read from a file.
         self.config.validate()?;
-        if let Some(chunking) = &self.chunking {
-            chunking.validate()?;
-        }
+        let chunking = self.config.chunking;
+        let digest = self.config.digest;
         let manager = CheckpointManager::from_parts(self.ckpt, self.config, self.checks);
-        manager
-            .inner
-            .saving
-            .set_chunking(self.chunking, self.digest);
+        manager.inner.saving.set_chunking(chunking, digest);
         Ok(manager)
     }
 }

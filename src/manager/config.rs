@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::checkpoint::{validate_name, Compression, SaveOptions};
+use crate::checkpoint::{validate_name, Chunking, Compression, DigestAlgorithm, SaveOptions};
 use crate::error::ConfigError;
 
-use super::location::StorageLocation;
+use super::location::{validate_replication, ReplicaLocation, StorageLocation};
 use super::retention::RetentionPolicy;
+use crate::storage::ConsistencyLevel;
 
 /// The config file keys of the four retention rules, in the order
 /// [`RetentionPolicy::validate_fields`] takes them.
@@ -46,11 +47,25 @@ const RETENTION_FIELDS: [&str; 4] = [
 /// | `every_n_steps` | `checkpoint_every_n_steps` | none |
 /// | `retention` | `checkpoint_retention` (keep for an age), `checkpoint_keep_last`, `checkpoint_keep_every_n_steps`, `checkpoint_keep_period` | keep everything |
 /// | `compression` | `checkpoint_compression` | `"none"` |
+/// | `chunking` | `checkpoint_chunking`: `true`, `false` or `{ "average_size": 65536 }` (`true`: 1 MiB on average) | none (one object per shard) |
+/// | `digest` | `checkpoint_digest`: `"sha256"` or `"blake3"` (the address of chunks) | `"sha256"` |
 /// | `storage` | `checkpoint_storage` | none (the manager is given its storage) |
 /// | `prefix` | `checkpoint_prefix` | `"checkpoints"` |
 /// | `overlap` | `checkpoint_overlap` | `"skip"` |
 /// | `save_timeout` | `checkpoint_save_timeout` | `"5m"` |
 /// | `load_timeout` | `checkpoint_load_timeout` | none (no limit) |
+/// | `replication_factor` | `checkpoint_replication_factor` (or `replication_factor`) | 1 (no replication) |
+/// | `consistency_level` | `checkpoint_consistency_level` (or `consistency_level`): `"one"`, `"quorum"`, `"all"` | `"quorum"` |
+/// | `geo_distributed` | `checkpoint_geo_distributed` (or `geo_distributed`) | `false` |
+/// | `replicas` | `checkpoint_replicas`: `[{ "location": "/mnt/a/ckpt", "domain": "a" }, ...]` | none |
+///
+/// With `replication_factor` above 1, checkpoints are stored on that many
+/// replicas (listed in `checkpoint_replicas`, instead of
+/// `checkpoint_storage`) through a
+/// [`ReplicatedStorage`](crate::storage::ReplicatedStorage) that
+/// [`open_storage`](Self::open_storage) opens: a write succeeds once the
+/// consistency level's quorum of replicas holds it (in distinct failure
+/// domains with `geo_distributed`).
 ///
 /// # Examples
 ///
@@ -92,6 +107,13 @@ pub struct CheckpointManagerConfig {
     pub retention: RetentionPolicy,
     /// How shards are stored.
     pub compression: Compression,
+    /// Store shards as content-defined chunks, writing only those the
+    /// storage lacks and storing states unchanged since the last committed
+    /// save by reference ([`CheckpointManagerBuilder::chunking`](super::CheckpointManagerBuilder::chunking));
+    /// `None`: one object per shard.
+    pub chunking: Option<Chunking>,
+    /// The digest that addresses chunks (with [`chunking`](Self::chunking)).
+    pub digest: DigestAlgorithm,
     /// Where checkpoints are stored, when the config says so.
     pub storage: Option<StorageLocation>,
     /// The name prefix of every managed checkpoint (a valid checkpoint
@@ -105,6 +127,17 @@ pub struct CheckpointManagerConfig {
     /// How long a restore may take in all (more than zero); none for no
     /// limit.
     pub load_timeout: Option<Duration>,
+    /// On how many replicas checkpoints are stored (1: no replication; more
+    /// needs as many [`replicas`](Self::replicas)).
+    pub replication_factor: usize,
+    /// How many replicas a write needs (with replication).
+    pub consistency_level: ConsistencyLevel,
+    /// Whether a write needs its quorum in distinct failure domains (every
+    /// replica then names its own domain).
+    pub geo_distributed: bool,
+    /// The replicas, when checkpoints are replicated (instead of
+    /// [`storage`](Self::storage)).
+    pub replicas: Vec<ReplicaLocation>,
 }
 
 impl Default for CheckpointManagerConfig {
@@ -123,11 +156,17 @@ impl Default for CheckpointManagerConfig {
             every_n_steps: None,
             retention: RetentionPolicy::keep_all(),
             compression: Compression::None,
+            chunking: None,
+            digest: DigestAlgorithm::Sha256,
             storage: None,
             prefix: CheckpointManagerConfig::DEFAULT_PREFIX.to_string(),
             overlap: OverlapPolicy::Skip,
             save_timeout: SaveOptions::default().timeout,
             load_timeout: None,
+            replication_factor: 1,
+            consistency_level: ConsistencyLevel::Quorum,
+            geo_distributed: false,
+            replicas: Vec::new(),
         }
     }
 }
@@ -176,7 +215,11 @@ impl CheckpointManagerConfig {
     /// `checkpoint_save_timeout` or `checkpoint_load_timeout`; a zero
     /// retention rule; a zstd level out of range; a prefix that is not a
     /// valid checkpoint name; an empty storage location, or a storage URL in
-    /// a build without the `object-store` feature.
+    /// a build without the `object-store` feature; a replication factor of
+    /// zero, or one that differs from the number of replicas listed (a
+    /// factor above 1 needs its replicas); replicas listed beside
+    /// `checkpoint_storage`; `geo_distributed` without replicas each in its
+    /// own named domain.
     ///
     /// # Examples
     ///
@@ -227,7 +270,12 @@ impl CheckpointManagerConfig {
                 "must be greater than zero when set (leave it out for no limit)",
             ));
         }
-        Ok(())
+        validate_replication(
+            self.replication_factor,
+            &self.replicas,
+            self.geo_distributed,
+            self.storage.as_ref(),
+        )
     }
 }
 
@@ -318,6 +366,39 @@ impl CheckpointManagerConfigBuilder {
         self
     }
 
+    /// Stores shards as content-defined chunks of these sizes (default:
+    /// one object per shard).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::Chunking;
+    /// use steadfast::manager::CheckpointManagerConfig;
+    /// let config = CheckpointManagerConfig::builder().chunking(Chunking::default()).build()?;
+    /// assert_eq!(config.chunking, Some(Chunking::default()));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn chunking(mut self, chunking: Chunking) -> Self {
+        self.config.chunking = Some(chunking);
+        self
+    }
+
+    /// The digest that addresses chunks (default SHA-256).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::DigestAlgorithm;
+    /// use steadfast::manager::CheckpointManagerConfig;
+    /// let config = CheckpointManagerConfig::builder().digest(DigestAlgorithm::Blake3).build()?;
+    /// assert_eq!(config.digest, DigestAlgorithm::Blake3);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn digest(mut self, digest: DigestAlgorithm) -> Self {
+        self.config.digest = digest;
+        self
+    }
+
     /// Where checkpoints are stored.
     ///
     /// # Examples
@@ -401,6 +482,61 @@ impl CheckpointManagerConfigBuilder {
         self
     }
 
+    /// Stores checkpoints on `replicas` (as many as the replication factor,
+    /// which this sets), instead of one storage location.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::{CheckpointManagerConfig, ReplicaLocation, StorageLocation};
+    /// let replicas = ["/mnt/a", "/mnt/b", "/mnt/c"]
+    ///     .map(|p| ReplicaLocation::new(StorageLocation::Local(p.into())));
+    /// let config = CheckpointManagerConfig::builder().replicas(replicas).build()?;
+    /// assert_eq!(config.replication_factor, 3);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn replicas(mut self, replicas: impl IntoIterator<Item = ReplicaLocation>) -> Self {
+        self.config.replicas = replicas.into_iter().collect();
+        self.config.replication_factor = self.config.replicas.len().max(1);
+        self
+    }
+
+    /// How many replicas a write needs (default
+    /// [`ConsistencyLevel::Quorum`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::CheckpointManagerConfig;
+    /// use steadfast::storage::ConsistencyLevel;
+    /// let config = CheckpointManagerConfig::builder().consistency_level(ConsistencyLevel::All).build()?;
+    /// assert_eq!(config.consistency_level, ConsistencyLevel::All);
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn consistency_level(mut self, level: ConsistencyLevel) -> Self {
+        self.config.consistency_level = level;
+        self
+    }
+
+    /// Whether a write needs its quorum in distinct failure domains
+    /// (default `false`; needs replicas, each in its own domain).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::manager::{CheckpointManagerConfig, ReplicaLocation, StorageLocation};
+    /// let replicas = ["a", "b", "c"]
+    ///     .map(|d| ReplicaLocation::new(StorageLocation::Local(format!("/mnt/{d}").into())).domain(d));
+    /// let config = CheckpointManagerConfig::builder().replicas(replicas).geo_distributed(true).build()?;
+    /// assert!(config.geo_distributed);
+    /// assert!(CheckpointManagerConfig::builder().geo_distributed(true).build().is_err());
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn geo_distributed(mut self, yes: bool) -> Self {
+        self.config.geo_distributed = yes;
+        self
+    }
+
     /// Validates and returns the config.
     ///
     /// # Errors
@@ -448,6 +584,10 @@ struct CheckpointManagerConfigRepr {
     )]
     checkpoint_keep_period: Option<Duration>,
     checkpoint_compression: Compression,
+    #[serde(skip_serializing_if = "ChunkingKey::is_off")]
+    checkpoint_chunking: ChunkingKey,
+    #[serde(skip_serializing_if = "is_sha256")]
+    checkpoint_digest: DigestAlgorithm,
     #[serde(skip_serializing_if = "Option::is_none")]
     checkpoint_storage: Option<StorageLocation>,
     checkpoint_prefix: String,
@@ -459,6 +599,90 @@ struct CheckpointManagerConfigRepr {
         skip_serializing_if = "Option::is_none"
     )]
     checkpoint_load_timeout: Option<Duration>,
+    #[serde(alias = "replication_factor", skip_serializing_if = "is_one")]
+    checkpoint_replication_factor: usize,
+    #[serde(alias = "consistency_level", skip_serializing_if = "is_quorum")]
+    checkpoint_consistency_level: ConsistencyLevel,
+    #[serde(alias = "geo_distributed", skip_serializing_if = "is_false")]
+    checkpoint_geo_distributed: bool,
+    #[serde(alias = "replicas", skip_serializing_if = "Vec::is_empty")]
+    checkpoint_replicas: Vec<ReplicaLocation>,
+}
+
+/// `checkpoint_chunking`: `true` (the default sizes), `false`, or the sizes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum ChunkingKey {
+    Switch(bool),
+    Sizes(Chunking),
+    #[default]
+    Off,
+}
+
+impl Serialize for ChunkingKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.chunking() {
+            Some(chunking) => chunking.serialize(serializer),
+            None => serializer.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ChunkingKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = ChunkingKey;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or { \"average_size\": BYTES }")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<ChunkingKey, E> {
+                Ok(ChunkingKey::Switch(on))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ChunkingKey, A::Error> {
+                Chunking::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ChunkingKey::Sizes)
+            }
+        }
+
+        deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+impl ChunkingKey {
+    fn is_off(&self) -> bool {
+        self.chunking().is_none()
+    }
+
+    fn chunking(self) -> Option<Chunking> {
+        match self {
+            ChunkingKey::Switch(true) => Some(Chunking::default()),
+            ChunkingKey::Sizes(chunking) => Some(chunking),
+            ChunkingKey::Switch(false) | ChunkingKey::Off => None,
+        }
+    }
+}
+
+fn is_sha256(digest: &DigestAlgorithm) -> bool {
+    *digest == DigestAlgorithm::Sha256
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+fn is_quorum(level: &ConsistencyLevel) -> bool {
+    *level == ConsistencyLevel::Quorum
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for CheckpointManagerConfigRepr {
@@ -477,11 +701,17 @@ impl From<CheckpointManagerConfig> for CheckpointManagerConfigRepr {
             checkpoint_keep_every_n_steps: c.retention.every_n_steps(),
             checkpoint_keep_period: c.retention.period(),
             checkpoint_compression: c.compression,
+            checkpoint_chunking: c.chunking.map_or(ChunkingKey::Off, ChunkingKey::Sizes),
+            checkpoint_digest: c.digest,
             checkpoint_storage: c.storage,
             checkpoint_prefix: c.prefix,
             checkpoint_overlap: c.overlap,
             checkpoint_save_timeout: c.save_timeout,
             checkpoint_load_timeout: c.load_timeout,
+            checkpoint_replication_factor: c.replication_factor,
+            checkpoint_consistency_level: c.consistency_level,
+            checkpoint_geo_distributed: c.geo_distributed,
+            checkpoint_replicas: c.replicas,
         }
     }
 }
@@ -508,11 +738,17 @@ impl TryFrom<CheckpointManagerConfigRepr> for CheckpointManagerConfig {
             every_n_steps: r.checkpoint_every_n_steps,
             retention,
             compression: r.checkpoint_compression,
+            chunking: r.checkpoint_chunking.chunking(),
+            digest: r.checkpoint_digest,
             storage: r.checkpoint_storage,
             prefix: r.checkpoint_prefix,
             overlap: r.checkpoint_overlap,
             save_timeout: r.checkpoint_save_timeout,
             load_timeout: r.checkpoint_load_timeout,
+            replication_factor: r.checkpoint_replication_factor,
+            consistency_level: r.checkpoint_consistency_level,
+            geo_distributed: r.checkpoint_geo_distributed,
+            replicas: r.checkpoint_replicas,
         };
         config.validate()?;
         Ok(config)
@@ -590,236 +826,5 @@ impl<'de> Deserialize<'de> for OverlapPolicy {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DAY: u64 = 86_400;
-
-    fn every_key(storage: &str) -> String {
-        format!(
-            r#"{{
-                "checkpoint_interval": "5m",
-                "checkpoint_every_n_steps": 1000,
-                "checkpoint_retention": "7d",
-                "checkpoint_keep_last": 5,
-                "checkpoint_keep_every_n_steps": 10000,
-                "checkpoint_keep_period": "1d",
-                "checkpoint_compression": "zstd:1",
-                "checkpoint_storage": "{storage}",
-                "checkpoint_prefix": "run-1",
-                "checkpoint_overlap": "queue",
-                "checkpoint_save_timeout": "2m",
-                "checkpoint_load_timeout": "10m"
-            }}"#
-        )
-    }
-
-    #[test]
-    fn parses_every_key() {
-        let config: CheckpointManagerConfig =
-            serde_json::from_str(&every_key("/var/ckpt")).unwrap();
-        let expected = CheckpointManagerConfig {
-            interval: Some(Duration::from_secs(300)),
-            every_n_steps: Some(1000),
-            retention: RetentionPolicy::keep_all()
-                .keep_for(Duration::from_secs(7 * DAY))
-                .keep_last(5)
-                .keep_every_n_steps(10_000)
-                .keep_one_per(Duration::from_secs(DAY)),
-            compression: Compression::Zstd { level: 1 },
-            storage: Some(StorageLocation::Local("/var/ckpt".into())),
-            prefix: "run-1".into(),
-            overlap: OverlapPolicy::Queue,
-            save_timeout: Duration::from_secs(120),
-            load_timeout: Some(Duration::from_secs(600)),
-        };
-        assert_eq!(config, expected);
-    }
-
-    #[test]
-    fn an_empty_config_is_the_default() {
-        let config: CheckpointManagerConfig = serde_json::from_str("{}").unwrap();
-        assert_eq!(config, CheckpointManagerConfig::default());
-        assert_eq!(config.interval, None);
-        assert_eq!(config.every_n_steps, None);
-        assert!(config.retention.keeps_everything());
-        assert_eq!(config.prefix, "checkpoints");
-        assert_eq!(config.save_timeout, Duration::from_secs(300));
-        assert!(config.validate().is_ok());
-    }
-
-    #[test]
-    fn round_trips() {
-        let config: CheckpointManagerConfig =
-            serde_json::from_str(&every_key("/var/ckpt")).unwrap();
-        let json = serde_json::to_string(&config).unwrap();
-        let back: CheckpointManagerConfig = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, config);
-        assert!(json.contains(r#""checkpoint_retention":"7d""#), "{json}");
-        assert!(
-            json.contains(r#""checkpoint_compression":"zstd:1""#),
-            "{json}"
-        );
-
-        let default = CheckpointManagerConfig::default();
-        let json = serde_json::to_string(&default).unwrap();
-        assert_eq!(
-            json,
-            r#"{"checkpoint_compression":"none","checkpoint_prefix":"checkpoints","checkpoint_overlap":"skip","checkpoint_save_timeout":"5m"}"#
-        );
-        let back: CheckpointManagerConfig = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, default);
-    }
-
-    fn refused(json: &str) -> String {
-        serde_json::from_str::<CheckpointManagerConfig>(json)
-            .unwrap_err()
-            .to_string()
-    }
-
-    #[test]
-    fn zero_values_are_refused_naming_the_key() {
-        for (json, key) in [
-            (r#"{"checkpoint_interval": "0s"}"#, "checkpoint_interval"),
-            (
-                r#"{"checkpoint_every_n_steps": 0}"#,
-                "checkpoint_every_n_steps",
-            ),
-            (r#"{"checkpoint_retention": 0}"#, "checkpoint_retention"),
-            (r#"{"checkpoint_keep_last": 0}"#, "checkpoint_keep_last"),
-            (
-                r#"{"checkpoint_keep_every_n_steps": 0}"#,
-                "checkpoint_keep_every_n_steps",
-            ),
-            (
-                r#"{"checkpoint_keep_period": "0ms"}"#,
-                "checkpoint_keep_period",
-            ),
-            (
-                r#"{"checkpoint_save_timeout": "0s"}"#,
-                "checkpoint_save_timeout",
-            ),
-            (
-                r#"{"checkpoint_load_timeout": "0s"}"#,
-                "checkpoint_load_timeout",
-            ),
-        ] {
-            let message = refused(json);
-            assert!(message.contains(key), "{json}: {message}");
-        }
-    }
-
-    #[test]
-    fn the_builder_refuses_what_deserialization_refuses() {
-        let b = CheckpointManagerConfig::builder;
-        let cases = [
-            (b().interval(Duration::ZERO).build(), "checkpoint_interval"),
-            (b().every_n_steps(0).build(), "checkpoint_every_n_steps"),
-            (
-                b().retention(RetentionPolicy::keep_all().keep_last(0))
-                    .build(),
-                "checkpoint_keep_last",
-            ),
-            (
-                b().retention(RetentionPolicy::keep_all().keep_for(Duration::ZERO))
-                    .build(),
-                "checkpoint_retention",
-            ),
-            (
-                b().compression(Compression::Zstd { level: 99 }).build(),
-                "checkpoint_compression",
-            ),
-            (
-                b().save_timeout(Duration::ZERO).build(),
-                "checkpoint_save_timeout",
-            ),
-            (
-                b().load_timeout(Duration::ZERO).build(),
-                "checkpoint_load_timeout",
-            ),
-            (b().prefix("").build(), "checkpoint_prefix"),
-            (b().prefix("a/../b").build(), "checkpoint_prefix"),
-            (b().prefix("/abs").build(), "checkpoint_prefix"),
-            (
-                b().storage(StorageLocation::Local(std::path::PathBuf::new()))
-                    .build(),
-                "checkpoint_storage",
-            ),
-        ];
-        for (result, field) in cases {
-            assert_eq!(result.unwrap_err().field(), field);
-        }
-    }
-
-    #[test]
-    fn neither_interval_nor_steps_is_valid() {
-        let config = CheckpointManagerConfig::builder().build().unwrap();
-        assert_eq!((config.interval, config.every_n_steps), (None, None));
-        let both = CheckpointManagerConfig::builder()
-            .interval(Duration::from_millis(250))
-            .every_n_steps(1)
-            .build()
-            .unwrap();
-        assert_eq!(both.every_n_steps, Some(1));
-    }
-
-    #[test]
-    fn bad_values_are_refused() {
-        assert!(refused(r#"{"checkpoint_compression": "lz4"}"#).contains("compression"));
-        assert!(refused(r#"{"checkpoint_overlap": "drop"}"#).contains("drop"));
-        assert!(refused(r#"{"checkpoint_interval": "soon"}"#).contains("soon"));
-        assert!(refused(r#"{"checkpoint_storage": ""}"#).contains("checkpoint_storage"));
-        assert!(
-            refused(r#"{"checkpoint_prefix": "run/metadata.json"}"#).contains("checkpoint_prefix")
-        );
-        assert!(refused(r#"{"interval": "5m"}"#).contains("unknown field"));
-    }
-
-    #[cfg(not(feature = "object-store"))]
-    #[test]
-    fn a_storage_url_needs_the_object_store_feature() {
-        assert!(refused(&every_key("s3://bucket/run")).contains("object-store"));
-    }
-
-    #[cfg(feature = "object-store")]
-    #[test]
-    fn urls_parse_and_round_trip_with_the_feature() {
-        let config: CheckpointManagerConfig =
-            serde_json::from_str(&every_key("s3://bucket/jobs/run-1")).unwrap();
-        assert_eq!(
-            config.storage,
-            Some(StorageLocation::Url("s3://bucket/jobs/run-1".into()))
-        );
-        let back: CheckpointManagerConfig =
-            serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
-        assert_eq!(back, config);
-    }
-
-    #[test]
-    fn overlap_policies_parse_and_print() {
-        for policy in [
-            OverlapPolicy::Skip,
-            OverlapPolicy::Wait,
-            OverlapPolicy::Queue,
-        ] {
-            assert_eq!(policy.to_string().parse::<OverlapPolicy>().unwrap(), policy);
-            let json = serde_json::to_string(&policy).unwrap();
-            assert_eq!(json, format!("\"{policy}\""));
-        }
-        assert_eq!(
-            "WAIT".parse::<OverlapPolicy>().unwrap(),
-            OverlapPolicy::Wait
-        );
-        assert_eq!(
-            "later".parse::<OverlapPolicy>().unwrap_err().field(),
-            "checkpoint_overlap"
-        );
-    }
-
-    #[test]
-    fn types_are_send_sync() {
-        fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<CheckpointManagerConfig>();
-        assert_send_sync::<StorageLocation>();
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

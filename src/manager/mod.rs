@@ -111,7 +111,7 @@ pub use events::{CheckpointEvent, SaveTimings, SkipReason, EVENT_CAPACITY};
 pub use integrity::{
     FnCheck, IntegrityCheck, IntegrityChecks, IntegrityVerdict, NonEmpty, RequireMetadata,
 };
-pub use location::StorageLocation;
+pub use location::{ReplicaLocation, StorageLocation};
 pub use manager::CheckpointManager;
 pub use points::{sort_newest_first, RecoveryFilter, RecoveryPoint, LABEL_KEY};
 pub use restore::RestoreReport;

@@ -113,6 +113,99 @@ pub enum StorageError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// A replicated write, delete or read ([`ReplicatedStorage`](super::ReplicatedStorage))
+    /// reached fewer replicas than its consistency level needs: `needed`
+    /// replicas had to answer (or acknowledge), `succeeded` did, and
+    /// `failures` says which replicas failed and why.
+    #[error(
+        "{operation} of {key:?} reached {succeeded} of the {needed} replicas it needs{}",
+        describe_failures(failures)
+    )]
+    QuorumNotReached {
+        /// The operation (`"put"`, `"list"`, ...).
+        operation: &'static str,
+        /// The key (the prefix, for `list`).
+        key: String,
+        /// How many replicas had to succeed.
+        needed: u32,
+        /// How many did.
+        succeeded: u32,
+        /// The replicas that failed, each with its error (boxed, so that
+        /// the error stays small).
+        failures: Box<[ReplicaFailure]>,
+    },
+    /// Every replica that holds the key holds a copy that does not verify
+    /// (short, damaged, or unreadable): no bytes are returned.
+    #[error(
+        "no replica holds a verified copy of {key:?}{}",
+        describe_failures(failures)
+    )]
+    NoVerifiedCopy {
+        /// The key.
+        key: String,
+        /// Each copy tried, with what was wrong with it.
+        failures: Box<[ReplicaFailure]>,
+    },
+    /// One replica's copy does not match its footer (its length, digest or
+    /// format): found by a replicated read, which then tries another copy.
+    #[error("the copy of {key:?} on replica #{replica} is damaged: {reason}")]
+    CorruptCopy {
+        /// The key.
+        key: String,
+        /// The replica's index (its place in the order replicas were added).
+        replica: usize,
+        /// What does not match.
+        reason: String,
+    },
+    /// `put_if_absent` on a [`ReplicatedStorage`](super::ReplicatedStorage)
+    /// at `ConsistencyLevel::One`, which cannot keep create-if-absent
+    /// across replicas (two writers could each win on a different replica),
+    /// without the opt-in `allow_put_if_absent_at_one`.
+    #[error(
+        "put_if_absent of {key:?} refused: at consistency level `one` two writers could both \
+         win on different replicas; use `quorum` or `all`, or opt in with \
+         `allow_put_if_absent_at_one`"
+    )]
+    ConditionalWriteNeedsQuorum {
+        /// The key.
+        key: String,
+    },
+}
+
+/// One replica's failure in a replicated operation: which replica, and its
+/// error.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::storage::{ReplicaFailure, StorageError};
+///
+/// let failure = ReplicaFailure {
+///     replica: "#2 (rack-c)".into(),
+///     error: Box::new(StorageError::NotFound { key: "k".into() }),
+/// };
+/// assert_eq!(failure.to_string(), "replica #2 (rack-c): no object under key \"k\"");
+/// ```
+#[derive(Debug)]
+pub struct ReplicaFailure {
+    /// The replica, as `#<index>` and its failure domain.
+    pub replica: String,
+    /// What it answered.
+    pub error: Box<StorageError>,
+}
+
+impl std::fmt::Display for ReplicaFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "replica {}: {}", self.replica, self.error)
+    }
+}
+
+fn describe_failures(failures: &[ReplicaFailure]) -> String {
+    if failures.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    format!(" ({})", parts.join("; "))
 }
 
 /// I/O errors are transient by kind (see the [`Transient`] implementation for
@@ -124,6 +217,10 @@ impl Transient for StorageError {
             StorageError::Io { source, .. } => source.is_transient(),
             StorageError::Injected { transient, .. } | StorageError::Backend { transient, .. } => {
                 *transient
+            }
+            StorageError::QuorumNotReached { failures, .. }
+            | StorageError::NoVerifiedCopy { failures, .. } => {
+                failures.iter().any(|f| f.error.is_transient())
             }
             _ => false,
         }

@@ -20,6 +20,9 @@
 //! - `ObjectStoreStorage` (feature `object-store`): S3, GCS, Azure or any
 //!   `object_store::ObjectStore`; large objects through multipart upload,
 //!   `put_if_absent` through a conditional create.
+//! - [`ReplicatedStorage`]: a copy of every object on each of N other
+//!   storages, quorum writes ([`ConsistencyLevel`]), reads that verify
+//!   every copy, read repair and a scrub.
 //!
 //! The `conformance` module (feature `testing`) checks that an
 //! implementation (yours too) keeps the contract of the trait; the
@@ -38,6 +41,7 @@ mod local;
 mod memory;
 #[cfg(feature = "object-store")]
 mod object_store;
+mod replicated;
 pub mod testing;
 
 #[cfg(feature = "object-store")]
@@ -47,10 +51,14 @@ pub use self::object_store::{ObjectStoreStorage, MIN_PART_SIZE};
 /// that callers need not depend on it: a `Vec<u8>` converts into it without
 /// a copy (`vec.into()`), and clones share the same bytes.
 pub use bytes::Bytes;
-pub use error::{Result, StorageError};
+pub use error::{ReplicaFailure, Result, StorageError};
 pub use key::{validate_key, validate_prefix};
 pub use local::{LocalFsStorage, TempCleanupReport, DEFAULT_BACKGROUND_SYNC};
 pub use memory::MemoryStorage;
+pub use replicated::{
+    ConsistencyLevel, KeyRepair, RepairOutcome, RepairReport, RepairStats, Replica,
+    ReplicatedStorage, ReplicatedStorageBuilder,
+};
 
 use std::fmt::Debug;
 use std::io;

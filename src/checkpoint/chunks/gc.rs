@@ -4,13 +4,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::super::distributed::DistributedCheckpoint;
 use super::super::error::{CheckpointError, Result};
-use super::super::manifest::{to_hex, ShardInfo, MANIFEST_FILE_NAME};
+use super::super::manifest::MANIFEST_FILE_NAME;
 use super::super::TARGET;
-use super::index::ChunkIndex;
 use super::locks::{HeldLock, SeenLock};
 use super::{chunk_digest_of, CHUNKS_PREFIX};
 use crate::coordinator::Coordinator;
@@ -290,11 +287,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 Err(e) => return Err(refused("the manifest".into(), &e)),
             };
             for shard in &manifest.shards {
-                if shard.chunks.is_none() {
+                let Some(summary) = &shard.chunks else {
                     continue;
-                }
+                };
                 let index = self
-                    .read_chunk_index(name, shard)
+                    .chunk_index(name, shard, summary)
                     .await
                     .map_err(|e| refused(format!("the chunk index {:?}", shard.key), &e))?;
                 referenced.extend(index.chunks.into_iter().map(|c| c.digest));
@@ -302,36 +299,5 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             report.checkpoints.push(name.to_string());
         }
         Ok(referenced)
-    }
-
-    /// Reads and verifies the chunk index of a chunked shard of checkpoint
-    /// `name`: its size and SHA-256 against the manifest, then its contents
-    /// against the manifest's summary.
-    pub(crate) async fn read_chunk_index(
-        &self,
-        name: &str,
-        shard: &ShardInfo,
-    ) -> Result<ChunkIndex> {
-        let Some(summary) = &shard.chunks else {
-            return Err(CheckpointError::ValidationFailed {
-                name: name.to_string(),
-                reason: format!("shard {:?} is not chunked", shard.key),
-            });
-        };
-        let bytes = self
-            .retry
-            .retry(|| self.storage.get_sized(&shard.key, shard.size))
-            .await
-            .map_err(|e| CheckpointError::Storage(e.into_inner()))?;
-        let actual = to_hex(&Sha256::digest(&bytes));
-        if actual != shard.sha256 {
-            return Err(CheckpointError::Corrupted {
-                name: name.to_string(),
-                shard: shard.key.clone(),
-                expected: format!("sha256 {}", shard.sha256),
-                actual: format!("sha256 {actual}"),
-            });
-        }
-        ChunkIndex::from_bytes(name, &shard.key, &bytes, summary)
     }
 }

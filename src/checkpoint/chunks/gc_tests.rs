@@ -154,10 +154,9 @@ async fn a_collection_gives_way_to_a_save_that_found_a_chunk_present() {
     let report = ckpt.collect_chunks().await.unwrap();
     assert!(report.deleted.is_empty(), "{report:?}");
     let manifest = ckpt.manifest("new").await.unwrap();
-    let index = ckpt
-        .read_chunk_index("new", &manifest.shards[0])
-        .await
-        .unwrap();
+    let shard = &manifest.shards[0];
+    let summary = shard.chunks.as_ref().unwrap();
+    let index = ckpt.chunk_index("new", shard, summary).await.unwrap();
     for chunk in index.chunks {
         assert!(storage.exists(&chunk.key()).await.unwrap());
     }
