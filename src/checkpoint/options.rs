@@ -377,9 +377,11 @@ impl SaveOptionsBuilder {
     /// # Examples
     ///
     /// ```
-    /// use steadfast::checkpoint::SaveOptions;
-    /// let options = SaveOptions::builder().base("step-1").build()?;
+    /// use steadfast::checkpoint::{Chunking, SaveOptions};
+    /// let options = SaveOptions::builder().chunking(Chunking::default()).base("step-1").build()?;
     /// assert_eq!(options.base.as_deref(), Some("step-1"));
+    /// // A base without chunking is refused.
+    /// assert!(SaveOptions::builder().base("step-1").build().is_err());
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn base(mut self, name: impl Into<String>) -> Self {

@@ -466,6 +466,9 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         let saving_at = Instant::now();
         let ckpt = &self.inner.ckpt;
         let full = options.clone();
+        // The base stays out of this manager's retention while the save
+        // refers to it.
+        let base_guard = base.as_ref().map(|base| self.protect(base));
         if let Some(base) = base {
             options = options.base(base);
         }
@@ -487,6 +490,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
                 saved = self.save_shard(&name, shard, full).await;
             }
         }
+        drop(base_guard);
         let timings = SaveTimings {
             snapshot,
             queued,
