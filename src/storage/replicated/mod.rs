@@ -2,87 +2,7 @@
 //! object on each of N other storages (replicas), with quorum writes,
 //! verified reads, read repair and a scrub ([`ReplicatedStorage::repair`]).
 //!
-//! # The protocol
-//!
-//! With N replicas and a [`ConsistencyLevel`], a write needs W
-//! acknowledgements (`One`: 1, `Quorum`: ⌊N/2⌋+1, `All`: N) and a read R =
-//! N − W + 1 answers, so that R + W > N: any R replicas that answer include
-//! one that acknowledged every successful write.
-//!
-//! - **Copies verify themselves.** Each replica stores the payload followed
-//!   by a 52-byte footer (magic, version, payload length, SHA-256 of the
-//!   payload). `head` and `list` report payload sizes (stored size − 52).
-//! - **Writes** (`put`, `put_stream`, `delete`) go to every replica at once
-//!   and succeed once W replicas acknowledge (W replicas in distinct failure
-//!   domains, with [`require_distinct_domains`](ReplicatedStorageBuilder::require_distinct_domains)).
-//!   The writes still running then go on in the background: a slow replica
-//!   never holds up an acknowledged write, and its copy lands (or fails,
-//!   logged and counted, for [`repair`](ReplicatedStorage::repair) to fix)
-//!   later; [`ReplicatedStorage::wait_for_writes`] waits for them. Writes
-//!   of one key to one replica run in the order they started, so a late
-//!   copy never lands over a newer one (or after a delete). A write
-//!   that fails leaves the copies that landed where they are: fewer than W,
-//!   so nothing shows them (below). The error
-//!   ([`StorageError::QuorumNotReached`]) names every replica that failed,
-//!   with its error, and how many were needed.
-//! - **Visibility.** A key exists only when W of the replicas that answered
-//!   hold a copy of it: `list`, `exists`, `head` and every read
-//!   (`get`, `get_sized`, `get_range`, `get_stream`) follow this one rule,
-//!   and need at least max(R, W) replicas to answer (they fail with
-//!   [`StorageError::QuorumNotReached`], naming the unreachable replicas,
-//!   rather than report a key missing that they could not see). So a
-//!   checkpoint whose manifest reached fewer than W replicas is never
-//!   listed, never loaded, and a deleted object never comes back from the
-//!   replica that missed the delete. The price: a key that W replicas
-//!   acknowledged but one of them lost (or cannot be reached) while another
-//!   never got its copy is hidden until a repair or the replica comes back.
-//!   At `Quorum` one replica of three may be down; at `One` and `All`
-//!   reads need every replica.
-//! - **Reads** return the first copy whose length and digest verify,
-//!   trying replicas that have not failed in the last 30 seconds first (in
-//!   replica order otherwise), and fall back to
-//!   the next on a missing, short, damaged or failing copy. `get_range`
-//!   reads the range and the footer, and checks the copy's length and
-//!   format but not its digest, which needs every byte: the checkpoint layer
-//!   verifies each range it reads against its own digests. `get_stream` of
-//!   an object up to 4 MiB (a manifest) reads and verifies it whole before
-//!   returning, with the same fallback as `get`; a larger object is hashed
-//!   as it streams, and the read that reaches its end fails (an
-//!   [`io::ErrorKind::InvalidData`](std::io::ErrorKind::InvalidData) error)
-//!   when the digest does not match: a caller must not use the bytes of a
-//!   stream that failed (the checkpoint layer verifies every shard it
-//!   streams by its own digest too), and the copy is repaired.
-//! - **Read repair.** A read that found a copy missing, short or damaged
-//!   rewrites it from a verified copy in a background task (a read that
-//!   returned before every replica answered checks the others in the
-//!   background too; at most
-//!   [`max_repairs_in_flight`](ReplicatedStorageBuilder::max_repairs_in_flight)
-//!   at once; more are skipped and counted, for the scrub to fix), counted
-//!   in [`ReplicatedStorage::repair_stats`];
-//!   [`ReplicatedStorage::wait_for_repairs`] waits for them.
-//! - **`put_if_absent`** asks the replicas one after the other, in their
-//!   fixed order (the same for every writer), until one creates the copy or
-//!   already holds one: that replica is the arbiter of a race, since two
-//!   writers reach it first, and a copy already there ends the write with
-//!   [`StorageError::AlreadyExists`]. After the arbiter the other replicas
-//!   are asked at once, and the write succeeds once W hold its copy; a
-//!   replica that answers with another writer's copy has it overwritten once
-//!   the write has won. So at `Quorum` two writers never both win (each
-//!   needs a majority), and when the arbiter answers both, one of them
-//!   wins. A writer that did not win deletes the copies it created (those
-//!   that still hold its bytes) and reports `AlreadyExists` (it met another
-//!   copy) or [`StorageError::QuorumNotReached`]. A copy left on the
-//!   arbiter by a write that crashed half-way (held by fewer than W, so not
-//!   visible) makes later `put_if_absent` calls of that key report
-//!   `AlreadyExists`: the scrub reports such keys
-//!   ([`RepairOutcome::BelowQuorum`]); delete them to free the name. At
-//!   `One` two writers could each win on a different replica, so
-//!   `put_if_absent` is refused
-//!   ([`StorageError::ConditionalWriteNeedsQuorum`]) unless
-//!   [`allow_put_if_absent_at_one`](ReplicatedStorageBuilder::allow_put_if_absent_at_one)
-//!   says the caller accepts that.
-//! - **`cleanup_temporary`** runs on every replica and needs W of them to
-//!   succeed.
+//! The protocol is written down on [`ReplicatedStorage`].
 //!
 //! The code is split by mechanism: `level.rs` (the consistency levels),
 //! `builder.rs` (replicas and the checks of the settings), `envelope.rs`
@@ -269,8 +189,90 @@ impl Inner {
 }
 
 /// A [`CheckpointStorage`] over N replicas: quorum writes, reads that
-/// verify every copy, read repair and a scrub. The protocol is described in
-/// the [module documentation](self).
+/// verify every copy, read repair and a scrub.
+///
+/// # Protocol
+///
+/// With N replicas and a [`ConsistencyLevel`], a write needs W
+/// acknowledgements (`One`: 1, `Quorum`: ⌊N/2⌋+1, `All`: N) and a read R =
+/// N − W + 1 answers, so that R + W > N: any R replicas that answer include
+/// one that acknowledged every successful write.
+///
+/// - **Copies verify themselves.** Each replica stores the payload followed
+///   by a 52-byte footer (magic, version, payload length, SHA-256 of the
+///   payload). `head` and `list` report payload sizes (stored size − 52).
+/// - **Writes** (`put`, `put_stream`, `delete`) go to every replica at once
+///   and succeed once W replicas acknowledge (W replicas in distinct failure
+///   domains, with [`require_distinct_domains`](ReplicatedStorageBuilder::require_distinct_domains)).
+///   The writes still running then go on in the background: a slow replica
+///   never holds up an acknowledged write, and its copy lands (or fails,
+///   logged and counted, for [`repair`](ReplicatedStorage::repair) to fix)
+///   later; [`ReplicatedStorage::wait_for_writes`] waits for them. Writes
+///   of one key to one replica run in the order they started, so a late
+///   copy never lands over a newer one (or after a delete). A write
+///   that fails leaves the copies that landed where they are: fewer than W,
+///   so nothing shows them (below). The error
+///   ([`StorageError::QuorumNotReached`]) names every replica that failed,
+///   with its error, and how many were needed.
+/// - **Visibility.** A key exists only when W of the replicas that answered
+///   hold a copy of it: `list`, `exists`, `head` and every read
+///   (`get`, `get_sized`, `get_range`, `get_stream`) follow this one rule,
+///   and need at least max(R, W) replicas to answer (they fail with
+///   [`StorageError::QuorumNotReached`], naming the unreachable replicas,
+///   rather than report a key missing that they could not see). So a
+///   checkpoint whose manifest reached fewer than W replicas is never
+///   listed, never loaded, and a deleted object never comes back from the
+///   replica that missed the delete. The price: a key that W replicas
+///   acknowledged but one of them lost (or cannot be reached) while another
+///   never got its copy is hidden until a repair or the replica comes back.
+///   At `Quorum` one replica of three may be down; at `One` and `All`
+///   reads need every replica.
+/// - **Reads** return the first copy whose length and digest verify,
+///   trying replicas that have not failed in the last 30 seconds first (in
+///   replica order otherwise), and fall back to
+///   the next on a missing, short, damaged or failing copy. `get_range`
+///   reads the range and the footer, and checks the copy's length and
+///   format but not its digest, which needs every byte: the checkpoint layer
+///   verifies each range it reads against its own digests. `get_stream` of
+///   an object up to 4 MiB (a manifest) reads and verifies it whole before
+///   returning, with the same fallback as `get`; a larger object is hashed
+///   as it streams, and the read that reaches its end fails (an
+///   [`io::ErrorKind::InvalidData`](std::io::ErrorKind::InvalidData) error)
+///   when the digest does not match: a caller must not use the bytes of a
+///   stream that failed (the checkpoint layer verifies every shard it
+///   streams by its own digest too), and the copy is repaired.
+/// - **Read repair.** A read that found a copy missing, short or damaged
+///   rewrites it from a verified copy in a background task (a read that
+///   returned before every replica answered checks the others in the
+///   background too; at most
+///   [`max_repairs_in_flight`](ReplicatedStorageBuilder::max_repairs_in_flight)
+///   at once; more are skipped and counted, for the scrub to fix), counted
+///   in [`ReplicatedStorage::repair_stats`];
+///   [`ReplicatedStorage::wait_for_repairs`] waits for them.
+/// - **`put_if_absent`** asks the replicas one after the other, in their
+///   fixed order (the same for every writer), until one creates the copy or
+///   already holds one: that replica is the arbiter of a race, since two
+///   writers reach it first, and a copy already there ends the write with
+///   [`StorageError::AlreadyExists`]. After the arbiter the other replicas
+///   are asked at once, and the write succeeds once W hold its copy; a
+///   replica that answers with another writer's copy has it overwritten once
+///   the write has won. So at `Quorum` two writers never both win (each
+///   needs a majority), and when the arbiter answers both, one of them
+///   wins. A writer that did not win deletes the copies it created (those
+///   that still hold its bytes) and reports `AlreadyExists` (it met another
+///   copy) or [`StorageError::QuorumNotReached`]. A copy left on the
+///   arbiter by a write that crashed half-way (held by fewer than W, so not
+///   visible) makes later `put_if_absent` calls of that key report
+///   `AlreadyExists`: the scrub reports such keys
+///   ([`RepairOutcome::BelowQuorum`]); delete them to free the name. At
+///   `One` two writers could each win on a different replica, so
+///   `put_if_absent` is refused
+///   ([`StorageError::ConditionalWriteNeedsQuorum`]) unless
+///   [`allow_put_if_absent_at_one`](ReplicatedStorageBuilder::allow_put_if_absent_at_one)
+///   says the caller accepts that.
+/// - **`cleanup_temporary`** runs on every replica and needs W of them to
+///   succeed.
+///
 ///
 /// Clones share the replicas, the background tasks and the counters.
 ///

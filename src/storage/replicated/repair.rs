@@ -61,14 +61,25 @@ pub struct RepairStats {
 /// # Examples
 ///
 /// ```
-/// use steadfast::storage::{KeyRepair, RepairOutcome};
-/// let repair = KeyRepair {
-///     key: "run/shard-0".into(),
-///     outcome: RepairOutcome::Repaired,
-///     rewritten: vec!["#2 (rack-c)".into()],
-///     failed: vec![],
-/// };
+/// use steadfast::storage::{CheckpointStorage, MemoryStorage, Replica, ReplicatedStorage};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let replicas = [MemoryStorage::new(), MemoryStorage::new(), MemoryStorage::new()];
+/// let storage = ReplicatedStorage::builder()
+///     .replicas(["a", "b", "c"].iter().zip(&replicas).map(|(d, r)| Replica::new(r.clone()).domain(*d)))
+///     .build()?;
+/// storage.put("run/shard-0", vec![1; 10].into()).await?;
+/// storage.wait_for_writes().await;
+/// replicas[2].delete("run/shard-0").await?;
+///
+/// let report = storage.repair().await?;
+/// let repair = &report.keys[0];
+/// assert_eq!(repair.key, "run/shard-0");
 /// assert!(repair.outcome.is_repaired());
+/// assert_eq!(repair.rewritten, ["#2 (c)"]);
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]
