@@ -23,7 +23,7 @@ pub use repair::{KeyRepair, RepairOutcome, RepairReport, RepairStats};
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -93,6 +93,79 @@ impl Drop for InFlightGuard {
 /// For each (replica, key) with a write running: the ticket of the last
 /// write started, and what says it ended.
 type Tails = HashMap<(usize, String), (u64, oneshot::Receiver<()>)>;
+
+/// One write's turn at a (replica, key): it waits for the write started
+/// before it on that key and replica, and the next one waits for it (until
+/// the turn is dropped). Writes of a key to a replica thus land in the
+/// order they started, even when some run on in the background.
+struct Turn {
+    inner: Arc<Inner>,
+    replica: usize,
+    key: String,
+    ticket: u64,
+    previous: Option<oneshot::Receiver<()>>,
+    /// Dropped with the turn: tells the next write to go.
+    _done: oneshot::Sender<()>,
+}
+
+impl Turn {
+    /// Takes the next turn at `key` on `replica`, now (in the order the
+    /// calls are made).
+    fn take(inner: &Arc<Inner>, replica: usize, key: &str) -> Turn {
+        Turn::take_locked(&mut inner.tails(), inner, replica, key)
+    }
+
+    /// Takes a turn with the map of tails locked.
+    fn take_locked(tails: &mut Tails, inner: &Arc<Inner>, replica: usize, key: &str) -> Turn {
+        let (done, next) = oneshot::channel();
+        let ticket = inner.tickets.fetch_add(1, Ordering::Relaxed);
+        let previous = tails
+            .insert((replica, key.to_string()), (ticket, next))
+            .map(|(_, rx)| rx);
+        Turn {
+            inner: Arc::clone(inner),
+            replica,
+            key: key.to_string(),
+            ticket,
+            previous,
+            _done: done,
+        }
+    }
+
+    /// Takes the next turn at `key` on each of `replicas`, at once (under
+    /// one lock): every batch of turns is in the same order on every
+    /// replica, so that a task waiting for several turns never waits in a
+    /// cycle.
+    fn take_many(
+        inner: &Arc<Inner>,
+        replicas: impl IntoIterator<Item = usize>,
+        key: &str,
+    ) -> Vec<Turn> {
+        let mut tails = inner.tails();
+        replicas
+            .into_iter()
+            .map(|replica| Turn::take_locked(&mut tails, inner, replica, key))
+            .collect()
+    }
+
+    /// Waits until the write before this one has ended.
+    async fn wait(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // An error only says the previous turn was dropped: it ended.
+            let _ = previous.await;
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut tails = self.inner.tails();
+        let tail = (self.replica, std::mem::take(&mut self.key));
+        if tails.get(&tail).is_some_and(|(t, _)| *t == self.ticket) {
+            tails.remove(&tail);
+        }
+    }
+}
 
 struct Inner {
     replicas: Vec<Slot>,
@@ -202,7 +275,9 @@ impl Inner {
 ///   by a 52-byte footer (magic, version, payload length, SHA-256 of the
 ///   payload). `head` and `list` report payload sizes (stored size − 52).
 /// - **Writes** (`put`, `put_stream`, `delete`) go to every replica at once
-///   and succeed once W replicas acknowledge (W replicas in distinct failure
+///   and succeed once W replicas acknowledge (a delete once max(R, W) did,
+///   so that fewer than W copies are left and no read shows the key; W
+///   replicas in distinct failure
 ///   domains, with [`require_distinct_domains`](ReplicatedStorageBuilder::require_distinct_domains)).
 ///   The writes still running then go on in the background: a slow replica
 ///   never holds up an acknowledged write, and its copy lands (or fails,
@@ -247,7 +322,10 @@ impl Inner {
 ///   background too; at most
 ///   [`max_repairs_in_flight`](ReplicatedStorageBuilder::max_repairs_in_flight)
 ///   at once; more are skipped and counted, for the scrub to fix), counted
-///   in [`ReplicatedStorage::repair_stats`];
+///   in [`ReplicatedStorage::repair_stats`]. A repair first waits for the
+///   writes and deletes of the key already started on every replica, and
+///   those started after it wait for the repair; it then rewrites only a
+///   key still visible, so it never brings back a deleted key;
 ///   [`ReplicatedStorage::wait_for_repairs`] waits for them.
 /// - **`put_if_absent`** asks the replicas one after the other, in their
 ///   fixed order (the same for every writer), until one creates the copy or
