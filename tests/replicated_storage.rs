@@ -788,3 +788,25 @@ async fn a_late_copy_never_lands_over_a_newer_one_or_after_a_delete() {
         "a late put landed after the delete"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_read_repair_never_brings_back_a_key_deleted_before_it_ran() {
+    let (replicas, storage) = three_in_memory(ConsistencyLevel::Quorum);
+    storage.put("k", Bytes::from_static(b"v")).await.unwrap();
+    storage.wait_for_writes().await;
+    replicas[2].delete("k").await.unwrap(); // a lost copy
+                                            // Replica 2 is slow to write: a repair's rewrite would land late.
+    replicas[2]
+        .faults()
+        .set_latency(Operation::Put, Duration::from_secs(60));
+    // The read schedules a repair of replica 2; the delete starts before it runs.
+    assert_eq!(storage.get("k").await.unwrap(), &b"v"[..]);
+    storage.delete("k").await.unwrap();
+    storage.wait_for_writes().await;
+    storage.wait_for_repairs().await;
+    for replica in &replicas {
+        assert!(replica.is_empty(), "{:?}", replica.keys());
+    }
+    let stats = storage.repair_stats();
+    assert_eq!((stats.scheduled, stats.obsolete, stats.repaired), (1, 1, 0));
+}

@@ -208,7 +208,7 @@ impl ReplicatedStorageBuilder {
 
     /// Lets `put_if_absent` run at [`ConsistencyLevel::One`] (default
     /// `false`: it is refused with
-    /// [`StorageError::ConditionalWriteNeedsQuorum`]). At `One`, two
+    /// [`StorageError::ConditionalWriteNeedsQuorum`](crate::storage::StorageError::ConditionalWriteNeedsQuorum)). At `One`, two
     /// writers whose first replicas fail differently can each create the
     /// key on a different replica, and both succeed: opt in only where no
     /// two writers ever create the same key.
@@ -231,7 +231,7 @@ impl ReplicatedStorageBuilder {
 
     /// How many read repairs may run at once (default 16, at least 1);
     /// repairs found beyond it are skipped and counted
-    /// ([`RepairStats::skipped`]), for [`ReplicatedStorage::repair`] to fix.
+    /// ([`RepairStats::skipped`](super::RepairStats::skipped)), for [`ReplicatedStorage::repair`] to fix.
     ///
     /// # Examples
     ///

@@ -13,7 +13,7 @@ use crate::error::ConfigError;
 ///
 /// With N replicas: `One` writes need 1 acknowledgement, `Quorum`
 /// ⌊N/2⌋+1, `All` N; reads need N − W + 1 answers (and at least W, see
-/// [`ReplicatedStorage`]). Written `"one"`, `"quorum"` or `"all"` in a
+/// [`ReplicatedStorage`](super::ReplicatedStorage)). Written `"one"`, `"quorum"` or `"all"` in a
 /// config file.
 ///
 /// # Examples

@@ -2,87 +2,7 @@
 //! object on each of N other storages (replicas), with quorum writes,
 //! verified reads, read repair and a scrub ([`ReplicatedStorage::repair`]).
 //!
-//! # The protocol
-//!
-//! With N replicas and a [`ConsistencyLevel`], a write needs W
-//! acknowledgements (`One`: 1, `Quorum`: ⌊N/2⌋+1, `All`: N) and a read R =
-//! N − W + 1 answers, so that R + W > N: any R replicas that answer include
-//! one that acknowledged every successful write.
-//!
-//! - **Copies verify themselves.** Each replica stores the payload followed
-//!   by a 52-byte footer (magic, version, payload length, SHA-256 of the
-//!   payload). `head` and `list` report payload sizes (stored size − 52).
-//! - **Writes** (`put`, `put_stream`, `delete`) go to every replica at once
-//!   and succeed once W replicas acknowledge (W replicas in distinct failure
-//!   domains, with [`require_distinct_domains`](ReplicatedStorageBuilder::require_distinct_domains)).
-//!   The writes still running then go on in the background: a slow replica
-//!   never holds up an acknowledged write, and its copy lands (or fails,
-//!   logged and counted, for [`repair`](ReplicatedStorage::repair) to fix)
-//!   later; [`ReplicatedStorage::wait_for_writes`] waits for them. Writes
-//!   of one key to one replica run in the order they started, so a late
-//!   copy never lands over a newer one (or after a delete). A write
-//!   that fails leaves the copies that landed where they are: fewer than W,
-//!   so nothing shows them (below). The error
-//!   ([`StorageError::QuorumNotReached`]) names every replica that failed,
-//!   with its error, and how many were needed.
-//! - **Visibility.** A key exists only when W of the replicas that answered
-//!   hold a copy of it: `list`, `exists`, `head` and every read
-//!   (`get`, `get_sized`, `get_range`, `get_stream`) follow this one rule,
-//!   and need at least max(R, W) replicas to answer (they fail with
-//!   [`StorageError::QuorumNotReached`], naming the unreachable replicas,
-//!   rather than report a key missing that they could not see). So a
-//!   checkpoint whose manifest reached fewer than W replicas is never
-//!   listed, never loaded, and a deleted object never comes back from the
-//!   replica that missed the delete. The price: a key that W replicas
-//!   acknowledged but one of them lost (or cannot be reached) while another
-//!   never got its copy is hidden until a repair or the replica comes back.
-//!   At `Quorum` one replica of three may be down; at `One` and `All`
-//!   reads need every replica.
-//! - **Reads** return the first copy whose length and digest verify,
-//!   trying replicas that have not failed in the last 30 seconds first (in
-//!   replica order otherwise), and fall back to
-//!   the next on a missing, short, damaged or failing copy. `get_range`
-//!   reads the range and the footer, and checks the copy's length and
-//!   format but not its digest, which needs every byte: the checkpoint layer
-//!   verifies each range it reads against its own digests. `get_stream` of
-//!   an object up to 4 MiB (a manifest) reads and verifies it whole before
-//!   returning, with the same fallback as `get`; a larger object is hashed
-//!   as it streams, and the read that reaches its end fails (an
-//!   [`io::ErrorKind::InvalidData`](std::io::ErrorKind::InvalidData) error)
-//!   when the digest does not match: a caller must not use the bytes of a
-//!   stream that failed (the checkpoint layer verifies every shard it
-//!   streams by its own digest too), and the copy is repaired.
-//! - **Read repair.** A read that found a copy missing, short or damaged
-//!   rewrites it from a verified copy in a background task (a read that
-//!   returned before every replica answered checks the others in the
-//!   background too; at most
-//!   [`max_repairs_in_flight`](ReplicatedStorageBuilder::max_repairs_in_flight)
-//!   at once; more are skipped and counted, for the scrub to fix), counted
-//!   in [`ReplicatedStorage::repair_stats`];
-//!   [`ReplicatedStorage::wait_for_repairs`] waits for them.
-//! - **`put_if_absent`** asks the replicas one after the other, in their
-//!   fixed order (the same for every writer), until one creates the copy or
-//!   already holds one: that replica is the arbiter of a race, since two
-//!   writers reach it first, and a copy already there ends the write with
-//!   [`StorageError::AlreadyExists`]. After the arbiter the other replicas
-//!   are asked at once, and the write succeeds once W hold its copy; a
-//!   replica that answers with another writer's copy has it overwritten once
-//!   the write has won. So at `Quorum` two writers never both win (each
-//!   needs a majority), and when the arbiter answers both, one of them
-//!   wins. A writer that did not win deletes the copies it created (those
-//!   that still hold its bytes) and reports `AlreadyExists` (it met another
-//!   copy) or [`StorageError::QuorumNotReached`]. A copy left on the
-//!   arbiter by a write that crashed half-way (held by fewer than W, so not
-//!   visible) makes later `put_if_absent` calls of that key report
-//!   `AlreadyExists`: the scrub reports such keys
-//!   ([`RepairOutcome::BelowQuorum`]); delete them to free the name. At
-//!   `One` two writers could each win on a different replica, so
-//!   `put_if_absent` is refused
-//!   ([`StorageError::ConditionalWriteNeedsQuorum`]) unless
-//!   [`allow_put_if_absent_at_one`](ReplicatedStorageBuilder::allow_put_if_absent_at_one)
-//!   says the caller accepts that.
-//! - **`cleanup_temporary`** runs on every replica and needs W of them to
-//!   succeed.
+//! The protocol is written down on [`ReplicatedStorage`].
 //!
 //! The code is split by mechanism: `level.rs` (the consistency levels),
 //! `builder.rs` (replicas and the checks of the settings), `envelope.rs`
@@ -103,7 +23,7 @@ pub use repair::{KeyRepair, RepairOutcome, RepairReport, RepairStats};
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -173,6 +93,79 @@ impl Drop for InFlightGuard {
 /// For each (replica, key) with a write running: the ticket of the last
 /// write started, and what says it ended.
 type Tails = HashMap<(usize, String), (u64, oneshot::Receiver<()>)>;
+
+/// One write's turn at a (replica, key): it waits for the write started
+/// before it on that key and replica, and the next one waits for it (until
+/// the turn is dropped). Writes of a key to a replica thus land in the
+/// order they started, even when some run on in the background.
+struct Turn {
+    inner: Arc<Inner>,
+    replica: usize,
+    key: String,
+    ticket: u64,
+    previous: Option<oneshot::Receiver<()>>,
+    /// Dropped with the turn: tells the next write to go.
+    _done: oneshot::Sender<()>,
+}
+
+impl Turn {
+    /// Takes the next turn at `key` on `replica`, now (in the order the
+    /// calls are made).
+    fn take(inner: &Arc<Inner>, replica: usize, key: &str) -> Turn {
+        Turn::take_locked(&mut inner.tails(), inner, replica, key)
+    }
+
+    /// Takes a turn with the map of tails locked.
+    fn take_locked(tails: &mut Tails, inner: &Arc<Inner>, replica: usize, key: &str) -> Turn {
+        let (done, next) = oneshot::channel();
+        let ticket = inner.tickets.fetch_add(1, Ordering::Relaxed);
+        let previous = tails
+            .insert((replica, key.to_string()), (ticket, next))
+            .map(|(_, rx)| rx);
+        Turn {
+            inner: Arc::clone(inner),
+            replica,
+            key: key.to_string(),
+            ticket,
+            previous,
+            _done: done,
+        }
+    }
+
+    /// Takes the next turn at `key` on each of `replicas`, at once (under
+    /// one lock): every batch of turns is in the same order on every
+    /// replica, so that a task waiting for several turns never waits in a
+    /// cycle.
+    fn take_many(
+        inner: &Arc<Inner>,
+        replicas: impl IntoIterator<Item = usize>,
+        key: &str,
+    ) -> Vec<Turn> {
+        let mut tails = inner.tails();
+        replicas
+            .into_iter()
+            .map(|replica| Turn::take_locked(&mut tails, inner, replica, key))
+            .collect()
+    }
+
+    /// Waits until the write before this one has ended.
+    async fn wait(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // An error only says the previous turn was dropped: it ended.
+            let _ = previous.await;
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut tails = self.inner.tails();
+        let tail = (self.replica, std::mem::take(&mut self.key));
+        if tails.get(&tail).is_some_and(|(t, _)| *t == self.ticket) {
+            tails.remove(&tail);
+        }
+    }
+}
 
 struct Inner {
     replicas: Vec<Slot>,
@@ -269,8 +262,95 @@ impl Inner {
 }
 
 /// A [`CheckpointStorage`] over N replicas: quorum writes, reads that
-/// verify every copy, read repair and a scrub. The protocol is described in
-/// the [module documentation](self).
+/// verify every copy, read repair and a scrub.
+///
+/// # Protocol
+///
+/// With N replicas and a [`ConsistencyLevel`], a write needs W
+/// acknowledgements (`One`: 1, `Quorum`: ⌊N/2⌋+1, `All`: N) and a read R =
+/// N − W + 1 answers, so that R + W > N: any R replicas that answer include
+/// one that acknowledged every successful write.
+///
+/// - **Copies verify themselves.** Each replica stores the payload followed
+///   by a 52-byte footer (magic, version, payload length, SHA-256 of the
+///   payload). `head` and `list` report payload sizes (stored size − 52).
+/// - **Writes** (`put`, `put_stream`, `delete`) go to every replica at once
+///   and succeed once W replicas acknowledge (a delete once max(R, W) did,
+///   so that fewer than W copies are left and no read shows the key; W
+///   replicas in distinct failure
+///   domains, with [`require_distinct_domains`](ReplicatedStorageBuilder::require_distinct_domains)).
+///   The writes still running then go on in the background: a slow replica
+///   never holds up an acknowledged write, and its copy lands (or fails,
+///   logged and counted, for [`repair`](ReplicatedStorage::repair) to fix)
+///   later; [`ReplicatedStorage::wait_for_writes`] waits for them. Writes
+///   of one key to one replica run in the order they started, so a late
+///   copy never lands over a newer one (or after a delete). A write
+///   that fails leaves the copies that landed where they are: fewer than W,
+///   so nothing shows them (below). The error
+///   ([`StorageError::QuorumNotReached`]) names every replica that failed,
+///   with its error, and how many were needed.
+/// - **Visibility.** A key exists only when W of the replicas that answered
+///   hold a copy of it: `list`, `exists`, `head` and every read
+///   (`get`, `get_sized`, `get_range`, `get_stream`) follow this one rule,
+///   and need at least max(R, W) replicas to answer (they fail with
+///   [`StorageError::QuorumNotReached`], naming the unreachable replicas,
+///   rather than report a key missing that they could not see). So a
+///   checkpoint whose manifest reached fewer than W replicas is never
+///   listed, never loaded, and a deleted object never comes back from the
+///   replica that missed the delete. The price: a key that W replicas
+///   acknowledged but one of them lost (or cannot be reached) while another
+///   never got its copy is hidden until a repair or the replica comes back.
+///   At `Quorum` one replica of three may be down; at `One` and `All`
+///   reads need every replica.
+/// - **Reads** return the first copy whose length and digest verify,
+///   trying replicas that have not failed in the last 30 seconds first (in
+///   replica order otherwise), and fall back to
+///   the next on a missing, short, damaged or failing copy. `get_range`
+///   reads the range and the footer, and checks the copy's length and
+///   format but not its digest, which needs every byte: the checkpoint layer
+///   verifies each range it reads against its own digests. `get_stream` of
+///   an object up to 4 MiB (a manifest) reads and verifies it whole before
+///   returning, with the same fallback as `get`; a larger object is hashed
+///   as it streams, and the read that reaches its end fails (an
+///   [`io::ErrorKind::InvalidData`](std::io::ErrorKind::InvalidData) error)
+///   when the digest does not match: a caller must not use the bytes of a
+///   stream that failed (the checkpoint layer verifies every shard it
+///   streams by its own digest too), and the copy is repaired.
+/// - **Read repair.** A read that found a copy missing, short or damaged
+///   rewrites it from a verified copy in a background task (a read that
+///   returned before every replica answered checks the others in the
+///   background too; at most
+///   [`max_repairs_in_flight`](ReplicatedStorageBuilder::max_repairs_in_flight)
+///   at once; more are skipped and counted, for the scrub to fix), counted
+///   in [`ReplicatedStorage::repair_stats`]. A repair first waits for the
+///   writes and deletes of the key already started on every replica, and
+///   those started after it wait for the repair; it then rewrites only a
+///   key still visible, so it never brings back a deleted key;
+///   [`ReplicatedStorage::wait_for_repairs`] waits for them.
+/// - **`put_if_absent`** asks the replicas one after the other, in their
+///   fixed order (the same for every writer), until one creates the copy or
+///   already holds one: that replica is the arbiter of a race, since two
+///   writers reach it first, and a copy already there ends the write with
+///   [`StorageError::AlreadyExists`]. After the arbiter the other replicas
+///   are asked at once, and the write succeeds once W hold its copy; a
+///   replica that answers with another writer's copy has it overwritten once
+///   the write has won. So at `Quorum` two writers never both win (each
+///   needs a majority), and when the arbiter answers both, one of them
+///   wins. A writer that did not win deletes the copies it created (those
+///   that still hold its bytes) and reports `AlreadyExists` (it met another
+///   copy) or [`StorageError::QuorumNotReached`]. A copy left on the
+///   arbiter by a write that crashed half-way (held by fewer than W, so not
+///   visible) makes later `put_if_absent` calls of that key report
+///   `AlreadyExists`: the scrub reports such keys
+///   ([`RepairOutcome::BelowQuorum`]); delete them to free the name. At
+///   `One` two writers could each win on a different replica, so
+///   `put_if_absent` is refused
+///   ([`StorageError::ConditionalWriteNeedsQuorum`]) unless
+///   [`allow_put_if_absent_at_one`](ReplicatedStorageBuilder::allow_put_if_absent_at_one)
+///   says the caller accepts that.
+/// - **`cleanup_temporary`** runs on every replica and needs W of them to
+///   succeed.
+///
 ///
 /// Clones share the replicas, the background tasks and the counters.
 ///

@@ -151,6 +151,12 @@ impl ReplicatedStorage {
     /// the replicas that answered; [`StorageError::QuorumNotReached`] when
     /// fewer replicas answered than a read needs.
     pub(super) async fn locate(&self, key: &str) -> Result<Located> {
+        self.find(key, true).await
+    }
+
+    /// [`locate`](Self::locate), checking the replicas that did not answer
+    /// in time for read repair when `probe` says so.
+    pub(super) async fn find(&self, key: &str, probe: bool) -> Result<Located> {
         validate_key(key)?;
         let inner = &self.inner;
         let needed = inner.answers_needed();
@@ -199,7 +205,9 @@ impl ReplicatedStorage {
         let unanswered: Vec<usize> = (0..inner.replicas.len())
             .filter(|i| !held.contains(i) && !missing.contains(i) && !errored.contains(i))
             .collect();
-        self.probe(key, unanswered);
+        if probe {
+            self.probe(key, unanswered);
+        }
         let order = inner.read_order(held);
         holders.sort_by_key(|(i, _)| order.iter().position(|o| o == i));
         Ok(Located { holders, missing })
@@ -221,7 +229,7 @@ impl ReplicatedStorage {
             match self.inner.replicas[i].storage.get(key).await {
                 Ok(stored) => match envelope::open(&stored) {
                     Ok((payload, _)) => {
-                        self.schedule_repair(key, attempts.bad, Some(stored));
+                        self.schedule_repair(key, attempts.bad);
                         return Ok(payload);
                     }
                     Err(reason) => {
@@ -253,7 +261,7 @@ impl ReplicatedStorage {
             {
                 Ok(stored) => match envelope::open(&stored) {
                     Ok((payload, _)) => {
-                        self.schedule_repair(key, attempts.bad, Some(stored));
+                        self.schedule_repair(key, attempts.bad);
                         return Ok(payload);
                     }
                     Err(reason) => {
@@ -310,7 +318,7 @@ impl ReplicatedStorage {
             });
             match checked.and(data) {
                 Ok(bytes) if bytes.len() as u64 == range.end - range.start => {
-                    self.schedule_repair(key, attempts.bad, None);
+                    self.schedule_repair(key, attempts.bad);
                     return Ok(bytes);
                 }
                 Ok(bytes) => attempts.failed(
@@ -352,7 +360,7 @@ impl ReplicatedStorage {
             match self.inner.replicas[i].storage.get_stream(key).await {
                 Ok(stream) if stream.meta.size >= FOOTER_LEN => {
                     let payload = stream.meta.size - FOOTER_LEN;
-                    self.schedule_repair(key, attempts.bad, None);
+                    self.schedule_repair(key, attempts.bad);
                     let reader = VerifyingReader {
                         inner: stream.reader,
                         remaining: payload,
@@ -433,7 +441,7 @@ impl VerifyingReader {
                 reason = %reason,
                 "a streamed copy did not verify"
             );
-            storage.schedule_repair(&key, vec![replica], None);
+            storage.schedule_repair(&key, vec![replica]);
             return io::Error::new(
                 kind,
                 format!(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 
 use super::envelope;
-use super::{ReplicatedStorage, TARGET};
+use super::{ReplicatedStorage, Turn, TARGET};
 use crate::storage::{Bytes, ReplicaFailure, Result, StorageError};
 
 /// The read repair counters, shared by clones of a storage.
@@ -19,6 +19,7 @@ pub(super) struct Counters {
     repaired: AtomicU64,
     failed: AtomicU64,
     skipped: AtomicU64,
+    obsolete: AtomicU64,
 }
 
 impl Counters {
@@ -28,6 +29,7 @@ impl Counters {
             repaired: self.repaired.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
+            obsolete: self.obsolete.load(Ordering::Relaxed),
         }
     }
 }
@@ -39,7 +41,7 @@ impl Counters {
 /// ```
 /// use steadfast::storage::RepairStats;
 /// let stats = RepairStats::default();
-/// assert_eq!(stats.scheduled, stats.repaired + stats.failed);
+/// assert_eq!(stats.scheduled, stats.repaired + stats.failed + stats.obsolete);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -54,6 +56,9 @@ pub struct RepairStats {
     /// Copies not repaired because too many repairs were in flight (the
     /// scrub, [`ReplicatedStorage::repair`], fixes them).
     pub skipped: u64,
+    /// Copies not repaired because their key was deleted before the repair
+    /// ran.
+    pub obsolete: u64,
 }
 
 /// What the scrub did for one key that needed something.
@@ -61,14 +66,25 @@ pub struct RepairStats {
 /// # Examples
 ///
 /// ```
-/// use steadfast::storage::{KeyRepair, RepairOutcome};
-/// let repair = KeyRepair {
-///     key: "run/shard-0".into(),
-///     outcome: RepairOutcome::Repaired,
-///     rewritten: vec!["#2 (rack-c)".into()],
-///     failed: vec![],
-/// };
+/// use steadfast::storage::{CheckpointStorage, MemoryStorage, Replica, ReplicatedStorage};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let replicas = [MemoryStorage::new(), MemoryStorage::new(), MemoryStorage::new()];
+/// let storage = ReplicatedStorage::builder()
+///     .replicas(["a", "b", "c"].iter().zip(&replicas).map(|(d, r)| Replica::new(r.clone()).domain(*d)))
+///     .build()?;
+/// storage.put("run/shard-0", vec![1; 10].into()).await?;
+/// storage.wait_for_writes().await;
+/// replicas[2].delete("run/shard-0").await?;
+///
+/// let report = storage.repair().await?;
+/// let repair = &report.keys[0];
+/// assert_eq!(repair.key, "run/shard-0");
 /// assert!(repair.outcome.is_repaired());
+/// assert_eq!(repair.rewritten, ["#2 (c)"]);
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]
@@ -188,9 +204,9 @@ impl RepairReport {
 }
 
 impl ReplicatedStorage {
-    /// Hands the copies of `key` on `targets` to a background repair,
-    /// from `source` (a verified stored copy) or from a copy the task finds.
-    pub(super) fn schedule_repair(&self, key: &str, targets: Vec<usize>, source: Option<Bytes>) {
+    /// Hands the copies of `key` on `targets` to a background repair, which
+    /// rewrites them from a verified copy it reads.
+    pub(super) fn schedule_repair(&self, key: &str, targets: Vec<usize>) {
         if targets.is_empty() {
             return;
         }
@@ -206,8 +222,13 @@ impl ReplicatedStorage {
         let storage = self.clone();
         let key = key.to_string();
         tokio::spawn(async move {
-            let outcome = storage.repair_copies(&key, &targets, source).await;
             let stats = &storage.inner.stats;
+            let Some(outcome) = storage.repair_copies(&key, &targets).await else {
+                stats.obsolete.fetch_add(count, Ordering::Relaxed);
+                drop(permit);
+                drop(guard);
+                return;
+            };
             for (replica, result) in outcome {
                 match result {
                     Ok(()) => {
@@ -254,7 +275,7 @@ impl ReplicatedStorage {
                 })
                 .collect();
             drop(permit);
-            storage.schedule_repair(&key, targets, None);
+            storage.schedule_repair(&key, targets);
             drop(guard);
         });
     }
@@ -286,48 +307,52 @@ impl ReplicatedStorage {
         })
     }
 
-    /// Rewrites the copies of `key` on `targets` from `source`, or from a
-    /// verified copy found on another replica. A target whose copy verifies
-    /// by now (rewritten meanwhile) is left as it is.
+    /// Rewrites the copies of `key` on `targets` from a verified copy on
+    /// another replica, with every replica's turn at the key held: a write
+    /// or delete started before the repair ends before it reads, one
+    /// started after waits for it. `None` when the key is no longer
+    /// visible (deleted meanwhile: a repair never brings a key back). A
+    /// target whose copy verifies by now (rewritten meanwhile) is left as
+    /// it is.
     async fn repair_copies(
         &self,
         key: &str,
         targets: &[usize],
-        source: Option<Bytes>,
-    ) -> Vec<(usize, Result<()>)> {
-        let stored = match source {
-            Some(stored) => stored,
-            None => match self.verified_copy(key, targets).await {
-                Ok(stored) => stored,
-                Err(e) => {
-                    let reason = e.to_string();
-                    return targets
+    ) -> Option<Vec<(usize, Result<()>)>> {
+        let inner = &self.inner;
+        let mut turns = Turn::take_many(inner, 0..inner.replicas.len(), key);
+        for turn in &mut turns {
+            turn.wait().await;
+        }
+        if let Err(e) = self.find(key, false).await {
+            tracing::debug!(target: TARGET, key, error = %e, "read repair not needed: the key is gone");
+            return None;
+        }
+        let stored = match self.verified_copy(key, targets).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                let reason = e.to_string();
+                return Some(
+                    targets
                         .iter()
                         .map(|&t| {
                             (
                                 t,
-                                Err(StorageError::NoVerifiedCopy {
+                                Err(StorageError::Backend {
                                     key: key.to_string(),
-                                    failures: vec![ReplicaFailure {
-                                        replica: self.inner.name(t),
-                                        error: Box::new(StorageError::Backend {
-                                            key: key.to_string(),
-                                            message: reason.clone(),
-                                            transient: false,
-                                            source: None,
-                                        }),
-                                    }]
-                                    .into(),
+                                    message: reason.clone(),
+                                    transient: false,
+                                    source: None,
                                 }),
                             )
                         })
-                        .collect();
-                }
-            },
+                        .collect(),
+                );
+            }
         };
         let mut out = Vec::new();
         for &t in targets {
-            let storage = &self.inner.replicas[t].storage;
+            let storage = &inner.replicas[t].storage;
             if let Ok(current) = storage.get(key).await
                 && envelope::open(&current).is_ok()
             {
@@ -336,7 +361,8 @@ impl ReplicatedStorage {
             }
             out.push((t, storage.put(key, stored.clone()).await));
         }
-        out
+        drop(turns);
+        Some(out)
     }
 
     /// Scrubs every replica against the others: lists every key on every
@@ -390,8 +416,8 @@ impl ReplicatedStorage {
             keys: Vec::new(),
             unreachable: listings.failures,
         };
-        for (key, (listed_by, _)) in listings.keys {
-            if let Some(repair) = self.scrub_key(&key, &listings.answered, &listed_by).await {
+        for key in listings.keys.into_keys() {
+            if let Some(repair) = self.scrub_key(&key, &listings.answered).await {
                 report.keys.push(repair);
             }
         }
@@ -407,22 +433,15 @@ impl ReplicatedStorage {
 
     /// Checks every copy of `key` on the replicas that `answered` the
     /// listing; `None` when every copy is good.
-    async fn scrub_key(
-        &self,
-        key: &str,
-        answered: &[usize],
-        listed_by: &[usize],
-    ) -> Option<KeyRepair> {
+    async fn scrub_key(&self, key: &str, answered: &[usize]) -> Option<KeyRepair> {
         let inner = &self.inner;
+        // Every replica's turn at the key, held to the end: a write or
+        // delete started before ends first, one started after waits.
+        let mut turns = Turn::take_many(inner, 0..inner.replicas.len(), key);
+        for turn in &mut turns {
+            turn.wait().await;
+        }
         let reads = join_all(answered.iter().map(|&i| async move {
-            if !listed_by.contains(&i) {
-                return (
-                    i,
-                    Err(StorageError::NotFound {
-                        key: key.to_string(),
-                    }),
-                );
-            }
             let read = inner.replicas[i].storage.get(key).await.and_then(|stored| {
                 envelope::open(&stored)
                     .map(|(_, footer)| (stored.clone(), footer.digest))
@@ -438,20 +457,29 @@ impl ReplicatedStorage {
         // Group the verified copies by digest.
         let mut by_digest: BTreeMap<[u8; 32], (Vec<usize>, Bytes)> = BTreeMap::new();
         let mut bad = Vec::new();
+        let mut present = Vec::new();
         let mut failed = Vec::new();
         for (i, read) in reads {
             match read {
-                Ok((stored, digest)) => by_digest
-                    .entry(digest)
-                    .or_insert_with(|| (Vec::new(), stored))
-                    .0
-                    .push(i),
-                Err(e @ (StorageError::NotFound { .. } | StorageError::CorruptCopy { .. })) => {
+                Ok((stored, digest)) => {
+                    present.push(i);
+                    by_digest
+                        .entry(digest)
+                        .or_insert_with(|| (Vec::new(), stored))
+                        .0
+                        .push(i);
+                }
+                Err(StorageError::NotFound { .. }) => bad.push(i),
+                Err(StorageError::CorruptCopy { .. }) => {
+                    present.push(i);
                     bad.push(i);
-                    drop(e);
                 }
                 Err(e) => failed.push(inner.failure(i, e)),
             }
+        }
+        if present.is_empty() && failed.is_empty() {
+            // Deleted since it was listed.
+            return None;
         }
         let best = by_digest
             .values()
@@ -472,11 +500,11 @@ impl ReplicatedStorage {
         if bad.is_empty() && failed.is_empty() {
             return None;
         }
-        if !inner.quorum_met(listed_by) && !inner.quorum_met(&holders) {
+        if !inner.quorum_met(&present) && !inner.quorum_met(&holders) {
             return Some(KeyRepair {
                 key: key.to_string(),
                 outcome: RepairOutcome::BelowQuorum {
-                    holders: listed_by.len(),
+                    holders: present.len(),
                 },
                 rewritten: Vec::new(),
                 failed,
@@ -488,6 +516,7 @@ impl ReplicatedStorage {
                 .map(|&i| inner.replicas[i].storage.put(key, stored.clone())),
         )
         .await;
+        drop(turns);
         let mut rewritten = Vec::new();
         for (&i, result) in bad.iter().zip(writes) {
             match result {

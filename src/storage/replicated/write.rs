@@ -13,12 +13,11 @@ use async_trait::async_trait;
 use futures::future::join_all;
 use futures::stream::{FuturesUnordered, StreamExt};
 use sha2::{Digest, Sha256};
-use std::sync::atomic::Ordering;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::envelope::{self, seal, Footer};
-use super::{count, ConsistencyLevel, ReplicatedStorage, TARGET};
+use super::{count, ConsistencyLevel, ReplicatedStorage, Turn, TARGET};
 use crate::storage::{
     validate_key, Bytes, ObjectMeta, ObjectWriter, ReplicaFailure, Result, StorageError,
 };
@@ -36,44 +35,24 @@ fn join_failure(key: &str, operation: &'static str, e: tokio::task::JoinError) -
 }
 
 impl ReplicatedStorage {
-    /// Runs `write` on replica `replica` in a task counted as a background
-    /// write until it ends; records the replica's success or failure.
-    fn spawn_write<F>(
-        &self,
-        replica: usize,
-        operation: &'static str,
-        key: &str,
-        write: F,
-    ) -> WriteTask
+    /// Runs `write` on the replica of `turn`, once the writes before it
+    /// there ended, in a task counted as a background write until it ends;
+    /// records the replica's success or failure.
+    ///
+    /// Writes of one key to one replica run in the order they took their
+    /// turns: a write still running in the background when the next one
+    /// starts (a slow replica) cannot land after it.
+    fn spawn_write<F>(&self, mut turn: Turn, operation: &'static str, write: F) -> WriteTask
     where
         F: Future<Output = Result<()>> + Send + 'static,
     {
         let guard = self.inner.writes.start();
         let inner = Arc::clone(&self.inner);
-        let key = key.to_string();
-        // Writes of one key to one replica run in the order they were
-        // started: a write still running in the background when the next
-        // one starts (a slow replica) cannot land after it.
-        let (done, done_rx) = oneshot::channel::<()>();
-        let ticket = inner.tickets.fetch_add(1, Ordering::Relaxed);
-        let previous = inner
-            .tails()
-            .insert((replica, key.clone()), (ticket, done_rx))
-            .map(|(_, rx)| rx);
+        let (replica, key) = (turn.replica, turn.key.clone());
         let handle = tokio::spawn(async move {
-            if let Some(previous) = previous {
-                // An error only says the previous write's task is gone.
-                let _ = previous.await;
-            }
+            turn.wait().await;
             let result = write.await;
-            drop(done);
-            {
-                let mut tails = inner.tails();
-                let tail = (replica, key.clone());
-                if tails.get(&tail).is_some_and(|(t, _)| *t == ticket) {
-                    tails.remove(&tail);
-                }
-            }
+            drop(turn);
             inner.record(replica, result.is_ok());
             if let Err(e) = &result {
                 tracing::debug!(
@@ -98,8 +77,33 @@ impl ReplicatedStorage {
         operation: &'static str,
         key: &str,
         tasks: Vec<WriteTask>,
-        mut failures: Vec<ReplicaFailure>,
+        failures: Vec<ReplicaFailure>,
     ) -> Result<()> {
+        let inner = &self.inner;
+        self.acknowledge_by(
+            operation,
+            key,
+            tasks,
+            failures,
+            inner.write_quorum,
+            |acked| inner.distinct(acked),
+        )
+        .await
+    }
+
+    /// Waits until the tasks' replicas weigh `needed` (as `weigh` counts
+    /// them: every replica, or distinct domains), or until they no longer
+    /// can.
+    async fn acknowledge_by(
+        &self,
+        operation: &'static str,
+        key: &str,
+        tasks: Vec<WriteTask>,
+        mut failures: Vec<ReplicaFailure>,
+        needed: usize,
+        weigh: impl Fn(&[usize]) -> usize,
+    ) -> Result<()> {
+        let met = |replicas: &[usize]| weigh(replicas) >= needed;
         let inner = &self.inner;
         let mut waiting: Vec<usize> = tasks.iter().map(|(i, _)| *i).collect();
         let mut pending: FuturesUnordered<_> = tasks
@@ -108,11 +112,11 @@ impl ReplicatedStorage {
             .collect();
         let mut acked = Vec::new();
         loop {
-            if inner.quorum_met(&acked) {
+            if met(&acked) {
                 return Ok(());
             }
             let possible: Vec<usize> = acked.iter().chain(&waiting).copied().collect();
-            if !inner.quorum_met(&possible) {
+            if !met(&possible) {
                 break;
             }
             let Some((i, joined)) = pending.next().await else {
@@ -130,14 +134,14 @@ impl ReplicatedStorage {
             operation,
             key,
             acknowledged = acked.len(),
-            needed = inner.write_quorum,
+            needed,
             "a replicated write did not reach its quorum"
         );
         Err(StorageError::QuorumNotReached {
             operation,
             key: key.to_string(),
-            needed: count(inner.write_quorum),
-            succeeded: count(inner.distinct(&acked)),
+            needed: count(needed),
+            succeeded: count(weigh(&acked)),
             failures: failures.into(),
         })
     }
@@ -145,17 +149,18 @@ impl ReplicatedStorage {
     pub(super) async fn put_replicated(&self, key: &str, data: Bytes) -> Result<()> {
         validate_key(key)?;
         let stored = seal(&data);
-        let tasks = self
-            .inner
-            .replicas
-            .iter()
-            .enumerate()
-            .map(|(i, slot)| {
+        let n = self.inner.replicas.len();
+        let tasks = Turn::take_many(&self.inner, 0..n, key)
+            .into_iter()
+            .map(|turn| {
+                let slot = &self.inner.replicas[turn.replica];
                 let (storage, key_owned, stored) =
                     (Arc::clone(&slot.storage), key.to_string(), stored.clone());
-                self.spawn_write(i, "put", key, async move {
-                    storage.put(&key_owned, stored).await
-                })
+                self.spawn_write(
+                    turn,
+                    "put",
+                    async move { storage.put(&key_owned, stored).await },
+                )
             })
             .collect();
         self.acknowledge("put", key, tasks, Vec::new()).await
@@ -163,22 +168,24 @@ impl ReplicatedStorage {
 
     pub(super) async fn delete_replicated(&self, key: &str) -> Result<()> {
         validate_key(key)?;
-        let tasks = self
-            .inner
-            .replicas
-            .iter()
-            .enumerate()
-            .map(|(i, slot)| {
+        let n = self.inner.replicas.len();
+        let tasks = Turn::take_many(&self.inner, 0..n, key)
+            .into_iter()
+            .map(|turn| {
+                let slot = &self.inner.replicas[turn.replica];
                 let (storage, key_owned) = (Arc::clone(&slot.storage), key.to_string());
                 self.spawn_write(
-                    i,
+                    turn,
                     "delete",
-                    key,
                     async move { storage.delete(&key_owned).await },
                 )
             })
             .collect();
-        self.acknowledge("delete", key, tasks, Vec::new()).await
+        // Fewer than W copies may remain, so that no read shows the key:
+        // N − W + 1 replicas must delete it (W at least).
+        let needed = self.inner.answers_needed();
+        self.acknowledge_by("delete", key, tasks, Vec::new(), needed, <[usize]>::len)
+            .await
     }
 
     /// Creates `key` on W replicas if it is absent. First the arbiter: the
@@ -239,14 +246,15 @@ impl ReplicatedStorage {
         let (decided, decision) = watch::channel(None::<bool>);
         let (report, mut reports) = mpsc::unbounded_channel();
         let mut waiting: Vec<usize> = (next..n).collect();
-        for &i in &waiting {
+        for turn in Turn::take_many(inner, next..n, key) {
+            let i = turn.replica;
             let (storage, key_owned, stored) = (
                 Arc::clone(&inner.replicas[i].storage),
                 key.to_string(),
                 stored.clone(),
             );
             let (report, mut decision) = (report.clone(), decision.clone());
-            drop(self.spawn_write(i, "put_if_absent", key, async move {
+            drop(self.spawn_write(turn, "put_if_absent", async move {
                 let result = storage.put_if_absent(&key_owned, stored.clone()).await;
                 let other_copy = matches!(result, Err(StorageError::AlreadyExists { .. }));
                 let _ = report.send((i, result));
@@ -290,6 +298,8 @@ impl ReplicatedStorage {
         let digest = Footer::of(&data).digest;
         let undo = join_all(won.iter().map(|&i| async move {
             let storage = &inner.replicas[i].storage;
+            let mut turn = Turn::take(inner, i, key);
+            turn.wait().await;
             match storage.get(key).await {
                 Ok(current) if envelope::open(&current).is_ok_and(|(_, f)| f.digest == digest) => {
                     storage.delete(key).await
@@ -471,10 +481,12 @@ impl ObjectWriter for ReplicatedWriter {
             len,
             ..
         } = *self;
+        let mut turns = Turn::take_many(&storage.inner, writers.iter().map(|(i, _)| *i), &key);
         let tasks = writers
             .into_iter()
-            .map(|(i, writer)| {
-                storage.spawn_write(i, "put_stream", &key, async move {
+            .zip(turns.drain(..))
+            .map(|((_, writer), turn)| {
+                storage.spawn_write(turn, "put_stream", async move {
                     writer.commit().await.map(drop)
                 })
             })
