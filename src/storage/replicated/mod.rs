@@ -301,7 +301,10 @@ impl Inner {
 ///   acknowledged but one of them lost (or cannot be reached) while another
 ///   never got its copy is hidden until a repair or the replica comes back.
 ///   At `Quorum` one replica of three may be down; at `One` and `All`
-///   reads need every replica.
+///   reads need every replica. A read of one key returns as soon as W
+///   replicas that hold it answered; `list` waits for every replica's
+///   answer (a replica that fails answers at once; one that hangs holds the
+///   listing: bound the call with a timeout where that matters).
 /// - **Reads** return the first copy whose length and digest verify,
 ///   trying replicas that have not failed in the last 30 seconds first (in
 ///   replica order otherwise), and fall back to
