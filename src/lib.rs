@@ -128,6 +128,7 @@ pub mod pipeline;
 pub mod recovery;
 pub mod retry;
 mod serde_duration;
+mod serde_text;
 pub mod storage;
 pub mod timeout;
 #[cfg(feature = "tower")]

@@ -812,18 +812,7 @@ impl FromStr for OverlapPolicy {
     }
 }
 
-impl Serialize for OverlapPolicy {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for OverlapPolicy {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::serde_text::serde_as_text!(OverlapPolicy);
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::ConfigError;
 use crate::storage::{
@@ -247,12 +247,7 @@ impl Serialize for StorageLocation {
     }
 }
 
-impl<'de> Deserialize<'de> for StorageLocation {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::serde_text::deserialize_from_str!(StorageLocation);
 
 /// One replica of a replicated checkpoint storage: where it is, and the
 /// failure domain it is in (a disk, a rack, a region).

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 
 use crate::error::ConfigError;
 
@@ -111,13 +111,8 @@ impl FromStr for ConsistencyLevel {
     }
 }
 
-/// Read as [`FromStr`] does, so that a wrong value names the key.
-impl<'de> Deserialize<'de> for ConsistencyLevel {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+// Read as `FromStr` does, so that a wrong value names the key.
+crate::serde_text::deserialize_from_str!(ConsistencyLevel);
 
 #[cfg(test)]
 mod tests {
