@@ -91,6 +91,30 @@ impl Attempts {
         self.failures.push(storage.inner.failure(i, e));
     }
 
+    /// The payload of replica `i`'s copy as `read` returned it, if the copy
+    /// verifies; otherwise records why not and returns `None`.
+    fn accept(
+        &mut self,
+        storage: &ReplicatedStorage,
+        key: &str,
+        i: usize,
+        read: Result<Bytes>,
+    ) -> Option<Bytes> {
+        match read.map(|stored| envelope::open(&stored).map(|(payload, _)| payload)) {
+            Ok(Ok(payload)) => Some(payload),
+            Ok(Err(reason)) => {
+                let failure = corrupt(storage, key, i, reason);
+                self.bad.push(i);
+                self.failures.push(failure);
+                None
+            }
+            Err(e) => {
+                self.failed(storage, i, e);
+                None
+            }
+        }
+    }
+
     /// The error when no copy could be read: `NotFound` when every copy
     /// vanished meanwhile (a delete), `NoVerifiedCopy` otherwise.
     fn into_error(self, key: &str) -> StorageError {
@@ -226,19 +250,10 @@ impl ReplicatedStorage {
     async fn read_whole(&self, key: &str, located: &Located) -> Result<Bytes> {
         let mut attempts = Attempts::new(located);
         for &(i, _) in &located.holders {
-            match self.inner.replicas[i].storage.get(key).await {
-                Ok(stored) => match envelope::open(&stored) {
-                    Ok((payload, _)) => {
-                        self.schedule_repair(key, attempts.bad);
-                        return Ok(payload);
-                    }
-                    Err(reason) => {
-                        let failure = corrupt(self, key, i, reason);
-                        attempts.bad.push(i);
-                        attempts.failures.push(failure);
-                    }
-                },
-                Err(e) => attempts.failed(self, i, e),
+            let read = self.inner.replicas[i].storage.get(key).await;
+            if let Some(payload) = attempts.accept(self, key, i, read) {
+                self.schedule_repair(key, attempts.bad);
+                return Ok(payload);
             }
         }
         Err(self.give_up(key, attempts))
@@ -254,23 +269,13 @@ impl ReplicatedStorage {
                 other_size.get_or_insert(payload);
                 continue;
             };
-            match self.inner.replicas[i]
+            let read = self.inner.replicas[i]
                 .storage
                 .get_sized(key, stored_size)
-                .await
-            {
-                Ok(stored) => match envelope::open(&stored) {
-                    Ok((payload, _)) => {
-                        self.schedule_repair(key, attempts.bad);
-                        return Ok(payload);
-                    }
-                    Err(reason) => {
-                        let failure = corrupt(self, key, i, reason);
-                        attempts.bad.push(i);
-                        attempts.failures.push(failure);
-                    }
-                },
-                Err(e) => attempts.failed(self, i, e),
+                .await;
+            if let Some(payload) = attempts.accept(self, key, i, read) {
+                self.schedule_repair(key, attempts.bad);
+                return Ok(payload);
             }
         }
         if let (Some(actual), true) = (other_size, attempts.failures.is_empty()) {
