@@ -466,7 +466,9 @@ impl CheckpointManagerConfig {
     /// let storage = config.open_storage().await?.expect("the config names a storage");
     /// storage.put("run-1/a", Bytes::from_static(b"state")).await?;
     /// assert_eq!(storage.get("run-1/a").await?, &b"state"[..]);
-    /// assert!(dir.path().join("a/run-1/a").exists());
+    /// // Acknowledged once two of the three directories hold it.
+    /// let copies = ["a", "b", "c"].iter().filter(|d| dir.path().join(d).join("run-1/a").exists()).count();
+    /// assert!(copies >= 2);
     /// # Ok(())
     /// # }
     /// ```
