@@ -213,11 +213,14 @@ fn assemble_manifest(
     manifest.metadata = options.metadata.clone();
     let mut owner: HashMap<String, usize> = HashMap::new();
     for (rank, w) in written {
-        let uncompressed = match (&w.chunks, &w.compression) {
-            (Some(chunks), _) => chunks.uncompressed_size,
-            (None, Some(c)) => c.uncompressed_size,
-            (None, None) => w.size,
-        };
+        let mut shard = ShardInfo::new(rank, w.key, w.size, w.sha256);
+        if let Some(layout) = w.compression {
+            shard = shard.with_compression(layout);
+        }
+        if let Some(summary) = w.chunks {
+            shard = shard.with_chunks(summary);
+        }
+        let uncompressed = shard.uncompressed_size();
         for WrittenEntry {
             name: entry,
             offset,
@@ -248,13 +251,6 @@ fn assemble_manifest(
                     None => at,
                 },
             );
-        }
-        let mut shard = ShardInfo::new(rank, w.key, w.size, w.sha256);
-        if let Some(layout) = w.compression {
-            shard = shard.with_compression(layout);
-        }
-        if let Some(summary) = w.chunks {
-            shard = shard.with_chunks(summary);
         }
         manifest.shards.push(shard);
     }
