@@ -36,12 +36,9 @@ struct Engine {
 
 impl Engine {
     fn new(level: i32) -> Result<Engine, WriteError> {
-        let mut context = CCtx::try_create()
-            .ok_or_else(|| WriteError::Compress("zstd could not allocate a context".into()))?;
-        context
-            .set_parameter(CParameter::CompressionLevel(level))
-            .map_err(|code| zstd_error("setting the level", code))?;
-        Ok(Engine { context })
+        Ok(Engine {
+            context: compression_context(level)?,
+        })
     }
 
     /// Compresses `frame` into `out` (emptied first) and hashes the result.
@@ -59,7 +56,17 @@ impl Engine {
     }
 }
 
-fn zstd_error(what: &str, code: zstd_safe::ErrorCode) -> WriteError {
+/// A zstd compression context at `level`.
+pub(super) fn compression_context(level: i32) -> Result<CCtx<'static>, WriteError> {
+    let mut context = CCtx::try_create()
+        .ok_or_else(|| WriteError::Compress("zstd could not allocate a context".into()))?;
+    context
+        .set_parameter(CParameter::CompressionLevel(level))
+        .map_err(|code| zstd_error("setting the level", code))?;
+    Ok(context)
+}
+
+pub(super) fn zstd_error(what: &str, code: zstd_safe::ErrorCode) -> WriteError {
     WriteError::Compress(format!("{what}: {}", zstd_safe::get_error_name(code)))
 }
 

@@ -13,6 +13,7 @@
 //!
 //! [`ShardData::with_unchanged_entry`]: crate::checkpoint::ShardData::with_unchanged_entry
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use crate::coordinator::Coordinator;
@@ -93,15 +94,13 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 plan.codec()
             )));
         }
-        if !base.indexes.contains_key(&at.rank) {
-            let index = self
-                .chunk_index(&base.name, &shard, &summary)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            base.indexes.insert(at.rank, index);
-        }
-        let Some(index) = base.indexes.get(&at.rank) else {
-            return Err(fail("its chunk index could not be kept".into()));
+        let index = match base.indexes.entry(at.rank) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => slot.insert(
+                self.chunk_index(&base.name, &shard, &summary)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?,
+            ),
         };
         let end = at.offset.saturating_add(at.length);
         let mut chunks = Vec::new();

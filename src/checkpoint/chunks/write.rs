@@ -25,11 +25,12 @@ use fastcdc::v2020::FastCDC;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use zstd::zstd_safe::{self, CCtx, CParameter};
+use zstd::zstd_safe::{self, CCtx};
 
 use crate::retry::RetryPolicy;
 use crate::storage::{CheckpointStorage, StorageError};
 
+use super::super::compress::{compression_context, zstd_error};
 use super::super::digest::DigestAlgorithm;
 use super::super::error::WriteError;
 use super::super::frames::ZSTD_CODEC;
@@ -189,15 +190,10 @@ struct Contexts(Arc<Mutex<Vec<CCtx<'static>>>>);
 impl Contexts {
     fn take(&self, level: i32) -> Result<CCtx<'static>, WriteError> {
         let pooled = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        if let Some(context) = pooled {
-            return Ok(context);
+        match pooled {
+            Some(context) => Ok(context),
+            None => compression_context(level),
         }
-        let mut context = CCtx::try_create()
-            .ok_or_else(|| WriteError::Compress("zstd could not allocate a context".into()))?;
-        context
-            .set_parameter(CParameter::CompressionLevel(level))
-            .map_err(|code| zstd_error("setting the level", code))?;
-        Ok(context)
     }
 
     fn give(&self, context: CCtx<'static>) {
@@ -206,10 +202,6 @@ impl Contexts {
             .unwrap_or_else(PoisonError::into_inner)
             .push(context);
     }
-}
-
-fn zstd_error(what: &str, code: zstd_safe::ErrorCode) -> WriteError {
-    WriteError::Compress(format!("{what}: {}", zstd_safe::get_error_name(code)))
 }
 
 /// Compresses (when `level` is set) and hashes one chunk's raw bytes.
