@@ -386,10 +386,10 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManagerBuilder<S, C> {
         // One set of rules for a config built here, by its own builder or
         // read from a file.
         self.config.validate()?;
-        let chunking = self.config.chunking;
-        let digest = self.config.digest;
-        let manager = CheckpointManager::from_parts(self.ckpt, self.config, self.checks);
-        manager.inner.saving.set_chunking(chunking, digest);
-        Ok(manager)
+        Ok(CheckpointManager::from_parts(
+            self.ckpt,
+            self.config,
+            self.checks,
+        ))
     }
 }

@@ -52,14 +52,12 @@ pub(crate) struct Saving {
     state: Mutex<SaveState>,
     /// The highest ordinal whose save has finished (saves finish in order).
     done: watch::Sender<u64>,
-    /// Chunked saves, and what they remember to skip unchanged states.
+    /// What chunked saves remember to skip unchanged states.
     reuse: Mutex<Reuse>,
 }
 
 #[derive(Debug, Default)]
 struct Reuse {
-    /// Save in chunks of this size, addressed by this digest.
-    chunking: Option<(Chunking, DigestAlgorithm)>,
     /// The last committed save: its checkpoint and the revision of each
     /// state (that reported one) snapshotted for it.
     last: Option<(String, HashMap<String, u64>)>,
@@ -80,11 +78,6 @@ impl Saving {
             done: watch::Sender::new(0),
             reuse: Mutex::new(Reuse::default()),
         }
-    }
-
-    /// Saves in chunks (`Some`), or as one object per rank (`None`).
-    pub(crate) fn set_chunking(&self, chunking: Option<Chunking>, digest: DigestAlgorithm) {
-        lock(&self.reuse).chunking = chunking.map(|c| (c, digest));
     }
 
     /// Forgets the last committed save's revisions (after a restore, the
@@ -328,9 +321,10 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         })
     }
 
-    /// Whether saves are chunked, and how.
+    /// Whether saves are chunked, and how (from the config).
     fn chunking(&self) -> Option<(Chunking, DigestAlgorithm)> {
-        lock(&self.inner.saving.reuse).chunking
+        let config = &self.inner.config;
+        config.chunking.map(|c| (c, config.digest))
     }
 
     /// Carries out rank 0's decision on this rank: a skip is reported; a
