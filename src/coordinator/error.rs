@@ -70,6 +70,37 @@ pub enum CoordinatorError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// Ranks of the current epoch failed (their process died, their lease
+    /// expired, or someone declared them failed) while a collective waited
+    /// for them: the collective cannot complete, on any rank.
+    #[error("{operation} cannot complete: ranks {ranks:?} failed ({reason})")]
+    RanksFailed {
+        /// The collective operation.
+        operation: &'static str,
+        /// The ranks that failed.
+        ranks: Vec<usize>,
+        /// What is known of the failure.
+        reason: String,
+    },
+    /// This handle may no longer act for the job: its epoch is not the
+    /// job's current one, it lost its liveness (for etcd, its lease), or it
+    /// no longer holds the leadership it wrote under. Nothing was written.
+    #[error("fenced in epoch {epoch}: {reason}")]
+    Fenced {
+        /// The epoch this handle acted under.
+        epoch: u64,
+        /// Which check failed.
+        reason: String,
+    },
+    /// This member holds no rank in the epoch (it is a standby, or the
+    /// epoch left it out).
+    #[error("member {member:?} holds no rank in epoch {epoch}")]
+    NotAMember {
+        /// The member id.
+        member: String,
+        /// The epoch.
+        epoch: u64,
+    },
     /// A permanent failure of the backend.
     #[error("coordinator backend error: {message}")]
     Backend {
@@ -82,8 +113,8 @@ pub enum CoordinatorError {
 }
 
 impl CoordinatorError {
-    /// The ranks that did not arrive, for a timeout or a broken round; empty
-    /// otherwise.
+    /// The ranks that did not arrive, for a timeout or a broken round, or
+    /// that failed, for [`CoordinatorError::RanksFailed`]; empty otherwise.
     ///
     /// # Examples
     ///
@@ -96,6 +127,7 @@ impl CoordinatorError {
         match self {
             CoordinatorError::Timeout { missing, .. }
             | CoordinatorError::Broken { missing, .. } => missing,
+            CoordinatorError::RanksFailed { ranks, .. } => ranks,
             _ => &[],
         }
     }
@@ -119,7 +151,8 @@ impl CoordinatorError {
 }
 
 /// Timeouts, broken rounds and unavailability are transient; invalid ranks,
-/// invalid arguments and backend errors are not.
+/// invalid arguments, backend errors, failed ranks (the round cannot
+/// complete in this epoch), fencing and a missing rank are not.
 impl Transient for CoordinatorError {
     fn is_transient(&self) -> bool {
         matches!(
