@@ -727,22 +727,40 @@ mod tests {
     #[test]
     fn versions() {
         let err =
-            Manifest::from_bytes("c", br#"{"format_version": 5, "anything": []}"#).unwrap_err();
+            Manifest::from_bytes("c", br#"{"format_version": 6, "anything": []}"#).unwrap_err();
         assert!(matches!(
             err,
             CheckpointError::IncompatibleVersion {
-                found: 5,
+                found: 6,
                 supported: FORMAT_VERSION,
                 ..
             }
         ));
-        assert_eq!(FORMAT_VERSION, 4);
+        assert_eq!(FORMAT_VERSION, 5);
         let mut m = two_rank_manifest();
         m.format_version = 0;
         assert!(matches!(
             m.validate("run/step-1"),
             Err(CheckpointError::ValidationFailed { .. })
         ));
+    }
+
+    #[test]
+    fn a_commit_stamp_is_written_only_when_there_is_one() {
+        let mut m = two_rank_manifest();
+        let bytes = m.to_bytes().unwrap();
+        assert!(!String::from_utf8(bytes).unwrap().contains("commit"));
+        m.commit = Some(CommitStamp {
+            epoch: 7,
+            leader: "host-a".into(),
+            term: 19,
+        });
+        let read = Manifest::from_bytes("run/step-1", &m.to_bytes().unwrap()).unwrap();
+        assert_eq!(read.commit, m.commit);
+        // A version 4 manifest that claims a stamp is not one.
+        m.format_version = 4;
+        let err = Manifest::from_bytes("run/step-1", &m.to_bytes().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("commit stamp"), "{err}");
     }
 
     #[test]

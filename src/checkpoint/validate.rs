@@ -63,6 +63,12 @@ impl Manifest {
                 self.format_version
             ));
         }
+        if self.format_version < 5 && self.commit.is_some() {
+            return invalid(format!(
+                "format version {} records no commit stamp, yet one is there",
+                self.format_version
+            ));
+        }
         if self.name != name {
             return invalid(format!(
                 "the manifest names checkpoint {:?}, not {name:?}",

@@ -1,0 +1,471 @@
+//! Coordinated recovery in one process, on paused time: ranks and standbys
+//! of an `InMemoryCoordinator` job, each with fenced checkpoints and a
+//! `RecoveryCoordinator` whose handler restores the rank's state from the
+//! plan's checkpoint.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::join_all;
+use steadfast::checkpoint::{
+    CheckpointError, CheckpointOptions, DistributedCheckpoint, MembershipFence, SaveOptions,
+    ShardData,
+};
+use steadfast::coordinator::{Coordinator, EpochRecord, InMemoryCoordinator, Membership, Role};
+use steadfast::recovery::{
+    FailureKind, RecoveryCoordinator, RecoveryCoordinatorConfig, RecoveryEvent, RecoveryHandle,
+    RecoveryPlan, RecoveryStrategyKind,
+};
+use steadfast::retry::RetryPolicy;
+use steadfast::storage::{MemoryStorage, Operation};
+use tokio::sync::broadcast;
+
+type Ckpt = Arc<DistributedCheckpoint<MemoryStorage, InMemoryCoordinator>>;
+
+/// One member of the job: its handle, checkpoints, state and recovery.
+struct Member {
+    handle: InMemoryCoordinator,
+    ckpt: Ckpt,
+    state: Arc<Mutex<Vec<u8>>>,
+    recovery: RecoveryCoordinator<InMemoryCoordinator>,
+    events: broadcast::Receiver<RecoveryEvent>,
+    task: Option<RecoveryHandle>,
+}
+
+struct Job {
+    storage: MemoryStorage,
+    members: Vec<Member>,
+    /// The members killed so far.
+    dead: Mutex<Vec<String>>,
+}
+
+fn config(strategy: RecoveryStrategyKind, quorum: usize) -> RecoveryCoordinatorConfig {
+    RecoveryCoordinatorConfig::builder()
+        .recovery_strategy(strategy)
+        .quorum_size(quorum)
+        .recovery_timeout(Duration::from_secs(120))
+        .answer_window(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+fn member(
+    handle: InMemoryCoordinator,
+    storage: &MemoryStorage,
+    config: RecoveryCoordinatorConfig,
+) -> Member {
+    let fence = MembershipFence::new(handle.clone());
+    let ckpt: Ckpt = Arc::new(
+        DistributedCheckpoint::new(
+            storage.clone(),
+            handle.clone(),
+            RetryPolicy::default(),
+            CheckpointOptions::default(),
+        )
+        .with_fence(fence.clone()),
+    );
+    let state = Arc::new(Mutex::new(Vec::new()));
+    let (restore_into, restore_from) = (Arc::clone(&state), Arc::clone(&ckpt));
+    let recovery = RecoveryCoordinator::builder(handle.clone())
+        .config(config)
+        .checkpoints(Arc::clone(&ckpt))
+        .fence(fence)
+        .on_failure(move |ctx| {
+            let (state, ckpt) = (Arc::clone(&restore_into), Arc::clone(&restore_from));
+            async move {
+                let Some(name) = &ctx.plan.checkpoint else {
+                    return Ok(());
+                };
+                let mut restored = Vec::new();
+                for shard in &ctx.assignment.shards {
+                    restored.extend(ckpt.load_entry(name, &format!("state.{shard}")).await?);
+                }
+                *state.lock().unwrap() = restored;
+                Ok::<(), CheckpointError>(())
+            }
+        })
+        .build();
+    let events = recovery.subscribe();
+    Member {
+        handle,
+        ckpt,
+        state,
+        recovery,
+        events,
+        task: None,
+    }
+}
+
+impl Job {
+    fn new(ranks: usize, standbys: usize, config: RecoveryCoordinatorConfig) -> Job {
+        let storage = MemoryStorage::new();
+        let handles = InMemoryCoordinator::new(ranks);
+        let spares: Vec<_> = (0..standbys)
+            .map(|i| handles[0].add_standby(&format!("spare-{i}")).unwrap())
+            .collect();
+        let members = handles
+            .into_iter()
+            .chain(spares)
+            .map(|h| member(h, &storage, config))
+            .collect();
+        Job {
+            storage,
+            members,
+            dead: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Kills the member holding `rank` in the job's current epoch.
+    async fn kill(&self, rank: usize) {
+        let live = self
+            .members
+            .iter()
+            .find(|m| !self.dead.lock().unwrap().iter().any(|d| d == m.handle.member_id()))
+            .unwrap();
+        let current = live.handle.current_epoch().await.unwrap();
+        self.dead.lock().unwrap().push(current.ranks[rank].clone());
+        live.handle.faults().kill(rank);
+    }
+
+    async fn start(&mut self) {
+        let leaders = join_all(self.members.iter().filter(|m| m.handle.role() != Role::Standby).map(
+            |m| m.recovery.establish_leader(Duration::from_secs(10)),
+        ))
+        .await;
+        for leader in leaders {
+            assert_eq!(leader.unwrap().member, "rank-0");
+        }
+        for m in &mut self.members {
+            m.task = Some(m.recovery.start());
+        }
+    }
+
+    fn by_id(&self, id: &str) -> &Member {
+        self.members
+            .iter()
+            .find(|m| m.handle.member_id() == id)
+            .unwrap()
+    }
+
+    /// The members holding a rank now, in rank order.
+    fn ranks(&self) -> Vec<&Member> {
+        let mut ranks: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| {
+                matches!(m.handle.role(), Role::Rank(_))
+                    && !self.dead.lock().unwrap().iter().any(|d| d == m.handle.member_id())
+            })
+            .collect();
+        ranks.sort_by_key(|m| m.handle.role().rank());
+        ranks
+    }
+
+    /// Every rank holder saves `state.{rank}` = `value(rank)` as checkpoint
+    /// `name`, at `step`.
+    async fn save(&self, name: &str, step: u64, value: impl Fn(usize) -> Vec<u8>) -> Vec<Result<(), CheckpointError>> {
+        let saves = self.ranks().into_iter().map(|m| {
+            let rank = m.handle.rank();
+            let shard = ShardData::new().with_entry(format!("state.{rank}"), value(rank));
+            *m.state.lock().unwrap() = value(rank);
+            let ckpt = Arc::clone(&m.ckpt);
+            let name = name.to_string();
+            async move {
+                ckpt.save(&name, &shard, SaveOptions::new().step(step).timeout(Duration::from_secs(30)))
+                    .await
+                    .map(|_| ())
+            }
+        });
+        join_all(saves).await
+    }
+}
+
+/// Waits for `member`'s next `Recovered` event and returns its plan.
+async fn recovered(member: &mut Member) -> Arc<RecoveryPlan> {
+    let wait = async {
+        loop {
+            match member.events.recv().await {
+                Ok(RecoveryEvent::Recovered { plan, .. }) => return plan,
+                Ok(RecoveryEvent::GaveUp { reason }) => panic!("gave up: {reason}"),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(300), wait)
+        .await
+        .expect("no recovery within 300 s")
+}
+
+fn state_of(rank: usize) -> Vec<u8> {
+    vec![rank as u8 + 1; 16]
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_takes_over_a_dead_rank_from_the_last_checkpoint() {
+    let mut job = Job::new(3, 1, config(RecoveryStrategyKind::RestartFromCheckpoint, 2));
+    job.start().await;
+    for r in job.save("step-1", 1, state_of).await {
+        r.unwrap();
+    }
+    job.kill(2).await;
+
+    let mut plans = Vec::new();
+    for id in ["rank-0", "rank-1", "spare-0"] {
+        let i = job.members.iter().position(|m| m.handle.member_id() == id).unwrap();
+        plans.push(recovered(&mut job.members[i]).await);
+    }
+    assert!(plans.windows(2).all(|w| w[0] == w[1]), "every member on the same plan");
+    let plan = &plans[0];
+    assert_eq!(plan.epoch, 1);
+    assert_eq!(plan.checkpoint.as_deref(), Some("step-1"));
+    assert_eq!(plan.failed[0].rank, 2);
+    assert_eq!(plan.failed[0].kind, FailureKind::Crashed);
+    let spare = job.by_id("spare-0");
+    assert_eq!(spare.handle.role(), Role::Rank(2));
+    assert_eq!(spare.handle.epoch(), 1);
+    assert_eq!(*spare.state.lock().unwrap(), state_of(2), "the standby restored rank 2's state");
+
+    // The job goes on at the same world size: the next save commits.
+    for r in job.save("step-2", 2, |r| vec![r as u8; 4]).await {
+        r.unwrap();
+    }
+    let latest = job.members[0].ckpt.latest().await.unwrap().unwrap();
+    assert_eq!((latest.name.as_str(), latest.world_size), ("step-2", 3));
+    let manifest = job.members[0].ckpt.manifest("step-2").await.unwrap();
+    assert_eq!(manifest.commit.unwrap().epoch, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_standbys_the_dead_ranks_work_is_redistributed() {
+    let mut job = Job::new(3, 0, config(RecoveryStrategyKind::RedistributeWork, 2));
+    job.start().await;
+    for r in job.save("step-1", 1, state_of).await {
+        r.unwrap();
+    }
+    job.kill(0).await;
+    let a = recovered(&mut job.members[1]).await;
+    let b = recovered(&mut job.members[2]).await;
+    assert_eq!(a, b);
+    assert_eq!(a.world_size(), 2);
+    assert_eq!(job.members[1].handle.role(), Role::Rank(0));
+    assert_eq!(job.members[2].handle.role(), Role::Rank(1));
+    let mut all: Vec<u8> = job.members[1].state.lock().unwrap().clone();
+    all.extend(job.members[2].state.lock().unwrap().iter());
+    let mut expected = [state_of(0), state_of(1), state_of(2)].concat();
+    all.sort();
+    expected.sort();
+    assert_eq!(all, expected, "the survivors hold every shard between them");
+    // The new leader (the dead rank led) commits the next save.
+    for r in job.save("step-2", 2, |r| vec![r as u8; 4]).await {
+        r.unwrap();
+    }
+    let stamp = job.members[1].ckpt.manifest("step-2").await.unwrap().commit.unwrap();
+    assert_ne!(stamp.leader, "rank-0");
+    assert_eq!(stamp.leader, a.leader.member);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fastest_node_takes_all_the_failed_shards() {
+    let mut job = Job::new(4, 0, config(RecoveryStrategyKind::FastestNode, 2));
+    job.start().await;
+    for r in job.save("step-1", 1, state_of).await {
+        r.unwrap();
+    }
+    job.kill(1).await;
+    job.kill(3).await;
+    let plan = recovered(&mut job.members[0]).await;
+    assert_eq!(plan.world_size(), 2);
+    let takers: Vec<_> = plan.assignments.iter().filter(|a| a.shards.len() > 1).collect();
+    assert_eq!(takers.len(), 1, "one node takes every failed shard: {plan:?}");
+    assert_eq!(takers[0].shards[1..], [1, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn simultaneous_failures_are_recovered_in_one_plan_or_the_next() {
+    let mut job = Job::new(4, 2, config(RecoveryStrategyKind::RestartFromCheckpoint, 2));
+    job.start().await;
+    for r in job.save("step-1", 1, state_of).await {
+        r.unwrap();
+    }
+    job.kill(1).await;
+    job.kill(2).await;
+    // A plan may cover one failure and the next the other: wait until the
+    // job holds four live ranks again.
+    let mut last = recovered(&mut job.members[0]).await;
+    while last.world_size() != 4 || job.ranks().len() != 4 {
+        last = recovered(&mut job.members[0]).await;
+    }
+    let spares: Vec<_> = job.ranks().iter().map(|m| m.handle.member_id().to_string()).collect();
+    assert_eq!(spares, ["rank-0", "spare-0", "spare-1", "rank-3"]);
+    assert_eq!(*job.by_id("spare-0").state.lock().unwrap(), state_of(1));
+    assert_eq!(*job.by_id("spare-1").state.lock().unwrap(), state_of(2));
+    let epochs: Vec<u64> = job.ranks().iter().map(|m| m.handle.epoch()).collect();
+    assert!(epochs.iter().all(|&e| e == epochs[0]), "{epochs:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_during_recovery_leads_to_a_second_plan() {
+    let mut job = Job::new(3, 2, config(RecoveryStrategyKind::RestartFromCheckpoint, 1));
+    job.start().await;
+    for r in job.save("step-1", 1, state_of).await {
+        r.unwrap();
+    }
+    // Rank 2 dies; while the first plan is carried out, rank 1 dies too.
+    let mut events = job.members[0].recovery.subscribe();
+    job.kill(2).await;
+    loop {
+        if let Ok(RecoveryEvent::PlanAdopted(_)) = events.recv().await {
+            break;
+        }
+    }
+    job.kill(1).await;
+    let mut plan = recovered(&mut job.members[0]).await;
+    while job.ranks().len() != 3 {
+        plan = recovered(&mut job.members[0]).await;
+    }
+    assert!(plan.epoch >= 2, "{plan:?}");
+    assert!(plan.attempt >= 2 || plan.failed.iter().any(|f| f.member == "rank-1"), "{plan:?}");
+    let live: Vec<_> = job.ranks().iter().map(|m| (m.handle.member_id().to_string(), m.handle.epoch())).collect();
+    assert!(live.iter().all(|(_, e)| *e == plan.epoch), "{live:?}");
+    assert_eq!(*job.by_id("spare-1").state.lock().unwrap(), state_of(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_leader_dying_mid_save_fails_the_save_everywhere_and_a_new_leader_commits_next() {
+    let mut job = Job::new(3, 0, config(RecoveryStrategyKind::RedistributeWork, 1));
+    job.start().await;
+    for r in job.save("step-1", 1, state_of).await {
+        r.unwrap();
+    }
+    // Shard writes now take 10 s: the leader dies while they are in flight.
+    job.storage.faults().set_latency(Operation::PutStream, Duration::from_secs(10));
+    let saving = job.save("step-2", 2, state_of);
+    let killing = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        job.kill(0).await;
+    };
+    let (results, ()) = tokio::join!(saving, killing);
+    job.storage.faults().clear();
+    for (rank, r) in results.iter().enumerate().skip(1) {
+        assert!(r.is_err(), "rank {rank}'s save of step-2 must fail, got {r:?}");
+    }
+    assert!(job.members[1].ckpt.manifest("step-2").await.is_err());
+    let plan = recovered(&mut job.members[1]).await;
+    assert_ne!(plan.leader.member, "rank-0");
+    for r in job.save("step-3", 3, state_of).await {
+        r.unwrap();
+    }
+    let stamp = job.members[1].ckpt.manifest("step-3").await.unwrap().commit.unwrap();
+    assert_eq!(stamp.leader, plan.leader.member);
+    assert!(stamp.term > 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fenced_committer_never_has_a_checkpoint_restored() {
+    // Rank 0 leads and commits; its manifest write is slow, and while it is
+    // in flight rank 0's lease lapses: the job replaces it with the
+    // standby, whose epoch commits a checkpoint of its own. Then rank 0's
+    // write lands.
+    let mut job = Job::new(2, 1, config(RecoveryStrategyKind::RestartFromCheckpoint, 1));
+    job.start().await;
+    for r in job.save("step-1", 1, state_of).await {
+        r.unwrap();
+    }
+    job.storage
+        .faults()
+        .set_latency(Operation::PutIfAbsent, Duration::from_secs(30));
+    let saving = job.save("step-2-stale", 2, state_of);
+    let fencing = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        job.storage.faults().clear();
+        job.kill(0).await;
+    };
+    let (results, ()) = tokio::join!(saving, fencing);
+    for (rank, r) in results.iter().enumerate() {
+        assert!(r.is_err(), "rank {rank}'s save of step-2-stale must fail, got {r:?}");
+    }
+    let plan = recovered(&mut job.members[1]).await;
+    assert_eq!(plan.assignments[0].member, "spare-0");
+    for r in job.save("step-3", 3, state_of).await {
+        r.unwrap();
+    }
+    let spare = job.by_id("spare-0");
+    let names: Vec<_> = spare
+        .ckpt
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["step-3", "step-1"]);
+    assert!(matches!(
+        spare.ckpt.manifest("step-2-stale").await,
+        Err(CheckpointError::NotFound { .. } | CheckpointError::Unconfirmed { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_quorum_nothing_is_planned() {
+    let mut job = Job::new(3, 1, config(RecoveryStrategyKind::RestartFromCheckpoint, 3));
+    job.start().await;
+    job.kill(2).await;
+    let wait = async {
+        loop {
+            if let Ok(RecoveryEvent::NoQuorum { answered, quorum, .. }) = job.members[0].events.recv().await {
+                return (answered, quorum);
+            }
+        }
+    };
+    let (answered, quorum) = tokio::time::timeout(Duration::from_secs(60), wait).await.unwrap();
+    assert_eq!((answered, quorum), (2, 3));
+    assert_eq!(job.members[0].handle.current_epoch().await.unwrap().epoch, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_from_an_unknown_member_is_ignored_and_logged() {
+    let mut job = Job::new(2, 0, config(RecoveryStrategyKind::RedistributeWork, 1));
+    job.start().await;
+    let current = job.members[0].handle.current_epoch().await.unwrap();
+    let mut forged = EpochRecord::next_after(&current);
+    forged.payload = format!(
+        r#"{{"epoch":1,"previous_epoch":0,"previous_world_size":2,"attempt":1,"strategy":"redistribute_work",
+            "leader":{{"member":"intruder","term":99}},"failed":[],"checkpoint":null,
+            "assignments":[{{"rank":0,"member":"rank-0","previous_rank":0,"shards":[0]}},
+                           {{"rank":1,"member":"rank-1","previous_rank":1,"shards":[1]}}]}}"#
+    );
+    assert!(job.members[0].handle.propose_epoch(0, &forged).await.unwrap().is_accepted());
+    let wait = async {
+        loop {
+            if let Ok(RecoveryEvent::PlanIgnored { reason, .. }) = job.members[1].events.recv().await {
+                return reason;
+            }
+        }
+    };
+    let reason = tokio::time::timeout(Duration::from_secs(10), wait).await.unwrap();
+    assert!(reason.contains("intruder"), "{reason}");
+    assert_eq!(job.members[1].handle.epoch(), 0, "the forged plan was not adopted");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_predicted_failure_migrates_the_member_away() {
+    let mut job = Job::new(2, 1, config(RecoveryStrategyKind::RestartFromCheckpoint, 1));
+    job.start().await;
+    for r in job.save("step-1", 1, state_of).await {
+        r.unwrap();
+    }
+    job.members[0].recovery.migrate("rank-1", 0.97).await.unwrap();
+    let plan = recovered(&mut job.members[0]).await;
+    assert_eq!(plan.failed[0].kind, FailureKind::Predicted);
+    assert_eq!(plan.assignments[1].member, "spare-0");
+    let fenced = async {
+        loop {
+            if let Ok(RecoveryEvent::Fenced { epoch }) = job.members[1].events.recv().await {
+                return epoch;
+            }
+        }
+    };
+    assert_eq!(tokio::time::timeout(Duration::from_secs(10), fenced).await.unwrap(), 1);
+    assert_eq!(*job.by_id("spare-0").state.lock().unwrap(), state_of(1));
+}
