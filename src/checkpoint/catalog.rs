@@ -12,6 +12,7 @@ use crate::storage::{CheckpointStorage, ObjectMeta};
 use super::config::CheckpointOptions;
 use super::distributed::DistributedCheckpoint;
 use super::error::{CheckpointError, Result};
+use super::load::{confirms, fence_failure};
 use super::manifest::{
     is_shard_file_name, manifest_key, validate_name, CheckpointInfo, MANIFEST_FILE_NAME,
 };
@@ -60,14 +61,17 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     ///
     /// A manifest that is damaged, invalid or of a newer format is skipped
     /// with a warning (its checkpoint is not a usable committed checkpoint);
-    /// prefixes without a manifest are not checkpoints.
+    /// prefixes without a manifest are not checkpoints. Under a
+    /// [fence](DistributedCheckpoint::with_fence), a checkpoint whose commit
+    /// the fence does not confirm is skipped too.
     ///
     /// # Errors
     ///
     /// [`CheckpointError::Storage`] when listing fails, and
     /// [`CheckpointError::LoadFailed`] when a manifest cannot be read because
     /// the storage fails (rather than omitting a checkpoint that may be
-    /// fine).
+    /// fine); under a fence, [`CheckpointError::Coordinator`] when the fence
+    /// cannot be consulted.
     ///
     /// # Examples
     ///
@@ -95,16 +99,26 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             .iter()
             .filter_map(|object| object.key.strip_suffix(&suffix))
             .collect();
+        let confirmations = match &self.fence {
+            Some(fence) => Some(fence.confirmations().await.map_err(fence_failure)?),
+            None => None,
+        };
         let mut infos = Vec::new();
         // A few manifests at a time: every commit lists the checkpoints (for
         // its sequence), and a storage with some latency must not make that
         // take one round trip per checkpoint.
         for group in names.chunks(MANIFEST_READS_AT_ONCE) {
             let read =
-                futures::future::join_all(group.iter().map(|name| self.manifest(name))).await;
+                futures::future::join_all(group.iter().map(|name| self.stored_manifest(name)))
+                    .await;
             for (name, manifest) in group.iter().zip(read) {
                 match manifest {
-                    Ok(manifest) => infos.push(manifest.info()),
+                    Ok(manifest) => match &confirmations {
+                        Some(confirmed) if !confirms(confirmed.get(*name), &manifest) => {
+                            tracing::debug!(target: TARGET, name, "skipping a checkpoint whose commit is not confirmed");
+                        }
+                        _ => infos.push(manifest.info()),
+                    },
                     Err(e @ CheckpointError::LoadFailed { .. }) => return Err(e),
                     Err(CheckpointError::NotFound { .. }) => {}
                     Err(e) => {
@@ -358,9 +372,10 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         self.remove_leftovers().await
     }
 
-    /// Whether this rank commits saves (rank 0), and so runs the clean-ups.
+    /// Whether this rank commits saves (rank 0, or the rank the fence
+    /// names), and so runs the clean-ups.
     fn is_committing_rank(&self) -> bool {
-        self.rank() == 0
+        self.rank() == self.committer()
     }
 
     /// Removes uncommitted prefixes and the storage's temporary objects older

@@ -1,6 +1,7 @@
-//! Rank 0's commit: check that every shard is stored with the size its rank
-//! reported, then write the manifest with `put_if_absent`, reading it back
-//! when the write reports an error (the write may have landed).
+//! The committer's commit (rank 0, or the rank a fence names): check that
+//! every shard is stored with the size its rank reported, then write the
+//! manifest with `put_if_absent`, reading it back when the write reports an
+//! error (the write may have landed), and, under a fence, confirm it.
 
 use crate::coordinator::Coordinator;
 use crate::retry::RetryError;
@@ -10,22 +11,69 @@ use super::clock::millis_since_epoch;
 use super::distributed::DistributedCheckpoint;
 use super::error::describe;
 use super::error::CommitFailure;
+use super::fencing::{CommitRecord, FenceError};
 use super::manifest::{manifest_key, Manifest, ShardInfo};
 use super::TARGET;
 
-/// How many shards rank 0 checks at once before it commits.
+/// How many shards the committer checks at once before it commits.
 const SHARD_CHECKS_AT_ONCE: usize = 16;
 
 impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
-    /// Rank 0's commit: check every shard is stored with its size, assign the
+    /// The committer's commit: check every shard is stored with its size, assign the
     /// commit sequence, then write the manifest if none exists.
     ///
     /// A failed write may still have stored the manifest (an answer lost
     /// after the write landed). Before reporting a failure, which makes every
-    /// rank delete its shard, rank 0 reads the key back: its own manifest
+    /// rank delete its shard, the committer reads the key back: its own manifest
     /// there means the commit happened; none means the save can be rolled
     /// back; a read that fails too leaves the outcome unknown.
     pub(super) async fn commit(
+        &self,
+        manifest: &mut Manifest,
+        start_by: Option<tokio::time::Instant>,
+    ) -> Result<(), CommitFailure> {
+        manifest.commit = self.fence.as_ref().map(|fence| fence.stamp());
+        self.write_manifest(manifest, start_by).await?;
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        let record = CommitRecord {
+            checksum: manifest.compute_checksum(),
+            stamp: manifest.commit.clone().unwrap_or_else(|| fence.stamp()),
+        };
+        let rank = self.rank();
+        match fence.confirm(&manifest.name, &record).await {
+            Ok(()) => Ok(()),
+            Err(FenceError::Fenced { reason }) => {
+                // Nothing confirms this manifest and nothing ever will: take
+                // it away, so that the storage holds no checkpoint the job
+                // would skip forever. Should the delete fail, the job still
+                // never reads it.
+                tracing::warn!(target: TARGET, name = %manifest.name, reason = %reason, "the committer is fenced; deleting its unconfirmed manifest");
+                let key = manifest_key(&manifest.name);
+                if let Err(e) = self.retry.retry(|| self.storage.delete(&key)).await {
+                    tracing::warn!(target: TARGET, name = %manifest.name, error = %e.into_inner(), "deleting the unconfirmed manifest failed; it stays, never read");
+                }
+                let error = FenceError::Fenced { reason };
+                Err(CommitFailure::Failed {
+                    failed_ranks: vec![rank],
+                    reason: format!("rank {rank}: {error}"),
+                    source: Some(Box::new(error)),
+                })
+            }
+            Err(error) => Err(CommitFailure::Unknown {
+                reason: format!(
+                    "rank {rank}: the manifest is written, but confirming the commit failed \
+                     and whether the confirmation landed is unknown ({error}); no shard was deleted"
+                ),
+                source: Some(Box::new(error)),
+            }),
+        }
+    }
+
+    /// Checks every shard, assigns the sequence and writes the manifest if
+    /// none exists; see [`commit`](Self::commit).
+    async fn write_manifest(
         &self,
         manifest: &mut Manifest,
         start_by: Option<tokio::time::Instant>,
@@ -42,17 +90,19 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         manifest.sequence = Some(self.next_sequence().await?);
         if start_by.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
             return Err(CommitFailure::Failed {
-                failed_ranks: vec![0],
-                reason: "rank 0: checking the shards took longer than the timeout, \
-                         so the other ranks may have stopped waiting; the manifest was not written"
-                    .to_string(),
+                failed_ranks: vec![self.rank()],
+                reason: format!(
+                    "rank {}: checking the shards took longer than the timeout, \
+                     so the other ranks may have stopped waiting; the manifest was not written",
+                    self.rank()
+                ),
                 source: None,
             });
         }
         manifest.created_at = millis_since_epoch(self.clock.now());
         let bytes = Bytes::from(manifest.to_bytes().map_err(|e| CommitFailure::Failed {
-            failed_ranks: vec![0],
-            reason: format!("rank 0: {e}"),
+            failed_ranks: vec![self.rank()],
+            reason: format!("rank {}: {e}", self.rank()),
             source: Some(Box::new(e)),
         })?);
         let key = manifest_key(&manifest.name);
@@ -87,7 +137,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             }
             Err(e) => e,
         };
-        let reason = format!("rank 0: writing the manifest: {}", describe(&e));
+        let reason = format!(
+            "rank {}: writing the manifest: {}",
+            self.rank(),
+            describe(&e)
+        );
         match self.stored_manifest_is(&key, &bytes).await {
             Ok(Some(true)) => {
                 tracing::warn!(target: TARGET, name = %manifest.name, error = %e, "writing the manifest reported an error, but it is stored");
@@ -98,7 +152,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 Err(CommitFailure::AlreadyExists)
             }
             Ok(None) => Err(CommitFailure::Failed {
-                failed_ranks: vec![0],
+                failed_ranks: vec![self.rank()],
                 reason,
                 source: Some(Box::new(e)),
             }),
@@ -126,9 +180,10 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// short.
     async fn next_sequence(&self) -> Result<u64, CommitFailure> {
         let committed = self.list().await.map_err(|e| CommitFailure::Failed {
-            failed_ranks: vec![0],
+            failed_ranks: vec![self.rank()],
             reason: format!(
-                "rank 0: finding the highest commit sequence: {}",
+                "rank {}: finding the highest commit sequence: {}",
+                self.rank(),
                 describe(&e)
             ),
             source: Some(Box::new(e)),

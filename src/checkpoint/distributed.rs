@@ -15,11 +15,13 @@ use crate::storage::CheckpointStorage;
 
 use super::clock::{SystemClock, WallClock};
 use super::config::CheckpointOptions;
+use super::fencing::CommitFence;
 #[cfg(doc)]
 use super::{error::CheckpointError, options::SaveOptions};
 
 /// Sharded checkpoints of a distributed job: each rank saves and loads its
-/// own shard; rank 0 commits.
+/// own shard; rank 0 commits (or, under a [fence](Self::with_fence), the
+/// rank the fence names).
 ///
 /// Build one per rank, with that rank's [`Coordinator`] handle and a storage
 /// every rank can reach. Every rank must call [`save`](Self::save) (or
@@ -65,6 +67,13 @@ use super::{error::CheckpointError, options::SaveOptions};
 ///    [`DistributedCheckpoint::cleanup_uncommitted`], never a manifest whose
 ///    shards were deleted.
 /// 4. The ranks exchange the commit outcome, and all return it.
+///
+/// Under a [fence](Self::with_fence) (see
+/// [`CommitFence`](super::CommitFence)), the rank the fence names plays rank
+/// 0's part, stamps the manifest with its epoch and leadership, and
+/// confirms the commit through the fence right after writing the manifest;
+/// a fenced committer deletes its manifest and the save fails on every
+/// rank. Only confirmed commits are listed and loaded.
 ///
 /// A rank that does not arrive at an exchange within
 /// [`SaveOptions::timeout`] is named by the others'
@@ -127,6 +136,9 @@ pub struct DistributedCheckpoint<S, C> {
     pub(super) options: CheckpointOptions,
     /// Where a commit reads the wall-clock time it records.
     pub(super) clock: Arc<dyn WallClock>,
+    /// Who commits, and the confirmation of each commit; `None`: rank 0
+    /// commits and a manifest alone is a commit.
+    pub(super) fence: Option<Arc<dyn CommitFence>>,
 }
 
 impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
@@ -152,6 +164,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             retry,
             options,
             clock: Arc::new(SystemClock),
+            fence: None,
         }
     }
 
@@ -201,6 +214,70 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// ```
     pub fn wall_clock(&self) -> &Arc<dyn WallClock> {
         &self.clock
+    }
+
+    /// Commits under `fence`: the rank it names commits, each commit is
+    /// confirmed through it, and the job's reads accept only confirmed
+    /// commits. See [`fencing`](crate::checkpoint::CommitFence) for the
+    /// protocol; every rank of the job must use a fence.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, MembershipFence, SaveOptions, ShardData};
+    /// use steadfast::coordinator::InMemoryCoordinator;
+    /// use steadfast::retry::RetryPolicy;
+    /// use steadfast::storage::MemoryStorage;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank.clone(), RetryPolicy::default(), CheckpointOptions::default())
+    ///     .with_fence(MembershipFence::new(rank));
+    /// ckpt.save("step-1", &ShardData::new(), SaveOptions::new().step(1)).await?;
+    /// let manifest = ckpt.manifest("step-1").await?;
+    /// assert_eq!(manifest.commit.map(|stamp| stamp.epoch), Some(0));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_fence(mut self, fence: impl CommitFence) -> Self {
+        self.fence = Some(Arc::new(fence));
+        self
+    }
+
+    /// The fence commits go through, if one is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// assert!(ckpt.fence().is_none());
+    /// ```
+    pub fn fence(&self) -> Option<&Arc<dyn CommitFence>> {
+        self.fence.as_ref()
+    }
+
+    /// The rank that commits saves and runs the clean-ups: the one the
+    /// fence names, rank 0 without a fence.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # let rank = InMemoryCoordinator::new(2).remove(1);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// assert_eq!(ckpt.committer(), 0);
+    /// ```
+    pub fn committer(&self) -> usize {
+        self.fence.as_ref().map_or(0, |fence| fence.committer())
     }
 
     /// The storage.

@@ -182,6 +182,27 @@ pub enum CheckpointError {
         /// Which checkpoint, what could not be read, and why.
         reason: String,
     },
+    /// The committer was fenced: the job moved to a newer epoch or
+    /// leadership, or the committer lost its liveness, before it confirmed
+    /// the commit. Its manifest was deleted (or is ignored) and the save
+    /// failed on every rank.
+    #[error("checkpoint {name:?} was not committed: {source}")]
+    Fenced {
+        /// The checkpoint name.
+        name: String,
+        /// What the fence said.
+        #[source]
+        source: super::FenceError,
+    },
+    /// The checkpoint's manifest is stored, but its commit was never
+    /// confirmed through the job's fence: it was written by a fenced
+    /// committer, or by one that died before confirming. The job does not
+    /// read it.
+    #[error("checkpoint {name:?} is stored but its commit was never confirmed")]
+    Unconfirmed {
+        /// The checkpoint name.
+        name: String,
+    },
     /// The checkpoint name is not a valid storage key, or is reserved.
     #[error("invalid checkpoint name {name:?}")]
     InvalidName {

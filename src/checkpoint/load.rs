@@ -10,7 +10,7 @@ use std::io;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use crate::coordinator::Coordinator;
+use crate::coordinator::{Coordinator, CoordinatorError};
 use crate::retry::RetryError;
 use crate::storage::{CheckpointStorage, StorageError};
 
@@ -20,6 +20,7 @@ use super::config::CheckpointOptions;
 use super::decompress::{read_compressed, read_entry};
 use super::distributed::DistributedCheckpoint;
 use super::error::{CheckpointError, ReadError, Result};
+use super::fencing::{CommitRecord, FenceError};
 use super::hashing::{check_digest, sha256_hex_off_runtime};
 use super::manifest::{manifest_key, to_hex, validate_name, EntryLocation, Manifest, ShardInfo};
 use super::options::LoadOptions;
@@ -45,6 +46,23 @@ fn storage_error_from_io(key: &str, operation: &'static str, e: io::Error) -> St
     }
 }
 
+/// Whether `confirmation` confirms `manifest`: it exists and holds the
+/// manifest's checksum.
+pub(super) fn confirms(confirmation: Option<&CommitRecord>, manifest: &Manifest) -> bool {
+    confirmation.is_some_and(|record| record.checksum == manifest.checksum)
+}
+
+/// A fence that could not be consulted, as a checkpoint error.
+pub(super) fn fence_failure(error: FenceError) -> CheckpointError {
+    match error {
+        FenceError::Coordinator(e) => CheckpointError::Coordinator(e),
+        other => CheckpointError::Coordinator(CoordinatorError::Backend {
+            message: other.to_string(),
+            source: Some(Box::new(other)),
+        }),
+    }
+}
+
 impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// Reads, checks and returns the manifest of checkpoint `name`.
     ///
@@ -53,7 +71,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// [`CheckpointError::NotFound`] when there is no manifest (no committed
     /// checkpoint), and the errors of [`Manifest::from_bytes`]; a manifest
     /// larger than [`CheckpointOptions::max_manifest_size`] is
-    /// [`CheckpointError::Corrupted`].
+    /// [`CheckpointError::Corrupted`]. Under a
+    /// [fence](DistributedCheckpoint::with_fence), a manifest whose commit
+    /// the fence does not confirm (with its checksum) is
+    /// [`CheckpointError::Unconfirmed`], and a fence that cannot be
+    /// consulted is [`CheckpointError::Coordinator`].
     ///
     /// # Examples
     ///
@@ -70,6 +92,21 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// # }
     /// ```
     pub async fn manifest(&self, name: &str) -> Result<Manifest> {
+        let manifest = self.stored_manifest(name).await?;
+        if let Some(fence) = &self.fence {
+            let confirmation = fence.confirmation(name).await.map_err(fence_failure)?;
+            if !confirms(confirmation.as_ref(), &manifest) {
+                return Err(CheckpointError::Unconfirmed {
+                    name: name.to_string(),
+                });
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// Reads and checks the manifest of checkpoint `name` as stored, whether
+    /// or not a fence confirms it.
+    pub(super) async fn stored_manifest(&self, name: &str) -> Result<Manifest> {
         validate_name(name)?;
         let key = manifest_key(name);
         let limit = self.options.max_manifest_size();

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use super::chunks::{ShardChunks, CHUNKS_PREFIX};
 use super::error::{CheckpointError, Result};
+use super::fencing::CommitStamp;
 use super::frames::ShardCompression;
 #[cfg(doc)]
 use super::frames::MAX_FRAME_SIZE;
@@ -57,7 +58,9 @@ pub const MANIFEST_FILE_NAME: &str = "metadata.json";
 ///   so that one entry can be loaded and verified alone;
 /// - 4: adds chunked shards ([`ShardInfo::chunks`]), whose object is a
 ///   chunk index and whose bytes are content-addressed chunks under
-///   `chunks/`.
+///   `chunks/`;
+/// - 5: adds the [`commit`](Manifest::commit) stamp (epoch, leader, term)
+///   of a checkpoint committed under a fence.
 ///
 /// A manifest of a newer version is refused with
 /// [`CheckpointError::IncompatibleVersion`], never guessed at.
@@ -68,7 +71,7 @@ pub const MANIFEST_FILE_NAME: &str = "metadata.json";
 /// use steadfast::checkpoint::{Manifest, FORMAT_VERSION};
 /// assert_eq!(Manifest::new("c", 1).format_version, FORMAT_VERSION);
 /// ```
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The storage key of the manifest of checkpoint `name`: `NAME/metadata.json`.
 ///
@@ -418,6 +421,12 @@ pub struct Manifest {
     /// The user's metadata.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Under which epoch and leadership the checkpoint was committed, when
+    /// it was committed under a fence
+    /// ([`DistributedCheckpoint::with_fence`](super::DistributedCheckpoint::with_fence));
+    /// not written otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<CommitStamp>,
     /// The SHA-256 of the manifest's canonical form without this field,
     /// lowercase hex; filled in by [`Manifest::to_bytes`].
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -454,6 +463,7 @@ impl Manifest {
             shards: Vec::new(),
             entries: BTreeMap::new(),
             metadata: BTreeMap::new(),
+            commit: None,
             checksum: String::new(),
         }
     }

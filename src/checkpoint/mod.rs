@@ -99,6 +99,7 @@ mod decompress;
 mod digest;
 mod distributed;
 mod error;
+mod fencing;
 mod frames;
 mod hashing;
 mod load;
@@ -125,6 +126,9 @@ pub use digest::DigestAlgorithm;
 pub use distributed::DistributedCheckpoint;
 pub(crate) use error::describe;
 pub use error::{CheckpointError, Result};
+pub use fencing::{
+    CommitFence, CommitRecord, CommitStamp, FenceError, MembershipFence, COMMIT_RECORD_PREFIX,
+};
 pub use frames::{FrameInfo, ShardCompression, MAX_FRAME_SIZE, ZSTD_CODEC};
 pub use manifest::{
     manifest_key, sha256_hex, validate_name, CheckpointInfo, EntryLocation, Manifest, ShardInfo,

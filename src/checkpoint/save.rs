@@ -1,7 +1,7 @@
 //! The save protocol (see [`DistributedCheckpoint`]): each rank checks the
 //! name and writes its shard under retry, the ranks exchange what they
-//! wrote, every rank tallies the same reports into the same decision, rank 0
-//! commits (`commit.rs`), the ranks hear the outcome, and a failed save is
+//! wrote, every rank tallies the same reports into the same decision, the
+//! committer (rank 0, or the rank a fence names) commits (`commit.rs`), the ranks hear the outcome, and a failed save is
 //! rolled back.
 
 use std::future::Future;
@@ -50,12 +50,12 @@ struct Stored {
     entry_sha256: Vec<Option<String>>,
 }
 
-/// What rank 0 tells the others after trying to commit.
+/// What the committer tells the others after trying to commit.
 #[derive(Debug, Serialize, Deserialize)]
 enum CommitOutcome {
     Committed {
         created_at: u64,
-        /// The commit sequence rank 0 assigned.
+        /// The commit sequence the committer assigned.
         #[serde(default)]
         sequence: Option<u64>,
     },
@@ -64,7 +64,7 @@ enum CommitOutcome {
         failed_ranks: Vec<usize>,
         reason: String,
     },
-    /// The manifest write failed and rank 0 could not find out whether it
+    /// The manifest write failed and the committer could not find out whether it
     /// landed: nothing may be rolled back.
     Unknown {
         reason: String,
@@ -96,7 +96,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     ///   committed (it is left intact);
     /// - [`CheckpointError::SaveFailed`] naming the ranks that failed (a
     ///   storage error after retries, a duplicate or empty entry name), or
-    ///   rank 0 when the outcome of the manifest write is unknown (then
+    ///   the committer when the outcome of the manifest write is unknown (then
     ///   nothing is rolled back; see the protocol);
     /// - [`CheckpointError::Timeout`] naming the ranks that did not arrive.
     ///
@@ -113,7 +113,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// [`cleanup_uncommitted`](Self::cleanup_uncommitted) removes it. The other
     /// ranks time out and roll back.
     ///
-    /// The one exception is rank 0 dropped while it writes the manifest: a
+    /// The one exception is the committer dropped while it writes the manifest: a
     /// write the storage has started may still complete (a file system
     /// write runs to its end on the blocking pool). The checkpoint is then
     /// committed and whole, and the other ranks, finding its manifest,
@@ -655,14 +655,18 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             .shard(rank)
             .map(|s| (s.key.clone(), s.sha256.clone()));
 
-        // 3. Rank 0 commits; 4. everyone hears the outcome.
-        let (outcome, commit_error) = if rank == 0 {
+        // 3. The committer commits; 4. everyone hears the outcome.
+        let committer = self.committer();
+        let (outcome, commit_error) = if rank == committer {
             let (outcome, error) = self.decide_commit(&mut manifest, options.timeout).await;
             (Some(outcome), error)
         } else {
             (None, None)
         };
-        let heard = match self.hear_outcome(name, outcome, options.timeout).await {
+        let heard = match self
+            .hear_outcome(name, committer, outcome, options.timeout)
+            .await
+        {
             Ok(heard) => heard,
             Err(e) => {
                 return self
@@ -718,7 +722,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                 );
                 Err(CheckpointError::SaveFailed {
                     name: name.to_string(),
-                    failed_ranks: vec![0],
+                    failed_ranks: vec![committer],
                     reason,
                     source: commit_error,
                 })
@@ -800,11 +804,13 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         }
     }
 
-    /// Exchanges rank 0's commit outcome (`Some` on rank 0 only). An error
-    /// means this rank did not hear it, and must look for the manifest.
+    /// Exchanges the committer's outcome (`Some` on the committer only). An
+    /// error means this rank did not hear it, and must look for the
+    /// manifest.
     async fn hear_outcome(
         &self,
         name: &str,
+        committer: usize,
         outcome: Option<CommitOutcome>,
         timeout: Duration,
     ) -> std::result::Result<CommitOutcome, CoordinatorError> {
@@ -814,14 +820,14 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             .unwrap_or_default();
         match self.coordinator.all_gather(payload, timeout).await {
             Ok(all) => all
-                .first()
+                .get(committer)
                 .and_then(|b| serde_json::from_slice::<CommitOutcome>(b).ok())
                 .ok_or_else(|| CoordinatorError::Backend {
-                    message: "rank 0's commit outcome was unreadable".into(),
+                    message: format!("rank {committer}'s commit outcome was unreadable"),
                     source: None,
                 }),
             Err(e) => match outcome {
-                // Rank 0 knows the outcome: it decided it.
+                // The committer knows the outcome: it decided it.
                 Some(outcome) => {
                     tracing::warn!(target: TARGET, name, error = %e, "the other ranks did not hear the commit outcome");
                     Ok(outcome)
@@ -842,10 +848,10 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         error: CoordinatorError,
     ) -> Result<CheckpointInfo> {
         let rank = self.rank();
-        // The exchange failed because a rank was late: rank 0 may still be
+        // The exchange failed because a rank was late: the committer may still be
         // writing the manifest (a slow storage), so wait for it as long as a
         // collective step may take. Any other failure says nothing about
-        // rank 0's progress: look once.
+        // the committer's progress: look once.
         let late = matches!(
             error,
             CoordinatorError::Timeout { .. } | CoordinatorError::Broken { .. }
@@ -858,7 +864,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         let pause = (timeout / 20).clamp(MANIFEST_POLL_MIN, MANIFEST_POLL_MAX);
         let found = loop {
             match self.manifest(name).await {
-                Err(CheckpointError::NotFound { .. })
+                Err(CheckpointError::NotFound { .. } | CheckpointError::Unconfirmed { .. })
                     if deadline.is_some_and(|d| tokio::time::Instant::now() < d) =>
                 {
                     tokio::time::sleep(pause).await;
@@ -898,13 +904,13 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     }
 
     /// Undoes this rank's part of a failed save: deletes its own shard, and on
-    /// rank 0 (when `sweep`) every object directly under the prefix, unless a
+    /// the committer (when `sweep`) every object directly under the prefix, unless a
     /// manifest is there.
     async fn roll_back(&self, name: &str, key: &str, sweep: bool) {
         let rank = self.rank();
         let mut report = RollbackReport::default();
         delete_object(&self.storage, &self.retry, key, &mut report).await;
-        if sweep && rank == 0 {
+        if sweep && rank == self.committer() {
             sweep_uncommitted(&self.storage, &self.retry, name, &mut report).await;
         }
         tracing::warn!(

@@ -77,10 +77,11 @@ pub enum CoordinatorError {
     RanksFailed {
         /// The collective operation.
         operation: &'static str,
-        /// The ranks that failed.
-        ranks: Vec<usize>,
+        /// The ranks that failed (boxed, as `reason`, to keep the error
+        /// small).
+        ranks: Box<[usize]>,
         /// What is known of the failure.
-        reason: String,
+        reason: Box<str>,
     },
     /// This handle may no longer act for the job: its epoch is not the
     /// job's current one, it lost its liveness (for etcd, its lease), or it
@@ -127,7 +128,7 @@ impl CoordinatorError {
         match self {
             CoordinatorError::Timeout { missing, .. }
             | CoordinatorError::Broken { missing, .. } => missing,
-            CoordinatorError::RanksFailed { ranks, .. } => ranks,
+            CoordinatorError::RanksFailed { ranks, .. } => &ranks[..],
             _ => &[],
         }
     }

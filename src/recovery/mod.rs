@@ -40,11 +40,18 @@
 //! ```
 
 mod config;
+mod coordinated;
 mod error;
 mod manager;
 mod strategy;
 
 pub use config::{RecoveryConfig, RecoveryConfigBuilder};
+pub use coordinated::{
+    CheckpointSource, FailedRank, FailureKind, HandlerError, RankAssignment, RecoveryContext,
+    RecoveryCoordinator, RecoveryCoordinatorBuilder, RecoveryCoordinatorConfig,
+    RecoveryCoordinatorConfigBuilder, RecoveryError, RecoveryEvent, RecoveryHandle, RecoveryPlan,
+    RecoveryStrategyKind, SourceError, PREDICTED_PREFIX,
+};
 pub use error::{Classify, ErrorRecord, Severity};
 pub use manager::{ErrorRecoveryManager, ErrorStatistics};
 pub use strategy::{CustomStrategy, RecoveryAction, RecoveryStrategy, RetryDelay};

@@ -280,7 +280,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                      are unknown, so none was deleted: repair or delete that checkpoint"
                 ),
             };
-            let manifest = match self.manifest(name).await {
+            let manifest = match self.stored_manifest(name).await {
                 Ok(manifest) => manifest,
                 // Deleted since the listing.
                 Err(CheckpointError::NotFound { .. }) => continue,
