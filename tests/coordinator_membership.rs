@@ -99,7 +99,7 @@ async fn a_kill_during_an_all_gather_fails_every_survivor_at_once_naming_the_ran
     for wait in waits {
         let (err, after) = failure(wait, killed_at).await;
         assert!(
-            matches!(&err, CoordinatorError::RanksFailed { operation: "all_gather", ranks, .. } if ranks == &[2]),
+            matches!(&err, CoordinatorError::RanksFailed { operation: "all_gather", ranks, .. } if ranks[..] == [2]),
             "{err:?}"
         );
         assert_eq!(after, Duration::ZERO);

@@ -1035,7 +1035,7 @@ where
     ok(CHECK, "declare_failed", declared);
     for (rank, result) in [a, b].into_iter().enumerate() {
         match result {
-            Err(CoordinatorError::RanksFailed { ref ranks, .. }) if ranks == &[2] => {}
+            Err(CoordinatorError::RanksFailed { ref ranks, .. }) if ranks[..] == [2] => {}
             other => violated(
                 CHECK,
                 format_args!("rank {rank}'s barrier waiting for a failed rank 2 gave {other:?}"),
@@ -1050,7 +1050,7 @@ where
     let later = ranks[0].all_gather(vec![0], LONG).await;
     ensure!(
         CHECK,
-        matches!(&later, Err(CoordinatorError::RanksFailed { ranks, .. }) if ranks == &[2]),
+        matches!(&later, Err(CoordinatorError::RanksFailed { ranks, .. }) if ranks[..] == [2]),
         "a later all_gather of the epoch gave {later:?}; expected RanksFailed naming 2"
     );
     loop {

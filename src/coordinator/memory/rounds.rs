@@ -79,8 +79,8 @@ fn failed_missing(
         .join("; ");
     Some(CoordinatorError::RanksFailed {
         operation,
-        ranks,
-        reason,
+        ranks: ranks.into(),
+        reason: reason.into(),
     })
 }
 
@@ -167,10 +167,11 @@ impl InMemoryCoordinator {
             // A rank whose injected delay outlasted its timeout takes its
             // seat without arriving, and breaks the round below, as any rank
             // whose timeout expires does.
-            if broken.is_none() && arrival.arrives() {
-                if let Some(seat) = entry.arrived.get_mut(rank) {
-                    *seat = Some(data);
-                }
+            if broken.is_none()
+                && arrival.arrives()
+                && let Some(seat) = entry.arrived.get_mut(rank)
+            {
+                *seat = Some(data);
             }
             (round, broken)
         };
