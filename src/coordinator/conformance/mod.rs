@@ -104,14 +104,21 @@ macro_rules! ensure {
     };
 }
 
+mod epochs;
 mod membership;
+mod records;
 
+pub use epochs::{
+    concurrent_proposals_one_wins, entering_an_epoch_moves_ranks_and_restarts_rounds,
+    epoch_zero_holds_the_ranks, invalid_proposals_are_refused, members_left_out_are_not_members,
+    stale_handles_are_fenced,
+};
 pub use membership::{
-    compare_and_set_semantics, concurrent_proposals_one_wins,
-    declared_failures_fail_waiting_rounds, entering_an_epoch_moves_ranks_and_restarts_rounds,
-    epoch_zero_holds_the_ranks, invalid_proposals_are_refused, list_records_by_prefix,
-    members_left_out_are_not_members, one_leader_at_a_time, put_fenced_needs_the_leadership,
-    run_membership, stale_handles_are_fenced, watch_reports_members_and_epochs,
+    declared_failures_fail_waiting_rounds, run_membership, watch_reports_members_and_epochs,
+};
+pub use records::{
+    compare_and_set_semantics, list_records_by_prefix, one_leader_at_a_time,
+    put_fenced_needs_the_leadership,
 };
 
 /// Makes a job of `n` ranks and checks that it has `n` ranks in rank order.
