@@ -182,7 +182,7 @@ impl CoordinatorFaults {
     /// // The survivors learn at once, not after the timeout.
     /// let start = tokio::time::Instant::now();
     /// let err = ranks[0].barrier(Duration::from_secs(60)).await.unwrap_err();
-    /// assert!(matches!(err, CoordinatorError::RanksFailed { ref ranks, .. } if ranks == &[2]));
+    /// assert!(matches!(err, CoordinatorError::RanksFailed { ref ranks, .. } if ranks[..] == [2]));
     /// assert!(start.elapsed() < Duration::from_secs(1));
     /// // The dead rank's own handle is fenced.
     /// let err = ranks[2].barrier(Duration::from_secs(1)).await.unwrap_err();

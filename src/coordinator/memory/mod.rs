@@ -197,6 +197,43 @@ enum Access {
 /// Cloning a handle gives another handle of the same member: clones share
 /// its rank, world size and epoch.
 ///
+/// # Membership
+///
+/// Every handle is a member of the job, and the job implements
+/// [`Membership`](super::Membership) on the same state as its collectives:
+///
+/// - epoch 0 holds `rank-0`, `rank-1`, ...; a proposal is a compare-and-set
+///   on the epoch under the job's lock, and collectives, signals and waits
+///   are numbered per epoch (a new epoch starts at round 0); a handle of an
+///   older epoch is [`Fenced`](CoordinatorError::Fenced), a standby
+///   [`NotAMember`](CoordinatorError::NotAMember);
+/// - a rank of the current epoch whose member leaves (killed, expired,
+///   shut down with [`leave`](InMemoryCoordinator::leave)) or that is
+///   declared failed fails every round of the epoch waiting for it at once,
+///   on every rank, with [`RanksFailed`](CoordinatorError::RanksFailed);
+/// - records and leadership terms take their versions from one job-wide
+///   counter that only grows (as etcd's revision);
+/// - a membership watch reads the job's event log from where it started: a
+///   slow reader never blocks a writer and never lags or misses an event
+///   (the log holds every membership event of the job, a few per change).
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::coordinator::{Coordinator, CoordinatorError, InMemoryCoordinator, Membership};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let ranks = InMemoryCoordinator::new(2);
+/// let waiting = ranks[0].clone();
+/// let barrier = tokio::spawn(async move { waiting.barrier(Duration::from_secs(60)).await });
+/// tokio::time::sleep(Duration::from_secs(1)).await;
+/// ranks[0].faults().kill(1); // rank 1's process dies mid-barrier
+/// let err = barrier.await.unwrap().unwrap_err();
+/// assert!(matches!(err, CoordinatorError::RanksFailed { ref ranks, .. } if ranks[..] == [1]));
+/// assert_eq!(ranks[0].live_members().await.unwrap().len(), 1);
+/// # }
+/// ```
+///
 /// # Examples
 ///
 /// ```
