@@ -157,7 +157,8 @@ where
 /// A proposal whose epoch does not follow the expected one, or whose
 /// record does not validate (no ranks, a member holding two ranks, an
 /// invalid member id), is refused with
-/// [`CoordinatorError::InvalidArgument`] and changes nothing.
+/// [`InvalidArgument`](crate::coordinator::CoordinatorError::InvalidArgument)
+/// and changes nothing.
 ///
 /// # Examples
 ///
@@ -303,7 +304,8 @@ where
 }
 
 /// A handle left in an old epoch is fenced: its collectives and
-/// `put_fenced` fail with [`CoordinatorError::Fenced`] (at once, writing
+/// `put_fenced` fail with
+/// [`Fenced`](crate::coordinator::CoordinatorError::Fenced) (at once, writing
 /// nothing), and it cannot enter the old epoch again. Once it enters the
 /// current epoch it takes part again.
 ///
@@ -395,7 +397,7 @@ where
 
 /// A member that the new epoch leaves out (the job shrinks) becomes a
 /// standby when it enters it: `enter_epoch` and its collectives fail with
-/// [`CoordinatorError::NotAMember`], its role is
+/// [`NotAMember`](crate::coordinator::CoordinatorError::NotAMember), its role is
 /// [`Role::Standby`] and its rank is the new world size; the others go on
 /// with the smaller world.
 ///
