@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use steadfast::coordinator::{
     conformance, validate_signal_key, Coordinator, CoordinatorError, CoordinatorFaults,
-    FaultTolerant, FaultTolerantConfig, InMemoryCoordinator, Signal,
+    FaultTolerant, FaultTolerantConfig, InMemoryCoordinator, Membership, Signal,
 };
 use steadfast::recovery::ErrorRecoveryManager;
 use steadfast::retry::{RetryPolicy, Transient};
@@ -506,6 +506,43 @@ async fn conformance_through_trait_objects() {
             .map(|r| {
                 let wrapped = FaultTolerant::new(r, FaultTolerantConfig::default());
                 Box::new(wrapped) as Box<dyn Coordinator>
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn membership_conformance_of_the_in_memory_coordinator() {
+    conformance::run_membership(|n| async move { InMemoryCoordinator::new(n) }).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn membership_conformance_of_the_fault_tolerant_wrapper() {
+    conformance::run_membership(|n| async move {
+        InMemoryCoordinator::new(n)
+            .into_iter()
+            .map(|r| FaultTolerant::new(r, FaultTolerantConfig::default()))
+            .collect::<Vec<_>>()
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn membership_conformance_through_trait_objects() {
+    conformance::run_membership(|n| async move {
+        InMemoryCoordinator::new(n)
+            .into_iter()
+            .map(|r| Arc::new(r) as Arc<dyn Membership>)
+            .collect::<Vec<_>>()
+    })
+    .await;
+    conformance::run_membership(|n| async move {
+        InMemoryCoordinator::new(n)
+            .into_iter()
+            .map(|r| {
+                let wrapped = FaultTolerant::new(r, FaultTolerantConfig::default());
+                Box::new(wrapped) as Box<dyn Membership>
             })
             .collect::<Vec<_>>()
     })

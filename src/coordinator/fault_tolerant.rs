@@ -18,7 +18,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{bound_call, Coordinator, CoordinatorError, Result, Signal};
+use super::{
+    bound_call, CasOutcome, Coordinator, CoordinatorError, EpochOutcome, EpochRecord, Leadership,
+    LiveMember, Membership, MembershipWatch, Result, Role, Signal, Versioned,
+};
 use crate::recovery::{
     ErrorRecoveryManager, RecoveryAction, RecoveryStrategy, RetryDelay, Severity,
 };
@@ -37,6 +40,16 @@ const KINDS: [&str; 4] = [
     "coordinator.all_gather",
     "coordinator.signal",
     "coordinator.wait_for_rank",
+];
+
+/// The error kinds [`FaultTolerant`] records for the reads of
+/// [`Membership`], the only membership calls it retries.
+const READ_KINDS: [&str; 5] = [
+    "coordinator.current_epoch",
+    "coordinator.live_members",
+    "coordinator.read_record",
+    "coordinator.list_records",
+    "coordinator.leader",
 ];
 
 /// Configuration of a [`FaultTolerant`] coordinator.
@@ -298,6 +311,56 @@ fn severity_of(error: &CoordinatorError) -> Severity {
 /// inner coordinator that hangs. `rank`, `world_size` and `name` are
 /// answered at once.
 ///
+/// **Membership.** When the inner coordinator implements [`Membership`],
+/// so does the wrapper, and it treats the calls by what a retry could do:
+///
+/// | call | bound | retried on `Unavailable` |
+/// |---|---|---|
+/// | `current_epoch`, `live_members`, `read_record`, `list_records`, `leader` (reads) | `op_timeout` per attempt | yes, recorded as `coordinator.<call>` |
+/// | `compare_and_set`, `propose_epoch`, `put_fenced` (conditional writes) | `op_timeout` | **never** |
+/// | `enter_epoch`, `declare_failed`, `resign` | `op_timeout` | no |
+/// | `campaign(timeout)` | `timeout + grace` | no |
+/// | `member_id`, `epoch`, `role`, `watch_membership` | answered at once | - |
+///
+/// A conditional write is never retried blindly: when its answer is lost
+/// (a connection that drops after the request left, a bound that expires
+/// while the server commits), the write **may have landed**. Run again, a
+/// compare-and-set that did land would now conflict with its own write, a
+/// proposal would be reported `Superseded` by itself, and a fenced write
+/// would be written twice under different versions. After a `Timeout` or
+/// an `Unavailable` from one of them, read back (`read_record`,
+/// `current_epoch`) and decide. Only the errors of the reads are recorded
+/// in the recovery manager.
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::coordinator::{
+///     CoordinatorError, FaultTolerant, FaultTolerantConfig, InMemoryCoordinator, Membership,
+/// };
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), CoordinatorError> {
+/// let rank = InMemoryCoordinator::new(1).remove(0);
+/// let faults = rank.faults();
+/// faults.partition(&["rank-0"]); // cut off from the coordinator for a while
+/// let coordinator = FaultTolerant::new(rank, FaultTolerantConfig::default());
+///
+/// // A compare-and-set is not retried: the caller reads back and decides.
+/// let err = coordinator.compare_and_set("plan", 0, b"x".to_vec()).await.unwrap_err();
+/// assert!(matches!(err, CoordinatorError::Unavailable { .. }));
+///
+/// let heal = tokio::spawn(async move {
+///     tokio::time::sleep(Duration::from_millis(1500)).await;
+///     faults.heal();
+/// });
+/// // A read is retried until the partition heals.
+/// assert_eq!(coordinator.current_epoch().await?.epoch, 0);
+/// assert!(coordinator.read_record("plan").await?.is_none());
+/// # heal.await.unwrap();
+/// # Ok(())
+/// # }
+/// ```
+///
 /// Every error is recorded in its [`ErrorRecoveryManager`] (kind
 /// `coordinator.<operation>`, e.g. `coordinator.barrier`), which decides
 /// whether to retry. The wrapper installs, for each of these kinds that has
@@ -402,7 +465,7 @@ impl<C: Coordinator> FaultTolerant<C> {
         config: FaultTolerantConfig,
         recovery: ErrorRecoveryManager,
     ) -> Self {
-        for kind in KINDS {
+        for kind in KINDS.into_iter().chain(READ_KINDS) {
             recovery.set_strategy_if_absent(
                 kind,
                 RecoveryStrategy::Retry {
@@ -645,6 +708,172 @@ impl<C: Coordinator> Coordinator for FaultTolerant<C> {
             timeout,
             self.config.grace,
             || self.inner.wait_for_rank(rank, key, min_seq, timeout),
+        )
+        .await
+    }
+}
+
+impl<C: Membership> FaultTolerant<C> {
+    /// Runs a membership call that is not retried, bounded at `timeout`
+    /// (an abandoned call is a [`CoordinatorError::Timeout`] naming no
+    /// rank: it may have landed).
+    async fn once<T>(
+        &self,
+        operation: &'static str,
+        timeout: Duration,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match bound_call(operation, timeout, Duration::ZERO, call).await {
+            Ok(outcome) => outcome,
+            Err(abandoned) => Err(CoordinatorError::Timeout {
+                operation,
+                after: abandoned.after,
+                missing: Vec::new(),
+            }),
+        }
+    }
+
+    /// Runs a read, bounded at `op_timeout` per attempt and retried on
+    /// transient failures as the recovery manager decides.
+    async fn read<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        kind: &'static str,
+        attempt: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.run(
+            operation,
+            kind,
+            self.config.op_timeout,
+            Duration::ZERO,
+            attempt,
+        )
+        .await
+    }
+}
+
+/// Forwards to the inner coordinator: reads are bounded and retried,
+/// writes bounded and never retried (see [`FaultTolerant`]).
+#[async_trait]
+impl<C: Membership> Membership for FaultTolerant<C> {
+    fn member_id(&self) -> &str {
+        self.inner.member_id()
+    }
+
+    fn epoch(&self) -> u64 {
+        self.inner.epoch()
+    }
+
+    fn role(&self) -> Role {
+        self.inner.role()
+    }
+
+    async fn current_epoch(&self) -> Result<EpochRecord> {
+        self.read("current_epoch", READ_KINDS[0], || {
+            self.inner.current_epoch()
+        })
+        .await
+    }
+
+    async fn propose_epoch(&self, expected: u64, next: &EpochRecord) -> Result<EpochOutcome> {
+        self.once(
+            "propose_epoch",
+            self.config.op_timeout,
+            self.inner.propose_epoch(expected, next),
+        )
+        .await
+    }
+
+    async fn enter_epoch(&self, record: &EpochRecord) -> Result<()> {
+        self.once(
+            "enter_epoch",
+            self.config.op_timeout,
+            self.inner.enter_epoch(record),
+        )
+        .await
+    }
+
+    async fn live_members(&self) -> Result<Vec<LiveMember>> {
+        self.read("live_members", READ_KINDS[1], || self.inner.live_members())
+            .await
+    }
+
+    fn watch_membership(&self) -> MembershipWatch {
+        self.inner.watch_membership()
+    }
+
+    async fn declare_failed(&self, rank: usize, reason: &str) -> Result<()> {
+        self.once(
+            "declare_failed",
+            self.config.op_timeout,
+            self.inner.declare_failed(rank, reason),
+        )
+        .await
+    }
+
+    async fn read_record(&self, key: &str) -> Result<Option<Versioned>> {
+        self.read("read_record", READ_KINDS[2], || self.inner.read_record(key))
+            .await
+    }
+
+    async fn list_records(&self, prefix: &str) -> Result<Vec<(String, Versioned)>> {
+        self.read("list_records", READ_KINDS[3], || {
+            self.inner.list_records(prefix)
+        })
+        .await
+    }
+
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: u64,
+        value: Vec<u8>,
+    ) -> Result<CasOutcome> {
+        self.once(
+            "compare_and_set",
+            self.config.op_timeout,
+            self.inner.compare_and_set(key, expected, value),
+        )
+        .await
+    }
+
+    async fn put_fenced(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        leadership: Option<&Leadership>,
+    ) -> Result<u64> {
+        self.once(
+            "put_fenced",
+            self.config.op_timeout,
+            self.inner.put_fenced(key, value, leadership),
+        )
+        .await
+    }
+
+    async fn campaign(&self, timeout: Duration) -> Result<Leadership> {
+        self.once(
+            "campaign",
+            timeout.saturating_add(self.config.grace),
+            self.inner.campaign(timeout),
+        )
+        .await
+    }
+
+    async fn leader(&self) -> Result<Option<Leadership>> {
+        self.read("leader", READ_KINDS[4], || self.inner.leader())
+            .await
+    }
+
+    async fn resign(&self, leadership: &Leadership) -> Result<()> {
+        self.once(
+            "resign",
+            self.config.op_timeout,
+            self.inner.resign(leadership),
         )
         .await
     }

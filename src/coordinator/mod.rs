@@ -14,9 +14,12 @@
 //! Implementations:
 //! - [`InMemoryCoordinator`]: `n` ranks as tasks of one process, for tests and
 //!   examples, with fault injection (a rank that never arrives, a delayed
-//!   rank, transient failures).
+//!   rank, transient failures; a member killed, expired or cut off by a
+//!   partition: [`CoordinatorFaults`]); it implements [`Membership`] too,
+//!   with standbys ([`InMemoryCoordinator::add_standby`]).
 //! - [`FaultTolerant`]: wraps any coordinator, bounds each operation with a
-//!   timeout and retries the failures that are safe to retry.
+//!   timeout and retries the failures that are safe to retry (for
+//!   [`Membership`], the reads only).
 //! - `EtcdCoordinator` (feature `etcd`): ranks as separate processes on
 //!   separate machines, meeting through an etcd cluster; each rank's lease is
 //!   its liveness, and waits use etcd watches.

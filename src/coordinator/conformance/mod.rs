@@ -30,6 +30,18 @@
 //! [`CoordinatorError::InvalidArgument`], exactly as
 //! [`validate_signal_key`] refuses it.
 //!
+//! For a coordinator that also implements
+//! [`Membership`](super::Membership), [`run_membership`] checks that
+//! contract, through the trait alone (no fault injection), with the same
+//! kind of `make`, whose ranks must be members holding their ranks in
+//! epoch 0: epoch 0 holds the ranks' member ids; of two concurrent
+//! proposals after the same epoch exactly one wins and every member reads
+//! it; entering an epoch moves ranks and world size and restarts rounds; a
+//! handle left in an old epoch is fenced; a member the new epoch leaves
+//! out is not a member; compare-and-set, listing by prefix, fenced writes
+//! under a leadership; one leader at a time; the membership watch; and a
+//! declared failure failing a waiting barrier at once, naming the rank.
+//!
 //! # Examples
 //!
 //! ```
@@ -38,6 +50,7 @@
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
 //! conformance::run_all(|n| async move { InMemoryCoordinator::new(n) }).await;
+//! conformance::run_membership(|n| async move { InMemoryCoordinator::new(n) }).await;
 //! # }
 //! ```
 
@@ -90,6 +103,23 @@ macro_rules! ensure {
         }
     };
 }
+
+mod epochs;
+mod membership;
+mod records;
+
+pub use epochs::{
+    concurrent_proposals_one_wins, entering_an_epoch_moves_ranks_and_restarts_rounds,
+    epoch_zero_holds_the_ranks, invalid_proposals_are_refused, members_left_out_are_not_members,
+    stale_handles_are_fenced,
+};
+pub use membership::{
+    declared_failures_fail_waiting_rounds, run_membership, watch_reports_members_and_epochs,
+};
+pub use records::{
+    compare_and_set_semantics, list_records_by_prefix, one_leader_at_a_time,
+    put_fenced_needs_the_leadership,
+};
 
 /// Makes a job of `n` ranks and checks that it has `n` ranks in rank order.
 async fn job<C, F, Fut>(check: &str, make: &mut F, n: usize) -> Vec<C>
