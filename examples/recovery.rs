@@ -13,7 +13,7 @@ use std::time::Duration;
 use steadfast::checkpoint::{
     CheckpointOptions, DistributedCheckpoint, MembershipFence, SaveOptions, ShardData,
 };
-use steadfast::coordinator::{Coordinator, CoordinatorError, InMemoryCoordinator, Membership};
+use steadfast::coordinator::{Coordinator, CoordinatorFaults, InMemoryCoordinator, Membership};
 use steadfast::recovery::{RecoveryCoordinator, RecoveryCoordinatorConfig, RecoveryEvent};
 use steadfast::retry::RetryPolicy;
 use steadfast::storage::MemoryStorage;
@@ -115,38 +115,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             recovery.establish_leader(Duration::from_secs(5)).await.ok();
         }
         let handle = recovery.start();
-        workers.push(tokio::spawn(work(member, ckpt, progress, events, handle)));
+        workers.push(tokio::spawn(work(
+            member,
+            ckpt,
+            progress,
+            events,
+            handle,
+            faults.clone(),
+        )));
     }
-
-    // Rank 2's process dies once the job passes step DIES_AT.
-    let killer = tokio::spawn({
-        let storage = storage.clone();
-        async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                if storage.keys().iter().any(|k| k.starts_with(&format!("step-{}/", DIES_AT - 3))) {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    println!("rank 2 dies (SIGKILL in a real job)");
-                    faults.kill(2);
-                    return;
-                }
-            }
-        }
-    });
 
     let mut results = Vec::new();
     for worker in workers {
         results.push(worker.await?);
     }
-    killer.await?;
     let mut finished: Vec<(usize, Progress)> = results.into_iter().flatten().collect();
     finished.sort_by_key(|(rank, _)| *rank);
     println!("the job finished:");
     for (rank, progress) in &finished {
-        println!("  rank {rank}: step {} sum {} (expected {})", progress.step, progress.sum, expected_sum(*rank));
-        assert_eq!(progress.sum, expected_sum(*rank), "rank {rank} has the wrong result");
+        println!(
+            "  rank {rank}: step {} sum {} (expected {})",
+            progress.step,
+            progress.sum,
+            expected_sum(*rank)
+        );
+        assert_eq!(
+            progress.sum,
+            expected_sum(*rank),
+            "rank {rank} has the wrong result"
+        );
     }
-    assert_eq!(finished.len(), 3, "three ranks finish, the standby among them");
+    assert_eq!(
+        finished.len(),
+        3,
+        "three ranks finish, the standby among them"
+    );
     println!("every rank has the right result");
     Ok(())
 }
@@ -160,49 +163,90 @@ async fn work(
     progress: Arc<Mutex<Progress>>,
     mut events: broadcast::Receiver<RecoveryEvent>,
     handle: steadfast::recovery::RecoveryHandle,
+    faults: CoordinatorFaults,
 ) -> Option<(usize, Progress)> {
-    // A standby waits until a plan gives it a rank.
+    // A standby waits until a recovery gives it a rank.
     while member.role().rank().is_none() {
-        if let Ok(RecoveryEvent::Recovered { .. }) = events.recv().await {
-            println!("{} holds rank {} now", member.member_id(), member.rank());
-        }
+        wait_for_recovery(&member, &mut events, "is a standby").await?;
     }
+    // The epoch this member's steps run in. Its collectives must not run in
+    // a newer epoch before the recovery that made it is confirmed (its
+    // handlers restored `progress`): check before every step and every
+    // collective.
+    let mut epoch = member.epoch();
     loop {
+        if member.epoch() != epoch {
+            wait_for_recovery(&member, &mut events, "between steps").await?;
+            epoch = member.epoch();
+        }
         let mut now = *progress.lock().unwrap();
         if now.step == STEPS {
             handle.stop().await;
             return Some((member.rank(), now));
         }
         now.step += 1;
+        if member.member_id() == "rank-2" && now.step == DIES_AT {
+            println!("rank 2 dies at step {DIES_AT} (its process would be SIGKILLed)");
+            faults.kill(2);
+            handle.stop().await;
+            return None;
+        }
+        // The step's work.
+        tokio::time::sleep(Duration::from_millis(10)).await;
         now.sum += (member.rank() as u64 + 1) * now.step;
+        if member.epoch() != epoch {
+            continue;
+        }
         let step = async {
-            member.barrier(STEP_TIMEOUT).await.map_err(|e| e.to_string())?;
+            member
+                .barrier(STEP_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())?;
             if now.step % CHECKPOINT_EVERY == 0 {
-                let shard = ShardData::new().with_entry(format!("progress.{}", member.rank()), now.to_bytes());
-                ckpt.save(&format!("step-{}", now.step), &shard, SaveOptions::new().step(now.step))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let shard = ShardData::new()
+                    .with_entry(format!("progress.{}", member.rank()), now.to_bytes());
+                ckpt.save(
+                    &format!("step-{}", now.step),
+                    &shard,
+                    SaveOptions::new().step(now.step),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
             }
             Ok::<(), String>(())
         };
         match step.await {
             Ok(()) => *progress.lock().unwrap() = now,
             Err(e) => {
-                if matches!(member.barrier(Duration::ZERO).await, Err(CoordinatorError::Fenced { .. })) && member.role().rank().is_none() {
-                    return None;
-                }
-                println!("rank {} at step {}: {e}; waiting for the recovery", member.rank(), now.step);
-                loop {
-                    match events.recv().await {
-                        Ok(RecoveryEvent::Recovered { plan, took }) => {
-                            println!("rank {} recovered in epoch {} ({took:?})", member.rank(), plan.epoch);
-                            break;
-                        }
-                        Ok(RecoveryEvent::Fenced { .. }) | Err(_) => return None,
-                        Ok(_) => {}
-                    }
-                }
+                let why = format!("at step {}: {e}", now.step);
+                wait_for_recovery(&member, &mut events, &why).await?;
+                epoch = member.epoch();
             }
+        }
+    }
+}
+
+/// Waits for the recovery this member takes part in; `None` if the job went
+/// on without it.
+async fn wait_for_recovery(
+    member: &InMemoryCoordinator,
+    events: &mut broadcast::Receiver<RecoveryEvent>,
+    why: &str,
+) -> Option<()> {
+    println!("{} {why}; waiting for the recovery", member.member_id());
+    loop {
+        match events.recv().await {
+            Ok(RecoveryEvent::Recovered { plan, took }) => {
+                println!(
+                    "{} recovered as rank {} of epoch {} ({took:?} after it noticed the failure)",
+                    member.member_id(),
+                    member.rank(),
+                    plan.epoch
+                );
+                return Some(());
+            }
+            Ok(RecoveryEvent::Fenced { .. }) | Err(_) => return None,
+            Ok(_) => {}
         }
     }
 }

@@ -17,7 +17,8 @@ use steadfast::recovery::{
     RecoveryPlan, RecoveryStrategyKind,
 };
 use steadfast::retry::RetryPolicy;
-use steadfast::storage::{MemoryStorage, Operation};
+use steadfast::storage::testing::Operation;
+use steadfast::storage::MemoryStorage;
 use tokio::sync::broadcast;
 
 type Ckpt = Arc<DistributedCheckpoint<MemoryStorage, InMemoryCoordinator>>;
@@ -120,7 +121,14 @@ impl Job {
         let live = self
             .members
             .iter()
-            .find(|m| !self.dead.lock().unwrap().iter().any(|d| d == m.handle.member_id()))
+            .find(|m| {
+                !self
+                    .dead
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|d| d == m.handle.member_id())
+            })
             .unwrap();
         let current = live.handle.current_epoch().await.unwrap();
         self.dead.lock().unwrap().push(current.ranks[rank].clone());
@@ -128,9 +136,12 @@ impl Job {
     }
 
     async fn start(&mut self) {
-        let leaders = join_all(self.members.iter().filter(|m| m.handle.role() != Role::Standby).map(
-            |m| m.recovery.establish_leader(Duration::from_secs(10)),
-        ))
+        let leaders = join_all(
+            self.members
+                .iter()
+                .filter(|m| m.handle.role() != Role::Standby)
+                .map(|m| m.recovery.establish_leader(Duration::from_secs(10))),
+        )
         .await;
         for leader in leaders {
             assert_eq!(leader.unwrap().member, "rank-0");
@@ -154,7 +165,12 @@ impl Job {
             .iter()
             .filter(|m| {
                 matches!(m.handle.role(), Role::Rank(_))
-                    && !self.dead.lock().unwrap().iter().any(|d| d == m.handle.member_id())
+                    && !self
+                        .dead
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .any(|d| d == m.handle.member_id())
             })
             .collect();
         ranks.sort_by_key(|m| m.handle.role().rank());
@@ -163,7 +179,12 @@ impl Job {
 
     /// Every rank holder saves `state.{rank}` = `value(rank)` as checkpoint
     /// `name`, at `step`.
-    async fn save(&self, name: &str, step: u64, value: impl Fn(usize) -> Vec<u8>) -> Vec<Result<(), CheckpointError>> {
+    async fn save(
+        &self,
+        name: &str,
+        step: u64,
+        value: impl Fn(usize) -> Vec<u8>,
+    ) -> Vec<Result<(), CheckpointError>> {
         let saves = self.ranks().into_iter().map(|m| {
             let rank = m.handle.rank();
             let shard = ShardData::new().with_entry(format!("state.{rank}"), value(rank));
@@ -171,9 +192,15 @@ impl Job {
             let ckpt = Arc::clone(&m.ckpt);
             let name = name.to_string();
             async move {
-                ckpt.save(&name, &shard, SaveOptions::new().step(step).timeout(Duration::from_secs(30)))
-                    .await
-                    .map(|_| ())
+                ckpt.save(
+                    &name,
+                    &shard,
+                    SaveOptions::new()
+                        .step(step)
+                        .timeout(Duration::from_secs(30)),
+                )
+                .await
+                .map(|_| ())
             }
         });
         join_all(saves).await
@@ -212,10 +239,17 @@ async fn a_standby_takes_over_a_dead_rank_from_the_last_checkpoint() {
 
     let mut plans = Vec::new();
     for id in ["rank-0", "rank-1", "spare-0"] {
-        let i = job.members.iter().position(|m| m.handle.member_id() == id).unwrap();
+        let i = job
+            .members
+            .iter()
+            .position(|m| m.handle.member_id() == id)
+            .unwrap();
         plans.push(recovered(&mut job.members[i]).await);
     }
-    assert!(plans.windows(2).all(|w| w[0] == w[1]), "every member on the same plan");
+    assert!(
+        plans.windows(2).all(|w| w[0] == w[1]),
+        "every member on the same plan"
+    );
     let plan = &plans[0];
     assert_eq!(plan.epoch, 1);
     assert_eq!(plan.checkpoint.as_deref(), Some("step-1"));
@@ -224,7 +258,11 @@ async fn a_standby_takes_over_a_dead_rank_from_the_last_checkpoint() {
     let spare = job.by_id("spare-0");
     assert_eq!(spare.handle.role(), Role::Rank(2));
     assert_eq!(spare.handle.epoch(), 1);
-    assert_eq!(*spare.state.lock().unwrap(), state_of(2), "the standby restored rank 2's state");
+    assert_eq!(
+        *spare.state.lock().unwrap(),
+        state_of(2),
+        "the standby restored rank 2's state"
+    );
 
     // The job goes on at the same world size: the next save commits.
     for r in job.save("step-2", 2, |r| vec![r as u8; 4]).await {
@@ -260,7 +298,13 @@ async fn without_standbys_the_dead_ranks_work_is_redistributed() {
     for r in job.save("step-2", 2, |r| vec![r as u8; 4]).await {
         r.unwrap();
     }
-    let stamp = job.members[1].ckpt.manifest("step-2").await.unwrap().commit.unwrap();
+    let stamp = job.members[1]
+        .ckpt
+        .manifest("step-2")
+        .await
+        .unwrap()
+        .commit
+        .unwrap();
     assert_ne!(stamp.leader, "rank-0");
     assert_eq!(stamp.leader, a.leader.member);
 }
@@ -276,8 +320,16 @@ async fn fastest_node_takes_all_the_failed_shards() {
     job.kill(3).await;
     let plan = recovered(&mut job.members[0]).await;
     assert_eq!(plan.world_size(), 2);
-    let takers: Vec<_> = plan.assignments.iter().filter(|a| a.shards.len() > 1).collect();
-    assert_eq!(takers.len(), 1, "one node takes every failed shard: {plan:?}");
+    let takers: Vec<_> = plan
+        .assignments
+        .iter()
+        .filter(|a| a.shards.len() > 1)
+        .collect();
+    assert_eq!(
+        takers.len(),
+        1,
+        "one node takes every failed shard: {plan:?}"
+    );
     assert_eq!(takers[0].shards[1..], [1, 3]);
 }
 
@@ -296,7 +348,11 @@ async fn simultaneous_failures_are_recovered_in_one_plan_or_the_next() {
     while last.world_size() != 4 || job.ranks().len() != 4 {
         last = recovered(&mut job.members[0]).await;
     }
-    let spares: Vec<_> = job.ranks().iter().map(|m| m.handle.member_id().to_string()).collect();
+    let spares: Vec<_> = job
+        .ranks()
+        .iter()
+        .map(|m| m.handle.member_id().to_string())
+        .collect();
     assert_eq!(spares, ["rank-0", "spare-0", "spare-1", "rank-3"]);
     assert_eq!(*job.by_id("spare-0").state.lock().unwrap(), state_of(1));
     assert_eq!(*job.by_id("spare-1").state.lock().unwrap(), state_of(2));
@@ -325,8 +381,15 @@ async fn a_failure_during_recovery_leads_to_a_second_plan() {
         plan = recovered(&mut job.members[0]).await;
     }
     assert!(plan.epoch >= 2, "{plan:?}");
-    assert!(plan.attempt >= 2 || plan.failed.iter().any(|f| f.member == "rank-1"), "{plan:?}");
-    let live: Vec<_> = job.ranks().iter().map(|m| (m.handle.member_id().to_string(), m.handle.epoch())).collect();
+    assert!(
+        plan.attempt >= 2 || plan.failed.iter().any(|f| f.member == "rank-1"),
+        "{plan:?}"
+    );
+    let live: Vec<_> = job
+        .ranks()
+        .iter()
+        .map(|m| (m.handle.member_id().to_string(), m.handle.epoch()))
+        .collect();
     assert!(live.iter().all(|(_, e)| *e == plan.epoch), "{live:?}");
     assert_eq!(*job.by_id("spare-1").state.lock().unwrap(), state_of(1));
 }
@@ -339,7 +402,9 @@ async fn the_leader_dying_mid_save_fails_the_save_everywhere_and_a_new_leader_co
         r.unwrap();
     }
     // Shard writes now take 10 s: the leader dies while they are in flight.
-    job.storage.faults().set_latency(Operation::PutStream, Duration::from_secs(10));
+    job.storage
+        .faults()
+        .set_latency(Operation::PutStream, Duration::from_secs(10));
     let saving = job.save("step-2", 2, state_of);
     let killing = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -348,7 +413,10 @@ async fn the_leader_dying_mid_save_fails_the_save_everywhere_and_a_new_leader_co
     let (results, ()) = tokio::join!(saving, killing);
     job.storage.faults().clear();
     for (rank, r) in results.iter().enumerate().skip(1) {
-        assert!(r.is_err(), "rank {rank}'s save of step-2 must fail, got {r:?}");
+        assert!(
+            r.is_err(),
+            "rank {rank}'s save of step-2 must fail, got {r:?}"
+        );
     }
     assert!(job.members[1].ckpt.manifest("step-2").await.is_err());
     let plan = recovered(&mut job.members[1]).await;
@@ -356,7 +424,13 @@ async fn the_leader_dying_mid_save_fails_the_save_everywhere_and_a_new_leader_co
     for r in job.save("step-3", 3, state_of).await {
         r.unwrap();
     }
-    let stamp = job.members[1].ckpt.manifest("step-3").await.unwrap().commit.unwrap();
+    let stamp = job.members[1]
+        .ckpt
+        .manifest("step-3")
+        .await
+        .unwrap()
+        .commit
+        .unwrap();
     assert_eq!(stamp.leader, plan.leader.member);
     assert!(stamp.term > 0);
 }
@@ -383,7 +457,10 @@ async fn a_fenced_committer_never_has_a_checkpoint_restored() {
     };
     let (results, ()) = tokio::join!(saving, fencing);
     for (rank, r) in results.iter().enumerate() {
-        assert!(r.is_err(), "rank {rank}'s save of step-2-stale must fail, got {r:?}");
+        assert!(
+            r.is_err(),
+            "rank {rank}'s save of step-2-stale must fail, got {r:?}"
+        );
     }
     let plan = recovered(&mut job.members[1]).await;
     assert_eq!(plan.assignments[0].member, "spare-0");
@@ -400,9 +477,22 @@ async fn a_fenced_committer_never_has_a_checkpoint_restored() {
         .map(|i| i.name)
         .collect();
     assert_eq!(names, ["step-3", "step-1"]);
+    // The fenced committer did write its manifest (storage cannot refuse
+    // it), and then took it away when the fence refused to confirm it.
+    let stale = "step-2-stale/metadata.json";
+    assert!(job
+        .storage
+        .calls()
+        .iter()
+        .any(|c| c.operation == Operation::PutIfAbsent && c.key == stale));
+    assert!(job
+        .storage
+        .calls()
+        .iter()
+        .any(|c| c.operation == Operation::Delete && c.key == stale));
     assert!(matches!(
         spare.ckpt.manifest("step-2-stale").await,
-        Err(CheckpointError::NotFound { .. } | CheckpointError::Unconfirmed { .. })
+        Err(CheckpointError::NotFound { .. })
     ));
 }
 
@@ -413,18 +503,30 @@ async fn without_a_quorum_nothing_is_planned() {
     job.kill(2).await;
     let wait = async {
         loop {
-            if let Ok(RecoveryEvent::NoQuorum { answered, quorum, .. }) = job.members[0].events.recv().await {
+            if let Ok(RecoveryEvent::NoQuorum {
+                answered, quorum, ..
+            }) = job.members[0].events.recv().await
+            {
                 return (answered, quorum);
             }
         }
     };
-    let (answered, quorum) = tokio::time::timeout(Duration::from_secs(60), wait).await.unwrap();
+    let (answered, quorum) = tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .unwrap();
     assert_eq!((answered, quorum), (2, 3));
-    assert_eq!(job.members[0].handle.current_epoch().await.unwrap().epoch, 0);
+    assert_eq!(
+        job.members[0].handle.current_epoch().await.unwrap().epoch,
+        0
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_plan_from_an_unknown_member_is_ignored_and_logged() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("steadfast=debug")
+        .with_test_writer()
+        .try_init();
     let mut job = Job::new(2, 0, config(RecoveryStrategyKind::RedistributeWork, 1));
     job.start().await;
     let current = job.members[0].handle.current_epoch().await.unwrap();
@@ -435,17 +537,30 @@ async fn a_plan_from_an_unknown_member_is_ignored_and_logged() {
             "assignments":[{{"rank":0,"member":"rank-0","previous_rank":0,"shards":[0]}},
                            {{"rank":1,"member":"rank-1","previous_rank":1,"shards":[1]}}]}}"#
     );
-    assert!(job.members[0].handle.propose_epoch(0, &forged).await.unwrap().is_accepted());
+    assert!(job.members[0]
+        .handle
+        .propose_epoch(0, &forged)
+        .await
+        .unwrap()
+        .is_accepted());
     let wait = async {
         loop {
-            if let Ok(RecoveryEvent::PlanIgnored { reason, .. }) = job.members[1].events.recv().await {
+            if let Ok(RecoveryEvent::PlanIgnored { reason, .. }) =
+                job.members[1].events.recv().await
+            {
                 return reason;
             }
         }
     };
-    let reason = tokio::time::timeout(Duration::from_secs(10), wait).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .unwrap();
     assert!(reason.contains("intruder"), "{reason}");
-    assert_eq!(job.members[1].handle.epoch(), 0, "the forged plan was not adopted");
+    assert_eq!(
+        job.members[1].handle.epoch(),
+        0,
+        "the forged plan was not adopted"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -455,7 +570,11 @@ async fn a_predicted_failure_migrates_the_member_away() {
     for r in job.save("step-1", 1, state_of).await {
         r.unwrap();
     }
-    job.members[0].recovery.migrate("rank-1", 0.97).await.unwrap();
+    job.members[0]
+        .recovery
+        .migrate("rank-1", 0.97)
+        .await
+        .unwrap();
     let plan = recovered(&mut job.members[0]).await;
     assert_eq!(plan.failed[0].kind, FailureKind::Predicted);
     assert_eq!(plan.assignments[1].member, "spare-0");
@@ -466,6 +585,57 @@ async fn a_predicted_failure_migrates_the_member_away() {
             }
         }
     };
-    assert_eq!(tokio::time::timeout(Duration::from_secs(10), fenced).await.unwrap(), 1);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), fenced)
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(*job.by_id("spare-0").state.lock().unwrap(), state_of(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_job_reads_only_confirmed_commits() {
+    let storage = MemoryStorage::new();
+    let rank = InMemoryCoordinator::new(1).remove(0);
+    let open = |fenced: bool| {
+        let ckpt = DistributedCheckpoint::new(
+            storage.clone(),
+            rank.clone(),
+            RetryPolicy::default(),
+            CheckpointOptions::default(),
+        );
+        if fenced {
+            ckpt.with_fence(MembershipFence::new(rank.clone()))
+        } else {
+            ckpt
+        }
+    };
+    let (fenced, unfenced) = (open(true), open(false));
+    let shard = ShardData::new().with_entry("w", vec![1, 2, 3]);
+    fenced
+        .save("a", &shard, SaveOptions::new().step(1))
+        .await
+        .unwrap();
+    // A commit nothing confirms, as a fenced committer's manifest would be.
+    unfenced
+        .save("b", &shard, SaveOptions::new().step(2))
+        .await
+        .unwrap();
+    let names = |infos: Vec<steadfast::checkpoint::CheckpointInfo>| -> Vec<String> {
+        infos.into_iter().map(|i| i.name).collect()
+    };
+    assert_eq!(names(unfenced.list().await.unwrap()), ["b", "a"]);
+    assert_eq!(names(fenced.list().await.unwrap()), ["a"]);
+    assert_eq!(fenced.latest().await.unwrap().unwrap().name, "a");
+    assert!(matches!(
+        fenced.manifest("b").await,
+        Err(CheckpointError::Unconfirmed { .. })
+    ));
+    assert!(matches!(
+        fenced.load_entry("b", "w").await,
+        Err(CheckpointError::Unconfirmed { .. })
+    ));
+    assert_eq!(fenced.load_entry("a", "w").await.unwrap(), vec![1, 2, 3]);
+    assert_eq!(fenced.manifest("a").await.unwrap().commit.unwrap().epoch, 0);
 }

@@ -314,6 +314,33 @@ impl<M: Membership> RecoveryCoordinator<M> {
         // A plan was not carried out though no rank failed: plan again.
         let mut replan = false;
         let mut incident: Option<Instant> = None;
+        // A rank that died before this task watched is not reported by the
+        // watch: compare the epoch with the live members once.
+        if membership.role().rank().is_some() {
+            match membership.live_members().await {
+                Ok(live) => {
+                    for (rank, member) in current.ranks.iter().enumerate() {
+                        if !live.iter().any(|m| &m.member == member) {
+                            let failed = FailedRank {
+                                rank,
+                                member: member.clone(),
+                                kind: FailureKind::Crashed,
+                                reason: "not live when recovery started".into(),
+                            };
+                            self.detected(&current, &failed);
+                            pending.insert(rank, failed);
+                        }
+                    }
+                    if !pending.is_empty() {
+                        incident = Some(Instant::now());
+                        self.answer(&current).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(target: TARGET, error = %e, "listing the live members failed")
+                }
+            }
+        }
         loop {
             let leading = async {
                 if (pending.is_empty() && !replan) || membership.role().rank().is_none() {
@@ -361,14 +388,7 @@ impl<M: Membership> RecoveryCoordinator<M> {
                                 if pending.contains_key(&failed.rank) {
                                     continue;
                                 }
-                                tracing::warn!(target: TARGET, epoch = current.epoch, rank = failed.rank, member = %failed.member, reason = %failed.reason, "a rank failed");
-                                self.emit(RecoveryEvent::FailureDetected {
-                                    epoch: current.epoch,
-                                    rank: failed.rank,
-                                    member: failed.member.clone(),
-                                    kind: failed.kind,
-                                    reason: failed.reason.clone(),
-                                });
+                                self.detected(&current, &failed);
                                 incident.get_or_insert_with(Instant::now);
                                 let first = pending.is_empty();
                                 pending.insert(failed.rank, failed);
@@ -526,18 +546,29 @@ impl<M: Membership> RecoveryCoordinator<M> {
                 return Ok(Adopted::Nothing);
             }
         };
-        if let Some(plan) = &plan
-            && plan.previous_epoch == current.epoch
-            && current.rank_of(&plan.leader.member).is_none()
-        {
-            self.ignore(
-                record.epoch,
-                format!(
-                    "its plan was proposed by {:?}, which held no rank in epoch {}",
-                    plan.leader.member, current.epoch
-                ),
-            );
-            return Ok(Adopted::Nothing);
+        // The leader of a plan is a survivor: it holds a rank in the epoch
+        // it proposes, and held one in the epoch before (when this member
+        // knows that one).
+        if let Some(plan) = &plan {
+            let unknown = if record.rank_of(&plan.leader.member).is_none() {
+                Some(record.epoch)
+            } else if plan.previous_epoch == current.epoch
+                && current.rank_of(&plan.leader.member).is_none()
+            {
+                Some(current.epoch)
+            } else {
+                None
+            };
+            if let Some(epoch) = unknown {
+                self.ignore(
+                    record.epoch,
+                    format!(
+                        "its plan was proposed by {:?}, which holds no rank in epoch {epoch}",
+                        plan.leader.member
+                    ),
+                );
+                return Ok(Adopted::Nothing);
+            }
         }
         let was_rank = membership.role().rank().is_some();
         match membership.enter_epoch(&record).await {
@@ -632,6 +663,17 @@ impl<M: Membership> RecoveryCoordinator<M> {
                 Err(e.into())
             }
         }
+    }
+
+    fn detected(&self, current: &EpochRecord, failed: &FailedRank) {
+        tracing::warn!(target: TARGET, epoch = current.epoch, rank = failed.rank, member = %failed.member, reason = %failed.reason, "a rank failed");
+        self.emit(RecoveryEvent::FailureDetected {
+            epoch: current.epoch,
+            rank: failed.rank,
+            member: failed.member.clone(),
+            kind: failed.kind,
+            reason: failed.reason.clone(),
+        });
     }
 
     fn ignore(&self, epoch: u64, reason: String) {
