@@ -689,3 +689,13 @@ async fn the_wrapper_retries_reads_but_never_a_conditional_write() {
     assert!(wrapped.recovery().statistics().by_kind["coordinator.read_record"] >= 1);
     healer.await.unwrap();
 }
+
+#[test]
+fn membership_types_are_send() {
+    fn assert_send<T: Send + 'static>() {}
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send::<steadfast::coordinator::MembershipWatch>();
+    assert_send_sync::<InMemoryCoordinator>();
+    assert_send_sync::<steadfast::coordinator::CoordinatorFaults>();
+    assert_send_sync::<FaultTolerant<InMemoryCoordinator>>();
+}
