@@ -13,12 +13,14 @@ use futures::{Stream, StreamExt};
 use tokio::time::MissedTickBehavior;
 
 use crate::coordinator::{CoordinatorError, MemberEvent};
-use crate::health::{HealthError, HealthMonitor, MonitorHandle};
+use crate::health::{DetectionPolicy, HealthError, HealthMonitor, MonitorHandle};
 
 impl HealthMonitor {
     /// Feeds this monitor with the liveness `members` reports: every rank
     /// `0..world_size` becomes a member ([`MemberId::Rank`](crate::health::MemberId::Rank)), and a rank is
-    /// heard from (one heartbeat every half `heartbeat_timeout`) from its
+    /// heard from (one heartbeat every half `heartbeat_timeout`, or every
+    /// half `heartbeat_interval` with
+    /// [`DetectionPolicy::MissedHeartbeats`]) from its
     /// `Joined` event for as long as it has not left.
     ///
     /// With the etcd coordinator, pass its member watch
@@ -116,7 +118,12 @@ where
 {
     let mut members = std::pin::pin!(members);
     let mut alive: BTreeSet<usize> = BTreeSet::new();
-    let period = (monitor.config().heartbeat_timeout() / 2).max(Duration::from_millis(1));
+    let config = monitor.config();
+    let beat = match config.detection() {
+        DetectionPolicy::MissedHeartbeats => config.heartbeat_interval(),
+        _ => config.heartbeat_timeout(),
+    };
+    let period = (beat / 2).max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {

@@ -1,8 +1,9 @@
 //! The member registry: a slab of member slots (`Vec<Slot>`) indexed by a
 //! hash map from [`MemberId`] to slot and, for ranks, by a plain array from
 //! rank to slot; the [`HealthMonitor`](super::HealthMonitor) keeps it behind
-//! one `RwLock`. A slot holds a member's phi-accrual state and, for members
-//! outside the [rank table](super::rank_table), its hot state.
+//! one `RwLock`. A slot holds a member's detector state (phi accrual, or
+//! its history of missed heartbeats) and, for members outside the
+//! [rank table](super::rank_table), its hot state.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -10,6 +11,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
+use super::missed::MissedHistory;
 use super::phi::PhiWindow;
 use super::rank_table::{Hot, RANK_TABLE_LIMIT};
 use super::{HealthError, MemberId, MemberRef};
@@ -67,6 +69,15 @@ pub(super) struct PhiSlot {
     pub(super) std: AtomicU64,
 }
 
+/// The state a detection policy keeps per member, beside the hot state.
+#[derive(Debug)]
+pub(super) enum Detector {
+    /// [`DetectionPolicy::PhiAccrual`](super::DetectionPolicy::PhiAccrual).
+    Phi(PhiSlot),
+    /// [`DetectionPolicy::MissedHeartbeats`](super::DetectionPolicy::MissedHeartbeats).
+    Missed(Mutex<MissedHistory>),
+}
+
 #[derive(Debug)]
 pub(super) struct Slot {
     /// `None`: a free slot.
@@ -76,8 +87,9 @@ pub(super) struct Slot {
     /// [`HealthMonitor::hot`](super::HealthMonitor)).
     pub(super) own: Hot,
     /// Boxed, so that a slot stays at 48 bytes: the fixed-timeout
-    /// heartbeat and sweep touch little memory per member.
-    pub(super) phi: Option<Box<PhiSlot>>,
+    /// heartbeat and sweep touch little memory per member. `None` with the
+    /// fixed-timeout policy.
+    pub(super) detector: Option<Box<Detector>>,
 }
 
 impl Slot {
@@ -85,7 +97,25 @@ impl Slot {
         Slot {
             member: None,
             own: Hot::vacant(),
-            phi: None,
+            detector: None,
+        }
+    }
+
+    /// The member's phi-accrual state, with that policy.
+    #[inline]
+    pub(super) fn phi(&self) -> Option<&PhiSlot> {
+        match self.detector.as_deref() {
+            Some(Detector::Phi(phi)) => Some(phi),
+            _ => None,
+        }
+    }
+
+    /// The member's history of missed heartbeats, with that policy.
+    #[inline]
+    pub(super) fn missed(&self) -> Option<&Mutex<MissedHistory>> {
+        match self.detector.as_deref() {
+            Some(Detector::Missed(history)) => Some(history),
+            _ => None,
         }
     }
 }

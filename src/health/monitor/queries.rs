@@ -121,8 +121,8 @@ impl HealthMonitor {
         self.members_with(HealthStatus::Failed)
     }
 
-    fn phi_of(&self, slot: &Slot, now: u64) -> Option<f64> {
-        let state = slot.phi.as_ref()?;
+    pub(super) fn phi_of(&self, slot: &Slot, now: u64) -> Option<f64> {
+        let state = slot.phi()?;
         let mean = f64::from_bits(state.mean.load(SeqCst));
         let std = f64::from_bits(state.std.load(SeqCst));
         let silent = now.saturating_sub(self.hot(slot).last.load(SeqCst));
