@@ -7,7 +7,7 @@
 //! instant, the status, a failure mark: 16 bytes) is kept apart from the
 //! rest: for a rank, in the [rank table](super::rank_table), indexed by rank
 //! outside the lock, whose segments never move (`RankTable`); for a named
-//! component, in its slot. A slot is 48 bytes (the phi-accrual state, or
+//! component, in its slot. A slot is 32 bytes (the phi-accrual state, or
 //! the history of missed heartbeats, is boxed apart). The data the monitor
 //! reports is in [`status`](super::status); the moves between statuses, and
 //! what they emit, in [`transition`].
@@ -48,7 +48,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use self::transition::Transitions;
 use super::missed::{MissedHistory, MissedParams};
 use super::phi::{self, PhiWindow};
-use super::rank_table::{Hot, RankTable};
+use super::rank_table::{Hot, RankTable, NOT_IN_TABLE};
 use super::registry::{Detector, PhiSlot, Registry, Slot};
 use super::{
     AsMember, DetectionPolicy, HealthConfig, HealthError, HealthStatus, MemberId, MemberRef,
@@ -270,8 +270,8 @@ impl HealthMonitor {
     /// rank below [`RANK_TABLE_LIMIT`], the slot's own otherwise.
     #[inline]
     fn hot<'a>(&'a self, slot: &'a Slot) -> &'a Hot {
-        if let Some(MemberId::Rank(rank)) = slot.member
-            && let Some(hot) = self.inner.ranks.get(rank)
+        if slot.own.table_rank != NOT_IN_TABLE
+            && let Some(hot) = self.inner.ranks.get(slot.own.table_rank as usize)
         {
             return hot;
         }
@@ -299,13 +299,16 @@ impl HealthMonitor {
             return false;
         }
         let member = member.into_member_id();
-        let own = Hot::vacant();
-        own.reset(now);
+        let mut table_rank = NOT_IN_TABLE;
         if let MemberId::Rank(rank) = member
             && let Some(hot) = self.inner.ranks.entry(rank)
         {
             hot.reset(now);
+            // The table holds ranks below RANK_TABLE_LIMIT (2^20).
+            table_rank = u32::try_from(rank).unwrap_or(NOT_IN_TABLE);
         }
+        let own = Hot::pointing_to(table_rank);
+        own.reset(now);
         let detector = match (self.inner.config.detection(), self.inner.phi) {
             (_, Some(p)) => Some(Box::new(Detector::Phi(PhiSlot {
                 window: Mutex::new(PhiWindow::default()),
@@ -318,7 +321,7 @@ impl HealthMonitor {
             _ => None,
         };
         let slot = Slot {
-            member: Some(member.clone()),
+            member: Some(Box::new(member.clone())),
             own,
             detector,
         };
@@ -612,7 +615,7 @@ impl HealthMonitor {
         let monitored = registry.index.len();
         let mut summary = SweepSummary::default();
         for slot in &registry.slots {
-            let Some(member) = &slot.member else {
+            let Some(member) = slot.member.as_deref() else {
                 continue;
             };
             let hot = self.hot(slot);
@@ -734,7 +737,7 @@ mod tests {
         let registry = monitor.read();
         let slot = registry.slot_index(MemberRef::Rank(42)).unwrap();
         assert!(slot < 5, "slot {slot} is not one of the freed ones");
-        assert_eq!(registry.slots[slot].member, Some(MemberId::Rank(42)));
+        assert_eq!(registry.slots[slot].member.as_deref(), Some(&MemberId::Rank(42)));
     }
 
     #[tokio::test(start_paused = true)]
