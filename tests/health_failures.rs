@@ -162,7 +162,11 @@ async fn intermittent_misses_within_the_window_fail_the_member() {
     };
     assert_eq!(component, "db");
     assert_eq!(evidence.missed_heartbeats, 1, "one in a row");
-    assert_eq!(evidence.missed_in_window, Some(3), "three within the window");
+    assert_eq!(
+        evidence.missed_in_window,
+        Some(3),
+        "three within the window"
+    );
     assert_eq!(evidence.silent_for, secs(15) + NS);
 }
 
@@ -403,19 +407,29 @@ async fn a_suspected_partition_is_reported_once_per_suspicion() {
     };
     assert_eq!(
         members,
-        &vec![MemberId::node("n0"), MemberId::node("n1"), MemberId::node("n2")]
+        &vec![
+            MemberId::node("n0"),
+            MemberId::node("n1"),
+            MemberId::node("n2")
+        ]
     );
     assert_eq!(*monitored, 6);
     assert_eq!(*first_lost, start + secs(30));
     assert_eq!(*found, start + secs(50));
     assert_eq!(partition.kind(), FailureKind::SuspectedPartition);
     assert_eq!(partition.members().len(), 3);
-    assert!(partition.to_string().starts_with("suspected partition: 3 of 6 members"));
+    assert!(partition
+        .to_string()
+        .starts_with("suspected partition: 3 of 6 members"));
     // Their own failures are reported besides (n3's, lost at 70 s while the
     // suspicion is open, adds no partition).
     assert_eq!(
         crashes,
-        vec![(50, "n0".to_string()), (60, "n1".to_string()), (70, "n2".to_string())]
+        vec![
+            (50, "n0".to_string()),
+            (60, "n1".to_string()),
+            (70, "n2".to_string())
+        ]
     );
 
     // The three come back: n3 alone is left lost, fewer than three, so the
@@ -433,7 +447,11 @@ async fn a_suspected_partition_is_reported_once_per_suspicion() {
     assert_eq!(reported[1].kind(), FailureKind::NodeCrash);
     assert_eq!(
         reported[2].members(),
-        vec![MemberId::node("n0"), MemberId::node("n1"), MemberId::node("n3")]
+        vec![
+            MemberId::node("n0"),
+            MemberId::node("n1"),
+            MemberId::node("n3")
+        ]
     );
 }
 
@@ -459,7 +477,9 @@ async fn losses_spread_over_more_than_a_window_are_no_partition() {
     assert_eq!(monitor.failed().len(), 4);
     let reported = drain(&mut failures);
     assert_eq!(reported.len(), 4, "{reported:?}");
-    assert!(reported.iter().all(|f| f.kind() == FailureKind::RankFailure));
+    assert!(reported
+        .iter()
+        .all(|f| f.kind() == FailureKind::RankFailure));
 
     let pair = missed(10, 3, secs(30));
     let mut failures = pair.failure_stream();
@@ -470,13 +490,20 @@ async fn losses_spread_over_more_than_a_window_are_no_partition() {
     pair.mark_failed(1usize).unwrap();
     let reported = drain(&mut failures);
     assert_eq!(reported.len(), 2, "two of two are a partition");
-    assert_eq!(reported[1].members(), vec![MemberId::Rank(0), MemberId::Rank(1)]);
+    assert_eq!(
+        reported[1].members(),
+        vec![MemberId::Rank(0), MemberId::Rank(1)]
+    );
 
     let single = HealthMonitor::default();
     let mut failures = single.failure_stream();
     single.add_member(0usize);
     single.mark_failed(0usize).unwrap();
-    assert_eq!(drain(&mut failures).len(), 1, "one member is never a partition");
+    assert_eq!(
+        drain(&mut failures).len(),
+        1,
+        "one member is never a partition"
+    );
 }
 
 /// A removed member leaves the lost members: the suspicion closes.
@@ -498,7 +525,10 @@ async fn removing_lost_members_closes_the_suspicion() {
     monitor.mark_failed(3usize).unwrap();
     let reported = drain(&mut failures);
     assert_eq!(reported.len(), 2, "{reported:?}");
-    assert_eq!(reported[1].members(), vec![MemberId::Rank(2), MemberId::Rank(3)]);
+    assert_eq!(
+        reported[1].members(),
+        vec![MemberId::Rank(2), MemberId::Rank(3)]
+    );
 }
 
 /// The stream is owned, Send and 'static: it is read from another task,
@@ -671,4 +701,14 @@ fn missed_heartbeat_keys_refuse_what_cannot_work() {
         );
     }
     assert!(b().partition_fraction(1.0).build().is_ok());
+}
+
+#[test]
+fn failure_types_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Failure>();
+    assert_send_sync::<FailureKind>();
+    assert_send_sync::<steadfast::health::FailureEvidence>();
+    assert_send_sync::<FailureStream>();
+    assert_send_sync::<MemberKind>();
 }

@@ -280,7 +280,11 @@ impl Failure {
     pub fn members(&self) -> Vec<MemberId> {
         match self {
             Failure::SuspectedPartition { members, .. } => members.clone(),
-            other => other.member().map(MemberRef::to_member_id).into_iter().collect(),
+            other => other
+                .member()
+                .map(MemberRef::to_member_id)
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -60,7 +60,9 @@ impl MissedParams {
             return 0;
         }
         let start = now.saturating_sub(self.window);
-        let first = from.saturating_add(self.interval).saturating_add(self.grace);
+        let first = from
+            .saturating_add(self.interval)
+            .saturating_add(self.grace);
         if first >= start {
             return count;
         }

@@ -737,7 +737,10 @@ mod tests {
         let registry = monitor.read();
         let slot = registry.slot_index(MemberRef::Rank(42)).unwrap();
         assert!(slot < 5, "slot {slot} is not one of the freed ones");
-        assert_eq!(registry.slots[slot].member.as_deref(), Some(&MemberId::Rank(42)));
+        assert_eq!(
+            registry.slots[slot].member.as_deref(),
+            Some(&MemberId::Rank(42))
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -76,7 +76,10 @@ impl HealthMonitor {
                 // Failed stays Failed until the member heartbeats.
                 return HealthStatus::Failed;
             }
-            let earlier = history.lock().unwrap_or_else(|e| e.into_inner()).count(params, now);
+            let earlier = history
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .count(params, now);
             let within = earlier.saturating_add(params.in_window(last, missed, now));
             return if within >= params.threshold {
                 HealthStatus::Failed
@@ -108,7 +111,10 @@ impl HealthMonitor {
         let silent = now.saturating_sub(last);
         let missed = params.missed(silent);
         let missed_in_window = slot.missed().map(|history| {
-            let earlier = history.lock().unwrap_or_else(|e| e.into_inner()).count(params, now);
+            let earlier = history
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .count(params, now);
             earlier.saturating_add(params.in_window(last, missed, now))
         });
         FailureEvidence {
@@ -169,10 +175,8 @@ impl HealthMonitor {
         }
         if new == HealthStatus::Failed && !transitions.failures.is_empty() {
             let hot = self.hot(slot);
-            let failure = Failure::of_member(
-                member.to_member_id(),
-                self.evidence(slot, hot, now, last),
-            );
+            let failure =
+                Failure::of_member(member.to_member_id(), self.evidence(slot, hot, now, last));
             transitions.send(&failure);
         }
     }
@@ -196,7 +200,12 @@ impl HealthMonitor {
     /// check and the rule holds at `now`: at least two members, and at
     /// least `partition_fraction` of the `monitored` ones, left Healthy
     /// within one detection window before `now`, and no suspicion is open.
-    pub(super) fn check_partition(&self, transitions: &mut Transitions, now: u64, monitored: usize) {
+    pub(super) fn check_partition(
+        &self,
+        transitions: &mut Transitions,
+        now: u64,
+        monitored: usize,
+    ) {
         if !std::mem::take(&mut transitions.new_losses) || transitions.partition_open {
             return;
         }
