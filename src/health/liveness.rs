@@ -273,6 +273,33 @@ mod tests {
         sweeper.stop().await;
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn with_missed_heartbeats_ranks_are_heard_from_every_half_interval() {
+        let monitor = HealthMonitor::new(
+            HealthConfig::builder()
+                .detection(crate::health::DetectionPolicy::MissedHeartbeats)
+                .heartbeat_interval(Duration::from_secs(1))
+                .failure_threshold(1)
+                .detection_window(Duration::from_secs(1))
+                .check_interval(Duration::from_millis(100))
+                .build()
+                .unwrap(),
+        );
+        let sweeper = monitor.start().unwrap();
+        let (events, members) = mpsc::unbounded();
+        let reporter = monitor.follow_members(2, members).unwrap();
+        events
+            .unbounded_send(Ok(MemberEvent::Joined { rank: 0 }))
+            .unwrap();
+        // Heard from every 15 s (half the timeout), rank 0 would miss its
+        // first beat after 1.5 s and fail.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(monitor.status(0usize), Some(HealthStatus::Healthy));
+        assert_eq!(monitor.status(1usize), Some(HealthStatus::Failed));
+        reporter.stop().await;
+        sweeper.stop().await;
+    }
+
     #[test]
     fn needs_a_runtime() {
         let (_events, members) = mpsc::unbounded::<Result<MemberEvent, CoordinatorError>>();

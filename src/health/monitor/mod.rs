@@ -419,14 +419,16 @@ impl HealthMonitor {
     /// `String` or a [`MemberId`], by value or by reference. The member is
     /// only borrowed: a heartbeat never allocates.
     ///
-    /// A rank's heartbeat, with the fixed-timeout policy, takes no lock: a
-    /// clock read, an array lookup by rank and one atomic `fetch_max`
-    /// (about 60 ns on the reference machine of `BENCHMARKS.md`), so
-    /// threads that beat for different ranks do not contend. A named
-    /// component's takes a hash lookup under a read lock; with the
-    /// phi-accrual policy, a heartbeat also takes a short per-member lock to
-    /// record the interval. A member that was Unresponsive or Failed becomes
-    /// Healthy at once, and the change is emitted.
+    /// A rank's heartbeat, with the fixed-timeout or missed-heartbeat
+    /// policy, takes no lock: a clock read, an array lookup by rank and one
+    /// atomic `fetch_max` (about 60 ns on the reference machine of
+    /// `BENCHMARKS.md`), so threads that beat for different ranks do not
+    /// contend. A named component's takes a hash lookup under a read lock;
+    /// with the phi-accrual policy, a heartbeat also takes a short
+    /// per-member lock to record the interval, and with the missed-heartbeat
+    /// policy so does a heartbeat that ends a gap in which heartbeats were
+    /// missed (to record the gap). A member that was Unresponsive or Failed
+    /// becomes Healthy at once, and the change is emitted.
     ///
     /// # Errors
     ///
