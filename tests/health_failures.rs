@@ -712,3 +712,26 @@ fn failure_types_are_send_and_sync() {
     assert_send_sync::<FailureStream>();
     assert_send_sync::<MemberKind>();
 }
+
+/// `partition_fraction` sets the quorum: with 1.0, every monitored member
+/// must be lost.
+#[tokio::test(start_paused = true)]
+async fn the_partition_fraction_sets_the_quorum() {
+    let monitor = HealthMonitor::new(
+        HealthConfig::builder()
+            .partition_fraction(1.0)
+            .build()
+            .unwrap(),
+    );
+    let mut failures = monitor.failure_stream();
+    for node in ["a", "b", "c"] {
+        monitor.monitor_node(node);
+    }
+    monitor.mark_failed(MemberRef::Node("a")).unwrap();
+    monitor.mark_failed(MemberRef::Node("b")).unwrap();
+    assert_eq!(drain(&mut failures).len(), 2, "two of three: no partition");
+    monitor.mark_failed(MemberRef::Node("c")).unwrap();
+    let reported = drain(&mut failures);
+    assert_eq!(reported.len(), 2);
+    assert_eq!(reported[1].kind(), FailureKind::SuspectedPartition);
+}
