@@ -45,7 +45,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use self::transition::Transitions;
+use self::transition::{Move, Transitions};
 use super::missed::{MissedHistory, MissedParams};
 use super::phi::{self, PhiWindow};
 use super::rank_table::{Hot, RankTable, NOT_IN_TABLE};
@@ -572,16 +572,14 @@ impl HealthMonitor {
         if old != HealthStatus::Failed {
             hot.status.store(HealthStatus::Failed.encode(), SeqCst);
             let last = hot.last.load(SeqCst);
-            self.emit(
-                &mut transitions,
-                slot,
+            let change = Move {
                 member,
                 old,
-                HealthStatus::Failed,
+                new: HealthStatus::Failed,
                 now,
                 last,
-                monitored,
-            );
+            };
+            self.emit(&mut transitions, slot, change, monitored);
             self.check_partition(&mut transitions, now, monitored);
         }
         Ok(())

@@ -48,6 +48,18 @@ impl Transitions {
     }
 }
 
+/// One move of a member between statuses: from `old` to `new`, found at
+/// `now` (nanoseconds since the base instant) after the silence since its
+/// heartbeat at `last`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Move<'a> {
+    pub(super) member: MemberRef<'a>,
+    pub(super) old: HealthStatus,
+    pub(super) new: HealthStatus,
+    pub(super) now: u64,
+    pub(super) last: u64,
+}
+
 /// The members to be lost together for a suspected partition: at least
 /// two, and at least `fraction` of the `monitored` ones.
 fn partition_quorum(fraction: f64, monitored: usize) -> usize {
@@ -128,23 +140,24 @@ impl HealthMonitor {
         }
     }
 
-    /// Records a move of `slot`'s member from `old` to `new` found at `now`
-    /// after the silence since `last`, under the transition lock
+    /// Records a move of `slot`'s member under the transition lock
     /// (`transitions`): logs it, sends the [`StatusChange`], and, for a
     /// move into Failed, the [`Failure`]; keeps the lost members up to date
     /// (`monitored` members in all).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn emit(
         &self,
         transitions: &mut Transitions,
         slot: &Slot,
-        member: MemberRef<'_>,
-        old: HealthStatus,
-        new: HealthStatus,
-        now: u64,
-        last: u64,
+        change: Move<'_>,
         monitored: usize,
     ) {
+        let Move {
+            member,
+            old,
+            new,
+            now,
+            last,
+        } = change;
         let silent_for_ms = now.saturating_sub(last) / 1_000_000;
         if new == HealthStatus::Healthy {
             tracing::info!(
@@ -260,16 +273,14 @@ impl HealthMonitor {
         let old = HealthStatus::decode(hot.status.load(SeqCst));
         if old != HealthStatus::Healthy {
             hot.status.store(HealthStatus::Healthy.encode(), SeqCst);
-            self.emit(
-                &mut transitions,
-                slot,
+            let change = Move {
                 member,
                 old,
-                HealthStatus::Healthy,
+                new: HealthStatus::Healthy,
                 now,
-                previous,
-                monitored,
-            );
+                last: previous,
+            };
+            self.emit(&mut transitions, slot, change, monitored);
         }
     }
 
@@ -296,16 +307,14 @@ impl HealthMonitor {
                 return status;
             }
             hot.status.store(target.encode(), SeqCst);
-            self.emit(
-                transitions,
-                slot,
-                member.as_member_ref(),
-                status,
-                target,
+            let change = Move {
+                member: member.as_member_ref(),
+                old: status,
+                new: target,
                 now,
                 last,
-                monitored,
-            );
+            };
+            self.emit(transitions, slot, change, monitored);
             summary.changes += 1;
             status = target;
             if hot.last.load(SeqCst) == last {
