@@ -52,9 +52,11 @@
 //!
 //! Noticing faults and deciding what to do:
 //!
-//! - [`health`] — [`HealthMonitor`] turns heartbeats of ranks and components
-//!   into Healthy / Unresponsive / Failed (fixed timeout or phi accrual) and a
-//!   stream of changes.
+//! - [`health`] — [`HealthMonitor`] turns heartbeats of ranks, components,
+//!   nodes, agents and services into Healthy / Unresponsive / Failed (fixed
+//!   timeout, phi accrual, or missed heartbeats within a detection window), a
+//!   stream of changes, and a stream of typed failures (node crash, agent or
+//!   service failure, suspected partition) with their evidence.
 //! - [`recovery`] — [`ErrorRecoveryManager`](recovery::ErrorRecoveryManager)
 //!   picks a strategy per kind of error and keeps a bounded history and
 //!   statistics.

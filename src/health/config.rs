@@ -1,6 +1,7 @@
 //! Configuration of the [`HealthMonitor`](crate::health::HealthMonitor):
-//! [`HealthConfig`], the [`DetectionPolicy`] and the phi-accrual parameters
-//! ([`PhiAccrualConfig`]).
+//! [`HealthConfig`] (with the missed-heartbeat terms `heartbeat_interval`,
+//! `failure_threshold` and `detection_window`), the [`DetectionPolicy`] and
+//! the phi-accrual parameters ([`PhiAccrualConfig`]).
 //!
 //! Every config is built through a builder whose `build()` validates it, and
 //! deserializes through the same validation, so that a config read from a
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::check_finite_at_least;
+use super::PhiAccrualConfig;
 use crate::ConfigError;
 
 /// How a silent member is judged.
@@ -24,6 +25,10 @@ use crate::ConfigError;
 /// let phi = DetectionPolicy::PhiAccrual(PhiAccrualConfig::default());
 /// assert_eq!(DetectionPolicy::default(), fixed);
 /// assert_ne!(fixed, phi);
+/// assert_eq!(
+///     serde_json::to_string(&DetectionPolicy::MissedHeartbeats).unwrap(),
+///     r#""missed_heartbeats""#
+/// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,320 +42,13 @@ pub enum DetectionPolicy {
     /// [`health`](crate::health) for the algorithm), and Failed when it has
     /// been silent for longer than twice `heartbeat_timeout`.
     PhiAccrual(PhiAccrualConfig),
-}
-
-/// Parameters of the phi-accrual failure detector.
-///
-/// # Default
-///
-/// - `threshold`: 8.0 (phi at which a member becomes Unresponsive)
-/// - `max_samples`: 1000 (inter-arrival times kept per member)
-/// - `min_std_deviation`: 100 ms (floor of the standard deviation)
-/// - `acceptable_heartbeat_pause`: 3 s (added to the mean interval)
-/// - `first_heartbeat_estimate`: 1 s (the mean interval assumed before any
-///   interval was measured; its standard deviation is taken as a quarter of
-///   it)
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use steadfast::health::PhiAccrualConfig;
-///
-/// let phi = PhiAccrualConfig::builder()
-///     .threshold(10.0)
-///     .acceptable_heartbeat_pause(Duration::from_secs(1))
-///     .build()?;
-/// assert_eq!(phi.threshold(), 10.0);
-/// assert_eq!(phi.max_samples(), 1000);
-/// assert!(PhiAccrualConfig::builder().threshold(0.0).build().is_err());
-/// # Ok::<(), steadfast::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "PhiAccrualConfigRepr", into = "PhiAccrualConfigRepr")]
-pub struct PhiAccrualConfig {
-    threshold: f64,
-    max_samples: usize,
-    min_std_deviation: Duration,
-    acceptable_heartbeat_pause: Duration,
-    first_heartbeat_estimate: Duration,
-}
-
-impl Default for PhiAccrualConfig {
-    fn default() -> Self {
-        PhiAccrualConfig {
-            threshold: 8.0,
-            max_samples: 1000,
-            min_std_deviation: Duration::from_millis(100),
-            acceptable_heartbeat_pause: Duration::from_secs(3),
-            first_heartbeat_estimate: Duration::from_secs(1),
-        }
-    }
-}
-
-impl PhiAccrualConfig {
-    /// A builder starting from the defaults.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let phi = steadfast::health::PhiAccrualConfig::builder().max_samples(100).build()?;
-    /// assert_eq!(phi.max_samples(), 100);
-    /// # Ok::<(), steadfast::ConfigError>(())
-    /// ```
-    pub fn builder() -> PhiAccrualConfigBuilder {
-        PhiAccrualConfigBuilder {
-            config: PhiAccrualConfig::default(),
-        }
-    }
-
-    /// The phi value at which a member becomes Unresponsive.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(steadfast::health::PhiAccrualConfig::default().threshold(), 8.0);
-    /// ```
-    pub fn threshold(&self) -> f64 {
-        self.threshold
-    }
-
-    /// How many inter-arrival times are kept per member (a sliding window).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(steadfast::health::PhiAccrualConfig::default().max_samples(), 1000);
-    /// ```
-    pub fn max_samples(&self) -> usize {
-        self.max_samples
-    }
-
-    /// The smallest standard deviation used, so that very regular heartbeats
-    /// do not make phi jump at the first small delay.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// assert_eq!(
-    ///     steadfast::health::PhiAccrualConfig::default().min_std_deviation(),
-    ///     Duration::from_millis(100)
-    /// );
-    /// ```
-    pub fn min_std_deviation(&self) -> Duration {
-        self.min_std_deviation
-    }
-
-    /// A pause that is tolerated on top of the mean interval (added to it).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// assert_eq!(
-    ///     steadfast::health::PhiAccrualConfig::default().acceptable_heartbeat_pause(),
-    ///     Duration::from_secs(3)
-    /// );
-    /// ```
-    pub fn acceptable_heartbeat_pause(&self) -> Duration {
-        self.acceptable_heartbeat_pause
-    }
-
-    /// The mean interval assumed until a real interval has been measured.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// assert_eq!(
-    ///     steadfast::health::PhiAccrualConfig::default().first_heartbeat_estimate(),
-    ///     Duration::from_secs(1)
-    /// );
-    /// ```
-    pub fn first_heartbeat_estimate(&self) -> Duration {
-        self.first_heartbeat_estimate
-    }
-
-    /// Checks every rule of the configuration; called by
-    /// [`PhiAccrualConfigBuilder::build`], by deserialization and by
-    /// [`HealthConfig`]'s own check.
-    fn validate(&self) -> Result<(), ConfigError> {
-        check_finite_at_least("threshold", self.threshold, f64::MIN_POSITIVE)?;
-        if self.max_samples == 0 {
-            return Err(ConfigError::new("max_samples", "must be at least 1"));
-        }
-        if self.min_std_deviation.is_zero() {
-            return Err(ConfigError::new(
-                "min_std_deviation",
-                "must be greater than zero",
-            ));
-        }
-        if self.first_heartbeat_estimate.is_zero() {
-            return Err(ConfigError::new(
-                "first_heartbeat_estimate",
-                "must be greater than zero",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Builds a validated [`PhiAccrualConfig`].
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// let phi = steadfast::health::PhiAccrualConfig::builder()
-///     .min_std_deviation(Duration::from_millis(50))
-///     .first_heartbeat_estimate(Duration::from_millis(500))
-///     .build()?;
-/// assert_eq!(phi.first_heartbeat_estimate(), Duration::from_millis(500));
-/// # Ok::<(), steadfast::ConfigError>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct PhiAccrualConfigBuilder {
-    config: PhiAccrualConfig,
-}
-
-impl PhiAccrualConfigBuilder {
-    /// Sets the phi value at which a member becomes Unresponsive (finite,
-    /// greater than zero).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let b = steadfast::health::PhiAccrualConfig::builder().threshold(12.0);
-    /// assert_eq!(b.build()?.threshold(), 12.0);
-    /// # Ok::<(), steadfast::ConfigError>(())
-    /// ```
-    pub fn threshold(mut self, threshold: f64) -> Self {
-        self.config.threshold = threshold;
-        self
-    }
-
-    /// Sets how many inter-arrival times are kept per member (at least 1).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(steadfast::health::PhiAccrualConfig::builder().max_samples(0).build().is_err());
-    /// ```
-    pub fn max_samples(mut self, max_samples: usize) -> Self {
-        self.config.max_samples = max_samples;
-        self
-    }
-
-    /// Sets the floor of the standard deviation (greater than zero).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let b = steadfast::health::PhiAccrualConfig::builder().min_std_deviation(Duration::ZERO);
-    /// assert!(b.build().is_err());
-    /// ```
-    pub fn min_std_deviation(mut self, min_std_deviation: Duration) -> Self {
-        self.config.min_std_deviation = min_std_deviation;
-        self
-    }
-
-    /// Sets the pause tolerated on top of the mean interval (may be zero).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let b = steadfast::health::PhiAccrualConfig::builder()
-    ///     .acceptable_heartbeat_pause(Duration::ZERO);
-    /// assert!(b.build().is_ok());
-    /// ```
-    pub fn acceptable_heartbeat_pause(mut self, pause: Duration) -> Self {
-        self.config.acceptable_heartbeat_pause = pause;
-        self
-    }
-
-    /// Sets the mean interval assumed before any was measured (greater than
-    /// zero).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let b = steadfast::health::PhiAccrualConfig::builder()
-    ///     .first_heartbeat_estimate(Duration::from_secs(2));
-    /// assert!(b.build().is_ok());
-    /// ```
-    pub fn first_heartbeat_estimate(mut self, estimate: Duration) -> Self {
-        self.config.first_heartbeat_estimate = estimate;
-        self
-    }
-
-    /// Validates and returns the config.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let err = steadfast::health::PhiAccrualConfig::builder()
-    ///     .threshold(f64::NAN)
-    ///     .build()
-    ///     .unwrap_err();
-    /// assert_eq!(err.field(), "threshold");
-    /// ```
-    pub fn build(self) -> Result<PhiAccrualConfig, ConfigError> {
-        self.config.validate()?;
-        Ok(self.config)
-    }
-}
-
-/// The serialized form of a [`PhiAccrualConfig`]; every field is optional
-/// and defaults as the builder does.
-#[derive(Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct PhiAccrualConfigRepr {
-    threshold: f64,
-    max_samples: usize,
-    #[serde(with = "crate::serde_duration")]
-    min_std_deviation: Duration,
-    #[serde(with = "crate::serde_duration")]
-    acceptable_heartbeat_pause: Duration,
-    #[serde(with = "crate::serde_duration")]
-    first_heartbeat_estimate: Duration,
-}
-
-impl Default for PhiAccrualConfigRepr {
-    fn default() -> Self {
-        PhiAccrualConfig::default().into()
-    }
-}
-
-impl From<PhiAccrualConfig> for PhiAccrualConfigRepr {
-    fn from(c: PhiAccrualConfig) -> Self {
-        PhiAccrualConfigRepr {
-            threshold: c.threshold,
-            max_samples: c.max_samples,
-            min_std_deviation: c.min_std_deviation,
-            acceptable_heartbeat_pause: c.acceptable_heartbeat_pause,
-            first_heartbeat_estimate: c.first_heartbeat_estimate,
-        }
-    }
-}
-
-impl TryFrom<PhiAccrualConfigRepr> for PhiAccrualConfig {
-    type Error = ConfigError;
-
-    fn try_from(r: PhiAccrualConfigRepr) -> Result<Self, ConfigError> {
-        let config = PhiAccrualConfig {
-            threshold: r.threshold,
-            max_samples: r.max_samples,
-            min_std_deviation: r.min_std_deviation,
-            acceptable_heartbeat_pause: r.acceptable_heartbeat_pause,
-            first_heartbeat_estimate: r.first_heartbeat_estimate,
-        };
-        config.validate()?;
-        Ok(config)
-    }
+    /// Missed heartbeats, in the terms of [`HealthConfig`]'s
+    /// `heartbeat_interval`, `failure_threshold` and `detection_window`: a
+    /// member is Unresponsive while a heartbeat is missing, and Failed once
+    /// it missed `failure_threshold` heartbeats in a row, or that many
+    /// within the detection window. The exact rules are in
+    /// [`health`](crate::health#missed-heartbeats).
+    MissedHeartbeats,
 }
 
 /// Configuration of a [`HealthMonitor`](crate::health::HealthMonitor).
@@ -364,6 +62,23 @@ impl TryFrom<PhiAccrualConfigRepr> for PhiAccrualConfig {
 /// - `detection`: [`DetectionPolicy::FixedTimeout`]
 /// - `event_capacity`: 1024 (status changes buffered per subscriber before
 ///   a slow subscriber starts missing them)
+/// - `heartbeat_interval`: 5 s (the interval members are expected to beat
+///   at; with every policy it turns a silence into a count of missed
+///   heartbeats, the evidence of a [`Failure`](crate::health::Failure))
+/// - `failure_threshold`: 3 (missed heartbeats, in a row or within the
+///   detection window, after which a member is Failed under
+///   [`DetectionPolicy::MissedHeartbeats`]; at least 1)
+/// - `detection_window`: 30 s (the sliding window over which missed
+///   heartbeats are counted, and within which members must be lost for a
+///   suspected partition; at least `heartbeat_interval`)
+/// - `partition_fraction`: 0.5 (the share of the monitored members, and at
+///   least two, that must be lost within one detection window for a
+///   [`Failure::SuspectedPartition`](crate::health::Failure::SuspectedPartition);
+///   in `(0, 1]`)
+///
+/// The four keys added with the missed-heartbeat policy are left out of the
+/// serialized form while they hold their default, so that a config written
+/// before them serializes as it did.
 ///
 /// It (de)serializes with readable durations:
 ///
@@ -376,6 +91,17 @@ impl TryFrom<PhiAccrualConfigRepr> for PhiAccrualConfig {
 /// )?;
 /// assert_eq!(config.heartbeat_timeout(), Duration::from_secs(10));
 /// assert!(matches!(config.detection(), DetectionPolicy::PhiAccrual(p) if p.threshold() == 9.0));
+///
+/// let missed: HealthConfig = serde_json::from_str(
+///     r#"{
+///         "detection": "missed_heartbeats",
+///         "heartbeat_interval": "5s",
+///         "failure_threshold": 3,
+///         "detection_window": "30s"
+///     }"#,
+/// )?;
+/// assert_eq!(missed.detection(), &DetectionPolicy::MissedHeartbeats);
+/// assert_eq!(missed.failure_threshold(), 3);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 ///
@@ -400,6 +126,10 @@ pub struct HealthConfig {
     check_interval: Duration,
     detection: DetectionPolicy,
     event_capacity: usize,
+    heartbeat_interval: Duration,
+    failure_threshold: u32,
+    detection_window: Duration,
+    partition_fraction: f64,
 }
 
 impl Default for HealthConfig {
@@ -409,6 +139,10 @@ impl Default for HealthConfig {
             check_interval: Duration::from_secs(5),
             detection: DetectionPolicy::FixedTimeout,
             event_capacity: 1024,
+            heartbeat_interval: Duration::from_secs(5),
+            failure_threshold: 3,
+            detection_window: Duration::from_secs(30),
+            partition_fraction: 0.5,
         }
     }
 }
@@ -484,6 +218,57 @@ impl HealthConfig {
         self.event_capacity
     }
 
+    /// The interval members are expected to beat at.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = steadfast::health::HealthConfig::default();
+    /// assert_eq!(config.heartbeat_interval(), Duration::from_secs(5));
+    /// ```
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
+    }
+
+    /// How many missed heartbeats make a member Failed under
+    /// [`DetectionPolicy::MissedHeartbeats`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(steadfast::health::HealthConfig::default().failure_threshold(), 3);
+    /// ```
+    pub fn failure_threshold(&self) -> u32 {
+        self.failure_threshold
+    }
+
+    /// The sliding window over which missed heartbeats are counted, and
+    /// within which members must be lost for a suspected partition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = steadfast::health::HealthConfig::default();
+    /// assert_eq!(config.detection_window(), Duration::from_secs(30));
+    /// ```
+    pub fn detection_window(&self) -> Duration {
+        self.detection_window
+    }
+
+    /// The share of the monitored members that must be lost within one
+    /// detection window for a suspected partition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(steadfast::health::HealthConfig::default().partition_fraction(), 0.5);
+    /// ```
+    pub fn partition_fraction(&self) -> f64 {
+        self.partition_fraction
+    }
+
     /// Checks every rule of the configuration (the phi-accrual parameters
     /// included); called by [`HealthConfigBuilder::build`] and by
     /// deserialization.
@@ -526,6 +311,42 @@ impl HealthConfig {
         }
         if let DetectionPolicy::PhiAccrual(phi) = &self.detection {
             phi.validate()?;
+        }
+        if self.heartbeat_interval.is_zero() {
+            return Err(ConfigError::new(
+                "heartbeat_interval",
+                "must be greater than zero",
+            ));
+        }
+        if u64::try_from(self.heartbeat_interval.as_nanos()).is_err() {
+            return Err(ConfigError::new(
+                "heartbeat_interval",
+                "is too large: it must fit in u64 nanoseconds (about 584 years)",
+            ));
+        }
+        if self.failure_threshold == 0 {
+            return Err(ConfigError::new(
+                "failure_threshold",
+                "must be at least 1 missed heartbeat",
+            ));
+        }
+        if self.detection_window < self.heartbeat_interval {
+            return Err(ConfigError::new(
+                "detection_window",
+                format!(
+                    "must be at least heartbeat_interval ({:?}), got {:?}",
+                    self.heartbeat_interval, self.detection_window
+                ),
+            ));
+        }
+        if !(self.partition_fraction.is_finite()
+            && self.partition_fraction > 0.0
+            && self.partition_fraction <= 1.0)
+        {
+            return Err(ConfigError::new(
+                "partition_fraction",
+                format!("must be in (0, 1], got {}", self.partition_fraction),
+            ));
         }
         Ok(())
     }
@@ -607,6 +428,62 @@ impl HealthConfigBuilder {
         self
     }
 
+    /// Sets the interval members are expected to beat at (greater than
+    /// zero).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = steadfast::health::HealthConfig::builder().heartbeat_interval(Duration::ZERO);
+    /// assert_eq!(b.build().unwrap_err().field(), "heartbeat_interval");
+    /// ```
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.config.heartbeat_interval = interval;
+        self
+    }
+
+    /// Sets how many missed heartbeats make a member Failed (at least 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = steadfast::health::HealthConfig::builder().failure_threshold(0);
+    /// assert_eq!(b.build().unwrap_err().field(), "failure_threshold");
+    /// ```
+    pub fn failure_threshold(mut self, threshold: u32) -> Self {
+        self.config.failure_threshold = threshold;
+        self
+    }
+
+    /// Sets the detection window (at least the heartbeat interval).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = steadfast::health::HealthConfig::builder().detection_window(Duration::from_secs(1));
+    /// assert_eq!(b.build().unwrap_err().field(), "detection_window");
+    /// ```
+    pub fn detection_window(mut self, window: Duration) -> Self {
+        self.config.detection_window = window;
+        self
+    }
+
+    /// Sets the share of the monitored members that must be lost within one
+    /// detection window for a suspected partition (in `(0, 1]`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = steadfast::health::HealthConfig::builder().partition_fraction(1.5);
+    /// assert_eq!(b.build().unwrap_err().field(), "partition_fraction");
+    /// ```
+    pub fn partition_fraction(mut self, fraction: f64) -> Self {
+        self.config.partition_fraction = fraction;
+        self
+    }
+
     /// Validates and returns the config.
     ///
     /// # Examples
@@ -631,6 +508,36 @@ struct HealthConfigRepr {
     check_interval: Duration,
     detection: DetectionPolicy,
     event_capacity: usize,
+    #[serde(
+        with = "crate::serde_duration",
+        skip_serializing_if = "is_default_heartbeat_interval"
+    )]
+    heartbeat_interval: Duration,
+    #[serde(skip_serializing_if = "is_default_failure_threshold")]
+    failure_threshold: u32,
+    #[serde(
+        with = "crate::serde_duration",
+        skip_serializing_if = "is_default_detection_window"
+    )]
+    detection_window: Duration,
+    #[serde(skip_serializing_if = "is_default_partition_fraction")]
+    partition_fraction: f64,
+}
+
+fn is_default_heartbeat_interval(d: &Duration) -> bool {
+    *d == HealthConfig::default().heartbeat_interval
+}
+
+fn is_default_failure_threshold(n: &u32) -> bool {
+    *n == HealthConfig::default().failure_threshold
+}
+
+fn is_default_detection_window(d: &Duration) -> bool {
+    *d == HealthConfig::default().detection_window
+}
+
+fn is_default_partition_fraction(f: &f64) -> bool {
+    *f == HealthConfig::default().partition_fraction
 }
 
 impl Default for HealthConfigRepr {
@@ -646,6 +553,10 @@ impl From<HealthConfig> for HealthConfigRepr {
             check_interval: c.check_interval,
             detection: c.detection,
             event_capacity: c.event_capacity,
+            heartbeat_interval: c.heartbeat_interval,
+            failure_threshold: c.failure_threshold,
+            detection_window: c.detection_window,
+            partition_fraction: c.partition_fraction,
         }
     }
 }
@@ -659,6 +570,10 @@ impl TryFrom<HealthConfigRepr> for HealthConfig {
             check_interval: r.check_interval,
             detection: r.detection,
             event_capacity: r.event_capacity,
+            heartbeat_interval: r.heartbeat_interval,
+            failure_threshold: r.failure_threshold,
+            detection_window: r.detection_window,
+            partition_fraction: r.partition_fraction,
         };
         config.validate()?;
         Ok(config)

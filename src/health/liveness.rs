@@ -13,12 +13,14 @@ use futures::{Stream, StreamExt};
 use tokio::time::MissedTickBehavior;
 
 use crate::coordinator::{CoordinatorError, MemberEvent};
-use crate::health::{HealthError, HealthMonitor, MonitorHandle};
+use crate::health::{DetectionPolicy, HealthError, HealthMonitor, MonitorHandle};
 
 impl HealthMonitor {
     /// Feeds this monitor with the liveness `members` reports: every rank
     /// `0..world_size` becomes a member ([`MemberId::Rank`](crate::health::MemberId::Rank)), and a rank is
-    /// heard from (one heartbeat every half `heartbeat_timeout`) from its
+    /// heard from (one heartbeat every half `heartbeat_timeout`, or every
+    /// half `heartbeat_interval` with
+    /// [`DetectionPolicy::MissedHeartbeats`]) from its
     /// `Joined` event for as long as it has not left.
     ///
     /// With the etcd coordinator, pass its member watch
@@ -116,7 +118,12 @@ where
 {
     let mut members = std::pin::pin!(members);
     let mut alive: BTreeSet<usize> = BTreeSet::new();
-    let period = (monitor.config().heartbeat_timeout() / 2).max(Duration::from_millis(1));
+    let config = monitor.config();
+    let beat = match config.detection() {
+        DetectionPolicy::MissedHeartbeats => config.heartbeat_interval(),
+        _ => config.heartbeat_timeout(),
+    };
+    let period = (beat / 2).max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -263,6 +270,33 @@ mod tests {
         drop(events);
         settle().await;
         assert!(reporter.is_finished());
+        sweeper.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_missed_heartbeats_ranks_are_heard_from_every_half_interval() {
+        let monitor = HealthMonitor::new(
+            HealthConfig::builder()
+                .detection(crate::health::DetectionPolicy::MissedHeartbeats)
+                .heartbeat_interval(Duration::from_secs(1))
+                .failure_threshold(1)
+                .detection_window(Duration::from_secs(1))
+                .check_interval(Duration::from_millis(100))
+                .build()
+                .unwrap(),
+        );
+        let sweeper = monitor.start().unwrap();
+        let (events, members) = mpsc::unbounded();
+        let reporter = monitor.follow_members(2, members).unwrap();
+        events
+            .unbounded_send(Ok(MemberEvent::Joined { rank: 0 }))
+            .unwrap();
+        // Heard from every 15 s (half the timeout), rank 0 would miss its
+        // first beat after 1.5 s and fail.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(monitor.status(0usize), Some(HealthStatus::Healthy));
+        assert_eq!(monitor.status(1usize), Some(HealthStatus::Failed));
+        reporter.stop().await;
         sweeper.stop().await;
     }
 

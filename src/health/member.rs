@@ -1,5 +1,6 @@
-//! Who is monitored: [`MemberId`], a rank of a distributed job or a named
-//! component of a service; [`MemberRef`], the same borrowed; and
+//! Who is monitored: [`MemberId`], a rank of a distributed job, a named
+//! component of a service, or a node, an agent or a service of a cluster
+//! (its [`MemberKind`]); [`MemberRef`], the same borrowed; and
 //! [`AsMember`], how every method of the
 //! [`HealthMonitor`](crate::health::HealthMonitor) takes a member.
 
@@ -8,13 +9,28 @@ use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 
-/// A monitored member: a rank of a distributed job, or a named component of a
-/// service (a database, a queue, a worker pool).
+/// A monitored member: a rank of a distributed job, a named component of a
+/// service (a database, a queue, a worker pool), or a node, an agent or a
+/// service of a cluster.
 ///
-/// Ranks and components live side by side in one
-/// [`HealthMonitor`](crate::health::HealthMonitor). A rank converts from a
-/// `usize`, a component from a `&str` or a `String`. It displays as
-/// `rank 3` or as the component's name.
+/// Every kind lives side by side in one
+/// [`HealthMonitor`](crate::health::HealthMonitor), and two members of
+/// different kinds are different members even with the same name
+/// (`Node("a")` is not `Agent("a")`). A rank converts from a `usize`, a
+/// component from a `&str` or a `String`; a node, an agent and a service are
+/// built with [`MemberId::node`], [`MemberId::agent`] and
+/// [`MemberId::service`] (or added with
+/// [`HealthMonitor::monitor_node`](crate::health::HealthMonitor::monitor_node)
+/// and its siblings). A member displays as `rank 3`, as a component's bare
+/// name, or as `node web-1`, `agent a-7`, `service billing`.
+///
+/// The kind decides which [`Failure`](crate::health::Failure) a failure of
+/// the member is reported as: a node's is a
+/// [`NodeCrash`](crate::health::Failure::NodeCrash), an agent's an
+/// [`AgentFailure`](crate::health::Failure::AgentFailure), a service's a
+/// [`ServiceFailure`](crate::health::Failure::ServiceFailure), a rank's a
+/// [`RankFailure`](crate::health::Failure::RankFailure) and a component's a
+/// [`ComponentFailure`](crate::health::Failure::ComponentFailure).
 ///
 /// # Examples
 ///
@@ -27,6 +43,7 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(rank.to_string(), "rank 3");
 /// assert_eq!(db.to_string(), "database");
 /// assert_eq!(db.as_component(), Some("database"));
+/// assert_eq!(MemberId::node("web-1").to_string(), "node web-1");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -35,9 +52,123 @@ pub enum MemberId {
     Rank(usize),
     /// A named component.
     Component(String),
+    /// A node (a machine or a VM) of a cluster, by its id.
+    Node(String),
+    /// An agent (a worker process, a sidecar) by its id.
+    Agent(String),
+    /// A service (something other members call) by its name.
+    Service(String),
+}
+
+/// The kind of a [`MemberId`], without its name.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::health::{MemberId, MemberKind};
+///
+/// assert_eq!(MemberId::Rank(0).kind(), MemberKind::Rank);
+/// assert_eq!(MemberId::agent("a-1").kind(), MemberKind::Agent);
+/// assert_eq!(MemberKind::Service.to_string(), "service");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MemberKind {
+    /// [`MemberId::Rank`].
+    Rank,
+    /// [`MemberId::Component`].
+    Component,
+    /// [`MemberId::Node`].
+    Node,
+    /// [`MemberId::Agent`].
+    Agent,
+    /// [`MemberId::Service`].
+    Service,
+}
+
+impl fmt::Display for MemberKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MemberKind::Rank => "rank",
+            MemberKind::Component => "component",
+            MemberKind::Node => "node",
+            MemberKind::Agent => "agent",
+            MemberKind::Service => "service",
+        })
+    }
 }
 
 impl MemberId {
+    /// A node of a cluster.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::MemberId;
+    /// assert_eq!(MemberId::node("web-1"), MemberId::Node("web-1".into()));
+    /// ```
+    pub fn node(id: impl Into<String>) -> MemberId {
+        MemberId::Node(id.into())
+    }
+
+    /// An agent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::MemberId;
+    /// assert_eq!(MemberId::agent("a-7").to_string(), "agent a-7");
+    /// ```
+    pub fn agent(id: impl Into<String>) -> MemberId {
+        MemberId::Agent(id.into())
+    }
+
+    /// A service.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::MemberId;
+    /// assert_eq!(MemberId::service("billing").name(), Some("billing"));
+    /// ```
+    pub fn service(name: impl Into<String>) -> MemberId {
+        MemberId::Service(name.into())
+    }
+
+    /// The member's kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::{MemberId, MemberKind};
+    /// assert_eq!(MemberId::from("db").kind(), MemberKind::Component);
+    /// assert_eq!(MemberId::node("n").kind(), MemberKind::Node);
+    /// ```
+    pub fn kind(&self) -> MemberKind {
+        self.as_member_ref().kind()
+    }
+
+    /// The member's name: a component's, a node's, an agent's or a
+    /// service's; `None` for a rank.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::MemberId;
+    /// assert_eq!(MemberId::node("web-1").name(), Some("web-1"));
+    /// assert_eq!(MemberId::Rank(1).name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            MemberId::Rank(_) => None,
+            MemberId::Component(name)
+            | MemberId::Node(name)
+            | MemberId::Agent(name)
+            | MemberId::Service(name) => Some(name),
+        }
+    }
+
     /// The rank number, if this member is a rank.
     ///
     /// # Examples
@@ -50,7 +181,7 @@ impl MemberId {
     pub fn as_rank(&self) -> Option<usize> {
         match self {
             MemberId::Rank(rank) => Some(*rank),
-            MemberId::Component(_) => None,
+            _ => None,
         }
     }
 
@@ -65,8 +196,8 @@ impl MemberId {
     /// ```
     pub fn as_component(&self) -> Option<&str> {
         match self {
-            MemberId::Rank(_) => None,
             MemberId::Component(name) => Some(name),
+            _ => None,
         }
     }
 }
@@ -84,6 +215,9 @@ impl MemberId {
         match self {
             MemberId::Rank(rank) => MemberRef::Rank(*rank),
             MemberId::Component(name) => MemberRef::Component(name),
+            MemberId::Node(id) => MemberRef::Node(id),
+            MemberId::Agent(id) => MemberRef::Agent(id),
+            MemberId::Service(name) => MemberRef::Service(name),
         }
     }
 }
@@ -102,7 +236,8 @@ impl fmt::Display for MemberId {
     }
 }
 
-/// A member, borrowed: a rank, or a component's name as a `&str`. What the
+/// A member, borrowed: a rank, or the name of a component, a node, an agent
+/// or a service as a `&str`. What the
 /// [`HealthMonitor`](crate::health::HealthMonitor) looks a member up by, so
 /// that a heartbeat never allocates.
 ///
@@ -114,6 +249,7 @@ impl fmt::Display for MemberId {
 /// let db = MemberRef::Component("database");
 /// assert_eq!(db.to_member_id(), MemberId::from("database"));
 /// assert_eq!(MemberRef::Rank(2).to_string(), "rank 2");
+/// assert_eq!(MemberRef::Node("web-1").to_member_id(), MemberId::node("web-1"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MemberRef<'a> {
@@ -121,6 +257,12 @@ pub enum MemberRef<'a> {
     Rank(usize),
     /// A named component.
     Component(&'a str),
+    /// A node, by its id.
+    Node(&'a str),
+    /// An agent, by its id.
+    Agent(&'a str),
+    /// A service, by its name.
+    Service(&'a str),
 }
 
 impl MemberRef<'_> {
@@ -136,6 +278,27 @@ impl MemberRef<'_> {
         match self {
             MemberRef::Rank(rank) => MemberId::Rank(rank),
             MemberRef::Component(name) => MemberId::Component(name.to_string()),
+            MemberRef::Node(id) => MemberId::Node(id.to_string()),
+            MemberRef::Agent(id) => MemberId::Agent(id.to_string()),
+            MemberRef::Service(name) => MemberId::Service(name.to_string()),
+        }
+    }
+
+    /// The member's kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::health::{MemberKind, MemberRef};
+    /// assert_eq!(MemberRef::Agent("a-1").kind(), MemberKind::Agent);
+    /// ```
+    pub fn kind(self) -> MemberKind {
+        match self {
+            MemberRef::Rank(_) => MemberKind::Rank,
+            MemberRef::Component(_) => MemberKind::Component,
+            MemberRef::Node(_) => MemberKind::Node,
+            MemberRef::Agent(_) => MemberKind::Agent,
+            MemberRef::Service(_) => MemberKind::Service,
         }
     }
 }
@@ -145,6 +308,9 @@ impl fmt::Display for MemberRef<'_> {
         match self {
             MemberRef::Rank(rank) => write!(f, "rank {rank}"),
             MemberRef::Component(name) => f.write_str(name),
+            MemberRef::Node(id) => write!(f, "node {id}"),
+            MemberRef::Agent(id) => write!(f, "agent {id}"),
+            MemberRef::Service(name) => write!(f, "service {name}"),
         }
     }
 }
@@ -299,6 +465,9 @@ mod tests {
             MemberId::Rank(7),
             MemberId::from(""),
             MemberId::from("db"),
+            MemberId::node("db"),
+            MemberId::agent("db"),
+            MemberId::service("db"),
         ] {
             assert_eq!(hash(&member), hash(&member.as_member_ref()));
             assert_eq!(member.as_member_ref().to_member_id(), member);

@@ -1,5 +1,5 @@
 //! The rank table: the hot state of every rank (last heartbeat, status,
-//! failure mark: 16 bytes), indexed by rank, read and written by heartbeats
+//! failure mark, presence: 16 bytes), indexed by rank, read and written by heartbeats
 //! and sweeps with atomics and no lock.
 //!
 //! [`Hot`] is the per-member entry; [`RankTable`] holds one for each rank
@@ -18,6 +18,11 @@ use super::HealthStatus;
 pub(super) struct Hot {
     /// Latest heartbeat (or registration), nanoseconds since the monitor's base instant.
     pub(super) last: AtomicU64,
+    /// In a registry slot's own entry, the rank whose state is in the
+    /// [`RankTable`] instead (this entry is then unused); [`NOT_IN_TABLE`]
+    /// otherwise, and in the table's own entries. Set when the entry is
+    /// made and never changed (it fills what would be padding).
+    pub(super) table_rank: u32,
     /// [`HealthStatus::encode`]d.
     pub(super) status: AtomicU8,
     /// Set by [`HealthMonitor::mark_failed`](super::HealthMonitor::mark_failed): Failed whatever the silence
@@ -30,8 +35,15 @@ pub(super) struct Hot {
 
 impl Hot {
     pub(super) fn vacant() -> Hot {
+        Hot::pointing_to(NOT_IN_TABLE)
+    }
+
+    /// A vacant entry of a slot whose rank's state is in the table at
+    /// `table_rank` ([`NOT_IN_TABLE`]: none).
+    pub(super) fn pointing_to(table_rank: u32) -> Hot {
         Hot {
             last: AtomicU64::new(0),
+            table_rank,
             status: AtomicU8::new(HealthStatus::Healthy.encode()),
             declared_failed: AtomicBool::new(false),
             present: AtomicBool::new(false),
@@ -46,6 +58,9 @@ impl Hot {
         self.present.store(true, SeqCst);
     }
 }
+
+/// [`Hot::table_rank`] of an entry whose member's state is its own.
+pub(super) const NOT_IN_TABLE: u32 = u32::MAX;
 
 /// Ranks per segment of the [`RankTable`] (16 KiB of entries).
 pub(super) const RANK_SEGMENT: usize = 1024;
@@ -100,3 +115,13 @@ impl RankTable {
 /// state in their slot, so that one odd rank number cannot make the tables
 /// large (at most 4 MiB and 16 MiB).
 pub(super) const RANK_TABLE_LIMIT: usize = 1 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Hot>(), 16);
+    }
+}

@@ -1,8 +1,9 @@
 //! The member registry: a slab of member slots (`Vec<Slot>`) indexed by a
 //! hash map from [`MemberId`] to slot and, for ranks, by a plain array from
 //! rank to slot; the [`HealthMonitor`](super::HealthMonitor) keeps it behind
-//! one `RwLock`. A slot holds a member's phi-accrual state and, for members
-//! outside the [rank table](super::rank_table), its hot state.
+//! one `RwLock`. A slot holds a member's detector state (phi accrual, or
+//! its history of missed heartbeats) and, for members outside the
+//! [rank table](super::rank_table), its hot state.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -10,6 +11,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
+use super::missed::MissedHistory;
 use super::phi::PhiWindow;
 use super::rank_table::{Hot, RANK_TABLE_LIMIT};
 use super::{HealthError, MemberId, MemberRef};
@@ -67,17 +69,28 @@ pub(super) struct PhiSlot {
     pub(super) std: AtomicU64,
 }
 
+/// The state a detection policy keeps per member, beside the hot state.
+#[derive(Debug)]
+pub(super) enum Detector {
+    /// [`DetectionPolicy::PhiAccrual`](super::DetectionPolicy::PhiAccrual).
+    Phi(PhiSlot),
+    /// [`DetectionPolicy::MissedHeartbeats`](super::DetectionPolicy::MissedHeartbeats).
+    Missed(Mutex<MissedHistory>),
+}
+
 #[derive(Debug)]
 pub(super) struct Slot {
-    /// `None`: a free slot.
-    pub(super) member: Option<MemberId>,
+    /// `None`: a free slot. Boxed, so that the slot stays small whatever
+    /// the size of a [`MemberId`]; a sweep reads it only to emit a change.
+    pub(super) member: Option<Box<MemberId>>,
     /// The member's hot state, unless it is a rank below
     /// [`RANK_TABLE_LIMIT`], whose state is in the [`RankTable`] (see
     /// [`HealthMonitor::hot`](super::HealthMonitor)).
     pub(super) own: Hot,
-    /// Boxed, so that a slot stays at 48 bytes: the fixed-timeout
-    /// heartbeat and sweep touch little memory per member.
-    pub(super) phi: Option<Box<PhiSlot>>,
+    /// Boxed, so that a slot stays at 32 bytes: the fixed-timeout
+    /// heartbeat and sweep touch little memory per member. `None` with the
+    /// fixed-timeout policy.
+    pub(super) detector: Option<Box<Detector>>,
 }
 
 impl Slot {
@@ -85,7 +98,25 @@ impl Slot {
         Slot {
             member: None,
             own: Hot::vacant(),
-            phi: None,
+            detector: None,
+        }
+    }
+
+    /// The member's phi-accrual state, with that policy.
+    #[inline]
+    pub(super) fn phi(&self) -> Option<&PhiSlot> {
+        match self.detector.as_deref() {
+            Some(Detector::Phi(phi)) => Some(phi),
+            _ => None,
+        }
+    }
+
+    /// The member's history of missed heartbeats, with that policy.
+    #[inline]
+    pub(super) fn missed(&self) -> Option<&Mutex<MissedHistory>> {
+        match self.detector.as_deref() {
+            Some(Detector::Missed(history)) => Some(history),
+            _ => None,
         }
     }
 }
@@ -283,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<Slot>(), 48);
+    fn a_slot_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
     }
 }

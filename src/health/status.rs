@@ -31,9 +31,11 @@ pub enum HealthStatus {
     /// Heartbeats arrive in time.
     Healthy,
     /// Silent for longer than the heartbeat timeout (or phi at or above its
-    /// threshold).
+    /// threshold; or, with missed heartbeats, a heartbeat missing).
     Unresponsive,
-    /// Silent for longer than twice the heartbeat timeout.
+    /// Silent for longer than twice the heartbeat timeout (or, with missed
+    /// heartbeats, `failure_threshold` missed in a row or within the
+    /// detection window), or declared failed.
     Failed,
 }
 

@@ -7,27 +7,35 @@
 //! instant, the status, a failure mark: 16 bytes) is kept apart from the
 //! rest: for a rank, in the [rank table](super::rank_table), indexed by rank
 //! outside the lock, whose segments never move (`RankTable`); for a named
-//! component, in its slot. A slot is 48 bytes (the phi-accrual state is
-//! boxed apart). The data the monitor reports is in [`status`](super::status).
+//! component, in its slot. A slot is 32 bytes (the phi-accrual state, or
+//! the history of missed heartbeats, is boxed apart). The data the monitor
+//! reports is in [`status`](super::status); the moves between statuses, and
+//! what they emit, in [`transition`].
 //!
-//! A heartbeat of a rank, with the fixed-timeout policy, takes no lock: it
-//! reads its rank's entry, checks that the rank is a member and raises the
-//! time with `fetch_max`. Other heartbeats take the read lock and find the
-//! slot (a named component with a hash lookup); with the phi-accrual policy
-//! they also record the interval in the member's window. Either touches
-//! nothing else unless the member was not Healthy. A sweep takes the read
+//! A heartbeat of a rank, with the fixed-timeout or missed-heartbeat
+//! policy, takes no lock: it reads its rank's entry, checks that the rank
+//! is a member and raises the time with `fetch_max`. Other heartbeats take
+//! the read lock and find the slot (a named component with a hash lookup);
+//! with the phi-accrual policy they also record the interval in the
+//! member's window. Either touches nothing else unless the member was not
+//! Healthy or, with the missed-heartbeat policy, missed heartbeats since
+//! its previous one (then it records the gap in the member's history). A sweep takes the read
 //! lock and walks the slab, comparing each member's silence with the
 //! thresholds; it allocates only for the events it emits. Adding and
 //! removing members take the write lock.
 //!
 //! Status changes are made under one `transition` mutex, so that the events
-//! of one member are emitted in the order its status changed. A heartbeat
+//! of one member are emitted in the order its status changed (the mutex
+//! also guards the lost members, from which a suspected partition is
+//! found, and the failure streams). A heartbeat
 //! stores its time before it reads the status, and a sweep stores a status
 //! before it re-reads the time (both sequentially consistent), so a heartbeat
 //! that races with a sweep is never lost: either the heartbeat sees the new
 //! status and restores Healthy, or the sweep sees the new time and does.
 
+mod kinds;
 mod queries;
+mod transition;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -37,9 +45,11 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use self::transition::{Move, Transitions};
+use super::missed::{MissedHistory, MissedParams};
 use super::phi::{self, PhiWindow};
-use super::rank_table::{Hot, RankTable};
-use super::registry::{PhiSlot, Registry, Slot};
+use super::rank_table::{Hot, RankTable, NOT_IN_TABLE};
+use super::registry::{Detector, PhiSlot, Registry, Slot};
 use super::{
     AsMember, DetectionPolicy, HealthConfig, HealthError, HealthStatus, MemberId, MemberRef,
     MonitorHandle, StatusChange, SweepSummary,
@@ -64,9 +74,13 @@ struct Inner {
     timeout: u64,
     failed_after: u64,
     phi: Option<PhiParams>,
+    /// The missed-heartbeat terms: the policy's rules with
+    /// [`DetectionPolicy::MissedHeartbeats`], the missed counts of a
+    /// failure's evidence and the partition window with every policy.
+    missed: MissedParams,
     registry: RwLock<Registry>,
     ranks: RankTable,
-    transition: Mutex<()>,
+    transition: Mutex<Transitions>,
     events: broadcast::Sender<StatusChange>,
 }
 
@@ -89,6 +103,15 @@ fn nanos(d: Duration) -> u64 {
 ///   or above its threshold.
 /// - **Failed**: silent for longer than twice `heartbeat_timeout`, with
 ///   either policy.
+///
+/// With [`DetectionPolicy::MissedHeartbeats`], a member is Unresponsive
+/// while a heartbeat is missing and Failed after `failure_threshold` missed
+/// heartbeats in a row or within the detection window (the exact rules are
+/// in [`health`](crate::health#missed-heartbeats)). With every policy, a
+/// member marked with [`mark_failed`](HealthMonitor::mark_failed) is
+/// Failed until its next heartbeat, and every move into Failed is reported
+/// to [`failure_stream`](HealthMonitor::failure_stream)s as a typed
+/// [`Failure`](crate::health::Failure).
 ///
 /// A member that is not Healthy and heartbeats again becomes Healthy at once,
 /// on that heartbeat (an event is emitted). A heartbeat from a member that
@@ -168,7 +191,7 @@ impl HealthMonitor {
     pub fn new(config: HealthConfig) -> HealthMonitor {
         let timeout = nanos(config.heartbeat_timeout());
         let phi = match config.detection() {
-            DetectionPolicy::FixedTimeout => None,
+            DetectionPolicy::FixedTimeout | DetectionPolicy::MissedHeartbeats => None,
             DetectionPolicy::PhiAccrual(p) => {
                 let first_mean = nanos(p.first_heartbeat_estimate()) as f64;
                 let min_std = nanos(p.min_std_deviation()) as f64;
@@ -189,9 +212,10 @@ impl HealthMonitor {
                 timeout,
                 failed_after: timeout.saturating_mul(2),
                 phi,
+                missed: MissedParams::new(&config),
                 registry: RwLock::new(Registry::default()),
                 ranks: RankTable::new(),
-                transition: Mutex::new(()),
+                transition: Mutex::new(Transitions::default()),
                 events,
                 config,
             }),
@@ -227,7 +251,7 @@ impl HealthMonitor {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_transition(&self) -> MutexGuard<'_, ()> {
+    fn lock_transition(&self) -> MutexGuard<'_, Transitions> {
         self.inner
             .transition
             .lock()
@@ -246,8 +270,8 @@ impl HealthMonitor {
     /// rank below [`RANK_TABLE_LIMIT`], the slot's own otherwise.
     #[inline]
     fn hot<'a>(&'a self, slot: &'a Slot) -> &'a Hot {
-        if let Some(MemberId::Rank(rank)) = slot.member
-            && let Some(hot) = self.inner.ranks.get(rank)
+        if slot.own.table_rank != NOT_IN_TABLE
+            && let Some(hot) = self.inner.ranks.get(slot.own.table_rank as usize)
         {
             return hot;
         }
@@ -275,23 +299,31 @@ impl HealthMonitor {
             return false;
         }
         let member = member.into_member_id();
-        let own = Hot::vacant();
-        own.reset(now);
+        let mut table_rank = NOT_IN_TABLE;
         if let MemberId::Rank(rank) = member
             && let Some(hot) = self.inner.ranks.entry(rank)
         {
             hot.reset(now);
+            // The table holds ranks below RANK_TABLE_LIMIT (2^20).
+            table_rank = u32::try_from(rank).unwrap_or(NOT_IN_TABLE);
         }
+        let own = Hot::pointing_to(table_rank);
+        own.reset(now);
+        let detector = match (self.inner.config.detection(), self.inner.phi) {
+            (_, Some(p)) => Some(Box::new(Detector::Phi(PhiSlot {
+                window: Mutex::new(PhiWindow::default()),
+                mean: AtomicU64::new((p.first_mean + p.pause).to_bits()),
+                std: AtomicU64::new(p.first_std.to_bits()),
+            }))),
+            (DetectionPolicy::MissedHeartbeats, None) => Some(Box::new(Detector::Missed(
+                Mutex::new(MissedHistory::default()),
+            ))),
+            _ => None,
+        };
         let slot = Slot {
-            member: Some(member.clone()),
+            member: Some(Box::new(member.clone())),
             own,
-            phi: self.inner.phi.map(|p| {
-                Box::new(PhiSlot {
-                    window: Mutex::new(PhiWindow::default()),
-                    mean: AtomicU64::new((p.first_mean + p.pause).to_bits()),
-                    std: AtomicU64::new(p.first_std.to_bits()),
-                })
-            }),
+            detector,
         };
         registry.insert(member.clone(), slot);
         drop(registry);
@@ -324,6 +356,12 @@ impl HealthMonitor {
             && let Some(hot) = self.inner.ranks.get(rank)
         {
             hot.present.store(false, SeqCst);
+        }
+        let monitored = registry.index.len();
+        {
+            let mut transitions = self.lock_transition();
+            transitions.forget(member);
+            self.close_partition(&mut transitions, monitored);
         }
         drop(registry);
         tracing::info!(target: "steadfast::health", %member, "member removed");
@@ -381,14 +419,16 @@ impl HealthMonitor {
     /// `String` or a [`MemberId`], by value or by reference. The member is
     /// only borrowed: a heartbeat never allocates.
     ///
-    /// A rank's heartbeat, with the fixed-timeout policy, takes no lock: a
-    /// clock read, an array lookup by rank and one atomic `fetch_max`
-    /// (about 60 ns on the reference machine of `BENCHMARKS.md`), so
-    /// threads that beat for different ranks do not contend. A named
-    /// component's takes a hash lookup under a read lock; with the
-    /// phi-accrual policy, a heartbeat also takes a short per-member lock to
-    /// record the interval. A member that was Unresponsive or Failed becomes
-    /// Healthy at once, and the change is emitted.
+    /// A rank's heartbeat, with the fixed-timeout or missed-heartbeat
+    /// policy, takes no lock: a clock read, an array lookup by rank and one
+    /// atomic `fetch_max` (about 60 ns on the reference machine of
+    /// `BENCHMARKS.md`), so threads that beat for different ranks do not
+    /// contend. A named component's takes a hash lookup under a read lock;
+    /// with the phi-accrual policy, a heartbeat also takes a short
+    /// per-member lock to record the interval, and with the missed-heartbeat
+    /// policy so does a heartbeat that ends a gap in which heartbeats were
+    /// missed (to record the gap). A member that was Unresponsive or Failed
+    /// becomes Healthy at once, and the change is emitted.
     ///
     /// # Errors
     ///
@@ -425,11 +465,15 @@ impl HealthMonitor {
                 });
             }
             let previous = hot.last.fetch_max(now, SeqCst);
-            if hot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
+            let missed = self.missed_in_gap(previous, now);
+            if missed > 0 || hot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
                 // Removed meanwhile: refused like any unknown member.
                 let registry = self.read();
-                registry.slot(member)?;
-                self.recover(member, hot, now, previous);
+                let slot = registry.slot(member)?;
+                self.record_gap(slot, previous, missed, now);
+                if hot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
+                    self.recover(slot, member, hot, now, previous, registry.index.len());
+                }
             }
             return Ok(());
         }
@@ -437,7 +481,7 @@ impl HealthMonitor {
         let slot = registry.slot(member)?;
         let hot = self.hot(slot);
         let previous = hot.last.fetch_max(now, SeqCst);
-        if let (Some(state), Some(params)) = (&slot.phi, &self.inner.phi) {
+        if let (Some(state), Some(params)) = (slot.phi(), &self.inner.phi) {
             let stats = state
                 .window
                 .lock()
@@ -448,22 +492,41 @@ impl HealthMonitor {
                 state.std.store(std.max(params.min_std).to_bits(), SeqCst);
             }
         }
+        self.record_gap(slot, previous, self.missed_in_gap(previous, now), now);
         if hot.status.load(SeqCst) != HealthStatus::Healthy.encode() {
-            self.recover(member, hot, now, previous);
+            self.recover(slot, member, hot, now, previous, registry.index.len());
         }
         Ok(())
     }
 
-    /// Makes a member that heartbeat at `now` Healthy again, if it is not,
-    /// and emits the change; `previous` was its last heartbeat before.
-    fn recover(&self, member: MemberRef<'_>, hot: &Hot, now: u64, previous: u64) {
-        let _guard = self.lock_transition();
-        hot.declared_failed.store(false, SeqCst);
-        let old = HealthStatus::decode(hot.status.load(SeqCst));
-        if old != HealthStatus::Healthy {
-            hot.status.store(HealthStatus::Healthy.encode(), SeqCst);
-            let silent = now.saturating_sub(previous);
-            self.emit(member, old, HealthStatus::Healthy, now, silent);
+    /// Heartbeats missed between one at `previous` and one at `now`, with
+    /// the missed-heartbeat policy (0 with the others, which keep no
+    /// history).
+    #[inline]
+    fn missed_in_gap(&self, previous: u64, now: u64) -> u64 {
+        if matches!(
+            self.inner.config.detection(),
+            DetectionPolicy::MissedHeartbeats
+        ) {
+            self.inner.missed.missed(now.saturating_sub(previous))
+        } else {
+            0
+        }
+    }
+
+    /// Records in a slot's history that `missed` heartbeats were missed
+    /// after one at `previous`, in a gap closed at `now`.
+    fn record_gap(&self, slot: &Slot, previous: u64, missed: u64, now: u64) {
+        if missed == 0 {
+            return;
+        }
+        if let Some(history) = slot.missed() {
+            history.lock().unwrap_or_else(|e| e.into_inner()).record(
+                &self.inner.missed,
+                previous,
+                missed,
+                now,
+            );
         }
     }
 
@@ -500,109 +563,26 @@ impl HealthMonitor {
         let member = member.as_member();
         let now = self.now_nanos();
         let registry = self.read();
-        let hot = self.hot(registry.slot(member)?);
-        let _guard = self.lock_transition();
+        let slot = registry.slot(member)?;
+        let hot = self.hot(slot);
+        let monitored = registry.index.len();
+        let mut transitions = self.lock_transition();
         hot.declared_failed.store(true, SeqCst);
         let old = HealthStatus::decode(hot.status.load(SeqCst));
         if old != HealthStatus::Failed {
             hot.status.store(HealthStatus::Failed.encode(), SeqCst);
-            let silent = now.saturating_sub(hot.last.load(SeqCst));
-            self.emit(member, old, HealthStatus::Failed, now, silent);
+            let last = hot.last.load(SeqCst);
+            let change = Move {
+                member,
+                old,
+                new: HealthStatus::Failed,
+                now,
+                last,
+            };
+            self.emit(&mut transitions, slot, change, monitored);
+            self.check_partition(&mut transitions, now, monitored);
         }
         Ok(())
-    }
-
-    /// The status a slot's silence calls for at `now`.
-    fn evaluate(&self, slot: &Slot, hot: &Hot, now: u64, last: u64) -> HealthStatus {
-        let silent = now.saturating_sub(last);
-        if silent > self.inner.failed_after || hot.declared_failed.load(SeqCst) {
-            return HealthStatus::Failed;
-        }
-        let unresponsive = match (&slot.phi, &self.inner.phi) {
-            (Some(state), Some(params)) => {
-                let mean = f64::from_bits(state.mean.load(SeqCst));
-                let std = f64::from_bits(state.std.load(SeqCst));
-                (silent as f64 - mean) / std >= params.z_threshold
-            }
-            _ => silent > self.inner.timeout,
-        };
-        if unresponsive {
-            HealthStatus::Unresponsive
-        } else {
-            HealthStatus::Healthy
-        }
-    }
-
-    /// Logs and sends a change found at `at`, after `silent` nanoseconds of
-    /// silence.
-    fn emit(
-        &self,
-        member: MemberRef<'_>,
-        old: HealthStatus,
-        new: HealthStatus,
-        at: u64,
-        silent: u64,
-    ) {
-        let silent_for_ms = silent / 1_000_000;
-        if new == HealthStatus::Healthy {
-            tracing::info!(
-                target: "steadfast::health",
-                %member, %old, %new, silent_for_ms,
-                "member recovered"
-            );
-        } else {
-            tracing::warn!(
-                target: "steadfast::health",
-                %member, %old, %new, silent_for_ms,
-                "member status changed"
-            );
-        }
-        if self.inner.events.receiver_count() > 0 {
-            let _ = self.inner.events.send(StatusChange {
-                member: member.to_member_id(),
-                old,
-                new,
-                at: self.instant_at(at),
-            });
-        }
-    }
-
-    /// Moves a slot to the status its silence calls for, under the
-    /// transition lock; returns the status it ends in.
-    fn settle(
-        &self,
-        slot: &Slot,
-        member: &MemberId,
-        now: u64,
-        summary: &mut SweepSummary,
-    ) -> HealthStatus {
-        let _guard = self.lock_transition();
-        let hot = self.hot(slot);
-        // At most twice: a heartbeat that lands between the status store and
-        // the re-read of the time sends the member back to Healthy.
-        let mut status = HealthStatus::decode(hot.status.load(SeqCst));
-        for _ in 0..2 {
-            let last = hot.last.load(SeqCst);
-            let target = self.evaluate(slot, hot, now, last);
-            status = HealthStatus::decode(hot.status.load(SeqCst));
-            if target == status {
-                return status;
-            }
-            hot.status.store(target.encode(), SeqCst);
-            self.emit(
-                member.as_member_ref(),
-                status,
-                target,
-                now,
-                now.saturating_sub(last),
-            );
-            summary.changes += 1;
-            status = target;
-            if hot.last.load(SeqCst) == last {
-                break;
-            }
-        }
-        status
     }
 
     /// Sweeps every member now: marks the silent ones Unresponsive or
@@ -632,16 +612,18 @@ impl HealthMonitor {
     pub fn check_now(&self) -> SweepSummary {
         let now = self.now_nanos();
         let registry = self.read();
+        let monitored = registry.index.len();
         let mut summary = SweepSummary::default();
         for slot in &registry.slots {
-            let Some(member) = &slot.member else {
+            let Some(member) = slot.member.as_deref() else {
                 continue;
             };
             let hot = self.hot(slot);
             let last = hot.last.load(SeqCst);
             let mut status = self.evaluate(slot, hot, now, last);
             if status.encode() != hot.status.load(SeqCst) {
-                status = self.settle(slot, member, now, &mut summary);
+                let mut transitions = self.lock_transition();
+                status = self.settle(&mut transitions, slot, member, now, monitored, &mut summary);
             }
             summary.members += 1;
             match status {
@@ -649,6 +631,9 @@ impl HealthMonitor {
                 HealthStatus::Unresponsive => summary.unresponsive += 1,
                 HealthStatus::Failed => summary.failed += 1,
             }
+        }
+        if summary.changes > 0 {
+            self.check_partition(&mut self.lock_transition(), now, monitored);
         }
         drop(registry);
         tracing::trace!(
@@ -752,7 +737,10 @@ mod tests {
         let registry = monitor.read();
         let slot = registry.slot_index(MemberRef::Rank(42)).unwrap();
         assert!(slot < 5, "slot {slot} is not one of the freed ones");
-        assert_eq!(registry.slots[slot].member, Some(MemberId::Rank(42)));
+        assert_eq!(
+            registry.slots[slot].member.as_deref(),
+            Some(&MemberId::Rank(42))
+        );
     }
 
     #[tokio::test(start_paused = true)]

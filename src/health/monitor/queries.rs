@@ -40,7 +40,7 @@ impl HealthMonitor {
             .slots
             .iter()
             .filter(|s| s.member.is_some() && self.hot(s).status.load(SeqCst) == code)
-            .filter_map(|s| s.member.clone())
+            .filter_map(|s| s.member.as_deref().cloned())
             .collect()
     }
 
@@ -121,8 +121,8 @@ impl HealthMonitor {
         self.members_with(HealthStatus::Failed)
     }
 
-    fn phi_of(&self, slot: &Slot, now: u64) -> Option<f64> {
-        let state = slot.phi.as_ref()?;
+    pub(super) fn phi_of(&self, slot: &Slot, now: u64) -> Option<f64> {
+        let state = slot.phi()?;
         let mean = f64::from_bits(state.mean.load(SeqCst));
         let std = f64::from_bits(state.std.load(SeqCst));
         let silent = now.saturating_sub(self.hot(slot).last.load(SeqCst));
@@ -189,7 +189,7 @@ impl HealthMonitor {
             .slots
             .iter()
             .filter_map(|slot| {
-                let member = slot.member.clone()?;
+                let member = slot.member.as_deref()?.clone();
                 let hot = self.hot(slot);
                 let last = hot.last.load(SeqCst);
                 Some(MemberHealth {
@@ -212,7 +212,7 @@ impl HealthMonitor {
     pub(crate) fn for_each_member(&self, mut f: impl FnMut(&MemberId, HealthStatus)) {
         let registry = self.read();
         for slot in &registry.slots {
-            if let Some(member) = &slot.member {
+            if let Some(member) = slot.member.as_deref() {
                 f(
                     member,
                     HealthStatus::decode(self.hot(slot).status.load(SeqCst)),
