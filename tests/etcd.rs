@@ -514,9 +514,10 @@ async fn a_rank_whose_lease_is_gone_refuses_to_go_on() {
             graceful: false
         }
     );
-    // Rank 0 cannot take part any more: a permanent error, not a wait.
+    // Rank 0 cannot take part any more: a permanent error, not a wait; it
+    // is fenced (it can no longer write under its lease).
     let err = r0.barrier(PATIENCE).await.unwrap_err();
-    assert!(matches!(err, CoordinatorError::Backend { .. }), "{err:?}");
+    assert!(matches!(err, CoordinatorError::Fenced { .. }), "{err:?}");
     assert!(!err.is_transient());
     assert!(err.to_string().contains("lease"), "{err}");
     r1.shutdown(Duration::from_millis(200)).await.ok();

@@ -17,9 +17,12 @@
 
 mod collective;
 mod config;
+mod election;
 mod error;
 mod lease;
 mod members;
+mod membership;
+mod watch;
 
 pub use config::{EtcdConfig, EtcdConfigBuilder};
 pub use members::MemberWatch;
@@ -27,16 +30,19 @@ pub use members::MemberWatch;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicU8};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicU8;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use etcd_client::{Client, EventType, GetOptions, GetResponse, WatchOptions, WatchStream};
+use etcd_client::{
+    Client, EventType, GetOptions, GetResponse, Txn, TxnOp, TxnOpResponse, WatchOptions,
+    WatchStream,
+};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::error::{from_etcd, op_timed_out};
-use super::{CoordinatorError, Result};
+use super::{CoordinatorError, Result, Role};
 use crate::retry::{Backoff, RetryError, RetryPolicy};
 
 const TARGET: &str = "steadfast::coordinator";
@@ -159,8 +165,9 @@ impl fmt::Debug for EtcdCoordinator {
         f.debug_struct("EtcdCoordinator")
             .field("endpoints", &self.inner.config.endpoints)
             .field("prefix", &self.inner.config.prefix)
-            .field("rank", &self.inner.config.rank)
-            .field("world_size", &self.inner.config.world_size)
+            .field("member_id", &self.inner.member_id)
+            .field("epoch", &self.epoch_state().epoch)
+            .field("role", &self.epoch_state().role)
             .field("lease_id", &self.inner.lease_id)
             .finish()
     }
@@ -171,12 +178,40 @@ struct Inner {
     client: Client,
     lease_id: i64,
     lease_ttl_secs: i64,
-    /// The next round of each collective, shared by the clones of a handle.
-    next_barrier: AtomicU64,
-    next_gather: AtomicU64,
+    /// This member's id (set, or made at connect).
+    member_id: String,
+    /// The epoch this handle takes part in, with its round counters; shared
+    /// by the clones of a handle.
+    epoch: Mutex<EpochState>,
     /// `ACTIVE`, `LEASE_LOST` or `SHUT_DOWN` (see `lease.rs`).
     state: Arc<AtomicU8>,
     keep_alive: Mutex<Option<AbortOnDrop>>,
+    /// Set to `true` at shutdown: membership watches end.
+    closed: tokio::sync::watch::Sender<bool>,
+}
+
+/// The epoch a handle entered, and its place in it.
+#[derive(Debug, Clone)]
+struct EpochState {
+    epoch: u64,
+    /// The mod revision of `{prefix}/epoch` when the handle entered; 0 for
+    /// epoch 0 (the key absent). Every round arrival compares it.
+    revision: i64,
+    /// The member holding each rank; `None` in epoch 0, whose members are
+    /// the `{prefix}/ranks/{rank}` keys.
+    ranks: Option<Vec<String>>,
+    role: Role,
+    world_size: usize,
+    /// The next round of each collective in this epoch.
+    next_barrier: u64,
+    next_gather: u64,
+}
+
+impl EpochState {
+    /// This handle's rank, or the world size for a standby.
+    fn rank_or_world(&self) -> usize {
+        self.role.rank().unwrap_or(self.world_size)
+    }
 }
 
 /// Aborts a background task when dropped.
@@ -202,6 +237,20 @@ fn parse_rank(segment: &str) -> Option<usize> {
 }
 fn revision_of(resp: &GetResponse) -> i64 {
     resp.header().map(|h| h.revision()).unwrap_or(0)
+}
+/// Whether `member` is alive in a view of the whole job (keys relative to
+/// `{prefix}/`): a `members/{rank}` or `standby/{member}` key names it and
+/// says it runs (a member that is shutting down says `left` first).
+fn is_live(view: &View, member: &str) -> bool {
+    let running = |value: &Vec<u8>| {
+        members::MemberValue::parse(value)
+            .is_some_and(|v| v.member == member && v.state == members::MemberState::Running)
+    };
+    view.get(&format!("standby/{member}")).is_some_and(running)
+        || view
+            .range("members/".to_string()..)
+            .take_while(|(k, _)| k.starts_with("members/"))
+            .any(|(_, v)| running(v))
 }
 /// The part of `key` after `dir`, when `key` starts with `dir` and is UTF-8.
 fn suffix_of<'a>(key: &'a [u8], dir: &str) -> Option<&'a str> {
@@ -273,8 +322,18 @@ impl EtcdCoordinator {
     pub fn lease_ttl(&self) -> Duration {
         Duration::from_secs(self.inner.lease_ttl_secs.unsigned_abs())
     }
+
+    fn epoch_state(&self) -> MutexGuard<'_, EpochState> {
+        self.inner.epoch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The key of a job path, `{prefix}/{path}`.
+    fn key(&self, path: &str) -> String {
+        format!("{}/{path}", self.inner.config.prefix)
+    }
+
     fn check_rank(&self, rank: usize) -> Result<()> {
-        let world_size = self.inner.config.world_size;
+        let world_size = self.epoch_state().world_size;
         if rank >= world_size {
             return Err(CoordinatorError::InvalidRank { rank, world_size });
         }
@@ -326,33 +385,75 @@ impl EtcdCoordinator {
         prefix: bool,
         deadline: Instant,
         view: &mut View,
+        decide: impl FnMut(&View) -> Option<R> + Send,
+    ) -> Result<Option<R>> {
+        let ranges = [Range {
+            path: String::new(),
+            prefix,
+        }];
+        self.follow_ranges(what, key, &ranges, deadline, view, decide)
+            .await
+    }
+
+    /// [`follow`](Self::follow) for several key ranges under `root`: they
+    /// are read in one transaction (one revision), and followed with one
+    /// watch of `root` (a prefix watch, unless the only range is one key)
+    /// whose events outside the ranges are ignored. `view` holds the keys by
+    /// the part after `root`.
+    async fn follow_ranges<R>(
+        &self,
+        what: &'static str,
+        root: &str,
+        ranges: &[Range],
+        deadline: Instant,
+        view: &mut View,
         mut decide: impl FnMut(&View) -> Option<R> + Send,
     ) -> Result<Option<R>> {
         let mut backoff: Option<Backoff> = None;
+        let watch_prefix = ranges.len() != 1 || ranges.iter().any(|r| r.prefix);
+        let watch_key = if watch_prefix {
+            root.to_string()
+        } else {
+            ranges
+                .first()
+                .map(|r| format!("{root}{}", r.path))
+                .unwrap_or_else(|| root.to_string())
+        };
+        let wanted = |suffix: &str| ranges.iter().any(|r| r.holds(suffix));
         loop {
             let read = self.call(what, |mut c| {
-                let key = key.to_string();
-                let options = prefix.then(|| GetOptions::new().with_prefix());
-                async move { c.get(key, options).await }
+                let ops: Vec<TxnOp> = ranges
+                    .iter()
+                    .map(|r| {
+                        let options = r.prefix.then(|| GetOptions::new().with_prefix());
+                        TxnOp::get(format!("{root}{}", r.path), options)
+                    })
+                    .collect();
+                async move { c.txn(Txn::new().and_then(ops)).await }
             });
             let resp = match tokio::time::timeout_at(deadline, read).await {
                 Err(_) => return Ok(None),
                 Ok(resp) => resp?,
             };
             view.clear();
-            for kv in resp.kvs() {
-                if let Some(suffix) = suffix_of(kv.key(), key) {
-                    view.insert(suffix.to_string(), kv.value().to_vec());
+            for op in resp.op_responses() {
+                if let TxnOpResponse::Get(get) = op {
+                    for kv in get.kvs() {
+                        if let Some(suffix) = suffix_of(kv.key(), root) {
+                            view.insert(suffix.to_string(), kv.value().to_vec());
+                        }
+                    }
                 }
             }
             if let Some(result) = decide(view) {
                 return Ok(Some(result));
             }
-            let start = revision_of(&resp).saturating_add(1);
+            let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+            let start = revision.saturating_add(1);
             let watch = self.call("watch", |mut c| {
-                let key = key.to_string();
+                let key = watch_key.clone();
                 let mut options = WatchOptions::new().with_start_revision(start);
-                if prefix {
+                if watch_prefix {
                     options = options.with_prefix();
                 }
                 async move { c.watch(key, Some(options)).await }
@@ -373,7 +474,7 @@ impl EtcdCoordinator {
                                 target: TARGET,
                                 coordinator = "etcd",
                                 operation = what,
-                                key,
+                                key = root,
                                 reason = resp.cancel_reason(),
                                 compact_revision = resp.compact_revision(),
                                 "watch canceled; reading again"
@@ -381,11 +482,16 @@ impl EtcdCoordinator {
                             break;
                         }
                         backoff = None;
+                        let mut changed = false;
                         for event in resp.events() {
                             let Some(kv) = event.kv() else { continue };
-                            let Some(suffix) = suffix_of(kv.key(), key) else {
+                            let Some(suffix) = suffix_of(kv.key(), root) else {
                                 continue;
                             };
+                            if !wanted(suffix) {
+                                continue;
+                            }
+                            changed = true;
                             match event.event_type() {
                                 EventType::Put => {
                                     view.insert(suffix.to_string(), kv.value().to_vec());
@@ -395,7 +501,7 @@ impl EtcdCoordinator {
                                 }
                             }
                         }
-                        if let Some(result) = decide(view) {
+                        if changed && let Some(result) = decide(view) {
                             return Ok(Some(result));
                         }
                     }
@@ -404,7 +510,7 @@ impl EtcdCoordinator {
                             target: TARGET,
                             coordinator = "etcd",
                             operation = what,
-                            key,
+                            key = root,
                             "watch stream ended; reading again"
                         );
                         break;
@@ -414,7 +520,7 @@ impl EtcdCoordinator {
                             target: TARGET,
                             coordinator = "etcd",
                             operation = what,
-                            key,
+                            key = root,
                             error = %e,
                             "watch broke; reading again"
                         );
@@ -434,6 +540,38 @@ impl EtcdCoordinator {
             {
                 return Ok(None);
             }
+        }
+    }
+}
+
+/// A key range that a wait follows: the key `path` under the wait's root,
+/// or every key starting with it.
+#[derive(Debug, Clone)]
+struct Range {
+    path: String,
+    prefix: bool,
+}
+
+impl Range {
+    fn key(path: impl Into<String>) -> Range {
+        Range {
+            path: path.into(),
+            prefix: false,
+        }
+    }
+
+    fn prefix(path: impl Into<String>) -> Range {
+        Range {
+            path: path.into(),
+            prefix: true,
+        }
+    }
+
+    fn holds(&self, suffix: &str) -> bool {
+        if self.prefix {
+            suffix.starts_with(&self.path)
+        } else {
+            suffix == self.path
         }
     }
 }
