@@ -932,4 +932,159 @@ mod tests {
             _ => panic!("a broken mark wins over completion"),
         }
     }
+
+    fn member(name: &str, state: MemberState) -> Vec<u8> {
+        serde_json::to_vec(&MemberValue {
+            world_size: 3,
+            state,
+            member: name.to_string(),
+        })
+        .unwrap()
+    }
+
+    /// A view of a job of 3 ranks in epoch 0, all connected and alive, in
+    /// barrier round 4 where ranks 0 and 1 arrived.
+    fn job() -> (RoundWatch, View) {
+        let mut view = View::new();
+        for rank in 0..3 {
+            let name = format!("m{rank}");
+            view.insert(format!("ranks/{rank}"), name.clone().into_bytes());
+            view.insert(
+                format!("members/{rank}"),
+                member(&name, MemberState::Running),
+            );
+        }
+        view.insert("rounds/0/barrier/4/0".into(), Vec::new());
+        view.insert("rounds/0/barrier/4/1".into(), Vec::new());
+        let watch = RoundWatch {
+            round_path: "rounds/0/barrier/4/".into(),
+            epoch: 0,
+            world_size: 3,
+            ranks: None,
+            own_key: "members/0".into(),
+            left: BTreeSet::new(),
+        };
+        (watch, view)
+    }
+
+    fn failed(seen: Option<Seen>) -> (Vec<usize>, String, Vec<usize>) {
+        match seen {
+            Some(Seen::Failed {
+                ranks,
+                reason,
+                missing,
+            }) => (ranks, reason, missing),
+            _ => panic!("expected a failure"),
+        }
+    }
+
+    #[test]
+    fn a_round_waits_for_live_ranks_and_completes() {
+        let (mut watch, mut view) = job();
+        assert!(watch.evaluate(&view).is_none());
+        view.insert("rounds/0/barrier/4/2".into(), Vec::new());
+        assert!(matches!(
+            watch.evaluate(&view),
+            Some(Seen::Outcome(RoundOutcome::Complete(_)))
+        ));
+        // Complete wins over a failure seen at the same time.
+        view.remove("members/2");
+        assert!(matches!(
+            watch.evaluate(&view),
+            Some(Seen::Outcome(RoundOutcome::Complete(_)))
+        ));
+    }
+
+    #[test]
+    fn a_missing_rank_whose_member_is_gone_fails_the_round() {
+        let (mut watch, mut view) = job();
+        view.remove("members/2");
+        let (ranks, reason, missing) = failed(watch.evaluate(&view));
+        assert_eq!((ranks, missing), (vec![2], vec![2]));
+        assert!(reason.contains("lease expired"), "{reason}");
+
+        // A rank that said `left` before its key went shut down.
+        let (mut watch, mut view) = job();
+        view.insert("members/2".into(), member("m2", MemberState::Left));
+        let (ranks, reason, _) = failed(watch.evaluate(&view));
+        assert_eq!(ranks, vec![2]);
+        assert!(reason.contains("shut down"), "{reason}");
+        view.remove("members/2");
+        let (_, reason, _) = failed(watch.evaluate(&view));
+        assert!(reason.contains("shut down"), "{reason}");
+    }
+
+    #[test]
+    fn a_rank_that_never_connected_is_late_not_failed() {
+        let (mut watch, mut view) = job();
+        view.remove("members/2");
+        view.remove("ranks/2");
+        assert!(watch.evaluate(&view).is_none());
+    }
+
+    #[test]
+    fn a_declared_rank_fails_the_round_even_if_it_arrived() {
+        let (mut watch, mut view) = job();
+        view.insert("failed/0/1".into(), b"missed heartbeats".to_vec());
+        view.insert("failed/1/2".into(), b"another epoch".to_vec());
+        let (ranks, reason, missing) = failed(watch.evaluate(&view));
+        assert_eq!((ranks, missing), (vec![1], vec![2]));
+        assert!(reason.contains("missed heartbeats"), "{reason}");
+    }
+
+    #[test]
+    fn later_epochs_follow_member_ids_wherever_their_key_is() {
+        let (mut watch, mut view) = job();
+        watch.epoch = 1;
+        watch.round_path = "rounds/1/barrier/0/".into();
+        watch.ranks = Some(vec!["m0".into(), "spare".into(), "m2".into()]);
+        let record = EpochRecord::new(1, watch.ranks.clone().unwrap());
+        view.insert("epoch".into(), record.to_bytes().unwrap());
+        view.insert("rounds/1/barrier/0/0".into(), Vec::new());
+        view.insert(
+            "standby/spare".into(),
+            member("spare", MemberState::Running),
+        );
+        assert!(watch.evaluate(&view).is_none());
+        view.remove("standby/spare");
+        let (ranks, _, missing) = failed(watch.evaluate(&view));
+        assert_eq!((ranks, missing), (vec![1], vec![1, 2]));
+    }
+
+    #[test]
+    fn a_new_epoch_or_a_lost_lease_fences_the_wait() {
+        let (mut watch, mut view) = job();
+        view.insert(
+            "epoch".into(),
+            EpochRecord::new(1, vec!["m0".into()]).to_bytes().unwrap(),
+        );
+        match watch.evaluate(&view) {
+            Some(Seen::Fenced(reason)) => assert!(reason.contains("epoch 1"), "{reason}"),
+            _ => panic!("expected Fenced"),
+        }
+        let (mut watch, mut view) = job();
+        view.remove("members/0");
+        assert!(matches!(watch.evaluate(&view), Some(Seen::Fenced(_))));
+    }
+
+    #[test]
+    fn broken_marks_say_timeout_or_failure() {
+        assert_eq!(Mark::decode(b"2,3"), Mark::Timeout(vec![2, 3]));
+        assert_eq!(
+            Mark::decode(&Mark::encode_failed(&[3], "rank 3 is gone")),
+            Mark::Failed {
+                ranks: vec![3],
+                reason: "rank 3 is gone".into()
+            }
+        );
+        let (mut watch, mut view) = job();
+        view.insert(
+            "rounds/0/barrier/4/broken".into(),
+            Mark::encode_failed(&[2], "gone"),
+        );
+        assert!(matches!(
+            watch.evaluate(&view),
+            Some(Seen::Outcome(RoundOutcome::Broken(Mark::Failed { .. })))
+        ));
+    }
 }
