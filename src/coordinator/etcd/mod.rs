@@ -13,6 +13,7 @@
 //!   fails when a participant does;
 //! - `membership.rs`: the [`Membership`](super::Membership) implementation:
 //!   epochs, declared failures, records, fenced writes;
+//! - `round.rs`: how a round is judged (complete, broken, fenced, failed);
 //! - `election.rs`: leader election on a lease-backed key;
 //! - `watch.rs`: the membership watch;
 //! - `error.rs`: how etcd client errors map to [`CoordinatorError`]s.
@@ -27,6 +28,7 @@ mod error;
 mod lease;
 mod members;
 mod membership;
+mod round;
 mod watch;
 
 pub use config::{EtcdConfig, EtcdConfigBuilder};
