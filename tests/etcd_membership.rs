@@ -710,3 +710,45 @@ async fn member_process() {
         println!("RESULT barrier={} put={}", kind_of(&barrier), kind_of(&put));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_lease_is_revoked_is_fenced_in_every_write() {
+    let Some(endpoints) = endpoints("a_member_whose_lease_is_revoked_is_fenced_in_every_write")
+    else {
+        return;
+    };
+    let prefix = unique("membership-revoked");
+    let r0 = connect(config(&endpoints, &prefix, 0, 1)).await;
+    r0.put_fenced("commits/0", b"ok".to_vec(), None)
+        .await
+        .unwrap();
+    let mut admin = etcd_client::Client::connect([endpoints.split(',').next().unwrap()], None)
+        .await
+        .unwrap();
+    admin.lease_revoke(r0.lease_id()).await.unwrap();
+    // Whether its keep-alive noticed first or etcd refuses the write, the
+    // member is fenced, saying why.
+    for result in [
+        r0.signal("go", b"x".to_vec()).await.map(drop),
+        r0.put_fenced("commits/1", b"late".to_vec(), None)
+            .await
+            .map(drop),
+        r0.campaign(Duration::from_secs(5)).await.map(drop),
+        r0.barrier(Duration::from_secs(5)).await,
+    ] {
+        match result {
+            Err(CoordinatorError::Fenced { epoch: 0, reason }) => {
+                assert!(reason.contains("lease"), "{reason}")
+            }
+            other => panic!("expected Fenced, got {other:?}"),
+        }
+    }
+    let mut check = etcd_client::Client::connect([endpoints.split(',').next().unwrap()], None)
+        .await
+        .unwrap();
+    let late = check
+        .get(format!("{prefix}/records/commits/1"), None)
+        .await
+        .unwrap();
+    assert!(late.kvs().is_empty(), "nothing was written");
+}

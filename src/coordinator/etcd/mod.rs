@@ -492,6 +492,28 @@ impl EtcdCoordinator {
             |_| {},
         )
         .await
+        .map_err(|e| self.fence_lost_lease(e))
+    }
+
+    /// etcd refuses a write under a lease that is gone ("requested lease
+    /// not found", as etcd's own clients recognise it): this member lost
+    /// its liveness, so the error is [`CoordinatorError::Fenced`], and the
+    /// handle stays fenced.
+    fn fence_lost_lease(&self, e: CoordinatorError) -> CoordinatorError {
+        if matches!(&e, CoordinatorError::Backend { message, .. } if message.contains("requested lease not found"))
+        {
+            self.inner
+                .state
+                .compare_exchange(
+                    lease::ACTIVE,
+                    lease::LEASE_LOST,
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                )
+                .ok();
+            return self.lease_lost();
+        }
+        e
     }
 
     /// One etcd call with a timeout, not retried.
