@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use steadfast::coordinator::{
-    conformance, Coordinator, CoordinatorError, EtcdConfig, EtcdCoordinator, MemberEvent, Signal,
+    conformance, Coordinator, CoordinatorError, EtcdConfig, EtcdCoordinator, MemberEvent,
+    Membership, MembershipEvent, Role, Signal,
 };
 use steadfast::health::{HealthConfig, HealthMonitor, HealthStatus, MemberId};
 use steadfast::retry::{RetryPolicy, Transient};
@@ -514,9 +515,10 @@ async fn a_rank_whose_lease_is_gone_refuses_to_go_on() {
             graceful: false
         }
     );
-    // Rank 0 cannot take part any more: a permanent error, not a wait.
+    // Rank 0 cannot take part any more: a permanent error, not a wait; it
+    // is fenced (it can no longer write under its lease).
     let err = r0.barrier(PATIENCE).await.unwrap_err();
-    assert!(matches!(err, CoordinatorError::Backend { .. }), "{err:?}");
+    assert!(matches!(err, CoordinatorError::Fenced { .. }), "{err:?}");
     assert!(!err.is_transient());
     assert!(err.to_string().contains("lease"), "{err}");
     r1.shutdown(Duration::from_millis(200)).await.ok();
@@ -674,6 +676,15 @@ async fn operations_retry_through_an_etcd_restart() {
             .unwrap();
     }
 
+    let mut membership = ranks[0].watch_membership();
+    for _ in 0..4 {
+        let event = tokio::time::timeout(PATIENCE, membership.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(event, MembershipEvent::Joined { .. }), "{event:?}");
+    }
+
     // etcd dies; every rank starts its next round while it is down.
     etcd.kill().await;
     let during = round(&ranks);
@@ -706,6 +717,34 @@ async fn operations_retry_through_an_etcd_restart() {
     if let Ok(Some(Ok(event))) = more {
         assert!(!event.is_failure(), "unexpected {event:?}");
     }
+    // The membership watch was re-established: it reports a standby that
+    // joins after the restart, and no failure before it.
+    let spare = EtcdCoordinator::connect(
+        EtcdConfig::builder()
+            .endpoints([endpoint.clone()])
+            .prefix(prefix.clone())
+            .world_size(4)
+            .member_id("spare-after-restart")
+            .standby(true)
+            .connect_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let joined = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let event = membership.next().await.expect("the watch ended");
+            assert_eq!(event.failed_rank(), None, "unexpected {event:?}");
+            if let MembershipEvent::Joined { member, role } = event {
+                return (member, role);
+            }
+        }
+    })
+    .await
+    .expect("the membership watch must come back after the restart");
+    assert_eq!(joined, ("spare-after-restart".to_string(), Role::Standby));
+    spare.shutdown(Duration::from_secs(5)).await.unwrap();
     shutdown_all(ranks).await;
     etcd.kill().await;
 }

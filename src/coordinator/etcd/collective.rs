@@ -1,17 +1,23 @@
 //! The collective operations and signals of an
-//! [`EtcdCoordinator`]: barrier and all-gather rounds (arrive, follow the
-//! round with a watch, mark it broken on a timeout), and signals raised with
-//! a compare-and-swap and followed with a watch.
+//! [`EtcdCoordinator`]: barrier and all-gather rounds (arrive under the
+//! epoch, follow the round and the members with one watch, fail the round
+//! when a participant fails, mark it broken on a timeout), and signals
+//! raised with a compare-and-swap and followed with a watch.
 
-use std::sync::atomic::Ordering;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 
-use super::{parse_rank, suffix_of, EtcdCoordinator, View, TARGET};
+use super::round::{
+    encode_ranks, missing_ranks, round_outcome, round_view, Mark, RoundOutcome, RoundWatch, Seen,
+    BROKEN,
+};
+use super::{suffix_of, EpochState, EtcdCoordinator, Range, View, TARGET};
 use crate::coordinator::{
-    deadline_after, validate_signal_key, Coordinator, CoordinatorError, Result, Signal,
+    deadline_after, validate_signal_key, Coordinator, CoordinatorError, EpochRecord, Result, Role,
+    Signal,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,46 +41,6 @@ impl Collective {
         }
     }
 }
-/// What a collective round looks like in a [`View`].
-enum RoundOutcome {
-    Complete(Vec<Vec<u8>>),
-    Broken(Vec<usize>),
-}
-
-fn round_outcome(view: &View, world_size: usize) -> Option<RoundOutcome> {
-    if let Some(value) = view.get(BROKEN) {
-        return Some(RoundOutcome::Broken(decode_ranks(value)));
-    }
-    let mut values = Vec::with_capacity(world_size);
-    for rank in 0..world_size {
-        values.push(view.get(&rank.to_string())?.clone());
-    }
-    Some(RoundOutcome::Complete(values))
-}
-
-fn missing_ranks(view: &View, world_size: usize) -> Vec<usize> {
-    (0..world_size)
-        .filter(|rank| !view.contains_key(&rank.to_string()))
-        .collect()
-}
-
-const BROKEN: &str = "broken";
-
-fn encode_ranks(ranks: &[usize]) -> Vec<u8> {
-    ranks
-        .iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-        .into_bytes()
-}
-
-fn decode_ranks(value: &[u8]) -> Vec<usize> {
-    String::from_utf8_lossy(value)
-        .split(',')
-        .filter_map(|r| parse_rank(r.trim()))
-        .collect()
-}
 
 fn encode_signal(seq: u64, payload: &[u8]) -> Vec<u8> {
     let mut value = Vec::with_capacity(8 + payload.len());
@@ -90,7 +56,42 @@ fn decode_signal(value: &[u8]) -> Option<Signal> {
         payload: payload.to_vec(),
     })
 }
+
 impl EtcdCoordinator {
+    /// The compare that fences a write to the epoch this handle entered:
+    /// `{prefix}/epoch` is still at the revision it had then (absent, for
+    /// epoch 0).
+    pub(super) fn epoch_compare(&self, state: &EpochState) -> Compare {
+        Compare::mod_revision(self.key("epoch"), CompareOp::Equal, state.revision)
+    }
+
+    /// The compare that says this member is still alive: its live key is
+    /// held by its own lease.
+    pub(super) fn liveness_compare(&self) -> Compare {
+        Compare::lease(self.live_key(), CompareOp::Equal, self.inner.lease_id)
+    }
+
+    /// The `Fenced` error for a handle of `state` when the job's epoch key
+    /// holds `stored` (`None`: absent).
+    pub(super) fn fenced_by_epoch(
+        &self,
+        state: &EpochState,
+        stored: Option<&[u8]>,
+    ) -> CoordinatorError {
+        let now = match stored.map(EpochRecord::from_bytes) {
+            Some(Ok(record)) => format!("epoch {}", record.epoch),
+            Some(Err(_)) => "an unreadable epoch".to_string(),
+            None => "epoch 0".to_string(),
+        };
+        CoordinatorError::Fenced {
+            epoch: state.epoch,
+            reason: format!(
+                "member {:?} entered epoch {}, but the job is in {now}",
+                self.inner.member_id, state.epoch
+            ),
+        }
+    }
+
     async fn collective(
         &self,
         kind: Collective,
@@ -99,42 +100,63 @@ impl EtcdCoordinator {
     ) -> Result<Vec<Vec<u8>>> {
         self.check_usable()?;
         let deadline = deadline_after(timeout);
-        let counter = match kind {
-            Collective::Barrier => &self.inner.next_barrier,
-            Collective::AllGather => &self.inner.next_gather,
+        let (state, round) = {
+            let mut state = self.epoch_state();
+            let counter = match kind {
+                Collective::Barrier => &mut state.next_barrier,
+                Collective::AllGather => &mut state.next_gather,
+            };
+            let round = *counter;
+            *counter = counter.saturating_add(1);
+            (state.clone(), round)
         };
-        let round = counter.fetch_add(1, Ordering::SeqCst);
+        let Role::Rank(rank) = state.role else {
+            return Err(CoordinatorError::NotAMember {
+                member: self.inner.member_id.clone(),
+                epoch: state.epoch,
+            });
+        };
         let prefix = &self.inner.config.prefix;
-        let rank = self.inner.config.rank;
-        let world_size = self.inner.config.world_size;
-        let dir = format!("{prefix}/{}/{round}/", kind.dir());
+        let world_size = state.world_size;
+        let epoch = state.epoch;
+        let root = format!("{prefix}/");
+        let round_path = format!("rounds/{epoch}/{}/{round}/", kind.dir());
+        let dir = format!("{root}{round_path}");
         let my_key = format!("{dir}{rank}");
         let broken_key = format!("{dir}{BROKEN}");
+        let epoch_key = self.key("epoch");
+        let live_key = self.live_key();
         let lease = self.inner.lease_id;
         tracing::debug!(
             target: TARGET,
             coordinator = "etcd",
             prefix = %prefix,
             rank,
+            epoch,
             operation = kind.name(),
             round,
             "arriving"
         );
 
-        // Arrive, unless the round is already broken.
+        // Arrive, unless the round is broken, the job left this epoch, or
+        // this member's lease is gone.
         let arrive = self.call(kind.name(), |mut c| {
             let txn = Txn::new()
-                .when([Compare::create_revision(
-                    broken_key.clone(),
-                    CompareOp::Equal,
-                    0,
-                )])
+                .when([
+                    Compare::create_revision(broken_key.clone(), CompareOp::Equal, 0),
+                    self.epoch_compare(&state),
+                    self.liveness_compare(),
+                ])
                 .and_then([TxnOp::put(
                     my_key.clone(),
                     data.clone(),
                     Some(PutOptions::new().with_lease(lease)),
                 )])
-                .or_else([TxnOp::get(broken_key.clone(), None)]);
+                .or_else([
+                    TxnOp::get(broken_key.clone(), None),
+                    TxnOp::get(epoch_key.clone(), None),
+                    TxnOp::get(live_key.clone(), None),
+                ]);
             async move { c.txn(txn).await }
         });
         let arrived = match tokio::time::timeout_at(deadline, arrive).await {
@@ -150,60 +172,224 @@ impl EtcdCoordinator {
             }
         };
         if !arrived.succeeded() {
-            let missing = arrived
+            let values: Vec<Option<(Vec<u8>, i64, i64)>> = arrived
                 .op_responses()
                 .into_iter()
-                .find_map(|op| match op {
-                    TxnOpResponse::Get(get) => get.kvs().first().map(|kv| decode_ranks(kv.value())),
+                .map(|op| match op {
+                    TxnOpResponse::Get(get) => get
+                        .kvs()
+                        .first()
+                        .map(|kv| (kv.value().to_vec(), kv.mod_revision(), kv.lease())),
                     _ => None,
                 })
-                .unwrap_or_default();
-            return Err(self.broken(kind, round, missing));
+                .collect();
+            let get = |i: usize| values.get(i).cloned().flatten();
+            if get(2).is_none_or(|(_, _, holder)| holder != lease) {
+                return Err(self.lease_lost());
+            }
+            let stored_epoch = get(1);
+            if stored_epoch.as_ref().map_or(0, |(_, rev, _)| *rev) != state.revision {
+                return Err(self
+                    .fenced_by_epoch(&state, stored_epoch.as_ref().map(|(v, _, _)| v.as_slice())));
+            }
+            let mark = get(0).map_or(Mark::Timeout(Vec::new()), |(v, _, _)| Mark::decode(&v));
+            return Err(self.broken(kind, round, mark));
         }
 
-        let mut view = View::new();
-        let outcome = self
-            .follow(kind.name(), &dir, true, deadline, &mut view, |view| {
-                round_outcome(view, world_size)
-            })
-            .await?;
-        let outcome = match outcome {
-            Some(outcome) => outcome,
-            None => self.break_round(kind, round, &dir, view, timeout).await?,
+        let mut ranges = vec![
+            Range::prefix(round_path.clone()),
+            Range::prefix("members/"),
+            Range::prefix("standby/"),
+            Range::prefix(format!("failed/{epoch}/")),
+            Range::key("epoch"),
+        ];
+        if state.ranks.is_none() {
+            ranges.push(Range::prefix("ranks/"));
+        }
+        let own_key = live_key
+            .strip_prefix(&root)
+            .unwrap_or(&live_key)
+            .to_string();
+        let mut watcher = RoundWatch {
+            round_path: round_path.clone(),
+            epoch,
+            world_size,
+            ranks: state.ranks.clone(),
+            own_key,
+            left: BTreeSet::new(),
+        };
+        let outcome = loop {
+            let mut view = View::new();
+            let seen = self
+                .follow_ranges(kind.name(), &root, &ranges, deadline, &mut view, |view| {
+                    watcher.evaluate(view)
+                })
+                .await?;
+            match seen {
+                None => {
+                    let round_only = round_view(&view, &round_path);
+                    break self
+                        .break_round(kind, round, &dir, round_only, world_size, timeout)
+                        .await?;
+                }
+                Some(Seen::Outcome(outcome)) => break outcome,
+                Some(Seen::Fenced(reason)) => {
+                    tracing::warn!(
+                        target: TARGET,
+                        coordinator = "etcd",
+                        prefix = %prefix,
+                        rank,
+                        epoch,
+                        operation = kind.name(),
+                        round,
+                        reason = %reason,
+                        "fenced during a round"
+                    );
+                    return Err(CoordinatorError::Fenced { epoch, reason });
+                }
+                Some(Seen::Failed {
+                    ranks,
+                    reason,
+                    missing,
+                }) => {
+                    if let Some(outcome) = self
+                        .fail_round(kind, round, &dir, &ranks, &reason, &missing, world_size)
+                        .await?
+                    {
+                        break outcome;
+                    }
+                    // Someone arrived meanwhile: judge the round again.
+                }
+            }
         };
         match outcome {
             RoundOutcome::Complete(values) => {
-                self.forget_previous_round(kind, round);
+                self.forget_previous_round(kind, epoch, rank, round);
                 tracing::debug!(
                     target: TARGET,
                     coordinator = "etcd",
                     prefix = %prefix,
                     rank,
+                    epoch,
                     operation = kind.name(),
                     round,
                     "round complete"
                 );
                 Ok(values)
             }
-            RoundOutcome::Broken(missing) => Err(self.broken(kind, round, missing)),
+            RoundOutcome::Broken(mark) => Err(self.broken(kind, round, mark)),
         }
     }
 
-    fn broken(&self, kind: Collective, round: u64, missing: Vec<usize>) -> CoordinatorError {
-        tracing::warn!(
+    /// Participants failed: marks the round broken for them, in a
+    /// transaction that succeeds only while the missing ranks are still
+    /// missing, so that every rank sees the same end of the round (complete,
+    /// or failed). Returns the round's outcome, or `None` when a rank
+    /// arrived meanwhile and the round must be judged again.
+    #[allow(clippy::too_many_arguments)]
+    async fn fail_round(
+        &self,
+        kind: Collective,
+        round: u64,
+        dir: &str,
+        failed: &[usize],
+        reason: &str,
+        missing: &[usize],
+        world_size: usize,
+    ) -> Result<Option<RoundOutcome>> {
+        let broken_key = format!("{dir}{BROKEN}");
+        let mut compares = vec![Compare::create_revision(
+            broken_key.clone(),
+            CompareOp::Equal,
+            0,
+        )];
+        compares.extend(
+            missing
+                .iter()
+                .map(|r| Compare::create_revision(format!("{dir}{r}"), CompareOp::Equal, 0)),
+        );
+        let txn = Txn::new()
+            .when(compares)
+            .and_then([TxnOp::put(
+                broken_key,
+                Mark::encode_failed(failed, reason),
+                Some(PutOptions::new().with_lease(self.inner.lease_id)),
+            )])
+            .or_else([TxnOp::get(
+                dir.to_string(),
+                Some(GetOptions::new().with_prefix()),
+            )]);
+        let resp = self
+            .call("mark round failed", |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await?;
+        tracing::debug!(
             target: TARGET,
             coordinator = "etcd",
-            prefix = %self.inner.config.prefix,
-            rank = self.inner.config.rank,
             operation = kind.name(),
             round,
-            ?missing,
-            "round is broken: another rank timed out waiting"
+            ?failed,
+            marked = resp.succeeded(),
+            "participants failed; marking the round"
         );
-        CoordinatorError::Broken {
-            operation: kind.name(),
-            round,
-            missing,
+        if resp.succeeded() {
+            return Ok(Some(RoundOutcome::Broken(Mark::Failed {
+                ranks: failed.to_vec(),
+                reason: reason.to_string(),
+            })));
+        }
+        let mut view = View::new();
+        for op in resp.op_responses() {
+            if let TxnOpResponse::Get(get) = op {
+                for kv in get.kvs() {
+                    if let Some(suffix) = suffix_of(kv.key(), dir) {
+                        view.insert(suffix.to_string(), kv.value().to_vec());
+                    }
+                }
+            }
+        }
+        Ok(round_outcome(&view, world_size))
+    }
+
+    fn broken(&self, kind: Collective, round: u64, mark: Mark) -> CoordinatorError {
+        match mark {
+            Mark::Timeout(missing) => {
+                tracing::warn!(
+                    target: TARGET,
+                    coordinator = "etcd",
+                    prefix = %self.inner.config.prefix,
+                    member = %self.inner.member_id,
+                    operation = kind.name(),
+                    round,
+                    ?missing,
+                    "round is broken: another rank timed out waiting"
+                );
+                CoordinatorError::Broken {
+                    operation: kind.name(),
+                    round,
+                    missing,
+                }
+            }
+            Mark::Failed { ranks, reason } => {
+                tracing::warn!(
+                    target: TARGET,
+                    coordinator = "etcd",
+                    prefix = %self.inner.config.prefix,
+                    member = %self.inner.member_id,
+                    operation = kind.name(),
+                    round,
+                    ?ranks,
+                    reason = %reason,
+                    "round failed: participants failed"
+                );
+                CoordinatorError::RanksFailed {
+                    operation: kind.name(),
+                    ranks,
+                    reason,
+                }
+            }
         }
     }
 
@@ -217,9 +403,9 @@ impl EtcdCoordinator {
         round: u64,
         dir: &str,
         mut view: View,
+        world_size: usize,
         timeout: Duration,
     ) -> Result<RoundOutcome> {
-        let world_size = self.inner.config.world_size;
         let broken_key = format!("{dir}{BROKEN}");
         let lease = self.inner.lease_id;
         // Each failed attempt means another rank arrived (or broke the
@@ -257,7 +443,7 @@ impl EtcdCoordinator {
                         target: TARGET,
                         coordinator = "etcd",
                         prefix = %self.inner.config.prefix,
-                        rank = self.inner.config.rank,
+                        member = %self.inner.member_id,
                         operation = kind.name(),
                         round,
                         ?missing,
@@ -276,7 +462,7 @@ impl EtcdCoordinator {
                     target: TARGET,
                     coordinator = "etcd",
                     prefix = %self.inner.config.prefix,
-                    rank = self.inner.config.rank,
+                    member = %self.inner.member_id,
                     operation = kind.name(),
                     round,
                     ?missing,
@@ -311,16 +497,11 @@ impl EtcdCoordinator {
 
     /// Once round `round` is complete, every rank has left round
     /// `round - 1`: delete this rank's key there, in the background.
-    fn forget_previous_round(&self, kind: Collective, round: u64) {
+    fn forget_previous_round(&self, kind: Collective, epoch: u64, rank: usize, round: u64) {
         let Some(previous) = round.checked_sub(1) else {
             return;
         };
-        let key = format!(
-            "{}/{}/{previous}/{}",
-            self.inner.config.prefix,
-            kind.dir(),
-            self.inner.config.rank
-        );
+        let key = self.key(&format!("rounds/{epoch}/{}/{previous}/{rank}", kind.dir()));
         let mut client = self.inner.client.clone();
         let op_timeout = self.inner.config.op_timeout;
         tokio::spawn(async move {
@@ -338,18 +519,33 @@ impl EtcdCoordinator {
         });
     }
 
+    /// This handle's rank, or `NotAMember` for a standby.
+    fn own_rank(&self) -> Result<usize> {
+        let state = self.epoch_state();
+        match state.role {
+            Role::Rank(rank) => Ok(rank),
+            Role::Standby => Err(CoordinatorError::NotAMember {
+                member: self.inner.member_id.clone(),
+                epoch: state.epoch,
+            }),
+        }
+    }
+
     fn signal_key(&self, key: &str, rank: usize) -> String {
         format!("{}/signal/{key}/{rank}", self.inner.config.prefix)
     }
 }
 #[async_trait]
 impl Coordinator for EtcdCoordinator {
+    /// This handle's rank in its epoch; a standby answers its epoch's
+    /// world size (it holds no rank).
     fn rank(&self) -> usize {
-        self.inner.config.rank
+        self.epoch_state().rank_or_world()
     }
 
+    /// The world size of this handle's epoch.
     fn world_size(&self) -> usize {
-        self.inner.config.world_size
+        self.epoch_state().world_size
     }
 
     fn name(&self) -> &str {
@@ -369,7 +565,8 @@ impl Coordinator for EtcdCoordinator {
     async fn signal(&self, key: &str, payload: Vec<u8>) -> Result<u64> {
         validate_signal_key(key)?;
         self.check_usable()?;
-        let etcd_key = self.signal_key(key, self.inner.config.rank);
+        let rank = self.own_rank()?;
+        let etcd_key = self.signal_key(key, rank);
         let lease = self.inner.lease_id;
         // Compare-and-swap on the key's revision: a concurrent signal from a
         // clone of this handle makes the swap fail, and it is tried again.
@@ -413,7 +610,7 @@ impl Coordinator for EtcdCoordinator {
                     target: TARGET,
                     coordinator = "etcd",
                     prefix = %self.inner.config.prefix,
-                    rank = self.inner.config.rank,
+                    rank,
                     key,
                     seq = next,
                     "signal raised"
@@ -465,7 +662,7 @@ impl Coordinator for EtcdCoordinator {
                     target: TARGET,
                     coordinator = "etcd",
                     prefix = %self.inner.config.prefix,
-                    rank = self.inner.config.rank,
+                    member = %self.inner.member_id,
                     waited_for = rank,
                     key,
                     min_seq,
@@ -483,6 +680,8 @@ impl Coordinator for EtcdCoordinator {
 
 #[cfg(test)]
 mod tests {
+    use super::super::parse_rank;
+    use super::super::round::decode_ranks;
     use super::*;
 
     #[test]
@@ -508,27 +707,5 @@ mod tests {
         );
         assert_eq!(decode_signal(&encode_signal(1, b"")).unwrap().payload, b"");
         assert_eq!(decode_signal(b"short"), None);
-    }
-
-    #[test]
-    fn round_outcome_needs_every_rank_or_a_broken_mark() {
-        let mut view = View::new();
-        view.insert("0".into(), b"a".to_vec());
-        view.insert("2".into(), b"c".to_vec());
-        view.insert("9".into(), b"stray".to_vec());
-        assert!(round_outcome(&view, 3).is_none());
-        assert_eq!(missing_ranks(&view, 3), vec![1]);
-        view.insert("1".into(), b"b".to_vec());
-        match round_outcome(&view, 3) {
-            Some(RoundOutcome::Complete(values)) => {
-                assert_eq!(values, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
-            }
-            _ => panic!("round should be complete"),
-        }
-        view.insert(BROKEN.into(), encode_ranks(&[1]));
-        match round_outcome(&view, 3) {
-            Some(RoundOutcome::Broken(missing)) => assert_eq!(missing, vec![1]),
-            _ => panic!("a broken mark wins over completion"),
-        }
     }
 }

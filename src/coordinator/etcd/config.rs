@@ -25,6 +25,9 @@ use crate::retry::{Jitter, RetryPolicy};
 /// - `op_timeout`: 5 s
 /// - `retry`: [`EtcdConfig::default_retry`]: 8 retries, 100 ms doubling to
 ///   2 s, equal jitter, at most 30 s in all
+/// - `member_id`: none: the coordinator makes one unique per process
+///   (`p{pid}-{lease id in hex}`)
+/// - `standby`: false (the process holds `rank`)
 ///
 /// # Examples
 ///
@@ -58,6 +61,8 @@ pub struct EtcdConfig {
     pub(super) connect_timeout: Duration,
     pub(super) op_timeout: Duration,
     pub(super) retry: RetryPolicy,
+    pub(super) member_id: Option<String>,
+    pub(super) standby: bool,
 }
 
 impl EtcdConfig {
@@ -82,6 +87,8 @@ impl EtcdConfig {
                 connect_timeout: Duration::from_secs(5),
                 op_timeout: Duration::from_secs(5),
                 retry: EtcdConfig::default_retry(),
+                member_id: None,
+                standby: false,
             },
         }
     }
@@ -181,6 +188,11 @@ impl EtcdConfig {
             if value.is_zero() {
                 return Err(ConfigError::new(field, "must be greater than zero"));
             }
+        }
+        if let Some(member) = &self.member_id {
+            crate::coordinator::validate_member_id(member).map_err(|e| {
+                ConfigError::new("member_id", e.to_string().replace("invalid argument: ", ""))
+            })?;
         }
         Ok(())
     }
@@ -298,6 +310,37 @@ impl EtcdConfig {
     /// ```
     pub fn retry(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    /// The member id set for this process, if one was set; without one the
+    /// coordinator makes one (see
+    /// [`Membership::member_id`](crate::coordinator::Membership::member_id)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::coordinator::EtcdConfig;
+    /// let config = EtcdConfig::builder().prefix("job").member_id("host-3").build()?;
+    /// assert_eq!(config.member_id(), Some("host-3"));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn member_id(&self) -> Option<&str> {
+        self.member_id.as_deref()
+    }
+
+    /// Whether the process joins as a standby: it holds no rank until it
+    /// enters an epoch that gives it one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::coordinator::EtcdConfig;
+    /// let config = EtcdConfig::builder().prefix("job").standby(true).build()?;
+    /// assert!(config.standby());
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn standby(&self) -> bool {
+        self.standby
     }
 }
 
@@ -472,6 +515,42 @@ impl EtcdConfigBuilder {
         self
     }
 
+    /// Sets this process's member id, unique among the job's members for
+    /// its lifetime ([`validate_member_id`](crate::coordinator::validate_member_id)
+    /// says which ids are valid). Without one, the coordinator makes one
+    /// from the process id and its lease id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::coordinator::EtcdConfig;
+    /// assert!(EtcdConfig::builder().prefix("j").member_id("node-7:0").build().is_ok());
+    /// let err = EtcdConfig::builder().prefix("j").member_id("a/b").build().unwrap_err();
+    /// assert_eq!(err.field(), "member_id");
+    /// ```
+    pub fn member_id(mut self, member: impl Into<String>) -> Self {
+        self.config.member_id = Some(member.into());
+        self
+    }
+
+    /// Joins as a standby: the process registers as a live member under
+    /// `{prefix}/standby/{member_id}` and holds no rank until it enters an
+    /// epoch that gives it one. `rank` is then ignored; `world_size` is
+    /// still the job's (that of epoch 0).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::coordinator::EtcdConfig;
+    /// let config = EtcdConfig::builder().prefix("j").world_size(4).standby(true).build()?;
+    /// assert!(config.standby());
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn standby(mut self, standby: bool) -> Self {
+        self.config.standby = standby;
+        self
+    }
+
     /// Validates the configuration.
     ///
     /// # Errors
@@ -515,6 +594,10 @@ struct EtcdConfigRepr {
     #[serde(with = "crate::serde_duration")]
     op_timeout: Duration,
     retry: RetryPolicy,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    member_id: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    standby: bool,
 }
 
 impl Default for EtcdConfigRepr {
@@ -534,6 +617,8 @@ impl From<EtcdConfig> for EtcdConfigRepr {
             connect_timeout: c.connect_timeout,
             op_timeout: c.op_timeout,
             retry: c.retry,
+            member_id: c.member_id,
+            standby: c.standby,
         }
     }
 }
@@ -552,6 +637,8 @@ impl TryFrom<EtcdConfigRepr> for EtcdConfig {
                 connect_timeout: f.connect_timeout,
                 op_timeout: f.op_timeout,
                 retry: f.retry,
+                member_id: f.member_id,
+                standby: f.standby,
             },
         }
         .build()
@@ -598,6 +685,8 @@ mod tests {
             (config().lease_ttl(Duration::from_millis(2500)), "lease_ttl"),
             (config().connect_timeout(Duration::ZERO), "connect_timeout"),
             (config().op_timeout(Duration::ZERO), "op_timeout"),
+            (config().member_id(""), "member_id"),
+            (config().member_id("a b"), "member_id"),
         ];
         for (builder, field) in cases {
             let err = builder.clone().build().unwrap_err();
@@ -640,5 +729,19 @@ mod tests {
         assert!(invalid.unwrap_err().to_string().contains("rank"));
         let unknown = serde_json::from_str::<EtcdConfig>(r#"{"prefix": "job", "ttl": "1s"}"#);
         assert!(unknown.is_err());
+
+        let spare: EtcdConfig =
+            serde_json::from_str(r#"{"prefix": "job", "member_id": "spare-1", "standby": true}"#)
+                .unwrap();
+        assert_eq!(
+            (spare.member_id(), spare.standby()),
+            (Some("spare-1"), true)
+        );
+        assert_eq!(
+            serde_json::from_value::<EtcdConfig>(serde_json::to_value(&spare).unwrap()).unwrap(),
+            spare
+        );
+        let bad = serde_json::from_str::<EtcdConfig>(r#"{"prefix": "job", "member_id": "a/b"}"#);
+        assert!(bad.unwrap_err().to_string().contains("member_id"));
     }
 }

@@ -2,7 +2,7 @@
 //! registers the rank, a background task keeps the lease alive, and
 //! [`EtcdCoordinator::shutdown`] leaves cleanly.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,11 +11,12 @@ use etcd_client::{
 };
 
 use super::error::from_etcd;
-use super::members::{member_key, MemberState, MemberValue};
+use super::members::{member_key, standby_key, MemberState, MemberValue};
 use super::{
-    parse_rank, retry_call, AbortOnDrop, EtcdConfig, EtcdCoordinator, Inner, View, TARGET,
+    parse_rank, retry_call, AbortOnDrop, EpochState, EtcdConfig, EtcdCoordinator, Inner, View,
+    TARGET,
 };
-use crate::coordinator::{deadline_after, CoordinatorError, Result};
+use crate::coordinator::{deadline_after, CoordinatorError, EpochRecord, Result, Role};
 
 /// The lifecycle of a coordinator's lease.
 pub(super) const ACTIVE: u8 = 0;
@@ -123,40 +124,63 @@ impl EtcdCoordinator {
         let lease_id = grant.id();
         let granted_ttl = grant.ttl().max(1);
 
-        let member_key = member_key(&config.prefix, config.rank);
+        let member_id = match &config.member_id {
+            Some(member) => member.clone(),
+            None => format!("p{}-{lease_id:x}", std::process::id()),
+        };
         let value = serde_json::to_vec(&MemberValue {
             world_size: config.world_size,
             state: MemberState::Running,
+            member: member_id.clone(),
         })
         .map_err(|e| CoordinatorError::Backend {
             message: format!("encoding the member value: {e}"),
             source: Some(Box::new(e)),
         })?;
+        // A rank registers `members/{rank}` and records who holds the rank
+        // in epoch 0 (`ranks/{rank}`, kept after its lease); a standby
+        // registers `standby/{member}`.
+        let live_key = if config.standby {
+            standby_key(&config.prefix, &member_id)
+        } else {
+            member_key(&config.prefix, config.rank)
+        };
         let members_dir = format!("{}/members/", config.prefix);
+        let epoch_key = format!("{}/epoch", config.prefix);
         let registered = {
-            let member_key = member_key.clone();
+            let live_key = live_key.clone();
             let members_dir = members_dir.clone();
+            let epoch_key = epoch_key.clone();
+            let rank_key =
+                (!config.standby).then(|| format!("{}/ranks/{}", config.prefix, config.rank));
+            let member_id = member_id.clone();
             retry_call(
                 &config.retry,
                 "register",
                 op_timeout,
                 &client,
                 move |mut c| {
+                    let mut ops = vec![TxnOp::put(
+                        live_key.clone(),
+                        value.clone(),
+                        Some(PutOptions::new().with_lease(lease_id)),
+                    )];
+                    if let Some(rank_key) = &rank_key {
+                        ops.push(TxnOp::put(rank_key.clone(), member_id.clone(), None));
+                    }
+                    ops.push(TxnOp::get(
+                        members_dir.clone(),
+                        Some(GetOptions::new().with_prefix()),
+                    ));
+                    ops.push(TxnOp::get(epoch_key.clone(), None));
                     let txn = Txn::new()
                         .when([Compare::create_revision(
-                            member_key.clone(),
+                            live_key.clone(),
                             CompareOp::Equal,
                             0,
                         )])
-                        .and_then([
-                            TxnOp::put(
-                                member_key.clone(),
-                                value.clone(),
-                                Some(PutOptions::new().with_lease(lease_id)),
-                            ),
-                            TxnOp::get(members_dir.clone(), Some(GetOptions::new().with_prefix())),
-                        ])
-                        .or_else([TxnOp::get(member_key.clone(), None)]);
+                        .and_then(ops)
+                        .or_else([TxnOp::get(live_key.clone(), None)]);
                     async move { c.txn(txn).await }
                 },
                 &record,
@@ -174,25 +198,31 @@ impl EtcdCoordinator {
                 .unwrap_or(0);
             revoke_best_effort(&client, lease_id, op_timeout).await;
             // Re-registering with our own lease cannot happen: it is new.
+            let who = if config.standby {
+                format!("standby member {member_id:?}")
+            } else {
+                format!("rank {}", config.rank)
+            };
             return Err(CoordinatorError::Backend {
                 message: format!(
-                    "rank {} of job {:?} is already registered by another process (its key {member_key:?} \
-                     is held by lease {holder:#x}); a rank of a process that died is released when its \
+                    "{who} of job {:?} is already registered by another process (its key {live_key:?} \
+                     is held by lease {holder:#x}); a member of a process that died is released when its \
                      lease expires, within {:?}",
-                    config.rank, config.prefix, config.lease_ttl
+                    config.prefix, config.lease_ttl
                 ),
                 source: None,
             });
         }
-        // Check that the ranks already there agree on the world size.
-        let members = registered
+        let gets: Vec<_> = registered
             .op_responses()
             .into_iter()
-            .find_map(|op| match op {
+            .filter_map(|op| match op {
                 TxnOpResponse::Get(get) => Some(get),
                 _ => None,
-            });
-        if let Some(members) = members {
+            })
+            .collect();
+        // Check that the ranks already there agree on the world size.
+        if let Some(members) = gets.first() {
             for kv in members.kvs() {
                 let Some(rank) = kv
                     .key()
@@ -202,7 +232,7 @@ impl EtcdCoordinator {
                 else {
                     continue;
                 };
-                if let Ok(other) = serde_json::from_slice::<MemberValue>(kv.value())
+                if let Some(other) = MemberValue::parse(kv.value())
                     && other.world_size != config.world_size
                 {
                     revoke_best_effort(&client, lease_id, op_timeout).await;
@@ -213,6 +243,41 @@ impl EtcdCoordinator {
                 }
             }
         }
+        // A rank starts in epoch 0, as connected (a job already past it
+        // fences the rank until it enters the current epoch); a standby
+        // starts in the job's current epoch, holding no rank.
+        let stored_epoch = gets
+            .get(1)
+            .and_then(|get| get.kvs().first())
+            .and_then(|kv| {
+                EpochRecord::from_bytes(kv.value())
+                    .ok()
+                    .map(|record| (record, kv.mod_revision()))
+            });
+        let epoch = match (config.standby, stored_epoch) {
+            (true, Some((record, revision))) => EpochState {
+                epoch: record.epoch,
+                revision,
+                role: record.rank_of(&member_id).map_or(Role::Standby, Role::Rank),
+                world_size: record.world_size(),
+                ranks: Some(record.ranks),
+                next_barrier: 0,
+                next_gather: 0,
+            },
+            (standby, _) => EpochState {
+                epoch: 0,
+                revision: 0,
+                ranks: None,
+                role: if standby {
+                    Role::Standby
+                } else {
+                    Role::Rank(config.rank)
+                },
+                world_size: config.world_size,
+                next_barrier: 0,
+                next_gather: 0,
+            },
+        };
 
         let state = Arc::new(AtomicU8::new(ACTIVE));
         let keep_alive = tokio::spawn(keep_alive_loop(
@@ -227,11 +292,13 @@ impl EtcdCoordinator {
             target: TARGET,
             coordinator = "etcd",
             prefix = %config.prefix,
-            rank = config.rank,
-            world_size = config.world_size,
+            member = %member_id,
+            role = ?epoch.role,
+            epoch = epoch.epoch,
+            world_size = epoch.world_size,
             lease_id,
             lease_ttl_secs = granted_ttl,
-            "rank registered"
+            "member registered"
         );
         Ok(EtcdCoordinator {
             inner: Arc::new(Inner {
@@ -239,10 +306,11 @@ impl EtcdCoordinator {
                 client,
                 lease_id,
                 lease_ttl_secs: granted_ttl,
-                next_barrier: AtomicU64::new(0),
-                next_gather: AtomicU64::new(0),
+                member_id,
+                epoch: Mutex::new(epoch),
                 state,
                 keep_alive: Mutex::new(Some(AbortOnDrop(keep_alive))),
+                closed: tokio::sync::watch::channel(false).0,
             }),
         })
     }
@@ -281,61 +349,26 @@ impl EtcdCoordinator {
         self.check_usable()?;
         let deadline = deadline_after(timeout);
         let prefix = self.inner.config.prefix.clone();
-        let rank = self.inner.config.rank;
+        let epoch = self.epoch_state().clone();
         let lease = self.inner.lease_id;
-        let done_key = format!("{prefix}/done/{rank}");
-        self.call("put done", move |mut c| {
-            let key = done_key.clone();
-            async move {
-                c.put(key, Vec::new(), Some(PutOptions::new().with_lease(lease)))
-                    .await
-            }
-        })
-        .await?;
-
-        // Each other rank must be done or gone (no member key).
-        let world_size = self.inner.config.world_size;
-        let job_dir = format!("{prefix}/");
-        let finished = |view: &View| {
-            let pending = pending_shutdown(view, world_size);
-            pending.is_empty().then_some(())
-        };
-        let mut view = View::new();
-        let outcome = self
-            .follow("shutdown", &job_dir, true, deadline, &mut view, finished)
-            .await;
-        let result = match outcome {
-            Ok(Some(())) => Ok(()),
-            Ok(None) => {
-                let missing = pending_shutdown(&view, world_size);
-                tracing::warn!(
-                    target: TARGET,
-                    coordinator = "etcd",
-                    prefix = %prefix,
-                    rank,
-                    ?missing,
-                    "shutdown did not see every rank finish in time"
-                );
-                Err(CoordinatorError::Timeout {
-                    operation: "shutdown",
-                    after: timeout,
-                    missing,
-                })
-            }
-            Err(e) => Err(e),
+        let result = match epoch.role {
+            // A standby holds no rank: nobody waits on its keys.
+            Role::Standby => Ok(()),
+            Role::Rank(rank) => self.finish_rank(rank, &epoch, deadline, timeout).await,
         };
 
         // Say "left" on the member key, so that watchers can tell a clean
         // exit from a death, then drop everything with the lease.
-        let member_key = member_key(&prefix, rank);
+        let live_key = self.live_key();
         let left = serde_json::to_vec(&MemberValue {
-            world_size,
+            world_size: self.inner.config.world_size,
             state: MemberState::Left,
+            member: self.inner.member_id.clone(),
         })
         .unwrap_or_default();
         let _ = self
             .call("put left", move |mut c| {
-                let key = member_key.clone();
+                let key = live_key.clone();
                 let value = left.clone();
                 async move {
                     c.put(key, value, Some(PutOptions::new().with_lease(lease)))
@@ -344,6 +377,7 @@ impl EtcdCoordinator {
             })
             .await;
         self.inner.state.store(SHUT_DOWN, Ordering::SeqCst);
+        self.inner.closed.send_replace(true);
         if let Some(task) = self
             .inner
             .keep_alive
@@ -366,40 +400,119 @@ impl EtcdCoordinator {
             target: TARGET,
             coordinator = "etcd",
             prefix = %prefix,
-            rank,
+            member = %self.inner.member_id,
+            role = ?epoch.role,
             revoked = revoked.is_ok(),
-            "rank left the job"
+            "member left the job"
         );
         result.and(revoked.map(drop))
     }
+
+    /// Marks rank `rank` done and waits until every other rank of the
+    /// epoch is done too, or gone.
+    async fn finish_rank(
+        &self,
+        rank: usize,
+        epoch: &EpochState,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<()> {
+        let prefix = &self.inner.config.prefix;
+        let lease = self.inner.lease_id;
+        let done_key = format!("{prefix}/done/{rank}");
+        self.call("put done", move |mut c| {
+            let key = done_key.clone();
+            async move {
+                c.put(key, Vec::new(), Some(PutOptions::new().with_lease(lease)))
+                    .await
+            }
+        })
+        .await?;
+
+        // Each other rank must be done or gone (no member key).
+        let world_size = epoch.world_size;
+        let ranks = epoch.ranks.clone();
+        let job_dir = format!("{prefix}/");
+        let finished = |view: &View| {
+            let pending = pending_shutdown(view, ranks.as_deref(), world_size);
+            pending.is_empty().then_some(())
+        };
+        let mut view = View::new();
+        let outcome = self
+            .follow("shutdown", &job_dir, true, deadline, &mut view, finished)
+            .await;
+        match outcome {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => {
+                let missing = pending_shutdown(&view, epoch.ranks.as_deref(), world_size);
+                tracing::warn!(
+                    target: TARGET,
+                    coordinator = "etcd",
+                    prefix = %prefix,
+                    rank,
+                    ?missing,
+                    "shutdown did not see every rank finish in time"
+                );
+                Err(CoordinatorError::Timeout {
+                    operation: "shutdown",
+                    after: timeout,
+                    missing,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The key that says this member is alive: `members/{rank}` for a rank
+    /// as connected, `standby/{member}` for a standby.
+    pub(super) fn live_key(&self) -> String {
+        if self.inner.config.standby {
+            standby_key(&self.inner.config.prefix, &self.inner.member_id)
+        } else {
+            member_key(&self.inner.config.prefix, self.inner.config.rank)
+        }
+    }
+
     pub(super) fn check_usable(&self) -> Result<()> {
         match self.inner.state.load(Ordering::SeqCst) {
             ACTIVE => Ok(()),
-            LEASE_LOST => Err(CoordinatorError::Backend {
-                message: format!(
-                    "the etcd lease of rank {} of job {:?} expired: etcd did not hear from this \
-                     rank within {}s, so the other ranks consider it failed",
-                    self.inner.config.rank, self.inner.config.prefix, self.inner.lease_ttl_secs
-                ),
-                source: None,
-            }),
+            LEASE_LOST => Err(self.lease_lost()),
             _ => Err(CoordinatorError::Backend {
                 message: format!(
-                    "rank {} of job {:?} has shut down",
-                    self.inner.config.rank, self.inner.config.prefix
+                    "member {:?} of job {:?} has shut down",
+                    self.inner.member_id, self.inner.config.prefix
                 ),
                 source: None,
             }),
         }
     }
+
+    /// The error of a member whose lease is gone: it is fenced.
+    pub(super) fn lease_lost(&self) -> CoordinatorError {
+        CoordinatorError::Fenced {
+            epoch: self.epoch_state().epoch,
+            reason: format!(
+                "the etcd lease of member {:?} of job {:?} expired: etcd did not hear from it \
+                 within {}s, so the others consider it failed; it can no longer write under it",
+                self.inner.member_id, self.inner.config.prefix, self.inner.lease_ttl_secs
+            ),
+        }
+    }
 }
 
 /// The ranks that are neither done nor gone, in a view of the whole job.
-fn pending_shutdown(view: &View, world_size: usize) -> Vec<usize> {
+/// In epoch 0 (`ranks` is `None`) rank `r` is alive while `members/{r}`
+/// exists; in a later epoch while the member holding it has a live key.
+fn pending_shutdown(view: &View, ranks: Option<&[String]>, world_size: usize) -> Vec<usize> {
     (0..world_size)
         .filter(|rank| {
             let done = view.contains_key(&format!("done/{rank}"));
-            let member = view.contains_key(&format!("members/{rank}"));
+            let member = match ranks {
+                None => view.contains_key(&format!("members/{rank}")),
+                Some(ranks) => ranks
+                    .get(*rank)
+                    .is_some_and(|member| super::is_live(view, member)),
+            };
             !done && member
         })
         .collect()
@@ -514,8 +627,8 @@ mod tests {
             view.insert(format!("members/{r}"), Vec::new());
         }
         view.insert("done/0".into(), Vec::new());
-        assert_eq!(pending_shutdown(&view, 3), vec![1, 2]);
+        assert_eq!(pending_shutdown(&view, None, 3), vec![1, 2]);
         view.remove("members/2");
-        assert_eq!(pending_shutdown(&view, 3), vec![1]);
+        assert_eq!(pending_shutdown(&view, None, 3), vec![1]);
     }
 }

@@ -18,11 +18,21 @@ use super::{
 };
 use crate::coordinator::{MemberEvent, Result};
 
-/// What a member key says about its rank.
+/// What a member key (`members/{rank}`, `standby/{member}`) says about its
+/// member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct MemberValue {
     pub(super) world_size: usize,
     pub(super) state: MemberState,
+    /// The member id (absent in values written before member ids existed).
+    #[serde(default)]
+    pub(super) member: String,
+}
+
+impl MemberValue {
+    pub(super) fn parse(value: &[u8]) -> Option<MemberValue> {
+        serde_json::from_slice(value).ok()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +199,10 @@ impl EtcdCoordinator {
 
 pub(super) fn member_key(prefix: &str, rank: usize) -> String {
     format!("{prefix}/members/{rank}")
+}
+
+pub(super) fn standby_key(prefix: &str, member: &str) -> String {
+    format!("{prefix}/standby/{member}")
 }
 /// Feeds a [`MemberWatch`]: reads the members, reports the difference with
 /// what it reported before, follows them with a watch, and starts over when
