@@ -202,7 +202,7 @@ async fn work(
                 .barrier(STEP_TIMEOUT)
                 .await
                 .map_err(|e| e.to_string())?;
-            if now.step % CHECKPOINT_EVERY == 0 {
+            if now.step.is_multiple_of(CHECKPOINT_EVERY) {
                 let shard = ShardData::new()
                     .with_entry(format!("progress.{}", member.rank()), now.to_bytes());
                 ckpt.save(

@@ -220,7 +220,7 @@ async fn every_membership_operation_against_etcd() {
     assert!(started.elapsed() < Duration::from_secs(10));
     match &err {
         CoordinatorError::RanksFailed { ranks, reason, .. } => {
-            assert_eq!(ranks, &[1]);
+            assert_eq!(&ranks[..], &[1]);
             assert!(reason.contains("missed 3 heartbeats"), "{reason}");
         }
         other => panic!("expected RanksFailed, got {other:?}"),

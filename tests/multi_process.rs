@@ -488,7 +488,7 @@ async fn crash_during_save<S: CheckpointStorage>(
     // see the timeout first, which names it too.
     let missing = match &err {
         CheckpointError::Timeout { missing_ranks, .. } => missing_ranks.clone(),
-        CheckpointError::Coordinator(CoordinatorError::RanksFailed { ranks, .. }) => ranks.clone(),
+        CheckpointError::Coordinator(CoordinatorError::RanksFailed { ranks, .. }) => ranks.to_vec(),
         other => panic!("rank {rank}: expected a failure naming rank {victim}, got {other}"),
     };
     let visible = match checkpoint.list().await.unwrap().is_empty() {

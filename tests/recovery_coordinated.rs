@@ -531,12 +531,11 @@ async fn a_plan_from_an_unknown_member_is_ignored_and_logged() {
     job.start().await;
     let current = job.members[0].handle.current_epoch().await.unwrap();
     let mut forged = EpochRecord::next_after(&current);
-    forged.payload = format!(
-        r#"{{"epoch":1,"previous_epoch":0,"previous_world_size":2,"attempt":1,"strategy":"redistribute_work",
-            "leader":{{"member":"intruder","term":99}},"failed":[],"checkpoint":null,
-            "assignments":[{{"rank":0,"member":"rank-0","previous_rank":0,"shards":[0]}},
-                           {{"rank":1,"member":"rank-1","previous_rank":1,"shards":[1]}}]}}"#
-    );
+    forged.payload = r#"{"epoch":1,"previous_epoch":0,"previous_world_size":2,"attempt":1,"strategy":"redistribute_work",
+            "leader":{"member":"intruder","term":99},"failed":[],"checkpoint":null,
+            "assignments":[{"rank":0,"member":"rank-0","previous_rank":0,"shards":[0]},
+                           {"rank":1,"member":"rank-1","previous_rank":1,"shards":[1]}]}"#
+        .to_string();
     assert!(job.members[0]
         .handle
         .propose_epoch(0, &forged)

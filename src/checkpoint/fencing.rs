@@ -1,58 +1,5 @@
 //! Fenced commits: a checkpoint counts for the job only when the coordinator
 //! confirms that it was committed by the job's current committer.
-//!
-//! # Why a manifest alone is not enough
-//!
-//! Checkpoints live in storage (a directory, a bucket) that knows nothing of
-//! the job's epochs and leaders. A committer that was paused (a long GC, a
-//! `SIGSTOP`, a VM migration) or cut off from the others can wake up after
-//! the job replaced it and still write a manifest: storage cannot refuse
-//! it, and no check made *before* the write helps, since the pause can fall
-//! between the check and the write. So the job does not trust the manifest
-//! alone: a second record, held by the coordinator, confirms each commit.
-//!
-//! # The protocol
-//!
-//! With a fence ([`DistributedCheckpoint::with_fence`]):
-//!
-//! 1. The committer is the rank the fence names ([`CommitFence::committer`]:
-//!    the leader's rank of the current epoch), not rank 0.
-//! 2. It writes the manifest as before, with a [`CommitStamp`]: the epoch,
-//!    the leader and its term under which it commits (manifest format
-//!    version 5, [`Manifest::commit`](super::Manifest::commit)).
-//! 3. It then asks the fence to *confirm* the commit
-//!    ([`CommitFence::confirm`]): a record `commits/{name}` holding the
-//!    manifest's checksum, written only if, at that instant, the committer
-//!    is live, its epoch is the job's current one and its leadership still
-//!    holds ([`Membership::put_fenced`]: one etcd transaction that compares
-//!    the epoch key, the member's lease and the leader key). A fenced
-//!    committer gets [`CheckpointError::Fenced`](super::CheckpointError::Fenced),
-//!    deletes the manifest it wrote and the save fails on every rank.
-//! 4. The job's reads accept a manifest only with a matching confirmation:
-//!    [`list`](DistributedCheckpoint::list) (and so `latest`, the manager's
-//!    `restore_latest`, recovery points and retention) skips unconfirmed
-//!    manifests, and [`manifest`](DistributedCheckpoint::manifest) (and so
-//!    every load by name) refuses one with
-//!    [`CheckpointError::Unconfirmed`](super::CheckpointError::Unconfirmed).
-//!
-//! A committer paused anywhere in this sequence either confirmed before it
-//! was fenced (its checkpoint is a legitimate commit of its epoch, older
-//! than anything the next leader commits) or fails to confirm (its manifest
-//! is never read by the job, and it deletes it when it resumes). A
-//! committer killed between steps 2 and 3 leaves an unconfirmed manifest
-//! that the job ignores; chunk collection still counts the chunks it refers
-//! to, so that nothing a confirmation could still name is ever deleted.
-//!
-//! # What a reader without the coordinator can tell
-//!
-//! A tool that reads only the storage (an operator's command line, a
-//! restore on another cluster) sees manifests, each with its stamp. It can
-//! verify every byte, and order the checkpoints by sequence and by epoch,
-//! but it cannot tell a confirmed commit from one written by a fenced
-//! committer: a manifest whose epoch is older than another manifest's while
-//! its sequence is higher is the sign of one. Such a reader should prefer
-//! the highest epoch, then the highest sequence, and say that confirmation
-//! was not checked.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -146,8 +93,60 @@ pub enum FenceError {
     },
 }
 
-/// Who commits, and the record that confirms each commit; see the
-/// [module documentation](self) for the protocol.
+/// Who commits, and the record that confirms each commit.
+///
+/// # Why a manifest alone is not enough
+///
+/// Checkpoints live in storage (a directory, a bucket) that knows nothing of
+/// the job's epochs and leaders. A committer that was paused (a long GC, a
+/// `SIGSTOP`, a VM migration) or cut off from the others can wake up after
+/// the job replaced it and still write a manifest: storage cannot refuse
+/// it, and no check made *before* the write helps, since the pause can fall
+/// between the check and the write. So the job does not trust the manifest
+/// alone: a second record, held by the coordinator, confirms each commit.
+///
+/// # The protocol
+///
+/// With a fence ([`DistributedCheckpoint::with_fence`]):
+///
+/// 1. The committer is the rank the fence names ([`CommitFence::committer`]:
+///    the leader's rank of the current epoch), not rank 0.
+/// 2. It writes the manifest as before, with a [`CommitStamp`]: the epoch,
+///    the leader and its term under which it commits (manifest format
+///    version 5, [`Manifest::commit`](super::Manifest::commit)).
+/// 3. It then asks the fence to *confirm* the commit
+///    ([`CommitFence::confirm`]): a record `commits/{name}` holding the
+///    manifest's checksum, written only if, at that instant, the committer
+///    is live, its epoch is the job's current one and its leadership still
+///    holds ([`Membership::put_fenced`]: one etcd transaction that compares
+///    the epoch key, the member's lease and the leader key). A fenced
+///    committer gets [`CheckpointError::Fenced`](super::CheckpointError::Fenced),
+///    deletes the manifest it wrote and the save fails on every rank.
+/// 4. The job's reads accept a manifest only with a matching confirmation:
+///    [`list`](DistributedCheckpoint::list) (and so `latest`, the manager's
+///    `restore_latest`, recovery points and retention) skips unconfirmed
+///    manifests, and [`manifest`](DistributedCheckpoint::manifest) (and so
+///    every load by name) refuses one with
+///    [`CheckpointError::Unconfirmed`](super::CheckpointError::Unconfirmed).
+///
+/// A committer paused anywhere in this sequence either confirmed before it
+/// was fenced (its checkpoint is a legitimate commit of its epoch, older
+/// than anything the next leader commits) or fails to confirm (its manifest
+/// is never read by the job, and it deletes it when it resumes). A
+/// committer killed between steps 2 and 3 leaves an unconfirmed manifest
+/// that the job ignores; chunk collection still counts the chunks it refers
+/// to, so that nothing a confirmation could still name is ever deleted.
+///
+/// # What a reader without the coordinator can tell
+///
+/// A tool that reads only the storage (an operator's command line, a
+/// restore on another cluster) sees manifests, each with its stamp. It can
+/// verify every byte, and order the checkpoints by sequence and by epoch,
+/// but it cannot tell a confirmed commit from one written by a fenced
+/// committer: a manifest whose epoch is older than another manifest's while
+/// its sequence is higher is the sign of one. Such a reader should prefer
+/// the highest epoch, then the highest sequence, and say that confirmation
+/// was not checked.
 ///
 /// [`MembershipFence`] implements it on any [`Membership`] coordinator.
 ///

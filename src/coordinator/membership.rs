@@ -1,86 +1,6 @@
 //! Membership changes: what a job needs to replace a dead rank, shrink, elect
 //! a new committer and keep a cut-off rank from writing. The [`Membership`]
 //! trait, a companion of [`Coordinator`], and its plain types.
-//!
-//! A [`Coordinator`] alone has a fixed rank and world size. A job that
-//! recovers from failures needs more, and this trait gives it, on the same
-//! source of truth as the collectives (one process's memory for
-//! [`InMemoryCoordinator`](super::InMemoryCoordinator), etcd's Raft for
-//! `EtcdCoordinator`):
-//!
-//! - **Members.** Every process of a job is a *member* with an id that is
-//!   unique for its lifetime ([`Membership::member_id`]). A member either
-//!   holds a rank or waits as a *standby* ([`Role`]). Members come and go:
-//!   [`Membership::live_members`] lists them and
-//!   [`Membership::watch_membership`] reports each change as a
-//!   [`MembershipEvent`].
-//! - **Epochs.** The job's membership is an [`EpochRecord`]: a number that
-//!   only grows, the member holding each rank (so its length is the world
-//!   size), and what the proposer attached (a recovery plan). Epoch 0 is the
-//!   membership the job started with. A new epoch is written with a
-//!   compare-and-set on the current one ([`Membership::propose_epoch`]), so
-//!   of two proposals for the same next epoch exactly one wins, and every
-//!   member then reads the same record. A handle takes part in collectives
-//!   under the epoch it entered ([`Membership::enter_epoch`]): rounds are
-//!   numbered per epoch, and a handle whose epoch is no longer the job's
-//!   fails every collective with [`CoordinatorError::Fenced`]. A rank thus
-//!   changes hands (a standby enters an epoch that gives it a dead rank's
-//!   number) and the world size can change (an epoch with fewer ranks).
-//! - **Failures fail rounds at once.** When a rank of the current epoch
-//!   leaves without shutting down (its process died, its lease expired), or
-//!   someone declares it failed ([`Membership::declare_failed`], which a
-//!   health monitor does when it marks a rank Failed), every collective of
-//!   that epoch that still waits for it fails on every rank with
-//!   [`CoordinatorError::RanksFailed`] naming it, as soon as that is known;
-//!   the collective's timeout stays as the last resort.
-//! - **Records.** Small values under keys, with a version that grows on each
-//!   write: [`Membership::read_record`], [`Membership::list_records`],
-//!   [`Membership::compare_and_set`] for agreement, and
-//!   [`Membership::put_fenced`] for a write that lands only if the writer is
-//!   still live, still in the job's current epoch and, when it says so,
-//!   still the leader: the commit records that fence checkpoints.
-//! - **A leader.** [`Membership::campaign`] elects one member at a time; the
-//!   leadership ends when its holder resigns or leaves (for etcd, when its
-//!   lease expires), and each leadership has a term that only grows.
-//!
-//! What the trait does not do is decide: the recovery layer
-//! (`recovery::RecoveryCoordinator`) reads failures, elects, proposes the
-//! next epoch with its plan, and acts on it.
-//!
-//! # Examples
-//!
-//! A rank dies; a survivor proposes the next epoch, in which a standby takes
-//! the dead rank's number; everyone enters it:
-//!
-//! ```
-//! use std::time::Duration;
-//! use steadfast::coordinator::{Coordinator, EpochRecord, InMemoryCoordinator, Membership, Role};
-//!
-//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
-//! # async fn main() -> Result<(), steadfast::coordinator::CoordinatorError> {
-//! let ranks = InMemoryCoordinator::new(2);
-//! let standby = ranks[0].add_standby("spare-0")?;
-//! assert_eq!(standby.role(), Role::Standby);
-//!
-//! ranks[0].faults().kill(1); // rank 1's process dies
-//! let current = ranks[0].current_epoch().await?;
-//! let mut next = EpochRecord::next_after(&current);
-//! next.ranks[1] = standby.member_id().to_string();
-//! assert!(ranks[0].propose_epoch(current.epoch, &next).await?.is_accepted());
-//!
-//! for member in [&ranks[0], &standby] {
-//!     member.enter_epoch(&next).await?;
-//! }
-//! assert_eq!(standby.role(), Role::Rank(1));
-//! let (a, b) = tokio::join!(
-//!     ranks[0].barrier(Duration::from_secs(5)),
-//!     standby.barrier(Duration::from_secs(5)),
-//! );
-//! a?;
-//! b?;
-//! # Ok(())
-//! # }
-//! ```
 
 use std::fmt;
 use std::pin::Pin;
@@ -615,8 +535,87 @@ impl Stream for MembershipWatch {
 /// epochs, failures that fail rounds at once, records with compare-and-set,
 /// fenced writes and leader election.
 ///
-/// See the [module documentation](self) for how the parts fit. Every
-/// implementation is checked by the conformance suite
+/// A [`Coordinator`] alone has a fixed rank and world size. A job that
+/// recovers from failures needs more, and this trait gives it, on the same
+/// source of truth as the collectives (one process's memory for
+/// [`InMemoryCoordinator`](super::InMemoryCoordinator), etcd's Raft for
+/// `EtcdCoordinator`):
+///
+/// - **Members.** Every process of a job is a *member* with an id that is
+///   unique for its lifetime ([`Membership::member_id`]). A member either
+///   holds a rank or waits as a *standby* ([`Role`]). Members come and go:
+///   [`Membership::live_members`] lists them and
+///   [`Membership::watch_membership`] reports each change as a
+///   [`MembershipEvent`].
+/// - **Epochs.** The job's membership is an [`EpochRecord`]: a number that
+///   only grows, the member holding each rank (so its length is the world
+///   size), and what the proposer attached (a recovery plan). Epoch 0 is the
+///   membership the job started with. A new epoch is written with a
+///   compare-and-set on the current one ([`Membership::propose_epoch`]), so
+///   of two proposals for the same next epoch exactly one wins, and every
+///   member then reads the same record. A handle takes part in collectives
+///   under the epoch it entered ([`Membership::enter_epoch`]): rounds are
+///   numbered per epoch, and a handle whose epoch is no longer the job's
+///   fails every collective with [`CoordinatorError::Fenced`]. A rank thus
+///   changes hands (a standby enters an epoch that gives it a dead rank's
+///   number) and the world size can change (an epoch with fewer ranks).
+/// - **Failures fail rounds at once.** When a rank of the current epoch
+///   leaves without shutting down (its process died, its lease expired), or
+///   someone declares it failed ([`Membership::declare_failed`], which a
+///   health monitor does when it marks a rank Failed), every collective of
+///   that epoch that still waits for it fails on every rank with
+///   [`CoordinatorError::RanksFailed`] naming it, as soon as that is known;
+///   the collective's timeout stays as the last resort.
+/// - **Records.** Small values under keys, with a version that grows on each
+///   write: [`Membership::read_record`], [`Membership::list_records`],
+///   [`Membership::compare_and_set`] for agreement, and
+///   [`Membership::put_fenced`] for a write that lands only if the writer is
+///   still live, still in the job's current epoch and, when it says so,
+///   still the leader: the commit records that fence checkpoints.
+/// - **A leader.** [`Membership::campaign`] elects one member at a time; the
+///   leadership ends when its holder resigns or leaves (for etcd, when its
+///   lease expires), and each leadership has a term that only grows.
+///
+/// What the trait does not do is decide: the recovery layer
+/// (`recovery::RecoveryCoordinator`) reads failures, elects, proposes the
+/// next epoch with its plan, and acts on it.
+///
+/// # Examples
+///
+/// A rank dies; a survivor proposes the next epoch, in which a standby takes
+/// the dead rank's number; everyone enters it:
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::coordinator::{Coordinator, EpochRecord, InMemoryCoordinator, Membership, Role};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), steadfast::coordinator::CoordinatorError> {
+/// let ranks = InMemoryCoordinator::new(2);
+/// let standby = ranks[0].add_standby("spare-0")?;
+/// assert_eq!(standby.role(), Role::Standby);
+///
+/// ranks[0].faults().kill(1); // rank 1's process dies
+/// let current = ranks[0].current_epoch().await?;
+/// let mut next = EpochRecord::next_after(&current);
+/// next.ranks[1] = standby.member_id().to_string();
+/// assert!(ranks[0].propose_epoch(current.epoch, &next).await?.is_accepted());
+///
+/// for member in [&ranks[0], &standby] {
+///     member.enter_epoch(&next).await?;
+/// }
+/// assert_eq!(standby.role(), Role::Rank(1));
+/// let (a, b) = tokio::join!(
+///     ranks[0].barrier(Duration::from_secs(5)),
+///     standby.barrier(Duration::from_secs(5)),
+/// );
+/// a?;
+/// b?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Every implementation is checked by the conformance suite
 /// (`coordinator::conformance::run_membership`, feature `testing`).
 #[async_trait]
 pub trait Membership: Coordinator {

@@ -1,5 +1,13 @@
-//! What to do about an error: the [`ErrorRecoveryManager`], its per-kind
-//! [`RecoveryStrategy`], a bounded error history and statistics.
+//! What to do about an error, and about a failed rank.
+//!
+//! - **Coordinated recovery** of a distributed job: the
+//!   [`RecoveryCoordinator`] each member runs, with which the surviving
+//!   ranks agree on one [`RecoveryPlan`] through the coordinator (a standby
+//!   taking over, work redistributed, or everything to the fastest node)
+//!   and all act on it. Its protocol is written down on the type.
+//! - **Errors of one process**: the [`ErrorRecoveryManager`], its per-kind
+//!   [`RecoveryStrategy`], a bounded error history and statistics,
+//!   described below.
 //!
 //! Each error is recorded with the operation it happened in (an id the
 //! caller chooses), a *kind* (a short name such as `"db.query"` or

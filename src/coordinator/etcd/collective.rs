@@ -386,8 +386,8 @@ impl EtcdCoordinator {
                 );
                 CoordinatorError::RanksFailed {
                     operation: kind.name(),
-                    ranks,
-                    reason,
+                    ranks: ranks.into(),
+                    reason: reason.into(),
                 }
             }
         }
