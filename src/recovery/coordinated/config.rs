@@ -354,7 +354,7 @@ mod tests {
             (r#"{"max_recovery_attempts": 0}"#, "max_recovery_attempts"),
             (r#"{"recovery_timeout": "0s"}"#, "recovery_timeout"),
             (r#"{"recovery_strategy": "pray"}"#, "recovery_strategy"),
-            (r#"{"recovery_timeout": "soon"}"#, "recovery_timeout"),
+            (r#"{"recovery_timeout": "soon"}"#, "soon"),
             (r#"{"quorum": 2}"#, "quorum"),
         ] {
             let err = serde_json::from_str::<RecoveryCoordinatorConfig>(json).unwrap_err();

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::coordinator::{EpochRecord, Leadership};
+use crate::ConfigError;
 
 use super::error::RecoveryError;
 
@@ -22,10 +23,10 @@ use super::error::RecoveryError;
 /// let kind: RecoveryStrategyKind = "fastest_node".parse()?;
 /// assert_eq!(kind, RecoveryStrategyKind::FastestNode);
 /// assert_eq!(kind.to_string(), "fastest_node");
-/// # Ok::<(), steadfast::recovery::RecoveryError>(())
+/// assert!("pray".parse::<RecoveryStrategyKind>().is_err());
+/// # Ok::<(), steadfast::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum RecoveryStrategyKind {
     /// A live standby takes over each failed rank (same number, same world
     /// size), and every rank restores from the last checkpoint. Failed
@@ -69,22 +70,25 @@ impl fmt::Display for RecoveryStrategyKind {
 }
 
 impl FromStr for RecoveryStrategyKind {
-    type Err = RecoveryError;
+    type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
+        match s.trim().to_ascii_lowercase().as_str() {
             "restart_from_checkpoint" => Ok(RecoveryStrategyKind::RestartFromCheckpoint),
             "redistribute_work" => Ok(RecoveryStrategyKind::RedistributeWork),
             "fastest_node" => Ok(RecoveryStrategyKind::FastestNode),
-            other => Err(RecoveryError::InvalidPlan {
-                reason: format!(
-                    "unknown recovery strategy {other:?}; expected restart_from_checkpoint, \
-                     redistribute_work or fastest_node"
+            _ => Err(ConfigError::new(
+                "recovery_strategy",
+                format!(
+                    "unknown recovery strategy {s:?}: expected \"restart_from_checkpoint\", \
+                     \"redistribute_work\" or \"fastest_node\""
                 ),
-            }),
+            )),
         }
     }
 }
+
+crate::serde_text::serde_as_text!(RecoveryStrategyKind);
 
 /// What kind of failure a rank had; recovery handlers can be registered
 /// per kind.
