@@ -42,6 +42,7 @@
 mod config;
 mod error;
 mod manager;
+pub mod prediction;
 mod strategy;
 
 pub use config::{RecoveryConfig, RecoveryConfigBuilder};
