@@ -118,13 +118,16 @@ struct Inner {
 /// predictor.set_model(model);
 ///
 /// let start = Instant::now();
+/// // rank 0 beats every second; rank 1 too, then ever more slowly
+/// let mut t = 0.0;
 /// for s in 0..60u64 {
-///     // rank 0 beats every second; rank 1 slows down
-///     predictor.observe_heartbeat(0usize, start + Duration::from_secs(s));
-///     let t = if s < 40 { s as f64 } else { 40.0 + (s as f64 - 40.0) * 2.5 };
 ///     predictor.observe_heartbeat(1usize, start + Duration::from_secs_f64(t));
+///     t += if s < 40 { 1.0 } else { 1.0 + (s - 40) as f64 * 0.2 };
 /// }
-/// let now = start + Duration::from_secs(90);
+/// for s in 0..=t as u64 {
+///     predictor.observe_heartbeat(0usize, start + Duration::from_secs(s));
+/// }
+/// let now = start + Duration::from_secs_f64(t);
 /// let predictions = predictor.predict_failures_at(Duration::from_secs(10), now)?;
 /// assert_eq!(predictions[0].member, 1usize.into()); // most likely first
 /// assert!(predictions[0].probability > predictions[1].probability);

@@ -239,13 +239,11 @@ impl Trace {
         let mut out = Vec::new();
         let mut next = 0;
         let mut tick = 1u32;
-        loop {
-            let Some(t) = self.heartbeat_interval.checked_mul(tick) else {
-                break;
-            };
-            if t >= end {
-                break;
-            }
+        while let Some(t) = self
+            .heartbeat_interval
+            .checked_mul(tick)
+            .filter(|t| *t < end)
+        {
             while let Some(event) = self.events.get(next).filter(|e| e.at <= t) {
                 let at = base + event.at;
                 match &event.signal {
