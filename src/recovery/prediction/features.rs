@@ -447,8 +447,10 @@ impl MemberSignals {
         } else {
             &outcomes[..]
         };
-        let base_p50 = quantile(&mut latencies(base), 0.5);
-        let base_p99 = quantile(&mut latencies(base), 0.99);
+        let mut base = latencies(base);
+        let base_p50 = quantile(&mut base, 0.5);
+        // sorted already: the second quantile reads it as it is
+        let base_p99 = quantile(&mut base, 0.99);
         v[7] = ln_ratio(quantile(&mut latencies(recent), 0.5), base_p50);
         v[8] = ln_ratio(quantile(&mut latencies(medium), 0.99), base_p99);
     }

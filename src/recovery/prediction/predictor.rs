@@ -679,8 +679,10 @@ impl FailurePredictor {
             let mut state = self.lock();
             let state = &mut *state;
             let ripe = state.model.horizon() + self.inner.config.prediction_interval();
-            for entry in state.members.values_mut() {
+            let mut taken = Vec::with_capacity(state.members.len());
+            for (member, entry) in state.members.iter_mut() {
                 let features = entry.signals.features(now);
+                taken.push((member.clone(), features));
                 while let Some((taken, old)) = entry.snapshots.front().copied() {
                     if now.saturating_duration_since(taken) < ripe
                         && entry.snapshots.len() < SNAPSHOT_LIMIT
@@ -695,7 +697,7 @@ impl FailurePredictor {
                 entry.snapshots.push_back((now, features));
             }
             let horizon = state.model.horizon();
-            let predictions = predictions(state, horizon, now).unwrap_or_default();
+            let predictions = judge(&state.model, taken, horizon, now).unwrap_or_default();
             for hook in &mut state.hooks {
                 hook.retain(|m| predictions.iter().any(|p| &p.member == m));
                 for prediction in &predictions {
@@ -765,19 +767,34 @@ fn predictions(
     horizon: Duration,
     now: Instant,
 ) -> Result<Vec<PredictedFailure>, PredictionError> {
-    let mut out = Vec::new();
     if !state.model.is_trained() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
-    for (member, entry) in &state.members {
-        let features = entry.signals.features(now);
-        if let Some(probability) = state.model.probability(&features, horizon)? {
+    let taken = state
+        .members
+        .iter()
+        .map(|(member, entry)| (member.clone(), entry.signals.features(now)))
+        .collect();
+    judge(&state.model, taken, horizon, now)
+}
+
+/// The predictions of `model` for the features `taken` of each member at
+/// `now`, most likely first; empty while the model is untrained.
+fn judge(
+    model: &LogisticModel,
+    taken: Vec<(MemberId, Features)>,
+    horizon: Duration,
+    now: Instant,
+) -> Result<Vec<PredictedFailure>, PredictionError> {
+    let mut out = Vec::new();
+    for (member, features) in taken {
+        if let Some(probability) = model.probability(&features, horizon)? {
             out.push(PredictedFailure {
-                member: member.clone(),
+                member,
                 probability,
                 horizon,
                 at: now,
-                evidence: state.model.evidence(&features, EVIDENCE_COUNT),
+                evidence: model.evidence(&features, EVIDENCE_COUNT),
                 features,
             });
         }
