@@ -63,10 +63,14 @@ fn each_failing_family_is_caught_on_held_out_seeds() {
             .map(|seed| TraceGenerator::new(seed).generate(family))
             .collect();
         let report = evaluate(&model, &traces, 0.5).unwrap();
+        println!(
+            "{family:?}: recall {:.2}, false alarms {}/20, median lead {:?} intervals",
+            report.recall, report.false_positives, report.median_lead_intervals
+        );
         if family.fails() {
-            assert!(report.recall >= 0.7, "{family:?}: {report:?}");
+            assert!(report.recall >= 0.8, "{family:?}: {report:?}");
         } else {
-            assert!(report.false_positives <= 6, "{family:?}: {report:?}");
+            assert!(report.false_positives <= 4, "{family:?}: {report:?}");
         }
     }
 }

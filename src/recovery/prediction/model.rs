@@ -62,7 +62,7 @@ pub struct Evidence {
 /// - horizon: 1 minute
 /// - learning rate: 0.05
 /// - L2 weight: 1e-4
-/// - epochs of [`train`](Self::train): 20
+/// - epochs of [`train`](Self::train): 50
 ///
 /// # Examples
 ///
@@ -106,7 +106,7 @@ impl Default for LogisticModel {
             horizon: Duration::from_secs(60),
             learning_rate: 0.05,
             l2: 1e-4,
-            epochs: 20,
+            epochs: 50,
             weights: [0.0; FEATURE_COUNT],
             bias: 0.0,
             count: 0,
@@ -250,7 +250,7 @@ impl LogisticModel {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(steadfast::recovery::prediction::LogisticModel::default().epochs(), 20);
+    /// assert_eq!(steadfast::recovery::prediction::LogisticModel::default().epochs(), 50);
     /// ```
     pub fn epochs(&self) -> u32 {
         self.epochs
