@@ -295,7 +295,7 @@ impl FailurePredictor {
     /// Turns on or off the labels derived as members live and fail (on by
     /// default): with learning off, [`check_now`](Self::check_now) and
     /// [`report_failure`](Self::report_failure) leave the model as it is
-    /// (a model vetted offline, a test of the hooks). [`train`](Self::train)
+    /// and keep no snapshots (a model vetted offline, a test of the hooks). [`train`](Self::train)
     /// and [`learn`](Self::learn) still teach it.
     ///
     /// # Examples
@@ -694,7 +694,9 @@ impl FailurePredictor {
                         state.model.learn(&old, false);
                     }
                 }
-                entry.snapshots.push_back((now, features));
+                if state.learning {
+                    entry.snapshots.push_back((now, features));
+                }
             }
             let horizon = state.model.horizon();
             let predictions = judge(&state.model, taken, horizon, now).unwrap_or_default();
