@@ -51,6 +51,7 @@ mod config;
 mod coordinated;
 mod error;
 mod manager;
+pub mod prediction;
 mod strategy;
 
 pub use config::{RecoveryConfig, RecoveryConfigBuilder};
