@@ -388,7 +388,7 @@ fn assert_same_model(a: &LogisticModel, b: &LogisticModel) {
         assert!((wa - wb).abs() < 1e-12, "{name}: {wa} vs {wb}");
     }
     for trace in TraceGenerator::new(99).batch(6) {
-        let report_a = evaluate(a, &[trace.clone()], 0.5).unwrap();
+        let report_a = evaluate(a, std::slice::from_ref(&trace), 0.5).unwrap();
         let report_b = evaluate(b, &[trace], 0.5).unwrap();
         assert_eq!(report_a, report_b);
     }
