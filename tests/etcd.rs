@@ -153,6 +153,18 @@ async fn conformance_of_the_etcd_coordinator() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_conformance_of_the_etcd_coordinator() {
+    let Some(endpoints) = endpoints("membership_conformance_of_the_etcd_coordinator") else {
+        return;
+    };
+    conformance::run_membership(|n| {
+        let endpoints = endpoints.clone();
+        async move { connect_all(&endpoints, &unique_prefix("membership"), n).await }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_name_the_missing_ranks_and_break_the_round() {
     let Some(endpoints) = endpoints("timeouts_name_the_missing_ranks_and_break_the_round") else {
         return;

@@ -470,8 +470,10 @@ impl MembershipEvent {
 /// The stream of [`MembershipEvent`]s of a job, from
 /// [`Membership::watch_membership`].
 ///
-/// It first reports every live member as [`MembershipEvent::Joined`], then
-/// each change as it happens. It ends when the coordinator's handle is shut
+/// It first reports every live member as [`MembershipEvent::Joined`] (and,
+/// where the implementation keeps them as state, as etcd does, every rank
+/// already declared failed in the current epoch as
+/// [`MembershipEvent::RankFailed`]), then each change as it happens. It ends when the coordinator's handle is shut
 /// down; a watch that breaks (etcd restarted) is re-established by the
 /// implementation, which reports what changed meanwhile.
 ///

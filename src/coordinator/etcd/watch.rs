@@ -166,6 +166,26 @@ async fn watch_loop(
                         role: now.role(key, member),
                     });
                 }
+                // The ranks already declared failed in the current epoch are
+                // part of the state a new watcher starts from: a
+                // declaration made between creating the watch and its first
+                // read is not lost.
+                let epoch = now.epoch.as_ref().map_or(0, |e| e.epoch);
+                for op in resp.op_responses() {
+                    let TxnOpResponse::Get(get) = op else {
+                        continue;
+                    };
+                    for kv in get.kvs() {
+                        if let Some(key) = super::suffix_of(kv.key(), &root)
+                            && key.starts_with("failed/")
+                            && let Some(event @ MembershipEvent::RankFailed { epoch: e, .. }) =
+                                failed_event(key, kv.value())
+                            && e == epoch
+                        {
+                            events.push(event);
+                        }
+                    }
+                }
             }
             Some(before) => {
                 if before.epoch != now.epoch
