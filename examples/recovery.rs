@@ -106,7 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         ctx.member, ctx.assignment.shards[0], restored.step, ctx.plan.checkpoint
                     );
                     *progress.lock().unwrap() = restored;
-                    Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+                    Ok(())
                 }
             })
             .build();

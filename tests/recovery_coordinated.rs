@@ -82,7 +82,7 @@ fn member(
                     restored.extend(ckpt.load_entry(name, &format!("state.{shard}")).await?);
                 }
                 *state.lock().unwrap() = restored;
-                Ok::<(), CheckpointError>(())
+                Ok(())
             }
         })
         .build();

@@ -129,11 +129,10 @@ impl<M: Membership> RecoveryCoordinatorBuilder<M> {
     /// # Examples
     ///
     /// See [`RecoveryCoordinator`].
-    pub fn on_failure<F, Fut, E>(self, handler: F) -> Self
+    pub fn on_failure<F, Fut>(self, handler: F) -> Self
     where
         F: Fn(RecoveryContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<HandlerError>,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         self.register(None, handler)
     }
@@ -144,25 +143,20 @@ impl<M: Membership> RecoveryCoordinatorBuilder<M> {
     /// # Examples
     ///
     /// See [`RecoveryCoordinatorBuilder`].
-    pub fn on_failure_of<F, Fut, E>(self, kind: FailureKind, handler: F) -> Self
+    pub fn on_failure_of<F, Fut>(self, kind: FailureKind, handler: F) -> Self
     where
         F: Fn(RecoveryContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<HandlerError>,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         self.register(Some(kind), handler)
     }
 
-    fn register<F, Fut, E>(mut self, kind: Option<FailureKind>, handler: F) -> Self
+    fn register<F, Fut>(mut self, kind: Option<FailureKind>, handler: F) -> Self
     where
         F: Fn(RecoveryContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<HandlerError>,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |ctx| {
-            let fut = handler(ctx);
-            Box::pin(async move { fut.await.map_err(Into::into) })
-        });
+        let handler: Handler = Arc::new(move |ctx| Box::pin(handler(ctx)));
         self.handlers.push(Registered { kind, handler });
         self
     }

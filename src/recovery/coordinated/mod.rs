@@ -2,6 +2,7 @@
 //! one plan through the coordinator, and every member acts on it.
 //! The protocol is written down on [`RecoveryCoordinator`].
 
+mod bridges;
 mod builder;
 mod config;
 mod error;

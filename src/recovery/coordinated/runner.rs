@@ -242,9 +242,11 @@ impl<M: Membership> RecoveryCoordinator<M> {
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), steadfast::recovery::RecoveryError> {
     /// let ranks = InMemoryCoordinator::new(2);
+    /// let first = RecoveryCoordinator::builder(ranks[0].clone()).build();
+    /// let second = RecoveryCoordinator::builder(ranks[1].clone()).build();
     /// let (a, b) = tokio::join!(
-    ///     RecoveryCoordinator::builder(ranks[0].clone()).build().establish_leader(Duration::from_secs(5)),
-    ///     RecoveryCoordinator::builder(ranks[1].clone()).build().establish_leader(Duration::from_secs(5)),
+    ///     first.establish_leader(Duration::from_secs(5)),
+    ///     second.establish_leader(Duration::from_secs(5)),
     /// );
     /// assert_eq!(a?.member, "rank-0");
     /// assert_eq!(b?.member, "rank-0");
