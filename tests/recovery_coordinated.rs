@@ -638,3 +638,53 @@ async fn the_job_reads_only_confirmed_commits() {
     assert_eq!(fenced.load_entry("a", "w").await.unwrap(), vec![1, 2, 3]);
     assert_eq!(fenced.manifest("a").await.unwrap().commit.unwrap().epoch, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_partitioned_minority_stops_and_rejoins_under_the_current_epoch_when_healed() {
+    // Four ranks, a quorum of three. Rank 3 is cut off when rank 1 dies:
+    // the two others are no quorum, so nothing is planned and nothing is
+    // committed; once the partition heals, rank 3 answers, the job
+    // recovers, and rank 3 holds a rank of the new epoch.
+    let mut job = Job::new(4, 0, config(RecoveryStrategyKind::RedistributeWork, 3));
+    job.start().await;
+    for r in job.save("step-1", 1, state_of).await {
+        r.unwrap();
+    }
+    job.members[0].handle.faults().partition(&["rank-3"]);
+    job.kill(1).await;
+    let wait = async {
+        loop {
+            if let Ok(RecoveryEvent::NoQuorum { answered, .. }) = job.members[0].events.recv().await
+            {
+                return answered;
+            }
+        }
+    };
+    let answered = tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .unwrap();
+    assert_eq!(answered, 2);
+    // The cut-off side cannot commit either.
+    let cut_off = job.members[3]
+        .ckpt
+        .save(
+            "step-2",
+            &ShardData::new(),
+            SaveOptions::new().timeout(Duration::from_secs(5)),
+        )
+        .await;
+    assert!(cut_off.is_err(), "{cut_off:?}");
+    assert_eq!(
+        job.members[0].handle.current_epoch().await.unwrap().epoch,
+        0
+    );
+
+    job.members[0].handle.faults().heal();
+    let plan = recovered(&mut job.members[0]).await;
+    assert_eq!(plan.world_size(), 3);
+    assert_eq!(job.members[3].handle.role(), Role::Rank(2));
+    assert_eq!(job.members[3].handle.epoch(), plan.epoch);
+    for r in job.save("step-2", 2, state_of).await {
+        r.unwrap();
+    }
+}

@@ -506,6 +506,9 @@ impl<M: Membership> RecoveryCoordinator<M> {
     ) -> Result<(), RecoveryError> {
         let membership = &self.inner.membership;
         let config = &self.inner.config;
+        // Answer again on every attempt: an answer that failed (this member
+        // was cut off) is written once it can be.
+        self.answer(current).await;
         let leadership = membership.campaign(config.recovery_timeout()).await?;
         // The answers, in the order they were written.
         let expected = current.world_size().saturating_sub(pending.len());
