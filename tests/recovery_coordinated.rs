@@ -688,3 +688,63 @@ async fn a_partitioned_minority_stops_and_rejoins_under_the_current_epoch_when_h
         r.unwrap();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_predictor_hands_a_degrading_rank_over_for_migration() {
+    use steadfast::recovery::prediction::{
+        FailurePredictor, LogisticModel, PredictionConfig, TraceGenerator,
+    };
+    let mut job = Job::new(2, 1, config(RecoveryStrategyKind::RestartFromCheckpoint, 1));
+    job.start().await;
+    for r in job.save("step-1", 1, state_of).await {
+        r.unwrap();
+    }
+    let history: Vec<_> = (1..=5u64)
+        .flat_map(|seed| TraceGenerator::new(seed).batch(60))
+        .collect();
+    let mut model = LogisticModel::new(Duration::from_secs(10)).unwrap();
+    model.train(&history).unwrap();
+    let predictor = FailurePredictor::new(
+        PredictionConfig::builder()
+            .prediction_interval(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+        model,
+    );
+    predictor.set_learning(false);
+    job.members[0]
+        .recovery
+        .migrate_predicted(&predictor, 0.9)
+        .unwrap();
+    let _evaluating = predictor.start().unwrap();
+    // Both ranks are healthy for a minute, then rank 1's error rate climbs
+    // to 70% over 20 s.
+    for s in 0..100u64 {
+        let at = tokio::time::Instant::now();
+        for rank in [0usize, 1] {
+            predictor.observe_heartbeat(rank, at);
+            let rate = if rank == 1 && s >= 60 {
+                ((s - 60) as f64 / 20.0).min(1.0) * 0.7
+            } else {
+                0.0
+            };
+            let errors = (rate * 10.0).round() as u32;
+            for op in 0..10 {
+                predictor.observe_outcome(rank, op >= errors, Duration::from_millis(20), at);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if job.by_id("spare-0").handle.role() == Role::Rank(1) {
+            break;
+        }
+    }
+    let plan = recovered(&mut job.members[0]).await;
+    assert_eq!(plan.failed[0].kind, FailureKind::Predicted);
+    assert_eq!(plan.failed[0].member, "rank-1");
+    assert!(
+        plan.failed[0].reason.starts_with("predicted:"),
+        "{}",
+        plan.failed[0].reason
+    );
+    assert_eq!(*job.by_id("spare-0").state.lock().unwrap(), state_of(1));
+}
