@@ -271,6 +271,25 @@ pub fn validate_record_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a record's value: at most [`MAX_RECORD_SIZE`] bytes.
+///
+/// # Examples
+///
+/// ```
+/// use steadfast::coordinator::{validate_record_value, MAX_RECORD_SIZE};
+/// assert!(validate_record_value("k", &[0; 16]).is_ok());
+/// assert!(validate_record_value("k", &vec![0; MAX_RECORD_SIZE + 1]).is_err());
+/// ```
+pub fn validate_record_value(key: &str, value: &[u8]) -> Result<()> {
+    if value.len() > MAX_RECORD_SIZE {
+        return Err(CoordinatorError::InvalidArgument(format!(
+            "the value of record {key:?} is {} bytes; at most {MAX_RECORD_SIZE} are allowed",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A record as stored: its value and its version, which grows on every
 /// write of the key (for etcd, the key's modification revision).
 ///

@@ -62,9 +62,9 @@ pub use etcd::{EtcdConfig, EtcdConfigBuilder, EtcdCoordinator, MemberWatch};
 pub use fault_tolerant::{FaultTolerant, FaultTolerantConfig, FaultTolerantConfigBuilder};
 pub use members::MemberEvent;
 pub use membership::{
-    validate_member_id, validate_record_key, CasOutcome, EpochOutcome, EpochRecord, Leadership,
-    LiveMember, Membership, MembershipEvent, MembershipWatch, Role, Versioned, MAX_EPOCH_RANKS,
-    MAX_RECORD_SIZE,
+    validate_member_id, validate_record_key, validate_record_value, CasOutcome, EpochOutcome,
+    EpochRecord, Leadership, LiveMember, Membership, MembershipEvent, MembershipWatch, Role,
+    Versioned, MAX_EPOCH_RANKS, MAX_RECORD_SIZE,
 };
 pub use memory::{CoordinatorFaults, InMemoryCoordinator};
 pub use signal::{validate_signal_key, Signal};

@@ -57,6 +57,34 @@ fn decode_signal(value: &[u8]) -> Option<Signal> {
     })
 }
 
+/// The transaction that ends round `dir` with `mark` under its `broken`
+/// key, only if no mark is there yet and the `missing` ranks are still
+/// missing; otherwise it reads the round.
+fn mark_round(dir: &str, missing: &[usize], mark: Vec<u8>, lease: i64) -> Txn {
+    let broken_key = format!("{dir}{BROKEN}");
+    let mut compares = vec![Compare::create_revision(
+        broken_key.clone(),
+        CompareOp::Equal,
+        0,
+    )];
+    compares.extend(
+        missing
+            .iter()
+            .map(|r| Compare::create_revision(format!("{dir}{r}"), CompareOp::Equal, 0)),
+    );
+    Txn::new()
+        .when(compares)
+        .and_then([TxnOp::put(
+            broken_key,
+            mark,
+            Some(PutOptions::new().with_lease(lease)),
+        )])
+        .or_else([TxnOp::get(
+            dir.to_string(),
+            Some(GetOptions::new().with_prefix()),
+        )])
+}
+
 impl EtcdCoordinator {
     /// The compare that fences a write to the epoch this handle entered:
     /// `{prefix}/epoch` is still at the revision it had then (absent, for
@@ -297,28 +325,12 @@ impl EtcdCoordinator {
         missing: &[usize],
         world_size: usize,
     ) -> Result<Option<RoundOutcome>> {
-        let broken_key = format!("{dir}{BROKEN}");
-        let mut compares = vec![Compare::create_revision(
-            broken_key.clone(),
-            CompareOp::Equal,
-            0,
-        )];
-        compares.extend(
-            missing
-                .iter()
-                .map(|r| Compare::create_revision(format!("{dir}{r}"), CompareOp::Equal, 0)),
+        let txn = mark_round(
+            dir,
+            missing,
+            Mark::encode_failed(failed, reason),
+            self.inner.lease_id,
         );
-        let txn = Txn::new()
-            .when(compares)
-            .and_then([TxnOp::put(
-                broken_key,
-                Mark::encode_failed(failed, reason),
-                Some(PutOptions::new().with_lease(self.inner.lease_id)),
-            )])
-            .or_else([TxnOp::get(
-                dir.to_string(),
-                Some(GetOptions::new().with_prefix()),
-            )]);
         let resp = self
             .call("mark round failed", |mut c| {
                 let txn = txn.clone();
@@ -406,33 +418,12 @@ impl EtcdCoordinator {
         world_size: usize,
         timeout: Duration,
     ) -> Result<RoundOutcome> {
-        let broken_key = format!("{dir}{BROKEN}");
         let lease = self.inner.lease_id;
         // Each failed attempt means another rank arrived (or broke the
         // round), so this ends after at most world_size + 1 attempts.
         for _ in 0..=world_size {
             let missing = missing_ranks(&view, world_size);
-            let mut compares = vec![Compare::create_revision(
-                broken_key.clone(),
-                CompareOp::Equal,
-                0,
-            )];
-            compares.extend(
-                missing
-                    .iter()
-                    .map(|r| Compare::create_revision(format!("{dir}{r}"), CompareOp::Equal, 0)),
-            );
-            let txn = Txn::new()
-                .when(compares)
-                .and_then([TxnOp::put(
-                    broken_key.clone(),
-                    encode_ranks(&missing),
-                    Some(PutOptions::new().with_lease(lease)),
-                )])
-                .or_else([TxnOp::get(
-                    dir.to_string(),
-                    Some(GetOptions::new().with_prefix()),
-                )]);
+            let txn = mark_round(dir, &missing, encode_ranks(&missing), lease);
             let resp = match self
                 .call_once("mark round broken", |mut c| async move { c.txn(txn).await })
                 .await

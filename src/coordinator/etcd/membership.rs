@@ -12,9 +12,9 @@ use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpR
 use super::members::{MemberState, MemberValue};
 use super::{parse_rank, suffix_of, EpochState, EtcdCoordinator, TARGET};
 use crate::coordinator::{
-    validate_record_key, validate_signal_key, CasOutcome, CoordinatorError, EpochOutcome,
-    EpochRecord, Leadership, LiveMember, Membership, MembershipWatch, Result, Role, Versioned,
-    MAX_RECORD_SIZE,
+    validate_record_key, validate_record_value, validate_signal_key, CasOutcome, CoordinatorError,
+    EpochOutcome, EpochRecord, Leadership, LiveMember, Membership, MembershipWatch, Result, Role,
+    Versioned,
 };
 
 /// One value of a transaction's read: value, mod revision, create
@@ -37,16 +37,6 @@ fn reads(resp: &etcd_client::TxnResponse) -> Vec<Read> {
             _ => None,
         })
         .collect()
-}
-
-fn check_value(value: &[u8]) -> Result<()> {
-    if value.len() > MAX_RECORD_SIZE {
-        return Err(CoordinatorError::InvalidArgument(format!(
-            "a record value is at most {MAX_RECORD_SIZE} bytes, got {}",
-            value.len()
-        )));
-    }
-    Ok(())
 }
 
 impl EtcdCoordinator {
@@ -351,7 +341,7 @@ impl Membership for EtcdCoordinator {
         let epoch_key = self.key("epoch");
         let live_key = self.live_key();
         let value = reason.as_bytes().to_vec();
-        check_value(&value)?;
+        validate_record_value(&format!("failed/{rank}"), &value)?;
         let resp = self
             .call("declare failed", |mut c| {
                 let txn = Txn::new()
@@ -436,7 +426,7 @@ impl Membership for EtcdCoordinator {
         value: Vec<u8>,
     ) -> Result<CasOutcome> {
         validate_record_key(key)?;
-        check_value(&value)?;
+        validate_record_value(key, &value)?;
         let expected = i64::try_from(expected).map_err(|_| {
             CoordinatorError::InvalidArgument(format!("version {expected} is out of range"))
         })?;
@@ -479,7 +469,7 @@ impl Membership for EtcdCoordinator {
         leadership: Option<&Leadership>,
     ) -> Result<u64> {
         validate_record_key(key)?;
-        check_value(&value)?;
+        validate_record_value(key, &value)?;
         if let Some(leadership) = leadership
             && leadership.member != self.inner.member_id
         {

@@ -20,22 +20,12 @@ use tokio::time::Instant;
 
 use super::{Access, InMemoryCoordinator, Shared, Status};
 use crate::coordinator::{
-    deadline_after, validate_record_key, validate_signal_key, CasOutcome, CoordinatorError,
-    EpochOutcome, EpochRecord, Leadership, LiveMember, Membership, MembershipEvent,
-    MembershipWatch, Result, Role, Versioned, MAX_RECORD_SIZE,
+    deadline_after, validate_record_key, validate_record_value, validate_signal_key, CasOutcome,
+    CoordinatorError, EpochOutcome, EpochRecord, Leadership, LiveMember, Membership,
+    MembershipEvent, MembershipWatch, Result, Role, Versioned,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-fn check_value(key: &str, value: &[u8]) -> Result<()> {
-    if value.len() > MAX_RECORD_SIZE {
-        return Err(CoordinatorError::InvalidArgument(format!(
-            "the value of record {key:?} is {} bytes; at most {MAX_RECORD_SIZE} are allowed",
-            value.len()
-        )));
-    }
-    Ok(())
-}
 
 impl InMemoryCoordinator {
     /// Switches this handle (and its clones) to `record`'s epoch; returns
@@ -309,7 +299,7 @@ impl Membership for InMemoryCoordinator {
         value: Vec<u8>,
     ) -> Result<CasOutcome> {
         validate_record_key(key)?;
-        check_value(key, &value)?;
+        validate_record_value(key, &value)?;
         let outcome = {
             let mut state = self.shared.lock();
             self.check_live(&state, Access::Act)?;
@@ -336,7 +326,7 @@ impl Membership for InMemoryCoordinator {
         leadership: Option<&Leadership>,
     ) -> Result<u64> {
         validate_record_key(key)?;
-        check_value(key, &value)?;
+        validate_record_value(key, &value)?;
         let version = {
             let mut state = self.shared.lock();
             self.check_live(&state, Access::Act)?;
