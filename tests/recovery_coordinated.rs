@@ -13,7 +13,7 @@ use steadfast::checkpoint::{
 };
 use steadfast::coordinator::{Coordinator, EpochRecord, InMemoryCoordinator, Membership, Role};
 use steadfast::recovery::{
-    FailureKind, RecoveryCoordinator, RecoveryCoordinatorConfig, RecoveryEvent, RecoveryHandle,
+    FailureCause, RecoveryCoordinator, RecoveryCoordinatorConfig, RecoveryEvent, RecoveryHandle,
     RecoveryPlan, RecoveryStrategyKind,
 };
 use steadfast::retry::RetryPolicy;
@@ -254,7 +254,7 @@ async fn a_standby_takes_over_a_dead_rank_from_the_last_checkpoint() {
     assert_eq!(plan.epoch, 1);
     assert_eq!(plan.checkpoint.as_deref(), Some("step-1"));
     assert_eq!(plan.failed[0].rank, 2);
-    assert_eq!(plan.failed[0].kind, FailureKind::Crashed);
+    assert_eq!(plan.failed[0].kind, FailureCause::Crashed);
     let spare = job.by_id("spare-0");
     assert_eq!(spare.handle.role(), Role::Rank(2));
     assert_eq!(spare.handle.epoch(), 1);
@@ -575,7 +575,7 @@ async fn a_predicted_failure_migrates_the_member_away() {
         .await
         .unwrap();
     let plan = recovered(&mut job.members[0]).await;
-    assert_eq!(plan.failed[0].kind, FailureKind::Predicted);
+    assert_eq!(plan.failed[0].kind, FailureCause::Predicted);
     assert_eq!(plan.assignments[1].member, "spare-0");
     let fenced = async {
         loop {
@@ -739,7 +739,7 @@ async fn a_predictor_hands_a_degrading_rank_over_for_migration() {
         }
     }
     let plan = recovered(&mut job.members[0]).await;
-    assert_eq!(plan.failed[0].kind, FailureKind::Predicted);
+    assert_eq!(plan.failed[0].kind, FailureCause::Predicted);
     assert_eq!(plan.failed[0].member, "rank-1");
     assert!(
         plan.failed[0].reason.starts_with("predicted:"),

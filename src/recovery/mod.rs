@@ -56,7 +56,7 @@ mod strategy;
 
 pub use config::{RecoveryConfig, RecoveryConfigBuilder};
 pub use coordinated::{
-    CheckpointSource, FailedRank, FailureKind, HandlerError, RankAssignment, RecoveryContext,
+    CheckpointSource, FailedRank, FailureCause, HandlerError, RankAssignment, RecoveryContext,
     RecoveryCoordinator, RecoveryCoordinatorBuilder, RecoveryCoordinatorConfig,
     RecoveryCoordinatorConfigBuilder, RecoveryError, RecoveryEvent, RecoveryHandle, RecoveryPlan,
     RecoveryStrategyKind, SourceError, PREDICTED_PREFIX,

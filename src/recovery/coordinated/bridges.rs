@@ -69,7 +69,7 @@ impl<M: Membership> RecoveryCoordinator<M> {
     /// Hands each member whose predicted probability of failure crosses
     /// `threshold` over for preemptive migration
     /// ([`migrate`](Self::migrate)): the job recovers as from a
-    /// [`FailureKind::Predicted`](super::FailureKind::Predicted) failure,
+    /// [`FailureCause::Predicted`](super::FailureCause::Predicted) failure,
     /// while the member is still alive. Members are ranks of the current
     /// epoch ([`MemberId::Rank`]) or members named by their id (any other
     /// [`MemberId`] with a name).

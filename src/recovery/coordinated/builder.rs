@@ -14,7 +14,7 @@ use crate::coordinator::Membership;
 
 use super::config::RecoveryCoordinatorConfig;
 use super::events::RecoveryContext;
-use super::plan::FailureKind;
+use super::plan::FailureCause;
 use super::runner::{Handler, HandlerError, Inner, LeaderHook, RecoveryCoordinator, Registered};
 use super::source::CheckpointSource;
 
@@ -24,12 +24,12 @@ use super::source::CheckpointSource;
 ///
 /// ```
 /// use steadfast::coordinator::InMemoryCoordinator;
-/// use steadfast::recovery::{FailureKind, RecoveryCoordinator, RecoveryCoordinatorConfig};
+/// use steadfast::recovery::{FailureCause, RecoveryCoordinator, RecoveryCoordinatorConfig};
 ///
 /// let rank = InMemoryCoordinator::new(1).remove(0);
 /// let recovery = RecoveryCoordinator::builder(rank)
 ///     .config(RecoveryCoordinatorConfig::default())
-///     .on_failure_of(FailureKind::Predicted, |ctx| async move {
+///     .on_failure_of(FailureCause::Predicted, |ctx| async move {
 ///         println!("migrating away from {:?}", ctx.plan.failed);
 ///         Ok(())
 ///     })
@@ -143,7 +143,7 @@ impl<M: Membership> RecoveryCoordinatorBuilder<M> {
     /// # Examples
     ///
     /// See [`RecoveryCoordinatorBuilder`].
-    pub fn on_failure_of<F, Fut>(self, kind: FailureKind, handler: F) -> Self
+    pub fn on_failure_of<F, Fut>(self, kind: FailureCause, handler: F) -> Self
     where
         F: Fn(RecoveryContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
@@ -151,7 +151,7 @@ impl<M: Membership> RecoveryCoordinatorBuilder<M> {
         self.register(Some(kind), handler)
     }
 
-    fn register<F, Fut>(mut self, kind: Option<FailureKind>, handler: F) -> Self
+    fn register<F, Fut>(mut self, kind: Option<FailureCause>, handler: F) -> Self
     where
         F: Fn(RecoveryContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,

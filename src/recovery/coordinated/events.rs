@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::plan::{FailureKind, RankAssignment, RecoveryPlan};
+use super::plan::{FailureCause, RankAssignment, RecoveryPlan};
 #[cfg(doc)]
 use super::RecoveryCoordinator;
 
@@ -46,8 +46,8 @@ pub struct RecoveryContext {
 /// # Examples
 ///
 /// ```
-/// use steadfast::recovery::{FailureKind, RecoveryEvent};
-/// let event = RecoveryEvent::FailureDetected { epoch: 0, rank: 2, member: "rank-2".into(), kind: FailureKind::Crashed, reason: "left".into() };
+/// use steadfast::recovery::{FailureCause, RecoveryEvent};
+/// let event = RecoveryEvent::FailureDetected { epoch: 0, rank: 2, member: "rank-2".into(), kind: FailureCause::Crashed, reason: "left".into() };
 /// assert!(matches!(event, RecoveryEvent::FailureDetected { rank: 2, .. }));
 /// ```
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ pub enum RecoveryEvent {
         /// The member that held it.
         member: String,
         /// The kind of failure.
-        kind: FailureKind,
+        kind: FailureCause,
         /// What is known.
         reason: String,
     },

@@ -16,7 +16,7 @@ pub use config::{RecoveryCoordinatorConfig, RecoveryCoordinatorConfigBuilder};
 pub use error::RecoveryError;
 pub use events::{RecoveryContext, RecoveryEvent};
 pub use plan::{
-    FailedRank, FailureKind, RankAssignment, RecoveryPlan, RecoveryStrategyKind, PREDICTED_PREFIX,
+    FailedRank, FailureCause, RankAssignment, RecoveryPlan, RecoveryStrategyKind, PREDICTED_PREFIX,
 };
 pub use runner::{HandlerError, RecoveryCoordinator};
 pub use source::{CheckpointSource, SourceError};

@@ -90,19 +90,19 @@ impl FromStr for RecoveryStrategyKind {
 
 crate::serde_text::serde_as_text!(RecoveryStrategyKind);
 
-/// What kind of failure a rank had; recovery handlers can be registered
+/// What caused a rank's failure; recovery handlers can be registered
 /// per kind.
 ///
 /// # Examples
 ///
 /// ```
-/// use steadfast::recovery::FailureKind;
-/// assert_eq!(FailureKind::of_declaration("predicted: p=0.93"), FailureKind::Predicted);
-/// assert_eq!(FailureKind::of_declaration("health: silent for 30s"), FailureKind::Declared);
+/// use steadfast::recovery::FailureCause;
+/// assert_eq!(FailureCause::of_declaration("predicted: p=0.93"), FailureCause::Predicted);
+/// assert_eq!(FailureCause::of_declaration("health: silent for 30s"), FailureCause::Declared);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FailureKind {
+pub enum FailureCause {
     /// The member left without shutting down: its process died, hung or
     /// was cut off past its lease.
     Crashed,
@@ -114,10 +114,10 @@ pub enum FailureKind {
 }
 
 /// The prefix of a declaration's reason that marks a preemptive migration
-/// ([`FailureKind::Predicted`]).
+/// ([`FailureCause::Predicted`]).
 pub const PREDICTED_PREFIX: &str = "predicted:";
 
-impl FailureKind {
+impl FailureCause {
     /// The kind of a failure declared with this reason
     /// ([`Membership::declare_failed`](crate::coordinator::Membership::declare_failed)):
     /// [`Predicted`](Self::Predicted) when it starts with
@@ -125,12 +125,12 @@ impl FailureKind {
     ///
     /// # Examples
     ///
-    /// See [`FailureKind`].
+    /// See [`FailureCause`].
     pub fn of_declaration(reason: &str) -> Self {
         if reason.starts_with(PREDICTED_PREFIX) {
-            FailureKind::Predicted
+            FailureCause::Predicted
         } else {
-            FailureKind::Declared
+            FailureCause::Declared
         }
     }
 }
@@ -140,8 +140,8 @@ impl FailureKind {
 /// # Examples
 ///
 /// ```
-/// use steadfast::recovery::{FailedRank, FailureKind};
-/// let failed = FailedRank { rank: 3, member: "rank-3".into(), kind: FailureKind::Crashed, reason: "lease expired".into() };
+/// use steadfast::recovery::{FailedRank, FailureCause};
+/// let failed = FailedRank { rank: 3, member: "rank-3".into(), kind: FailureCause::Crashed, reason: "lease expired".into() };
 /// assert_eq!(failed.rank, 3);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,7 +152,7 @@ pub struct FailedRank {
     /// The member that held it.
     pub member: String,
     /// The kind of failure.
-    pub kind: FailureKind,
+    pub kind: FailureCause,
     /// What is known of the failure.
     pub reason: String,
 }
@@ -450,7 +450,7 @@ mod tests {
             .map(|&rank| FailedRank {
                 rank,
                 member: format!("rank-{rank}"),
-                kind: FailureKind::Crashed,
+                kind: FailureCause::Crashed,
                 reason: "lease expired".into(),
             })
             .collect()

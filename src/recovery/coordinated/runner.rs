@@ -23,7 +23,7 @@ use super::builder::{RecoveryCoordinatorBuilder, RecoveryHandle};
 use super::config::RecoveryCoordinatorConfig;
 use super::error::RecoveryError;
 use super::events::{RecoveryContext, RecoveryEvent};
-use super::plan::{make_plan, FailedRank, FailureKind, PlanInput, RecoveryPlan, PREDICTED_PREFIX};
+use super::plan::{make_plan, FailedRank, FailureCause, PlanInput, RecoveryPlan, PREDICTED_PREFIX};
 use super::source::CheckpointSource;
 use super::TARGET;
 
@@ -35,7 +35,7 @@ pub(super) type Handler =
 pub(super) type LeaderHook = Arc<dyn Fn(Option<Leadership>, usize) + Send + Sync>;
 
 pub(super) struct Registered {
-    pub(super) kind: Option<FailureKind>,
+    pub(super) kind: Option<FailureCause>,
     pub(super) handler: Handler,
 }
 
@@ -290,7 +290,7 @@ impl<M: Membership> RecoveryCoordinator<M> {
     /// Hands `member` over for preemptive migration (a failure predictor's
     /// hook): its rank is declared failed with a reason starting with
     /// [`PREDICTED_PREFIX`], and the job recovers as from a
-    /// [`FailureKind::Predicted`] failure.
+    /// [`FailureCause::Predicted`] failure.
     ///
     /// # Errors
     ///
@@ -385,7 +385,7 @@ impl<M: Membership> RecoveryCoordinator<M> {
                             let failed = FailedRank {
                                 rank,
                                 member: member.clone(),
-                                kind: FailureKind::Crashed,
+                                kind: FailureCause::Crashed,
                                 reason: "not live when recovery started".into(),
                             };
                             self.detected(&current, &failed);
@@ -708,7 +708,7 @@ impl<M: Membership> RecoveryCoordinator<M> {
                         current.ranks.get(rank).map(|member| FailedRank {
                             rank,
                             member: member.clone(),
-                            kind: FailureKind::Crashed,
+                            kind: FailureCause::Crashed,
                             reason: reason.to_string(),
                         })
                     })
@@ -800,7 +800,7 @@ fn failure_of(event: &MembershipEvent, current: &EpochRecord) -> Option<FailedRa
         } if current.ranks.get(*rank) == Some(member) => Some(FailedRank {
             rank: *rank,
             member: member.clone(),
-            kind: FailureKind::Crashed,
+            kind: FailureCause::Crashed,
             reason: "left without shutting down".into(),
         }),
         MembershipEvent::RankFailed {
@@ -810,7 +810,7 @@ fn failure_of(event: &MembershipEvent, current: &EpochRecord) -> Option<FailedRa
         } if *epoch == current.epoch && *rank < current.world_size() => Some(FailedRank {
             rank: *rank,
             member: current.ranks[*rank].clone(),
-            kind: FailureKind::of_declaration(reason),
+            kind: FailureCause::of_declaration(reason),
             reason: reason.clone(),
         }),
         _ => None,
