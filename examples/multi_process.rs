@@ -405,7 +405,12 @@ mod job {
         (rank as u64 + 1) * steps * (steps + 1) / 2
     }
 
-    pub(super) async fn main(args: &Args, etcd: &str, storage: &str, job: &str) -> Result<(), String> {
+    pub(super) async fn main(
+        args: &Args,
+        etcd: &str,
+        storage: &str,
+        job: &str,
+    ) -> Result<(), String> {
         let steps = args.steps.unwrap_or(DEFAULT_STEPS);
         let lease_ttl = args.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
         if steps == 0 || lease_ttl == 0 {
@@ -458,6 +463,15 @@ mod job {
         Spare(String),
     }
 
+    impl std::fmt::Display for Who {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Who::Rank(rank) => write!(f, "rank {rank}"),
+                Who::Spare(name) => write!(f, "standby {name}"),
+            }
+        }
+    }
+
     // ---- One process -----------------------------------------------------
 
     async fn work(who: Who, world_size: usize, common: &Common) -> Result<(), String> {
@@ -473,7 +487,7 @@ mod job {
         let config = builder.build().map_err(|e| e.to_string())?;
         let member = EtcdCoordinator::connect(config)
             .await
-            .map_err(|e| format!("{who:?}: connect: {e}"))?;
+            .map_err(|e| format!("{who}: connect: {e}"))?;
         let me = member.member_id().to_string();
         println!("{me}: connected to etcd (job {})", common.job);
 
@@ -735,7 +749,7 @@ mod job {
                 .stdout(std::process::Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()
-                .map_err(|e| format!("cannot start {who:?}: {e}"))?;
+                .map_err(|e| format!("cannot start {who}: {e}"))?;
             let stdout = child.stdout.take().ok_or("no standard output")?;
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -763,24 +777,26 @@ mod job {
             };
             match parse_report(&line) {
                 Some(Report::Step { rank, epoch, step }) => {
-                    if let (Some((victim, at)), None) = (kill, killed) {
-                        if index == victim && rank == victim && step >= at {
-                            children[index]
-                                .start_kill()
-                                .map_err(|e| format!("cannot kill rank {victim}: {e}"))?;
-                            killed = Some((Instant::now(), epoch));
-                            println!("launcher: SIGKILLed rank {victim} after its step {step}");
-                        }
+                    if let (Some((victim, at)), None) = (kill, killed)
+                        && index == victim
+                        && rank == victim
+                        && step >= at
+                    {
+                        children[index]
+                            .start_kill()
+                            .map_err(|e| format!("cannot kill rank {victim}: {e}"))?;
+                        killed = Some((Instant::now(), epoch));
+                        println!("launcher: SIGKILLed rank {victim} after its step {step}");
                     }
-                    if let (Some((at, old)), None) = (killed, failover) {
-                        if epoch > old {
-                            let took = at.elapsed();
-                            failover = Some(took);
-                            println!(
-                                "failover: {:.2} s (kill → next step: step {step} of epoch {epoch})",
-                                took.as_secs_f64()
-                            );
-                        }
+                    if let (Some((at, old)), None) = (killed, failover)
+                        && epoch > old
+                    {
+                        let took = at.elapsed();
+                        failover = Some(took);
+                        println!(
+                            "failover: {:.2} s (kill → next step: step {step} of epoch {epoch})",
+                            took.as_secs_f64()
+                        );
                     }
                 }
                 Some(Report::Result { rank, member, sum }) => {
@@ -800,18 +816,18 @@ mod job {
             if index >= n && !reported.contains(&index) {
                 child.start_kill().ok();
                 child.wait().await.ok();
-                println!("launcher: {who:?} was not needed; stopped it");
+                println!("launcher: {who} was not needed; stopped it");
                 continue;
             }
             match tokio::time::timeout(STEP_TIMEOUT, child.wait()).await {
                 Ok(Ok(status)) if status.success() => {}
                 // The rank it SIGKILLed.
                 Ok(Ok(_)) if kill.is_some_and(|(rank, _)| index == rank) => {}
-                Ok(Ok(status)) => failed.push(format!("{who:?} ({status})")),
-                Ok(Err(e)) => failed.push(format!("{who:?} (waiting for it: {e})")),
+                Ok(Ok(status)) => failed.push(format!("{who} ({status})")),
+                Ok(Err(e)) => failed.push(format!("{who} (waiting for it: {e})")),
                 Err(_) => {
                     child.start_kill().ok();
-                    failed.push(format!("{who:?} (did not exit)"));
+                    failed.push(format!("{who} (did not exit)"));
                 }
             }
         }
@@ -823,9 +839,9 @@ mod job {
                 Some((member, sum)) if *sum == expected => {
                     println!("launcher: rank {rank} ({member}): sum {sum} (expected {expected})")
                 }
-                Some((member, sum)) => {
-                    wrong.push(format!("rank {rank} ({member}): sum {sum}, expected {expected}"))
-                }
+                Some((member, sum)) => wrong.push(format!(
+                    "rank {rank} ({member}): sum {sum}, expected {expected}"
+                )),
                 None => wrong.push(format!("rank {rank}: no result")),
             }
         }

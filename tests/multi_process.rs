@@ -419,7 +419,13 @@ async fn a_hot_standby_takes_over_a_killed_rank_within_5s() {
     );
     let failover: f64 = lines
         .iter()
-        .find_map(|line| line.strip_prefix("failover: ")?.split(' ').next()?.parse().ok())
+        .find_map(|line| {
+            line.strip_prefix("failover: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or_else(|| panic!("no failover line; {report}"));
     eprintln!("{test}: failover {failover:.2} s (kill → next step)");
     assert!(failover < 5.0, "failover took {failover} s; {report}");

@@ -722,7 +722,11 @@ impl Membership for LateWatch {
         .flatten();
         steadfast::coordinator::MembershipWatch::new(late)
     }
-    async fn declare_failed(&self, rank: usize, reason: &str) -> steadfast::coordinator::Result<()> {
+    async fn declare_failed(
+        &self,
+        rank: usize,
+        reason: &str,
+    ) -> steadfast::coordinator::Result<()> {
         self.inner.declare_failed(rank, reason).await
     }
     async fn read_record(
@@ -784,15 +788,12 @@ async fn establish_leader_sees_a_leader_elected_before_its_watch_snapshot() {
     };
     let follower = RecoveryCoordinator::builder(late).build();
     let leader = RecoveryCoordinator::builder(ranks[0].clone()).build();
-    let (followed, led) = tokio::join!(
-        follower.establish_leader(Duration::from_secs(10)),
-        async {
-            // Elected after the follower's first read, before its watch's
-            // snapshot.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            leader.establish_leader(Duration::from_secs(10)).await
-        }
-    );
+    let (followed, led) = tokio::join!(follower.establish_leader(Duration::from_secs(10)), async {
+        // Elected after the follower's first read, before its watch's
+        // snapshot.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        leader.establish_leader(Duration::from_secs(10)).await
+    });
     let led = led.unwrap();
     assert_eq!(led.member, "rank-0");
     assert_eq!(followed.unwrap(), led);
