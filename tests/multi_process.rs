@@ -341,6 +341,96 @@ async fn a_rank_killed_mid_save_leaves_no_checkpoint_on_s3() {
     a_rank_killed_mid_save(&endpoints, storage).await;
 }
 
+// ---- The example: a hot standby takes over a killed rank ---------------
+
+/// The `multi_process` example's binary, built beside this test's
+/// (`cargo test` builds the examples; `cargo test --test multi_process`
+/// alone does not: build it with `cargo build --features etcd --example
+/// multi_process`). Missing, or older than its source, it fails the test in
+/// CI and skips it elsewhere, as a missing server does.
+fn example_binary(test: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent()?.parent()?;
+    let binary = dir
+        .join("examples")
+        .join(format!("multi_process{}", std::env::consts::EXE_SUFFIX));
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/multi_process.rs");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let problem = match (modified(&binary), modified(&source)) {
+        (None, _) => format!("{} is not built", binary.display()),
+        (Some(built), Some(edited)) if built < edited => {
+            format!("{} is older than its source", binary.display())
+        }
+        _ => return Some(binary),
+    };
+    let fix = "build it with `cargo build --features etcd --example multi_process`";
+    if common::in_ci() {
+        panic!("{test}: {problem}: {fix}");
+    }
+    eprintln!("{test}: skipped: {problem} ({fix})");
+    None
+}
+
+/// Three ranks and a standby, as processes of the example; the launcher
+/// SIGKILLs rank 1 after its step 12. The job must finish with every rank's
+/// sum right, rank 1 held by the standby, and the time from the SIGKILL to
+/// the job's next step under 5 s (the lease TTL, 2 s, is the failure
+/// detector).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_standby_takes_over_a_killed_rank_within_5s() {
+    let test = "a_hot_standby_takes_over_a_killed_rank_within_5s";
+    let Some(endpoints) = endpoints(test) else {
+        return;
+    };
+    let Some(binary) = example_binary(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let job = unique("mp-standby");
+    let run = Command::new(binary)
+        .args(["--launch", "3", "--standby", "1", "--lease-ttl", "2"])
+        .args(["--kill-rank", "1", "--kill-at-step", "12"])
+        .args(["--etcd", &endpoints, "--job", &job])
+        .arg("--storage")
+        .arg(format!("file://{}", dir.path().display()))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(PATIENCE, run)
+        .await
+        .expect("the example did not finish")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = format!(
+        "its output:\n{stdout}\nits errors:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "the example failed; {report}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    // Every rank's sum is right, rank 1's computed by the standby.
+    for (rank, member) in [(0, "rank-0"), (1, "spare-0"), (2, "rank-2")] {
+        let sum = (rank + 1) * 40 * 41 / 2;
+        let result = format!("RESULT rank={rank} member={member} step=40 sum={sum}");
+        assert!(lines.contains(&result.as_str()), "no {result:?}; {report}");
+    }
+    assert!(
+        lines.contains(&"launcher: rank 1 was taken over by spare-0"),
+        "{report}"
+    );
+    let failover: f64 = lines
+        .iter()
+        .find_map(|line| {
+            line.strip_prefix("failover: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no failover line; {report}"));
+    eprintln!("{test}: failover {failover:.2} s (kill → next step)");
+    assert!(failover < 5.0, "failover took {failover} s; {report}");
+}
+
 // ---- The child side ----------------------------------------------------
 
 /// The entry point of the child processes; not a test of its own (it is

@@ -748,3 +748,163 @@ async fn a_predictor_hands_a_degrading_rank_over_for_migration() {
     );
     assert_eq!(*job.by_id("spare-0").state.lock().unwrap(), state_of(1));
 }
+
+/// A membership whose watch takes its first snapshot late, as etcd's does
+/// (its first read runs on a task of its own, some time after
+/// `watch_membership` returns): the in-memory one, wrapped.
+#[derive(Debug, Clone)]
+struct LateWatch {
+    inner: InMemoryCoordinator,
+    snapshot_after: Duration,
+}
+
+#[async_trait::async_trait]
+impl Coordinator for LateWatch {
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+    fn world_size(&self) -> usize {
+        self.inner.world_size()
+    }
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn barrier(&self, timeout: Duration) -> steadfast::coordinator::Result<()> {
+        self.inner.barrier(timeout).await
+    }
+    async fn all_gather(
+        &self,
+        data: Vec<u8>,
+        timeout: Duration,
+    ) -> steadfast::coordinator::Result<Vec<Vec<u8>>> {
+        self.inner.all_gather(data, timeout).await
+    }
+    async fn signal(&self, key: &str, payload: Vec<u8>) -> steadfast::coordinator::Result<u64> {
+        self.inner.signal(key, payload).await
+    }
+    async fn wait_for_rank(
+        &self,
+        rank: usize,
+        key: &str,
+        after: u64,
+        timeout: Duration,
+    ) -> steadfast::coordinator::Result<steadfast::coordinator::Signal> {
+        self.inner.wait_for_rank(rank, key, after, timeout).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Membership for LateWatch {
+    fn member_id(&self) -> &str {
+        self.inner.member_id()
+    }
+    fn epoch(&self) -> u64 {
+        self.inner.epoch()
+    }
+    fn role(&self) -> Role {
+        self.inner.role()
+    }
+    async fn current_epoch(&self) -> steadfast::coordinator::Result<EpochRecord> {
+        self.inner.current_epoch().await
+    }
+    async fn propose_epoch(
+        &self,
+        expected: u64,
+        next: &EpochRecord,
+    ) -> steadfast::coordinator::Result<steadfast::coordinator::EpochOutcome> {
+        self.inner.propose_epoch(expected, next).await
+    }
+    async fn enter_epoch(&self, record: &EpochRecord) -> steadfast::coordinator::Result<()> {
+        self.inner.enter_epoch(record).await
+    }
+    async fn live_members(
+        &self,
+    ) -> steadfast::coordinator::Result<Vec<steadfast::coordinator::LiveMember>> {
+        self.inner.live_members().await
+    }
+    fn watch_membership(&self) -> steadfast::coordinator::MembershipWatch {
+        use futures::StreamExt;
+        let (inner, after) = (self.inner.clone(), self.snapshot_after);
+        let late = futures::stream::once(async move {
+            tokio::time::sleep(after).await;
+            inner.watch_membership()
+        })
+        .flatten();
+        steadfast::coordinator::MembershipWatch::new(late)
+    }
+    async fn declare_failed(
+        &self,
+        rank: usize,
+        reason: &str,
+    ) -> steadfast::coordinator::Result<()> {
+        self.inner.declare_failed(rank, reason).await
+    }
+    async fn read_record(
+        &self,
+        key: &str,
+    ) -> steadfast::coordinator::Result<Option<steadfast::coordinator::Versioned>> {
+        self.inner.read_record(key).await
+    }
+    async fn list_records(
+        &self,
+        prefix: &str,
+    ) -> steadfast::coordinator::Result<Vec<(String, steadfast::coordinator::Versioned)>> {
+        self.inner.list_records(prefix).await
+    }
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: u64,
+        value: Vec<u8>,
+    ) -> steadfast::coordinator::Result<steadfast::coordinator::CasOutcome> {
+        self.inner.compare_and_set(key, expected, value).await
+    }
+    async fn put_fenced(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        leadership: Option<&steadfast::coordinator::Leadership>,
+    ) -> steadfast::coordinator::Result<u64> {
+        self.inner.put_fenced(key, value, leadership).await
+    }
+    async fn campaign(
+        &self,
+        timeout: Duration,
+    ) -> steadfast::coordinator::Result<steadfast::coordinator::Leadership> {
+        self.inner.campaign(timeout).await
+    }
+    async fn leader(
+        &self,
+    ) -> steadfast::coordinator::Result<Option<steadfast::coordinator::Leadership>> {
+        self.inner.leader().await
+    }
+    async fn resign(
+        &self,
+        leadership: &steadfast::coordinator::Leadership,
+    ) -> steadfast::coordinator::Result<()> {
+        self.inner.resign(leadership).await
+    }
+}
+
+/// A rank that reads no leader, and whose watch takes its first snapshot
+/// only after rank 0 was elected, still learns the leader: the election is
+/// in the snapshot, not among the watch's changes.
+#[tokio::test(start_paused = true)]
+async fn establish_leader_sees_a_leader_elected_before_its_watch_snapshot() {
+    let ranks = InMemoryCoordinator::new(2);
+    let late = LateWatch {
+        inner: ranks[1].clone(),
+        snapshot_after: Duration::from_secs(1),
+    };
+    let follower = RecoveryCoordinator::builder(late).build();
+    let leader = RecoveryCoordinator::builder(ranks[0].clone()).build();
+    let (followed, led) = tokio::join!(follower.establish_leader(Duration::from_secs(10)), async {
+        // Elected after the follower's first read, before its watch's
+        // snapshot.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        leader.establish_leader(Duration::from_secs(10)).await
+    });
+    let led = led.unwrap();
+    assert_eq!(led.member, "rank-0");
+    assert_eq!(followed.unwrap(), led);
+}

@@ -265,16 +265,17 @@ impl<M: Membership> RecoveryCoordinator<M> {
                 if let Some(leader) = membership.leader().await? {
                     break leader;
                 }
-                let next = tokio::time::timeout_at(deadline, async {
-                    while let Some(event) = watch.next().await {
-                        if matches!(event, MembershipEvent::LeaderChanged(Some(_))) {
-                            return true;
-                        }
+                // Read again after each event of the watch, not only after
+                // a leader change: a watch may take its first snapshot
+                // after the read above (etcd's does, on a task of its own),
+                // and a leader elected in between is then part of that
+                // snapshot (its `Joined` events), never reported as a
+                // change.
+                let next = tokio::time::timeout_at(deadline, watch.next()).await;
+                if !matches!(next, Ok(Some(_))) {
+                    if let Some(leader) = membership.leader().await? {
+                        break leader;
                     }
-                    false
-                })
-                .await;
-                if !matches!(next, Ok(true)) && Instant::now() >= deadline {
                     return Err(RecoveryError::Coordinator(CoordinatorError::Timeout {
                         operation: "establish_leader",
                         after: timeout,
