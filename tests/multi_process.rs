@@ -378,7 +378,24 @@ fn example_binary(test: &str) -> Option<std::path::PathBuf> {
 /// detector).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_standby_takes_over_a_killed_rank_within_5s() {
-    let test = "a_hot_standby_takes_over_a_killed_rank_within_5s";
+    standby_takes_over("a_hot_standby_takes_over_a_killed_rank_within_5s", 1, 12).await;
+}
+
+/// The same with rank 0, the leader that commits, SIGKILLed after its step
+/// 14, in the step whose end saves a checkpoint: its leadership ends with
+/// its lease, a survivor is elected, the plan restores the last checkpoint
+/// the old leader committed, and the new leader commits the next ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_elects_another_and_the_job_finishes() {
+    standby_takes_over(
+        "killing_the_leader_elects_another_and_the_job_finishes",
+        0,
+        14,
+    )
+    .await;
+}
+
+async fn standby_takes_over(test: &str, kill_rank: usize, kill_at_step: u64) {
     let Some(endpoints) = endpoints(test) else {
         return;
     };
@@ -389,7 +406,8 @@ async fn a_hot_standby_takes_over_a_killed_rank_within_5s() {
     let job = unique("mp-standby");
     let run = Command::new(binary)
         .args(["--launch", "3", "--standby", "1", "--lease-ttl", "2"])
-        .args(["--kill-rank", "1", "--kill-at-step", "12"])
+        .args(["--kill-rank", &kill_rank.to_string()])
+        .args(["--kill-at-step", &kill_at_step.to_string()])
         .args(["--etcd", &endpoints, "--job", &job])
         .arg("--storage")
         .arg(format!("file://{}", dir.path().display()))
@@ -408,15 +426,18 @@ async fn a_hot_standby_takes_over_a_killed_rank_within_5s() {
     assert!(output.status.success(), "the example failed; {report}");
     let lines: Vec<&str> = stdout.lines().collect();
     // Every rank's sum is right, rank 1's computed by the standby.
-    for (rank, member) in [(0, "rank-0"), (1, "spare-0"), (2, "rank-2")] {
+    for rank in 0..3usize {
+        let member = if rank == kill_rank {
+            "spare-0".to_string()
+        } else {
+            format!("rank-{rank}")
+        };
         let sum = (rank + 1) * 40 * 41 / 2;
         let result = format!("RESULT rank={rank} member={member} step=40 sum={sum}");
         assert!(lines.contains(&result.as_str()), "no {result:?}; {report}");
     }
-    assert!(
-        lines.contains(&"launcher: rank 1 was taken over by spare-0"),
-        "{report}"
-    );
+    let taken_over = format!("launcher: rank {kill_rank} was taken over by spare-0");
+    assert!(lines.contains(&taken_over.as_str()), "{report}");
     let failover: f64 = lines
         .iter()
         .find_map(|line| {
