@@ -33,11 +33,15 @@
 //! - [`coordinator`] — the [`Coordinator`] trait, how ranks meet (barrier,
 //!   all-gather, signals); [`InMemoryCoordinator`] runs `n` ranks in one
 //!   process; [`FaultTolerant`](coordinator::FaultTolerant) adds timeouts
-//!   and retries to any coordinator.
+//!   and retries to any coordinator. Its companion
+//!   [`Membership`](coordinator::Membership) adds what recovery needs:
+//!   standbys, epochs, leader election, fenced writes, and rounds that fail
+//!   at once when a rank dies.
 //! - [`checkpoint`] — [`DistributedCheckpoint`] saves one shard per rank and
 //!   commits them with a manifest written last; a failed save is rolled back
 //!   on every rank; a load verifies sizes and SHA-256 digests before
-//!   returning bytes, also at another world size.
+//!   returning bytes, also at another world size; under a fence, only
+//!   commits the coordinator confirms are read.
 //! - [`manager`] — a [`CheckpointManager`](manager::CheckpointManager) makes
 //!   checkpoints automatic: registered [`Stateful`](manager::Stateful)
 //!   states saved every interval or every `n` steps, in the background
@@ -57,7 +61,12 @@
 //!   timeout, phi accrual, or missed heartbeats within a detection window), a
 //!   stream of changes, and a stream of typed failures (node crash, agent or
 //!   service failure, suspected partition) with their evidence.
-//! - [`recovery`] — [`ErrorRecoveryManager`](recovery::ErrorRecoveryManager)
+//! - [`recovery`] — [`RecoveryCoordinator`](recovery::RecoveryCoordinator):
+//!   after a rank fails, the survivors agree on one plan through the
+//!   coordinator (a standby takes over, or the work is redistributed) and
+//!   every member acts on it; [`prediction`](recovery::prediction) turns
+//!   health signals into a probability of failure, to migrate a member
+//!   before it fails; [`ErrorRecoveryManager`](recovery::ErrorRecoveryManager)
 //!   picks a strategy per kind of error and keeps a bounded history and
 //!   statistics.
 //! - [`degradation`] — [`DegradationManager`](degradation::DegradationManager)
