@@ -426,6 +426,46 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         Ok(manifest)
     }
 
+    /// Checks one shard of checkpoint `name` as [`verify`](Self::verify)
+    /// checks each: `shard` as the checkpoint's [`manifest`](Self::manifest)
+    /// records it. Checking the shards one by one reports every damaged
+    /// shard rather than the first, and shows progress between them (the
+    /// `steadfast verify` command does both).
+    ///
+    /// # Errors
+    ///
+    /// As [`verify`](Self::verify), for this shard alone: a
+    /// [`CheckpointError::Corrupted`] names the damaged object (the shard,
+    /// or for a chunked shard the chunk), the expected and the actual size
+    /// or digest.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops the reads; nothing is written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use steadfast::checkpoint::{CheckpointOptions, DistributedCheckpoint, SaveOptions, ShardData};
+    /// # use steadfast::coordinator::InMemoryCoordinator;
+    /// # use steadfast::retry::RetryPolicy;
+    /// # use steadfast::storage::MemoryStorage;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), steadfast::checkpoint::CheckpointError> {
+    /// # let rank = InMemoryCoordinator::new(1).remove(0);
+    /// let ckpt = DistributedCheckpoint::new(MemoryStorage::new(), rank, RetryPolicy::default(), CheckpointOptions::default());
+    /// ckpt.save("c", &ShardData::new().with_entry("a", vec![1; 100]), SaveOptions::new()).await?;
+    /// let manifest = ckpt.manifest("c").await?;
+    /// for shard in &manifest.shards {
+    ///     ckpt.verify_shard("c", shard).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn verify_shard(&self, name: &str, shard: &ShardInfo) -> Result<()> {
+        self.read_shard(name, shard, true, false).await.map(drop)
+    }
+
     /// Reads entry `entry` alone, checked against its digest; retried on
     /// transient storage errors.
     async fn read_entry(
