@@ -8,6 +8,9 @@
 //! clock (ages come from a manual wall clock at save time, and the clean-up
 //! grace is given as `0s` where leftovers must go).
 
+#[cfg(feature = "object-store")]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
@@ -773,6 +776,81 @@ fn a_storage_url_is_opened_through_object_store() {
     assert_eq!(list.code, 0, "{list:?}");
     assert_eq!(names(&list.json()), ["remote"]);
     assert_eq!(steadfast([url.as_str(), "verify", "remote"]).code, 0);
+}
+
+/// The tool on an S3 server (`.ci/services.sh` starts one): the location
+/// is an `s3://` URL, and the endpoint and credentials come from the
+/// `AWS_*` environment variables, as a user sets them.
+#[cfg(feature = "object-store")]
+#[test]
+fn on_an_s3_bucket() {
+    use steadfast::storage::ObjectStoreStorage;
+
+    let test = "cli_on_an_s3_bucket";
+    let Some(endpoint) = common::server_var(test, "STEADFAST_S3_ENDPOINT") else {
+        return;
+    };
+    let Some(bucket) = common::server_var(test, "STEADFAST_S3_BUCKET") else {
+        return;
+    };
+    let url = format!("s3://{bucket}/{}", common::unique(test));
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let (key_id, secret, region) = (
+        var("AWS_ACCESS_KEY_ID", "testing"),
+        var("AWS_SECRET_ACCESS_KEY", "testing"),
+        var("AWS_REGION", "us-east-1"),
+    );
+    block_on(async {
+        let options = [
+            ("aws_endpoint", endpoint.as_str()),
+            ("aws_allow_http", "true"),
+            ("aws_access_key_id", key_id.as_str()),
+            ("aws_secret_access_key", secret.as_str()),
+            ("aws_region", region.as_str()),
+        ];
+        let storage = ObjectStoreStorage::from_url(&url, options).unwrap();
+        let rank = InMemoryCoordinator::new(1).remove(0);
+        let ckpt = DistributedCheckpoint::new(
+            storage,
+            rank,
+            RetryPolicy::default(),
+            CheckpointOptions::default(),
+        );
+        for step in [1, 2] {
+            let shard = ShardData::new().with_entry("a", vec![step as u8; 64]);
+            ckpt.save(
+                &format!("step-{step}"),
+                &shard,
+                SaveOptions::new().step(step),
+            )
+            .await
+            .unwrap();
+        }
+    });
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_steadfast"))
+            .arg(&url)
+            .args(args)
+            .env("AWS_ENDPOINT", &endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", &key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
+            .env("AWS_REGION", &region)
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    };
+    let list = run(&["list", "--json"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    assert_eq!(names(&list.json()), ["step-2", "step-1"]);
+    let verify = run(&["verify", "--all"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert_eq!(run(&["retain", "--keep-last", "1"]).code, 0);
+    assert_eq!(names(&run(&["list", "--json"]).json()), ["step-2"]);
 }
 
 #[test]

@@ -76,6 +76,10 @@ impl GcReport {
             );
             return;
         }
+        if self.deleted.is_empty() && self.kept == 0 && self.is_complete() {
+            let _ = writeln!(out, "no chunks stored");
+            return;
+        }
         let _ = writeln!(
             out,
             "chunks: {} deleted ({}), {} kept for {} checkpoint(s)",

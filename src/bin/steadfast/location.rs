@@ -32,7 +32,7 @@ impl Context {
     pub async fn open(location: &str, json: bool) -> Result<Context, Failure> {
         let parsed: StorageLocation = location
             .parse()
-            .map_err(|e: steadfast::ConfigError| Failure::usage(format!("{}", e.reason())))?;
+            .map_err(|e: steadfast::ConfigError| Failure::usage(e.reason()))?;
         if let StorageLocation::Local(path) = &parsed {
             match std::fs::metadata(path) {
                 Ok(meta) if meta.is_dir() => {}

@@ -187,16 +187,16 @@ fn text(report: &RetainReport, rules: &Rules) -> String {
         "deleted"
     };
     for name in &report.removed {
-        let _ = writeln!(out, "{verb:<8}{name}");
+        let _ = writeln!(out, "{verb} {name}");
     }
     if report.removed.is_empty() {
         let _ = writeln!(out, "nothing to delete");
     }
     output::failed_text(&mut out, &report.failed);
-    if let Some(chunks) = &report.chunks {
-        if !chunks.is_quiet() {
-            chunks.text(&mut out);
-        }
+    if let Some(chunks) = &report.chunks
+        && !chunks.is_quiet()
+    {
+        chunks.text(&mut out);
     }
     if let Some(e) = &report.chunks_error {
         let _ = writeln!(out, "collecting chunks failed: {e}");

@@ -203,7 +203,13 @@ fn text(r: &ShowReport) -> String {
         .iter()
         .map(|s| {
             let layout = match (&s.chunks, s.frames) {
-                (Some(c), _) => format!("{} chunks ({})", c.count, c.digest),
+                (Some(c), _) => format!(
+                    "{} chunk{} ({})",
+                    c.count,
+                    if c.count == 1 { "" } else { "s" },
+                    c.digest
+                ),
+                (None, Some(1)) => "1 frame".into(),
                 (None, Some(frames)) => format!("{frames} frames"),
                 (None, None) => "raw".into(),
             };
