@@ -377,6 +377,31 @@ fn verify_of_the_corrupt_checkpoint_names_the_shard_and_the_entry() {
 }
 
 #[test]
+fn verify_reports_every_damaged_shard_not_only_the_first() {
+    let dir = fixture();
+    let m = manifest(dir.path(), "good");
+    for file in shard_files(dir.path(), "good") {
+        // Inside the first zstd frame of each (compressed) shard.
+        flip(&file, 20);
+    }
+    let run = on(dir.path(), &["verify", "good", "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let report = run.json();
+    let problems = report["checkpoints"][0]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    for (problem, shard) in problems.iter().zip(&m.shards) {
+        assert_eq!(problem["kind"], "shard");
+        assert_eq!(problem["rank"], shard.rank);
+        assert_eq!(problem["object"], shard.key.as_str());
+        let entries = problem["entries"].as_array().unwrap();
+        assert!(
+            entries.contains(&Value::from(format!("rank-{}/weights", shard.rank))),
+            "{problem}"
+        );
+    }
+}
+
+#[test]
 fn verify_all_checks_every_committed_checkpoint() {
     let dir = fixture();
     let run = on(dir.path(), &["verify", "--all"]);
@@ -515,6 +540,29 @@ fn retain_keep_last() {
     assert_eq!(run.json()["removed"], serde_json::json!(["step-3"]));
     let zero = on(dir.path(), &["retain", "--keep-last", "0"]);
     assert_eq!(zero.code, 2, "{zero:?}");
+}
+
+#[test]
+fn retain_with_a_prefix_leaves_other_names_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    block_on(async {
+        for (step, name) in ["run-a/1", "run-b/1", "run-a/2", "run-b/2"]
+            .into_iter()
+            .enumerate()
+        {
+            save_one(dir.path(), name, step as u64).await;
+        }
+    });
+    let run = on(
+        dir.path(),
+        &["retain", "--keep-last", "1", "--prefix", "run-a", "--json"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["removed"], serde_json::json!(["run-a/1"]));
+    assert_eq!(
+        names(&on(dir.path(), &["list", "--json"]).json()),
+        ["run-b/2", "run-a/2", "run-b/1"]
+    );
 }
 
 #[test]
