@@ -55,7 +55,7 @@ pub async fn run(ctx: &Context, grace: Option<Duration>) -> Result<Outcome, Fail
         failed: output::failed_objects(&cleaned.objects.failed),
     };
     let mut text = String::new();
-    if report.removed.is_empty() && report.temporary_removed == 0 {
+    if report.removed.is_empty() && report.temporary_removed == 0 && report.recent.is_empty() {
         let _ = writeln!(text, "nothing to clean up");
     }
     for prefix in &report.removed {

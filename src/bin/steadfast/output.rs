@@ -24,7 +24,8 @@ pub const STORAGE: u8 = 4;
 /// A command's result: its report, the same as text, and the exit code.
 #[derive(Debug)]
 pub struct Outcome {
-    json: serde_json::Value,
+    /// The report as pretty JSON, its fields in their declared order.
+    json: String,
     text: String,
     code: u8,
 }
@@ -32,7 +33,7 @@ pub struct Outcome {
 impl Outcome {
     /// `report` (as JSON) and `text`, exiting with `code`.
     pub fn new(report: &impl Serialize, text: String, code: u8) -> Outcome {
-        match serde_json::to_value(report) {
+        match serde_json::to_string_pretty(report) {
             Ok(json) => Outcome { json, text, code },
             Err(e) => Outcome {
                 json: error_document(&Failure::storage(format!("encoding the report: {e}"))),
@@ -159,13 +160,35 @@ fn kind_name(code: u8) -> &'static str {
     }
 }
 
-fn error_document(failure: &Failure) -> serde_json::Value {
-    serde_json::json!({
-        "error": {
-            "kind": kind_name(failure.code),
-            "code": failure.code,
-            "message": failure.message,
-        }
+/// The JSON document of a failure.
+#[derive(Serialize)]
+struct ErrorDocument<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    kind: &'static str,
+    code: u8,
+    message: &'a str,
+}
+
+fn error_document(failure: &Failure) -> String {
+    let document = ErrorDocument {
+        error: ErrorBody {
+            kind: kind_name(failure.code),
+            code: failure.code,
+            message: &failure.message,
+        },
+    };
+    // Serializing strings and a number cannot fail; should it, the kind
+    // and code still go out.
+    serde_json::to_string_pretty(&document).unwrap_or_else(|_| {
+        format!(
+            "{{\"error\": {{\"kind\": \"{}\", \"code\": {}}}}}",
+            kind_name(failure.code),
+            failure.code
+        )
     })
 }
 
@@ -174,14 +197,7 @@ fn error_document(failure: &Failure) -> serde_json::Value {
 pub fn print(json: bool, outcome: &Outcome) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let written = if json {
-        match serde_json::to_string_pretty(&outcome.json) {
-            Ok(text) => writeln!(stdout, "{text}"),
-            Err(e) => writeln!(
-                stdout,
-                "{{\"error\": {{\"kind\": \"storage\", \"code\": 4, \"message\": {:?}}}}}",
-                e.to_string()
-            ),
-        }
+        writeln!(stdout, "{}", outcome.json)
     } else {
         write!(stdout, "{}", outcome.text)
     };
@@ -194,8 +210,7 @@ pub fn print(json: bool, outcome: &Outcome) -> ExitCode {
 /// standard error) and returns its exit code.
 pub fn fail(json: bool, failure: &Failure) -> ExitCode {
     if json {
-        let document = error_document(failure);
-        let text = serde_json::to_string_pretty(&document).unwrap_or_default();
+        let text = error_document(failure);
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
     } else {
