@@ -37,16 +37,16 @@ pub(crate) struct DeError {
 #[derive(Debug)]
 enum Kind {
     Message(String),
-    UnknownField {
-        expected: &'static [&'static str],
-    },
+    UnknownField { expected: &'static [&'static str] },
 }
 
 impl fmt::Display for DeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Message(m) => f.write_str(m),
-            Kind::UnknownField { expected } => write!(f, "unknown key, expected one of {expected:?}"),
+            Kind::UnknownField { expected } => {
+                write!(f, "unknown key, expected one of {expected:?}")
+            }
         }
     }
 }
@@ -140,7 +140,9 @@ pub(crate) fn expected_keys(expected: &[&str]) -> String {
 }
 
 /// Deserializes `T` from `node`, every error located.
-pub(crate) fn from_node<'de, T: serde::Deserialize<'de>>(node: &Node) -> Result<T, ConfigFileError> {
+pub(crate) fn from_node<'de, T: serde::Deserialize<'de>>(
+    node: &Node,
+) -> Result<T, ConfigFileError> {
     T::deserialize(NodeDe(node)).map_err(|e| e.at(node).into_file_error())
 }
 
@@ -160,7 +162,8 @@ fn guess<'de, V: Visitor<'de>>(text: &str, visitor: V) -> Result<V::Value, DeErr
         .chars()
         .next()
         .is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '.')
-        && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E'));
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E'));
     if numeric {
         if let Ok(u) = t.parse::<u64>() {
             return visitor.visit_u64(u);

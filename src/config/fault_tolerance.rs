@@ -54,7 +54,10 @@ use super::presets::Preset;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(try_from = "FaultToleranceConfigRepr", into = "FaultToleranceConfigRepr")]
+#[serde(
+    try_from = "FaultToleranceConfigRepr",
+    into = "FaultToleranceConfigRepr"
+)]
 pub struct FaultToleranceConfig {
     /// The checkpoint manager: schedule, retention, compression, storage
     /// and replication.

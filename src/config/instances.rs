@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use crate::breaker::{CircuitBreaker, CircuitBreakerConfig};
 use crate::health::HealthMonitor;
+use crate::pipeline::{Bulkhead, BulkheadConfig, Hedge, HedgeConfig};
 #[cfg(feature = "rate-limit")]
 use crate::pipeline::{RateLimiter, RateLimiterConfig};
-use crate::pipeline::{Bulkhead, BulkheadConfig, Hedge, HedgeConfig};
 use crate::retry::RetryPolicy;
 use crate::timeout::{TimeoutConfig, TimeoutHandler};
 

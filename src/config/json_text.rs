@@ -153,7 +153,8 @@ impl<'a> Reader<'a> {
             }
             b'"' => Value::Str(self.string()?),
             b't' | b'f' | b'n' => {
-                let word_len = self.rest()
+                let word_len = self
+                    .rest()
                     .iter()
                     .take_while(|b| b.is_ascii_alphabetic())
                     .count();
@@ -172,7 +173,8 @@ impl<'a> Reader<'a> {
     }
 
     fn number(&mut self) -> Result<Value, ConfigFileError> {
-        let len = self.rest()
+        let len = self
+            .rest()
             .iter()
             .take_while(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
             .count();
@@ -205,6 +207,7 @@ impl<'a> Reader<'a> {
                 _ => self.pos += 1,
             }
         }
-        serde_json::from_str(self.text.get(start..self.pos).unwrap_or("")).map_err(|_| self.unexpected())
+        serde_json::from_str(self.text.get(start..self.pos).unwrap_or(""))
+            .map_err(|_| self.unexpected())
     }
 }

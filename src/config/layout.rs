@@ -108,7 +108,10 @@ pub(crate) fn fault_tolerance_table(mut document: Node) -> Result<Node, ConfigFi
     }
     match document.remove(ROOT) {
         Some(table) if table.entries().is_some() => Ok(table),
-        Some(other) => Err(invalid(&other, format!("must be a table, got {}", other.kind()))),
+        Some(other) => Err(invalid(
+            &other,
+            format!("must be a table, got {}", other.kind()),
+        )),
         None => {
             let found: Vec<String> = document
                 .entries()
@@ -139,7 +142,10 @@ pub(crate) fn route(table: &mut Node) -> Result<(), ConfigFileError> {
     for (name, node) in std::mem::take(entries) {
         if name == "replication" {
             let Value::Table(children) = node.value else {
-                return Err(invalid(&node, format!("must be a table, got {}", node.kind())));
+                return Err(invalid(
+                    &node,
+                    format!("must be a table, got {}", node.kind()),
+                ));
             };
             for (key, child) in children {
                 if !REPLICATION_KEYS.contains(&key.as_str()) {
@@ -239,9 +245,10 @@ pub(crate) fn expand_presets(table: &mut Node) -> Result<(), ConfigFileError> {
             .map_err(|e| invalid(&preset_node, e.to_string()))?;
             let mut expanded = Node::from_json_value(values, &instance.key, &preset_node.origin);
             expanded.origin = instance.origin.clone();
-            if let (Some(base), Value::Table(own)) =
-                (expanded.entries_mut(), std::mem::replace(&mut instance.value, Value::Null))
-            {
+            if let (Some(base), Value::Table(own)) = (
+                expanded.entries_mut(),
+                std::mem::replace(&mut instance.value, Value::Null),
+            ) {
                 for (key, node) in own {
                     match base.iter_mut().find(|(k, _)| *k == key) {
                         Some((_, slot)) => *slot = node,

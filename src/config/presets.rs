@@ -223,7 +223,9 @@ impl FromStr for Preset {
             .ok_or_else(|| {
                 ConfigError::new(
                     "preset",
-                    format!("unknown preset {text:?}: expected \"rpc\", \"network\" or \"storage\""),
+                    format!(
+                        "unknown preset {text:?}: expected \"rpc\", \"network\" or \"storage\""
+                    ),
                 )
             })
     }
@@ -239,7 +241,11 @@ mod tests {
         // must differ from the default it would fall back to.
         for preset in Preset::ALL {
             assert_ne!(preset.retry_policy(), RetryPolicy::default(), "{preset}");
-            assert_ne!(preset.breaker(), CircuitBreakerConfig::default(), "{preset}");
+            assert_ne!(
+                preset.breaker(),
+                CircuitBreakerConfig::default(),
+                "{preset}"
+            );
             assert_ne!(preset.timeout(), TimeoutConfig::default(), "{preset}");
             assert_eq!(preset.name().parse::<Preset>().unwrap(), preset);
         }

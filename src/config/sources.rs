@@ -165,7 +165,8 @@ impl FaultToleranceConfig {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ConfigFileError> {
-        assemble(read_file(path.as_ref())?, None)
+        let path = path.as_ref();
+        assemble(read_file(path)?, None).map_err(|e| e.in_file(path))
     }
 
     /// Reads a file as [`from_path`](Self::from_path) does, with the
@@ -375,11 +376,9 @@ impl FaultToleranceConfig {
     /// # Ok::<(), steadfast::config::ConfigFileError>(())
     /// ```
     pub fn to_json_string(&self) -> Result<String, ConfigFileError> {
-        serde_json::to_string_pretty(&self.to_document()?).map_err(|e| {
-            ConfigFileError::Serialize {
-                format: "JSON",
-                message: e.to_string(),
-            }
+        serde_json::to_string_pretty(&self.to_document()?).map_err(|e| ConfigFileError::Serialize {
+            format: "JSON",
+            message: e.to_string(),
         })
     }
 }
