@@ -138,3 +138,51 @@ fn clash(node: &Node, origin: &Origin) -> ConfigFileError {
         other_origin: node.origin.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_key_paths_and_json_values_trees() {
+        let table = read([
+            ("STEADFAST_BREAKERS__PAYMENTS__FAILURE_THRESHOLD", "3"),
+            ("STEADFAST_REPLICATION__REPLICAS", r#"[{"location": "/a"}]"#),
+            ("OTHER", "x"),
+        ])
+        .unwrap();
+        let threshold = table
+            .get("breakers")
+            .and_then(|b| b.get("payments"))
+            .and_then(|p| p.get("failure_threshold"))
+            .unwrap();
+        assert_eq!(threshold.value, Value::EnvText("3".into()));
+        assert_eq!(
+            threshold.key,
+            "fault_tolerance.breakers.payments.failure_threshold"
+        );
+        let replicas = table
+            .get("replication")
+            .and_then(|r| r.get("replicas"))
+            .unwrap();
+        assert!(matches!(&replicas.value, Value::Array(items) if items.len() == 1));
+        assert_eq!(
+            replicas.origin.variable(),
+            Some("STEADFAST_REPLICATION__REPLICAS")
+        );
+        assert!(table.get("other").is_none());
+    }
+
+    #[test]
+    fn a_value_and_a_key_inside_it_clash() {
+        let err = read([("STEADFAST_HEALTH", "5"), ("STEADFAST_HEALTH__X", "1")]).unwrap_err();
+        assert!(matches!(err, ConfigFileError::Duplicate { .. }), "{err}");
+        let err = read([("STEADFAST_HEALTH__X", "1"), ("steadfast_health__x", "2")]);
+        assert!(
+            err.is_ok(),
+            "only the STEADFAST_ prefix in upper case is read"
+        );
+        let err = read([("STEADFAST_HEALTH__X", "1"), ("STEADFAST_health__x", "2")]).unwrap_err();
+        assert!(matches!(err, ConfigFileError::Duplicate { .. }), "{err}");
+    }
+}

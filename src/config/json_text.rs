@@ -211,3 +211,41 @@ impl<'a> Reader<'a> {
             .map_err(|_| self.unexpected())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_values_and_the_position_of_every_key() {
+        let text = "{\n  \"a\": {\"b\\\"c\": \"x\\u00e9\\n\", \"n\": -3, \"u\": 18446744073709551615,\n  \"f\": 1.5e3, \"t\": true, \"z\": null, \"l\": [1, {\"k\": false}]}}";
+        let root = read(text).unwrap();
+        let a = root.get("a").unwrap();
+        assert_eq!(a.origin, Origin::Text { line: 2, column: 3 });
+        let bc = a.get("b\"c").unwrap();
+        assert_eq!(bc.value, Value::Str("x\u{e9}\n".into()));
+        assert_eq!(bc.key, "a.b\"c");
+        assert_eq!(a.get("n").unwrap().value, Value::Int(-3));
+        assert_eq!(a.get("u").unwrap().value, Value::UInt(u64::MAX));
+        assert_eq!(a.get("f").unwrap().value, Value::Float(1500.0));
+        assert_eq!(
+            a.get("f").unwrap().origin,
+            Origin::Text { line: 3, column: 3 }
+        );
+        assert_eq!(a.get("z").unwrap().value, Value::Null);
+        let Value::Array(items) = &a.get("l").unwrap().value else {
+            panic!("not an array")
+        };
+        assert_eq!(items[1].get("k").unwrap().key, "a.l[1].k");
+    }
+
+    #[test]
+    fn refuses_bad_syntax_and_keys_written_twice() {
+        let err = read("{\"a\": 1,\n \"a\": 2}").unwrap_err();
+        assert!(matches!(err, ConfigFileError::Duplicate { .. }), "{err}");
+        assert_eq!(err.line(), Some(2));
+        let err = read("{\"a\": [1, 2,]}").unwrap_err();
+        assert!(matches!(err, ConfigFileError::Syntax { .. }), "{err}");
+        assert!(read("").is_err());
+    }
+}

@@ -271,20 +271,20 @@ pub(crate) fn check_features(table: &Node) -> Result<(), ConfigFileError> {
     }
     #[cfg(not(feature = "object-store"))]
     if let Some(checkpoint) = table.get("checkpoint") {
-        if let Some(storage) = checkpoint.get("checkpoint_storage") {
-            if storage.as_str().is_some_and(has_url_scheme) {
-                return Err(feature_missing(storage, "object-store"));
-            }
+        if let Some(storage) = checkpoint.get("checkpoint_storage")
+            && storage.as_str().is_some_and(has_url_scheme)
+        {
+            return Err(feature_missing(storage, "object-store"));
         }
         let replicas = checkpoint
             .get("checkpoint_replicas")
             .or_else(|| checkpoint.get("replicas"));
         if let Some(Value::Array(replicas)) = replicas.map(|r| &r.value) {
             for replica in replicas {
-                if let Some(location) = replica.get("location") {
-                    if location.as_str().is_some_and(has_url_scheme) {
-                        return Err(feature_missing(location, "object-store"));
-                    }
+                if let Some(location) = replica.get("location")
+                    && location.as_str().is_some_and(has_url_scheme)
+                {
+                    return Err(feature_missing(location, "object-store"));
                 }
             }
         }

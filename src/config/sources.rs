@@ -185,7 +185,7 @@ impl FaultToleranceConfig {
     /// # Ok::<(), steadfast::config::ConfigFileError>(())
     /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigFileError> {
-        Self::load_with_env(path, std::env::vars_os().filter_map(utf8_var))
+        Self::load_with_env(path, process_vars()?)
     }
 
     /// Reads a file as [`from_path`](Self::from_path) does, with the
@@ -242,7 +242,7 @@ impl FaultToleranceConfig {
     /// # Ok::<(), steadfast::config::ConfigFileError>(())
     /// ```
     pub fn from_env() -> Result<Self, ConfigFileError> {
-        Self::from_env_vars(std::env::vars_os().filter_map(utf8_var))
+        Self::from_env_vars(process_vars()?)
     }
 
     /// The defaults with the `STEADFAST_...` variables among `vars` over
@@ -383,8 +383,27 @@ impl FaultToleranceConfig {
     }
 }
 
-/// A variable of the process environment whose name and value are UTF-8
-/// (others cannot be `STEADFAST_...` settings).
-fn utf8_var((key, value): (std::ffi::OsString, std::ffi::OsString)) -> Option<(String, String)> {
-    Some((key.into_string().ok()?, value.into_string().ok()?))
+/// The process's variables. One named `STEADFAST_...` whose value is not
+/// UTF-8 is refused rather than skipped; others that are not UTF-8 cannot be
+/// settings and are left alone.
+fn process_vars() -> Result<Vec<(String, String)>, ConfigFileError> {
+    let mut vars = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        let (Ok(key), value) = (key.into_string(), value.into_string()) else {
+            continue;
+        };
+        match value {
+            Ok(value) => vars.push((key, value)),
+            Err(_) if key.starts_with(env::PREFIX) => {
+                return Err(ConfigFileError::Invalid {
+                    file: None,
+                    key: key.clone(),
+                    origin: Origin::Env { variable: key },
+                    message: "the value is not valid UTF-8".to_string(),
+                });
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(vars)
 }
