@@ -60,7 +60,7 @@
 //!
 //! [`Preset`] holds a retry policy, a breaker and a timeout for RPC calls,
 //! calls over a network, and checkpoint storage, with the values in its
-//! module's table; `preset = "rpc"` in an instance starts from them.
+//! documentation; `preset = "rpc"` in an instance starts from them.
 //!
 //! # Example file
 //!

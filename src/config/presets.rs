@@ -1,37 +1,6 @@
 //! [`Preset`]: ready-made retry policies, circuit breakers and timeouts for
 //! three common cases, usable from code and from a config file
 //! (`preset = "rpc"` in an instance, with keys of its own on top).
-//!
-//! | key | `rpc` | `network` | `storage` |
-//! |---|---|---|---|
-//! | **retry** `max_retries` | 3 | 5 | 6 |
-//! | `initial_delay` | 50ms | 200ms | 500ms |
-//! | `max_delay` | 1s | 10s | 30s |
-//! | `factor` | 2.0 | 2.0 | 2.0 |
-//! | `jitter` | `full` | `full` | `equal` |
-//! | `max_elapsed` | 5s | 1m | 10m |
-//! | **breaker** `failure_threshold` | 5 | 5 | 3 |
-//! | `recovery_timeout` | 10s | 30s | 1m |
-//! | `half_open_permits` | 1 | 2 | 1 |
-//! | `success_threshold` | 1 | 2 | 1 |
-//! | `sliding_window` | last 50 calls | last 1m (1s buckets) | none |
-//! | `minimum_calls` | 20 | 20 | 10 (the default, unused) |
-//! | `failure_rate_threshold` | 0.5 | 0.5 | none |
-//! | `slow_call_duration` | 1s | 5s | none |
-//! | `slow_call_rate_threshold` | 0.8 | 0.8 | none |
-//! | **timeout** `default_timeout` | 2s | 30s | 5m |
-//! | `coordinator_grace` | 1s | 1s | 1s |
-//!
-//! - `rpc`: a call to a service close by (same region, answers in
-//!   milliseconds): retry fast and briefly, give up within 5 s, open the
-//!   breaker when half of the last 50 calls failed or 80% were slower than
-//!   1 s.
-//! - `network`: a call over a wider network (another region, a third
-//!   party): longer backoff, a minute in all, a time-based window.
-//! - `storage`: checkpoint storage (an object store, a network disk): a
-//!   write is worth waiting for, so more retries with long delays and a
-//!   budget of 10 minutes, a breaker that opens after 3 failures in a row,
-//!   and 5 minutes per operation.
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,7 +12,38 @@ use crate::timeout::TimeoutConfig;
 use crate::ConfigError;
 
 /// A ready-made retry policy, circuit breaker and timeout for one common
-/// case; the values are in the [module documentation](self).
+/// case.
+///
+/// | key | `rpc` | `network` | `storage` |
+/// |---|---|---|---|
+/// | **retry** `max_retries` | 3 | 5 | 6 |
+/// | `initial_delay` | 50ms | 200ms | 500ms |
+/// | `max_delay` | 1s | 10s | 30s |
+/// | `factor` | 2.0 | 2.0 | 2.0 |
+/// | `jitter` | `full` | `full` | `equal` |
+/// | `max_elapsed` | 5s | 1m | 10m |
+/// | **breaker** `failure_threshold` | 5 | 5 | 3 |
+/// | `recovery_timeout` | 10s | 30s | 1m |
+/// | `half_open_permits` | 1 | 2 | 1 |
+/// | `success_threshold` | 1 | 2 | 1 |
+/// | `sliding_window` | last 50 calls | last 1m (1s buckets) | none |
+/// | `minimum_calls` | 20 | 20 | 10 (the default, unused) |
+/// | `failure_rate_threshold` | 0.5 | 0.5 | none |
+/// | `slow_call_duration` | 1s | 5s | none |
+/// | `slow_call_rate_threshold` | 0.8 | 0.8 | none |
+/// | **timeout** `default_timeout` | 2s | 30s | 5m |
+/// | `coordinator_grace` | 1s | 1s | 1s |
+///
+/// - `rpc`: a call to a service close by (same region, answers in
+///   milliseconds): retry fast and briefly, give up within 5 s, open the
+///   breaker when half of the last 50 calls failed or 80% were slower than
+///   1 s.
+/// - `network`: a call over a wider network (another region, a third
+///   party): longer backoff, a minute in all, a time-based window.
+/// - `storage`: checkpoint storage (an object store, a network disk): a
+///   write is worth waiting for, so more retries with long delays and a
+///   budget of 10 minutes, a breaker that opens after 3 failures in a row,
+///   and 5 minutes per operation.
 ///
 /// In a config file, `preset = "rpc"` in a `retries`, `breakers` or
 /// `timeouts` instance starts that instance from the preset's values, and
