@@ -797,3 +797,12 @@ fn config_set_in_code_round_trips_with_every_section() {
         .unwrap();
     round_trip(&config);
 }
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<FaultToleranceConfig>();
+    assert_send_sync::<ConfigFileError>();
+    assert_send_sync::<Origin>();
+    assert_send_sync::<Preset>();
+}
