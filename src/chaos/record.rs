@@ -437,7 +437,7 @@ impl fmt::Display for ChaosStats {
             }
             first = false;
             let plural = match kind {
-                FaultKind::Latency => "",
+                FaultKind::Latency | FaultKind::Dropped => "",
                 _ if count == 1 => "",
                 _ => "s",
             };
