@@ -772,67 +772,50 @@ async fn corrupt_and_torn_reads_are_detected_and_never_returned() {
 
 #[tokio::test(start_paused = true)]
 async fn one_fault_at_a_time_no_committed_checkpoint_is_lost() {
-    let faults: Vec<(&str, Box<dyn Fn(u64) -> StorageChaosConfig>)> = vec![
-        (
-            "errors",
-            Box::new(|s| {
-                StorageChaosConfig::builder()
-                    .seed(s)
-                    .errors(0.3)
-                    .build()
-                    .unwrap()
-            }),
-        ),
-        (
-            "drops",
-            Box::new(|s| {
-                StorageChaosConfig::builder()
-                    .seed(s)
-                    .drops(0.2, Duration::from_millis(2))
-                    .build()
-                    .unwrap()
-            }),
-        ),
-        (
-            "failed writes",
-            Box::new(|s| {
-                StorageChaosConfig::builder()
-                    .seed(s)
-                    .failed_writes(0.3)
-                    .build()
-                    .unwrap()
-            }),
-        ),
-        (
-            "corrupt reads",
-            Box::new(|s| {
-                StorageChaosConfig::builder()
-                    .seed(s)
-                    .corrupt_reads(0.3)
-                    .build()
-                    .unwrap()
-            }),
-        ),
-        (
-            "torn reads",
-            Box::new(|s| {
-                StorageChaosConfig::builder()
-                    .seed(s)
-                    .torn_reads(0.3)
-                    .build()
-                    .unwrap()
-            }),
-        ),
-        (
-            "latency",
-            Box::new(|s| {
-                StorageChaosConfig::builder()
-                    .seed(s)
-                    .latency_between(1.0, Duration::from_millis(1), Duration::from_secs(2))
-                    .build()
-                    .unwrap()
-            }),
-        ),
+    type Faults = fn(u64) -> StorageChaosConfig;
+    let faults: [(&str, Faults); 6] = [
+        ("errors", |s| {
+            StorageChaosConfig::builder()
+                .seed(s)
+                .errors(0.3)
+                .build()
+                .unwrap()
+        }),
+        ("drops", |s| {
+            StorageChaosConfig::builder()
+                .seed(s)
+                .drops(0.2, Duration::from_millis(2))
+                .build()
+                .unwrap()
+        }),
+        ("failed writes", |s| {
+            StorageChaosConfig::builder()
+                .seed(s)
+                .failed_writes(0.3)
+                .build()
+                .unwrap()
+        }),
+        ("corrupt reads", |s| {
+            StorageChaosConfig::builder()
+                .seed(s)
+                .corrupt_reads(0.3)
+                .build()
+                .unwrap()
+        }),
+        ("torn reads", |s| {
+            StorageChaosConfig::builder()
+                .seed(s)
+                .torn_reads(0.3)
+                .build()
+                .unwrap()
+        }),
+        ("latency", |s| {
+            StorageChaosConfig::builder()
+                .seed(s)
+                .latency_between(1.0, Duration::from_millis(1), Duration::from_secs(2))
+                .build()
+                .unwrap()
+        }),
     ];
     for (label, config) in faults {
         let mut job = Job::new(3, config, ChaosConfig::default());
