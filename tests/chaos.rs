@@ -1369,3 +1369,78 @@ async fn a_commit_read_back_damaged_on_the_way_never_deletes_a_committed_checkpo
         assert_eq!(listed.len(), 1, "{damage}: the manifest landed");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn storage_faults_hit_the_selected_operations_one_bit_or_the_tail() {
+    use tokio::io::AsyncReadExt;
+    let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let config = |damage: &str| {
+        let b = StorageChaosConfig::builder().seed(seed()).operations([
+            Operation::Get,
+            Operation::GetStream,
+            Operation::GetRange,
+        ]);
+        match damage {
+            "corrupt" => b.corrupt_reads(1.0),
+            _ => b.torn_reads(1.0),
+        }
+        .build()
+        .unwrap()
+    };
+    let corrupt = ChaosStorage::builder(MemoryStorage::new(), config("corrupt"))
+        .build()
+        .unwrap();
+    let torn = ChaosStorage::builder(MemoryStorage::new(), config("torn"))
+        .build()
+        .unwrap();
+    for storage in [&corrupt, &torn] {
+        // Writes and heads are not selected: they pass through.
+        storage.put("k", data.clone().into()).await.unwrap();
+        assert_eq!(storage.head("k").await.unwrap().size, 10_000);
+    }
+    let flipped_bits = |read: &[u8], from: &[u8]| -> u32 {
+        read.iter()
+            .zip(from)
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum()
+    };
+    for _ in 0..20 {
+        let read = corrupt.get("k").await.unwrap();
+        assert_eq!((read.len(), flipped_bits(&read, &data)), (10_000, 1));
+        let range = corrupt.get_range("k", 100..600).await.unwrap();
+        assert_eq!(flipped_bits(&range, &data[100..600]), 1);
+        let mut stream = corrupt.get_stream("k").await.unwrap();
+        let mut bytes = Vec::new();
+        stream.reader.read_to_end(&mut bytes).await.unwrap();
+        assert_eq!((bytes.len(), flipped_bits(&bytes, &data)), (10_000, 1));
+
+        let read = torn.get("k").await.unwrap();
+        assert!(read.len() < 10_000 && data.starts_with(&read));
+        let mut stream = torn.get_stream("k").await.unwrap();
+        assert_eq!(
+            stream.meta.size, 10_000,
+            "the size still claims the whole object"
+        );
+        let mut bytes = Vec::new();
+        stream.reader.read_to_end(&mut bytes).await.unwrap();
+        assert!(bytes.len() < 10_000 && data.starts_with(&bytes));
+    }
+    assert_eq!(corrupt.recorder().count(FaultKind::CorruptRead), 60);
+    assert_eq!(torn.recorder().count(FaultKind::TornRead), 40);
+    // get_sized knows the size to expect: a torn read is a length mismatch.
+    let sized_torn = ChaosStorage::builder(MemoryStorage::new(), config("torn"))
+        .build()
+        .unwrap();
+    sized_torn
+        .inner()
+        .put("k", data.clone().into())
+        .await
+        .unwrap();
+    assert!(matches!(
+        sized_torn.get_sized("k", 10_000).await,
+        Err(StorageError::LengthMismatch {
+            expected: 10_000,
+            ..
+        })
+    ));
+}
