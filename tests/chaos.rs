@@ -1167,8 +1167,7 @@ async fn a_standby_takes_over_under_chaos_and_heavy_load() {
     // Writes fail and every call is slow, but reads are not damaged: a
     // recovery plan takes the newest checkpoint that verifies, and cannot
     // tell a read damaged on the way from a damaged object, so a damaged
-    // read would make it fall back past a good checkpoint (see
-    // `a_damaged_read_makes_a_recovery_plan_fall_back` below).
+    // read makes it fall back past a good checkpoint.
     let storage_faults = |s: u64| {
         StorageChaosConfig::builder()
             .seed(s)
