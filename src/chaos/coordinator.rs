@@ -43,6 +43,8 @@ struct Engine {
 /// [`CoordinatorError::Timeout`] naming the ranks out of reach if its
 /// timeout comes first; time spent in the delay and the partition counts
 /// against the call's timeout. A `signal` is not held up by a partition.
+/// With the switch off the wrapper is transparent: no delay, no error, no
+/// draw, and partitions are ignored.
 ///
 /// The config's `wrong_result_rate` and `drop_rate` must be zero here (a
 /// collective cannot be half-cancelled without breaking the round for
