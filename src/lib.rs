@@ -94,6 +94,7 @@
 //! | `object-store` | `storage::ObjectStoreStorage`: checkpoints in S3, GCS, Azure or any `object_store::ObjectStore`, manifests committed with a conditional create |
 //! | `tower` | `steadfast::tower`: each strategy as a tower `Layer`, for `tower::ServiceBuilder`, hyper, axum and tonic |
 //! | `rate-limit` | `pipeline::RateLimiter` and `pipeline::KeyedRateLimiter`: rate limits, global or per key, through `governor` (GCRA) on tokio's clock; a refused call says when to come back, or waits in wait mode |
+//! | `chaos` | `steadfast::chaos`: fault injection for your own tests — latency, errors, wrong results and dropped futures in any async operation or pipeline, failures, corrupt and torn reads in any `CheckpointStorage`, latency, errors and partitions in any `Coordinator` — seeded, so that a failing run replays |
 //! | `config` | `steadfast::config`: one `config::FaultToleranceConfig` read from a TOML or JSON file and `STEADFAST_...` environment variables, with named breakers, retries and timeouts, presets, and errors that name the key and its line |
 //! | `testing` | `storage::conformance` and `coordinator::conformance`: the contract suites, to run on your own `CheckpointStorage` or `Coordinator` |
 //!
@@ -129,6 +130,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod breaker;
+#[cfg(feature = "chaos")]
+#[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
+pub mod chaos;
 pub mod checkpoint;
 #[cfg(feature = "config")]
 #[cfg_attr(docsrs, doc(cfg(feature = "config")))]

@@ -107,7 +107,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         })?);
         let key = manifest_key(&manifest.name);
         let mut first = true;
-        let (key_ref, bytes_ref) = (&key, &bytes);
+        let (key_ref, bytes_ref, name_ref) = (&key, &bytes, &manifest.name);
         let result = self
             .retry
             .retry(|| {
@@ -117,9 +117,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                         // An earlier attempt may have written the manifest and
                         // lost the answer: an identical manifest is ours.
                         Err(StorageError::AlreadyExists { .. }) if retrying => {
-                            match self.read_limited(key_ref, bytes_ref.len() as u64).await? {
-                                Ok(stored) if stored == *bytes_ref => Ok(()),
-                                _ => Err(StorageError::AlreadyExists {
+                            let read = self.read_limited(key_ref, bytes_ref.len() as u64).await?;
+                            match read.map(|stored| read_back(name_ref, &stored, bytes_ref)) {
+                                Ok(ReadBack::Ours) => Ok(()),
+                                Ok(ReadBack::Damaged) => Err(damaged_read(key_ref)),
+                                Ok(ReadBack::Other) | Err(_) => Err(StorageError::AlreadyExists {
                                     key: key_ref.clone(),
                                 }),
                             }
@@ -142,7 +144,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             self.rank(),
             describe(&e)
         );
-        match self.stored_manifest_is(&key, &bytes).await {
+        match self.stored_manifest_is(&manifest.name, &key, &bytes).await {
             Ok(Some(true)) => {
                 tracing::warn!(target: TARGET, name = %manifest.name, error = %e, "writing the manifest reported an error, but it is stored");
                 Ok(())
@@ -218,19 +220,70 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// object is there.
     async fn stored_manifest_is(
         &self,
+        name: &str,
         key: &str,
         bytes: &[u8],
     ) -> Result<Option<bool>, RetryError<StorageError>> {
         let read = self
             .retry
-            .retry(|| self.read_limited(key, bytes.len() as u64))
+            .retry(|| async {
+                match self.read_limited(key, bytes.len() as u64).await? {
+                    Ok(stored) => match read_back(name, &stored, bytes) {
+                        ReadBack::Ours => Ok(Ok(true)),
+                        ReadBack::Other => Ok(Ok(false)),
+                        ReadBack::Damaged => Err(damaged_read(key)),
+                    },
+                    Err(size) => Ok(Err(size)),
+                }
+            })
             .await;
         match read {
-            Ok(Ok(stored)) => Ok(Some(stored == bytes)),
+            Ok(Ok(ours)) => Ok(Some(ours)),
             // Longer than ours: another manifest.
             Ok(Err(_)) => Ok(Some(false)),
             Err(e) if matches!(e.inner(), StorageError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// What the bytes read back from a manifest's key say about whose
+/// manifest is stored there.
+enum ReadBack {
+    /// The manifest written: the same bytes, or a valid manifest with the
+    /// same checksum (the same content: a flipped bit in the name of an
+    /// empty optional field leaves a manifest that reads the same).
+    Ours,
+    /// A valid manifest of another save.
+    Other,
+    /// No valid manifest: bytes damaged on the way (a flipped bit, a short
+    /// read), which say nothing about whose manifest is stored.
+    Damaged,
+}
+
+fn read_back(name: &str, stored: &[u8], ours: &[u8]) -> ReadBack {
+    if stored == ours {
+        return ReadBack::Ours;
+    }
+    match (
+        Manifest::from_bytes(name, stored),
+        Manifest::from_bytes(name, ours),
+    ) {
+        (Err(_), _) => ReadBack::Damaged,
+        (Ok(found), Ok(mine)) if found.checksum == mine.checksum => ReadBack::Ours,
+        (Ok(_), _) => ReadBack::Other,
+    }
+}
+
+/// The transient error of a read-back that came back damaged: read again,
+/// and when every read is damaged, the outcome stays unknown.
+fn damaged_read(key: &str) -> StorageError {
+    StorageError::Backend {
+        key: key.to_string(),
+        message: "the manifest read back is neither the one written nor a valid one \
+                  (damaged on the way)"
+            .to_string(),
+        transient: true,
+        source: None,
     }
 }
