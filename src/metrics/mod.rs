@@ -42,7 +42,7 @@
 //! | `fault_tolerance_breaker_state` | gauge | `name` | state of the breaker: 0 Closed, 1 Open, 2 HalfOpen |
 //! | `fault_tolerance_breaker_calls_total` | counter | `name`, `outcome` = `success` \| `failure` | calls admitted whose outcome was recorded (a predicate's non-failure is a success; a dropped call counts nothing) |
 //! | `fault_tolerance_breaker_rejections_total` | counter | `name` | calls refused (Open, HalfOpen full, forced open) |
-//! | `fault_tolerance_breaker_slow_calls_total` | counter | `name` | calls slower than `slow_call_duration` (only with the slow-call rule) |
+//! | `fault_tolerance_breaker_slow_calls_total` | counter | `name` | calls in Closed slower than `slow_call_duration` (only with the slow-call rule) |
 //! | `fault_tolerance_retry_attempts_total` | counter | `name` | attempts run, the first included |
 //! | `fault_tolerance_retry_give_ups_total` | counter | `name` | retry sequences that ended because the policy stopped retrying (retries exhausted, time or retry budget spent); an error not retried at all is not a give-up |
 //! | `fault_tolerance_pipeline_calls_total` | counter | `name`, `outcome` = `success` \| `operation` \| `timeout` \| `circuit_breaker` \| `bulkhead` \| `rate_limiter` \| `retry` \| `fallback` | calls of a named pipeline, by what ended them |

@@ -15,6 +15,11 @@
 //!   attempt succeeds: `RetryPolicy::retry` beside `RetryMetrics::retry`
 //!   (one attempt counted).
 //!
+//! - `metrics_floor/{fetch_add,fetch_add_two_threads}`: a relaxed
+//!   `fetch_add` on one `AtomicU64`, from one thread and from two at once:
+//!   the least that counting a call in a shared counter can cost, which is
+//!   what the Prometheus recorder's counter does beneath the facade.
+//!
 //! The same paths without the feature are the main crate's
 //! `breaker_closed_call_async/steadfast` (benches/breaker.rs) and
 //! `retry_first_try_success/steadfast` (benches/hot_path.rs).
@@ -25,11 +30,12 @@
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{criterion_group, criterion_main, Criterion};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use steadfast::breaker::CircuitBreaker;
 use steadfast::metrics::RetryMetrics;
@@ -147,5 +153,38 @@ fn retry(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, breaker, retry);
+/// One relaxed `fetch_add` on a shared counter, from one thread and two.
+fn floor(c: &mut Criterion) {
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut group = c.benchmark_group("metrics_floor");
+    group.bench_function("fetch_add", |b| {
+        b.iter(|| counter.fetch_add(black_box(1), Ordering::Relaxed))
+    });
+    group.bench_function("fetch_add_two_threads", |b| {
+        b.iter_custom(|iters| {
+            let start = Arc::new(Barrier::new(2));
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let (counter, start) = (Arc::clone(&counter), Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let began = Instant::now();
+                        for _ in 0..iters {
+                            counter.fetch_add(black_box(1), Ordering::Relaxed);
+                        }
+                        began.elapsed()
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("a bench thread panicked"))
+                .max()
+                .unwrap_or_default()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, breaker, retry, floor);
 criterion_main!(benches);
