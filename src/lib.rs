@@ -93,6 +93,7 @@
 //! | `etcd` | `coordinator::EtcdCoordinator`: ranks as separate processes on separate machines, meeting through an etcd cluster, with leases as liveness |
 //! | `object-store` | `storage::ObjectStoreStorage`: checkpoints in S3, GCS, Azure or any `object_store::ObjectStore`, manifests committed with a conditional create |
 //! | `tower` | `steadfast::tower`: each strategy as a tower `Layer`, for `tower::ServiceBuilder`, hyper, axum and tonic |
+//! | `metrics` | `steadfast::metrics`: counters, gauges and histograms of named breakers, retries, pipelines, bulkheads and rate limiters, of health, checkpoints and recovery, through the `metrics` facade (any exporter) |
 //! | `rate-limit` | `pipeline::RateLimiter` and `pipeline::KeyedRateLimiter`: rate limits, global or per key, through `governor` (GCRA) on tokio's clock; a refused call says when to come back, or waits in wait mode |
 //! | `chaos` | `steadfast::chaos`: fault injection for your own tests — latency, errors, wrong results and dropped futures in any async operation or pipeline, failures, corrupt and torn reads in any `CheckpointStorage`, latency, errors and partitions in any `Coordinator` — seeded, so that a failing run replays |
 //! | `config` | `steadfast::config`: one `config::FaultToleranceConfig` read from a TOML or JSON file and `STEADFAST_...` environment variables, with named breakers, retries and timeouts, presets, and errors that name the key and its line |
@@ -143,6 +144,9 @@ mod error;
 pub mod handler;
 pub mod health;
 pub mod manager;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod pipeline;
 pub mod recovery;
 pub mod retry;

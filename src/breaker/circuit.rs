@@ -78,9 +78,46 @@ impl CircuitBreaker {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn new(config: CircuitBreakerConfig) -> Self {
+        CircuitBreaker::with_name(config, None)
+    }
+
+    /// A breaker named `name`, with the given configuration, Closed: the
+    /// shorthand of [`CircuitBreakerBuilder::name`] for a configuration
+    /// read from a file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::{CircuitBreaker, CircuitBreakerConfig};
+    ///
+    /// let config = CircuitBreakerConfig::builder().failure_threshold(3).build()?;
+    /// let breaker = CircuitBreaker::named("payments", config);
+    /// assert_eq!(breaker.name(), Some("payments"));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn named(name: impl Into<Arc<str>>, config: CircuitBreakerConfig) -> Self {
+        CircuitBreaker::with_name(config, Some(name.into()))
+    }
+
+    pub(super) fn with_name(config: CircuitBreakerConfig, name: Option<Arc<str>>) -> Self {
         CircuitBreaker {
-            shared: Arc::new(Shared::new(config)),
+            shared: Arc::new(Shared::new(config, name)),
         }
+    }
+
+    /// The name given when the breaker was built, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::CircuitBreaker;
+    /// assert_eq!(CircuitBreaker::default().name(), None);
+    /// let named = CircuitBreaker::builder().name("search").build()?;
+    /// assert_eq!(named.name(), Some("search"));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.shared.name()
     }
 
     /// A builder for a breaker, starting from the defaults listed on
@@ -462,6 +499,7 @@ impl Default for CircuitBreaker {
 impl fmt::Debug for CircuitBreaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
+            .field("name", &self.shared.name())
             .field("word", &self.shared.load())
             .field("config", self.shared.config())
             .finish_non_exhaustive()

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -590,6 +591,8 @@ impl CircuitBreakerConfig {
 #[must_use]
 pub struct CircuitBreakerBuilder<T = CircuitBreakerConfig> {
     config: CircuitBreakerConfig,
+    /// The breaker's name (only a breaker has one, not its config).
+    name: Option<Arc<str>>,
     target: PhantomData<fn() -> T>,
 }
 
@@ -597,6 +600,7 @@ impl<T> Clone for CircuitBreakerBuilder<T> {
     fn clone(&self) -> Self {
         CircuitBreakerBuilder {
             config: self.config.clone(),
+            name: self.name.clone(),
             target: PhantomData,
         }
     }
@@ -606,6 +610,7 @@ impl<T> fmt::Debug for CircuitBreakerBuilder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerBuilder")
             .field("config", &self.config)
+            .field("name", &self.name)
             .finish()
     }
 }
@@ -620,6 +625,7 @@ impl<T> CircuitBreakerBuilder<T> {
     fn new() -> Self {
         CircuitBreakerBuilder {
             config: CircuitBreakerConfig::default(),
+            name: None,
             target: PhantomData,
         }
     }
@@ -642,6 +648,7 @@ impl<T> CircuitBreakerBuilder<T> {
     pub fn from_config(config: &CircuitBreakerConfig) -> Self {
         CircuitBreakerBuilder {
             config: config.clone(),
+            name: None,
             target: PhantomData,
         }
     }
@@ -824,6 +831,24 @@ impl CircuitBreakerBuilder<CircuitBreakerConfig> {
 }
 
 impl CircuitBreakerBuilder<CircuitBreaker> {
+    /// Names the breaker: its state-change events carry the name (field
+    /// `name`), and with the `metrics` feature its metrics are registered
+    /// under it when it is built (label `name`; see
+    /// `steadfast::metrics`). A breaker without a name records no metrics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::breaker::CircuitBreaker;
+    /// let breaker = CircuitBreaker::builder().name("payments").build()?;
+    /// assert_eq!(breaker.name(), Some("payments"));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
     /// Checks every value and returns a new breaker, Closed.
     ///
     /// # Errors
@@ -840,7 +865,7 @@ impl CircuitBreakerBuilder<CircuitBreaker> {
     /// ```
     pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
         self.config.validate()?;
-        Ok(CircuitBreaker::new(self.config))
+        Ok(CircuitBreaker::with_name(self.config, self.name))
     }
 }
 

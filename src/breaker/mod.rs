@@ -43,7 +43,13 @@
 //! Each change is sent, after the new state is in place and in the order the
 //! changes happened, to every [`CircuitBreaker::subscribe`] receiver as a
 //! [`StateChange`], and logged as a `tracing` event with target
-//! `"steadfast::breaker"` and fields `from`, `to` and `reason`.
+//! `"steadfast::breaker"` and fields `from`, `to` and `reason` (and `name`,
+//! for a breaker named with [`CircuitBreakerBuilder::name`] or
+//! [`CircuitBreaker::named`]). With the `metrics` feature a named breaker
+//! records its state, calls, rejections and slow calls under its name
+//! (see `steadfast::metrics`); the Closed path of a named breaker adds one
+//! relaxed increment of a counter it holds, that of an unnamed one a check
+//! of an `Option`.
 //!
 //! # How the hot path stays lock-free
 //!

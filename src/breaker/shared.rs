@@ -6,7 +6,7 @@
 //! [`CircuitBreaker`]: super::CircuitBreaker
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -59,6 +59,11 @@ pub(super) struct Shared {
     events: broadcast::Sender<StateChange>,
     failures_total: AtomicU64,
     rejections_total: AtomicU64,
+    /// The name given when the breaker was built.
+    name: Option<Arc<str>>,
+    /// The handles of a named breaker's metrics.
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::BreakerMetrics>,
 }
 
 /// A transition a caller asks for, decided against the current word.
@@ -97,6 +102,11 @@ impl Shared {
     /// The configuration the breaker was built with.
     pub(super) fn config(&self) -> &CircuitBreakerConfig {
         &self.config
+    }
+
+    /// The name given when the breaker was built.
+    pub(super) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// A receiver of every state change from now on.
@@ -148,7 +158,7 @@ impl Shared {
     }
 
     /// The state of a new breaker under `config`: Closed, counters at zero.
-    pub(super) fn new(config: CircuitBreakerConfig) -> Self {
+    pub(super) fn new(config: CircuitBreakerConfig, name: Option<Arc<str>>) -> Self {
         let window = config.sliding_window().map(Window::new);
         let slow_call = config.slow_call_rule();
         let needs_clock = slow_call.is_some() || window.as_ref().is_some_and(Window::needs_clock);
@@ -172,6 +182,9 @@ impl Shared {
             events,
             failures_total: AtomicU64::new(0),
             rejections_total: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            metrics: name.as_deref().map(crate::metrics::BreakerMetrics::new),
+            name,
         }
     }
 
@@ -228,6 +241,10 @@ impl Shared {
 
     pub(super) fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
         self.rejections_total.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.rejection();
+        }
         Rejected::new(state, retry_after)
     }
 
@@ -305,6 +322,10 @@ impl Shared {
             (Some(started), Some((limit, _))) => now.saturating_duration_since(started) > limit,
             _ => false,
         };
+        #[cfg(feature = "metrics")]
+        if slow && let Some(metrics) = &self.metrics {
+            metrics.slow_call();
+        }
         (Some(now), slow)
     }
 
@@ -314,6 +335,10 @@ impl Shared {
     /// [`Shared::on_success_slow`].
     #[inline]
     pub(super) fn on_success(&self, generation: u32, trial: bool, started: Option<Instant>) {
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.success();
+        }
         if !trial && self.window.is_none() {
             let current = self.load();
             if current.state() == State::Closed
@@ -354,6 +379,10 @@ impl Shared {
     #[inline(never)]
     pub(super) fn on_failure(&self, generation: u32, trial: bool, started: Option<Instant>) {
         self.failures_total.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.failure();
+        }
         if trial {
             self.trial_failure(generation);
             return;
@@ -554,6 +583,10 @@ impl Shared {
             // the opening time until the new word is published.
             self.since.store(now_nanos, Ordering::Release);
         }
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.state(change.to);
+        }
         if change.announce {
             let event = StateChange {
                 from,
@@ -564,6 +597,7 @@ impl Shared {
             if change.to == State::Open && change.reason != TransitionReason::ForcedOpen {
                 tracing::warn!(
                     target: "steadfast::breaker",
+                    name = self.name.as_deref(),
                     from = %from,
                     to = %change.to,
                     reason = %change.reason,
@@ -573,6 +607,7 @@ impl Shared {
             } else {
                 tracing::info!(
                     target: "steadfast::breaker",
+                    name = self.name.as_deref(),
                     from = %from,
                     to = %change.to,
                     reason = %change.reason,

@@ -139,6 +139,9 @@ pub struct DistributedCheckpoint<S, C> {
     /// Who commits, and the confirmation of each commit; `None`: rank 0
     /// commits and a manifest alone is a commit.
     pub(super) fence: Option<Arc<dyn CommitFence>>,
+    /// Saves by outcome and their durations, for the metrics.
+    #[cfg(feature = "metrics")]
+    pub(super) metrics: crate::metrics::CheckpointMetrics,
 }
 
 impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
@@ -165,6 +168,8 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
             options,
             clock: Arc::new(SystemClock),
             fence: None,
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::CheckpointMetrics::new(),
         }
     }
 

@@ -608,6 +608,25 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         W: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<Written, LocalFailure>>,
     {
+        #[cfg(feature = "metrics")]
+        let started = tokio::time::Instant::now();
+        let saved = self.save_unobserved(name, options, write).await;
+        #[cfg(feature = "metrics")]
+        self.metrics.saved(started.elapsed(), saved.is_ok());
+        saved
+    }
+
+    /// [`save_with`](Self::save_with), the protocol itself.
+    async fn save_unobserved<W, Fut>(
+        &self,
+        name: &str,
+        options: &SaveOptions,
+        write: W,
+    ) -> Result<CheckpointInfo>
+    where
+        W: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<Written, LocalFailure>>,
+    {
         validate_name(name)?;
         let rank = self.rank();
         let world_size = self.world_size();

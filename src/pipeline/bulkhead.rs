@@ -121,6 +121,10 @@ struct Shared {
     config: BulkheadConfig,
     rejected_full: AtomicU64,
     queue_timeouts: AtomicU64,
+    name: Option<Arc<str>>,
+    /// The handles of a named bulkhead's metrics.
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::BulkheadMetrics>,
 }
 
 impl Shared {
@@ -160,6 +164,10 @@ impl Shared {
     #[inline(never)]
     fn reject_full(&self) -> BulkheadRejected {
         self.rejected_full.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.full();
+        }
         tracing::debug!(
             target: TARGET,
             reason = "full",
@@ -177,6 +185,10 @@ impl Shared {
     #[inline(never)]
     fn reject_timeout(&self, waited: Duration) -> BulkheadRejected {
         self.queue_timeouts.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.queue_timeout();
+        }
         tracing::debug!(
             target: TARGET,
             reason = "queue_timeout",
@@ -186,6 +198,26 @@ impl Shared {
             "bulkhead refused a call"
         );
         BulkheadRejected::QueueTimeout { waited }
+    }
+
+    /// The permit of a slot just taken.
+    #[inline]
+    fn permit<'a>(&'a self, slot: SemaphorePermit<'a>) -> BulkheadPermit<'a> {
+        self.taken();
+        BulkheadPermit {
+            _slot: slot,
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics.as_ref(),
+        }
+    }
+
+    /// A slot was taken: one more in use, for a named bulkhead's gauge.
+    #[inline]
+    fn taken(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.taken();
+        }
     }
 
     fn in_use(&self) -> u32 {
@@ -223,6 +255,40 @@ impl Bulkhead {
     /// # Ok::<(), steadfast::ConfigError>(())
     /// ```
     pub fn new(config: BulkheadConfig) -> Self {
+        Bulkhead::with_name(config, None)
+    }
+
+    /// A bulkhead named `name`, with the given configuration: the
+    /// shorthand of [`BulkheadConfigBuilder::name`](super::BulkheadConfigBuilder::name)
+    /// for a configuration read from a file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::{Bulkhead, BulkheadConfig};
+    ///
+    /// let config = BulkheadConfig::builder().max_concurrent(8).build()?;
+    /// let bulkhead = Bulkhead::named("db", config);
+    /// assert_eq!(bulkhead.name(), Some("db"));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn named(name: impl Into<Arc<str>>, config: BulkheadConfig) -> Self {
+        Bulkhead::with_name(config, Some(name.into()))
+    }
+
+    /// The name given when the bulkhead was built, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::Bulkhead;
+    /// assert_eq!(Bulkhead::default().name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.shared.name.as_deref()
+    }
+
+    pub(super) fn with_name(config: BulkheadConfig, name: Option<Arc<str>>) -> Self {
         // A validated config never exceeds the semaphore's maximum; `min`
         // keeps `Semaphore::new` from panicking all the same.
         let permits = usize::try_from(config.max_concurrent())
@@ -237,6 +303,9 @@ impl Bulkhead {
             config,
             rejected_full: AtomicU64::new(0),
             queue_timeouts: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            metrics: name.as_deref().map(crate::metrics::BulkheadMetrics::new),
+            name,
         };
         Bulkhead {
             shared: Arc::new(shared),
@@ -301,7 +370,7 @@ impl Bulkhead {
     #[inline]
     pub fn try_acquire(&self) -> Result<BulkheadPermit<'_>, BulkheadRejected> {
         match self.shared.slots.try_acquire() {
-            Ok(permit) => Ok(BulkheadPermit { _slot: permit }),
+            Ok(permit) => Ok(self.shared.permit(permit)),
             // `NoPermits`; the semaphore is never closed.
             Err(_) => Err(self.shared.reject_full()),
         }
@@ -346,6 +415,7 @@ impl Bulkhead {
         // semaphore.
         let permit = self.shared.slots.try_acquire().ok()?;
         permit.forget();
+        self.shared.taken();
         Some(OwnedBulkheadPermit {
             shared: Arc::clone(&self.shared),
         })
@@ -368,7 +438,10 @@ impl Bulkhead {
             // No await between the acquire and the permit that owns the
             // slot, so a drop of this future never loses a slot.
             let acquired = shared.slots.acquire().await.map(SemaphorePermit::forget);
-            acquired.is_ok().then(|| OwnedBulkheadPermit { shared })
+            acquired.is_ok().then(|| {
+                shared.taken();
+                OwnedBulkheadPermit { shared }
+            })
         })
     }
 
@@ -425,7 +498,7 @@ impl Bulkhead {
     pub async fn acquire(&self) -> Result<BulkheadPermit<'_>, BulkheadRejected> {
         let shared = &*self.shared;
         if let Ok(permit) = shared.slots.try_acquire() {
-            return Ok(BulkheadPermit { _slot: permit });
+            return Ok(shared.permit(permit));
         }
         let Some(place) = shared.enter_queue() else {
             return Err(shared.reject_full());
@@ -442,7 +515,7 @@ impl Bulkhead {
         };
         drop(place);
         match acquired {
-            Ok(permit) => Ok(BulkheadPermit { _slot: permit }),
+            Ok(permit) => Ok(shared.permit(permit)),
             // The semaphore is never closed, so this does not happen; a
             // refusal is the answer that keeps every count right if it did.
             Err(_closed) => Err(shared.reject_full()),
@@ -564,6 +637,7 @@ impl Default for Bulkhead {
 impl fmt::Debug for Bulkhead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bulkhead")
+            .field("name", &self.shared.name)
             .field("config", &self.shared.config)
             .field("in_use", &self.in_use())
             .field("queued", &self.queued())
@@ -589,6 +663,18 @@ impl fmt::Debug for Bulkhead {
 #[must_use = "the slot is freed as soon as the permit is dropped"]
 pub struct BulkheadPermit<'a> {
     _slot: SemaphorePermit<'a>,
+    #[cfg(feature = "metrics")]
+    metrics: Option<&'a crate::metrics::BulkheadMetrics>,
+}
+
+#[cfg(feature = "metrics")]
+impl Drop for BulkheadPermit<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(metrics) = self.metrics {
+            metrics.released();
+        }
+    }
 }
 
 impl fmt::Debug for BulkheadPermit<'_> {
@@ -638,6 +724,10 @@ impl Drop for OwnedBulkheadPermit {
         // permit was made; handed to the first waiter if there is one, as a
         // `SemaphorePermit`'s drop does.
         self.shared.slots.add_permits(1);
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.shared.metrics {
+            metrics.released();
+        }
     }
 }
 

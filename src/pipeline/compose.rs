@@ -83,6 +83,9 @@ use crate::retry::RetryPolicy;
 pub struct Pipeline<S> {
     name: Option<Arc<str>>,
     strategies: S,
+    /// The handles of a named pipeline's metrics.
+    #[cfg(feature = "metrics")]
+    metrics: Option<Arc<crate::metrics::PipelineMetrics>>,
 }
 
 impl Pipeline<Innermost> {
@@ -126,6 +129,8 @@ impl<X> Pipeline<Then<X, Innermost>> {
         Pipeline {
             name: None,
             strategies: Innermost.append(strategy),
+            #[cfg(feature = "metrics")]
+            metrics: None,
         }
     }
 }
@@ -206,6 +211,10 @@ impl<S> Pipeline<S> {
         Fut: Future<Output = Result<T, E>> + Send,
     {
         let result = self.strategies.execute(Operation(&operation)).await;
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.record(&result);
+        }
         if let (Err(error), Some(name)) = (&result, &self.name) {
             report_failure(name, error);
         }
@@ -254,7 +263,10 @@ pub struct PipelineBuilder<S> {
 }
 
 impl<S> PipelineBuilder<S> {
-    /// Names the pipeline, for its events (see [`Pipeline`]).
+    /// Names the pipeline, for its events (see [`Pipeline`]) and, with the
+    /// `metrics` feature, its metrics: calls by what ended them and
+    /// timeouts, labelled `name` (see `steadfast::metrics`). The
+    /// strategies inside are named on their own.
     ///
     /// # Examples
     ///
@@ -500,6 +512,11 @@ impl<S> PipelineBuilder<S> {
             ));
         }
         Ok(Pipeline {
+            #[cfg(feature = "metrics")]
+            metrics: self
+                .name
+                .as_deref()
+                .map(crate::metrics::PipelineMetrics::new),
             name: self.name,
             strategies: self.strategies,
         })

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -238,6 +239,8 @@ impl TryFrom<BulkheadConfigRepr> for BulkheadConfig {
 #[must_use]
 pub struct BulkheadConfigBuilder<T = BulkheadConfig> {
     config: BulkheadConfig,
+    /// The bulkhead's name (only a bulkhead has one, not its config).
+    name: Option<Arc<str>>,
     target: PhantomData<fn() -> T>,
 }
 
@@ -245,6 +248,7 @@ impl<T> Clone for BulkheadConfigBuilder<T> {
     fn clone(&self) -> Self {
         BulkheadConfigBuilder {
             config: self.config.clone(),
+            name: self.name.clone(),
             target: PhantomData,
         }
     }
@@ -268,6 +272,7 @@ impl<T> BulkheadConfigBuilder<T> {
     fn new() -> Self {
         BulkheadConfigBuilder {
             config: BulkheadConfig::default(),
+            name: None,
             target: PhantomData,
         }
     }
@@ -290,6 +295,7 @@ impl<T> BulkheadConfigBuilder<T> {
     pub fn from_config(config: &BulkheadConfig) -> Self {
         BulkheadConfigBuilder {
             config: config.clone(),
+            name: None,
             target: PhantomData,
         }
     }
@@ -390,6 +396,23 @@ impl BulkheadConfigBuilder<BulkheadConfig> {
 }
 
 impl BulkheadConfigBuilder<Bulkhead> {
+    /// Names the bulkhead: with the `metrics` feature its slots in use and
+    /// refusals are recorded under the name (label `name`; see
+    /// `steadfast::metrics`). A bulkhead without a name records no metrics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::Bulkhead;
+    /// let bulkhead = Bulkhead::builder().name("db").max_concurrent(4).build()?;
+    /// assert_eq!(bulkhead.name(), Some("db"));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
     /// Checks every value and returns a new bulkhead, every slot free.
     ///
     /// # Errors
@@ -405,7 +428,7 @@ impl BulkheadConfigBuilder<Bulkhead> {
     /// ```
     pub fn build(self) -> Result<Bulkhead, ConfigError> {
         self.config.validate()?;
-        Ok(Bulkhead::new(self.config))
+        Ok(Bulkhead::with_name(self.config, self.name))
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`RetryStrategy`]: retries inside a pipeline, on errors and on `Ok`
 //! values a predicate rejects.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -76,6 +77,10 @@ pub struct RetryStrategy<C = ByTransient, R = AcceptOk, B = NoBudget> {
     classifier: C,
     results: R,
     budget: B,
+    name: Option<Arc<str>>,
+    /// The handles of a named retry's metrics.
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::RetryMetrics>,
 }
 
 impl RetryStrategy {
@@ -97,11 +102,52 @@ impl RetryStrategy {
             classifier: ByTransient,
             results: AcceptOk,
             budget: NoBudget,
+            name: None,
+            #[cfg(feature = "metrics")]
+            metrics: None,
         }
     }
 }
 
 impl<C, R, B> RetryStrategy<C, R, B> {
+    /// Names the retry. With the `metrics` feature its attempts and
+    /// give-ups are recorded under the name (label `name`; see
+    /// `steadfast::metrics`): every attempt, and every sequence the policy
+    /// stopped (retries exhausted, a budget spent, an error not transient
+    /// after a retry, a value still rejected at the end). The policy
+    /// itself stays plain data, without a name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::RetryStrategy;
+    /// use steadfast::retry::RetryPolicy;
+    /// let retry = RetryStrategy::new(RetryPolicy::default()).name("rpc");
+    /// assert_eq!(retry.retry_name(), Some("rpc"));
+    /// ```
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        let name: Arc<str> = name.into();
+        #[cfg(feature = "metrics")]
+        {
+            self.metrics = Some(crate::metrics::RetryMetrics::new(Arc::clone(&name)));
+        }
+        self.name = Some(name);
+        self
+    }
+
+    /// The name given with [`name`](Self::name), if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::RetryStrategy;
+    /// use steadfast::retry::RetryPolicy;
+    /// assert_eq!(RetryStrategy::new(RetryPolicy::default()).retry_name(), None);
+    /// ```
+    pub fn retry_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     /// The policy: how many retries, and the delays between them.
     ///
     /// # Examples
@@ -152,6 +198,9 @@ impl<C, R, B> RetryStrategy<C, R, B> {
             classifier,
             results: self.results,
             budget: self.budget,
+            name: self.name,
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics,
         }
     }
 
@@ -183,6 +232,9 @@ impl<C, R, B> RetryStrategy<C, R, B> {
             classifier: self.classifier,
             results: WhenOk(predicate),
             budget: self.budget,
+            name: self.name,
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics,
         }
     }
 
@@ -225,6 +277,9 @@ impl<C, R, B> RetryStrategy<C, R, B> {
             classifier: self.classifier,
             results: self.results,
             budget: budget.clone(),
+            name: self.name,
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics,
         }
     }
 }
@@ -264,6 +319,10 @@ where
         loop {
             let outcome = next.call().await;
             attempts = attempts.saturating_add(1);
+            #[cfg(feature = "metrics")]
+            if let Some(metrics) = &self.metrics {
+                metrics.attempt();
+            }
             let verdict = match &outcome {
                 Ok(value) => results.verdict(value),
                 Err(error) => classify(&mut classifier, error),
@@ -280,7 +339,13 @@ where
                 attempts,
             ) {
                 Ok(delay) => delay,
-                Err(reason) => return give_up(outcome, attempts, reason),
+                Err(reason) => {
+                    #[cfg(feature = "metrics")]
+                    if let Some(metrics) = &self.metrics {
+                        metrics.stopped(attempts, reason);
+                    }
+                    return give_up(outcome, attempts, reason);
+                }
             };
             // Not held across the wait: the future stays small.
             drop(outcome);

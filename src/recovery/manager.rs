@@ -102,6 +102,9 @@ struct State {
 #[derive(Clone)]
 pub struct ErrorRecoveryManager {
     state: Arc<Mutex<State>>,
+    /// Errors by the action decided, for the metrics.
+    #[cfg(feature = "metrics")]
+    metrics: Arc<crate::metrics::ErrorActionMetrics>,
 }
 
 impl fmt::Debug for ErrorRecoveryManager {
@@ -151,6 +154,8 @@ impl ErrorRecoveryManager {
                 by_kind: HashMap::new(),
                 by_severity: BTreeMap::new(),
             })),
+            #[cfg(feature = "metrics")]
+            metrics: Arc::new(crate::metrics::ErrorActionMetrics::new()),
         }
     }
 
@@ -293,6 +298,8 @@ impl ErrorRecoveryManager {
             (record, strategy)
         };
         let action = decide(&strategy, &record);
+        #[cfg(feature = "metrics")]
+        self.metrics.decided(&action);
         let level_warn = matches!(action, RecoveryAction::Abort);
         if level_warn {
             tracing::warn!(

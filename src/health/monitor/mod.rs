@@ -82,6 +82,30 @@ struct Inner {
     ranks: RankTable,
     transition: Mutex<Transitions>,
     events: broadcast::Sender<StatusChange>,
+    /// Members by status and failures detected, for the metrics.
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::HealthMetrics,
+}
+
+/// A monitor that goes away takes its members out of the members gauge.
+#[cfg(feature = "metrics")]
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let registry = self
+            .registry
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for slot in registry.slots.iter().filter(|s| s.member.is_some()) {
+            let mut hot = &slot.own;
+            if slot.own.table_rank != NOT_IN_TABLE
+                && let Some(table) = self.ranks.get(slot.own.table_rank as usize)
+            {
+                hot = table;
+            }
+            self.metrics
+                .removed(HealthStatus::decode(hot.status.load(SeqCst)));
+        }
+    }
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -218,6 +242,8 @@ impl HealthMonitor {
                 transition: Mutex::new(Transitions::default()),
                 events,
                 config,
+                #[cfg(feature = "metrics")]
+                metrics: crate::metrics::HealthMetrics::new(),
             }),
         }
     }
@@ -327,6 +353,8 @@ impl HealthMonitor {
         };
         registry.insert(member.clone(), slot);
         drop(registry);
+        #[cfg(feature = "metrics")]
+        self.inner.metrics.added(HealthStatus::Healthy);
         tracing::info!(target: "steadfast::health", %member, "member added");
         true
     }
@@ -349,8 +377,16 @@ impl HealthMonitor {
     pub fn remove_member(&self, member: impl AsMember) -> bool {
         let member = member.as_member();
         let mut registry = self.write();
+        #[cfg(feature = "metrics")]
+        let status = registry
+            .get(member)
+            .map(|slot| HealthStatus::decode(self.hot(slot).status.load(SeqCst)));
         if !registry.remove(member) {
             return false;
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(status) = status {
+            self.inner.metrics.removed(status);
         }
         if let MemberRef::Rank(rank) = member
             && let Some(hot) = self.inner.ranks.get(rank)

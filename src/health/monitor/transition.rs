@@ -159,6 +159,8 @@ impl HealthMonitor {
             last,
         } = change;
         let silent_for_ms = now.saturating_sub(last) / 1_000_000;
+        #[cfg(feature = "metrics")]
+        self.inner.metrics.moved(old, new);
         if new == HealthStatus::Healthy {
             tracing::info!(
                 target: "steadfast::health",
@@ -240,6 +242,8 @@ impl HealthMonitor {
         let first_lost = members.iter().map(|&(_, at)| at).min().unwrap_or(now);
         let members: Vec<MemberId> = members.into_iter().map(|(m, _)| m.clone()).collect();
         transitions.partition_open = true;
+        #[cfg(feature = "metrics")]
+        self.inner.metrics.partition();
         tracing::warn!(
             target: "steadfast::health",
             lost = members.len(),

@@ -196,6 +196,22 @@ pub struct RateLimiter {
 struct Shared {
     limiter: Direct,
     core: Core,
+    name: Option<Arc<str>>,
+    /// The handles of a named rate limiter's metrics.
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::RateLimiterMetrics>,
+}
+
+impl Shared {
+    /// Records whether a call got its permit, for a named limiter.
+    #[inline]
+    fn record(&self, result: Result<(), RateLimited>) -> Result<(), RateLimited> {
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.record(result.is_ok());
+        }
+        result
+    }
 }
 
 impl RateLimiter {
@@ -216,11 +232,53 @@ impl RateLimiter {
     /// # }
     /// ```
     pub fn new(config: RateLimiterConfig) -> Self {
+        RateLimiter::with_name(config, None)
+    }
+
+    /// A rate limiter named `name`: with the `metrics` feature, the calls
+    /// it permits and refuses are recorded under the name (label `name`;
+    /// see `steadfast::metrics`). A limiter without a name records no
+    /// metrics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steadfast::pipeline::{RateLimiter, RateLimiterConfig};
+    ///
+    /// let config = RateLimiterConfig::builder().permits(10).period(Duration::from_secs(1)).build()?;
+    /// let limiter = RateLimiter::named("api", config);
+    /// assert_eq!(limiter.name(), Some("api"));
+    /// # Ok::<(), steadfast::ConfigError>(())
+    /// ```
+    pub fn named(name: impl Into<Arc<str>>, config: RateLimiterConfig) -> Self {
+        RateLimiter::with_name(config, Some(name.into()))
+    }
+
+    fn with_name(config: RateLimiterConfig, name: Option<Arc<str>>) -> Self {
         let core = Core::new(config);
         let limiter = governor::RateLimiter::direct_with_clock(core.config.quota(), core.clock);
         RateLimiter {
-            shared: Arc::new(Shared { limiter, core }),
+            shared: Arc::new(Shared {
+                limiter,
+                core,
+                #[cfg(feature = "metrics")]
+                metrics: name.as_deref().map(crate::metrics::RateLimiterMetrics::new),
+                name,
+            }),
         }
+    }
+
+    /// The name given with [`named`](Self::named), if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::pipeline::{RateLimiter, RateLimiterConfig};
+    /// assert_eq!(RateLimiter::new(RateLimiterConfig::default()).name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.shared.name.as_deref()
     }
 
     /// A builder for a rate limiter, starting from the defaults listed on
@@ -284,10 +342,10 @@ impl RateLimiter {
     #[inline]
     pub fn check(&self) -> Result<(), RateLimited> {
         let shared = &*self.shared;
-        match shared.limiter.check() {
+        shared.record(match shared.limiter.check() {
             Ok(()) => Ok(()),
             Err(refusal) => Err(shared.core.reject_now(&refusal)),
-        }
+        })
     }
 
     /// Takes a permit: at once if one is free; otherwise, in reject mode,
@@ -329,7 +387,7 @@ impl RateLimiter {
     /// ```
     pub async fn acquire(&self) -> Result<(), RateLimited> {
         let shared = &*self.shared;
-        match shared.limiter.check() {
+        shared.record(match shared.limiter.check() {
             Ok(()) => Ok(()),
             Err(refusal) => {
                 shared
@@ -337,7 +395,7 @@ impl RateLimiter {
                     .after_refusal(refusal, || shared.limiter.check())
                     .await
             }
-        }
+        })
     }
 
     /// Runs `f` once it has a permit, taken as [`acquire`](Self::acquire)

@@ -176,6 +176,8 @@ impl<M: Membership> RecoveryCoordinatorBuilder<M> {
                 source: self.source,
                 on_leader: self.on_leader,
                 events,
+                #[cfg(feature = "metrics")]
+                metrics: crate::metrics::RecoveryMetrics::new(),
             }),
         }
     }

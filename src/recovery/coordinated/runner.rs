@@ -46,6 +46,9 @@ pub(super) struct Inner<M> {
     pub(super) source: Option<Arc<dyn CheckpointSource>>,
     pub(super) on_leader: Option<LeaderHook>,
     pub(super) events: broadcast::Sender<RecoveryEvent>,
+    /// Recoveries and detected failures, for the metrics.
+    #[cfg(feature = "metrics")]
+    pub(super) metrics: crate::metrics::RecoveryMetrics,
 }
 
 /// Coordinated recovery: on a failure, the surviving members agree on one
@@ -339,6 +342,13 @@ impl<M: Membership> RecoveryCoordinator<M> {
     }
 
     fn emit(&self, event: RecoveryEvent) {
+        #[cfg(feature = "metrics")]
+        match &event {
+            RecoveryEvent::Recovered { took, .. } => self.inner.metrics.recovered(*took),
+            RecoveryEvent::NotCarriedOut { .. } => self.inner.metrics.not_recovered(),
+            RecoveryEvent::FailureDetected { .. } => self.inner.metrics.detected(),
+            _ => {}
+        }
         // No subscriber is not an error.
         let _ = self.inner.events.send(event);
     }

@@ -23,7 +23,9 @@ use super::PredictionError;
 ///   alarm, a **true negative** otherwise.
 ///
 /// `precision = tp / (tp + fp)` (1 when there is no alarm at all),
-/// `recall = tp / (tp + fn)` (1 when no trace fails).
+/// `recall = tp / (tp + fn)` (1 when no trace fails). With the `metrics`
+/// feature, [`evaluate`] sets the gauge
+/// `fault_tolerance_prediction_accuracy` to both (label `measure`).
 ///
 /// # Examples
 ///
@@ -136,7 +138,7 @@ pub fn evaluate(
             num as f64 / den as f64
         }
     };
-    Ok(EvaluationReport {
+    let report = EvaluationReport {
         traces: traces.len(),
         threshold,
         horizon,
@@ -148,5 +150,8 @@ pub fn evaluate(
         recall: ratio(tp, tp + fneg, 1.0),
         lead_intervals: leads,
         median_lead_intervals: median,
-    })
+    };
+    #[cfg(feature = "metrics")]
+    crate::metrics::record_prediction(&report);
+    Ok(report)
 }
