@@ -668,3 +668,66 @@ async fn a_recovery_and_the_failure_it_detected() {
         "one save per rank"
     );
 }
+
+// ---------------------------------------------------------------------
+// Instances built from the configuration file carry their names
+// ---------------------------------------------------------------------
+
+#[cfg(feature = "config")]
+#[tokio::test(start_paused = true)]
+async fn instances_built_from_the_config_file_are_measured_under_their_names() {
+    use steadfast::config::FaultToleranceConfig;
+
+    let capture = Capture::default();
+    let _guard = metrics::set_default_local_recorder(&capture);
+    let config = FaultToleranceConfig::from_toml_str(
+        "[fault_tolerance.breakers.payments]\n\
+         failure_threshold = 2\n\
+         [fault_tolerance.retries.rpc]\n\
+         max_retries = 2\n\
+         initial_delay = \"10ms\"\n\
+         [fault_tolerance.bulkheads.db]\n\
+         max_concurrent = 1\n",
+    )
+    .unwrap();
+
+    let breaker = config.build_breaker("payments").unwrap();
+    breaker
+        .call(|| async { Ok::<_, io::Error>(()) })
+        .await
+        .unwrap();
+    let _ = breaker.call(|| async { Err::<(), _>(timed_out()) }).await;
+    assert_eq!(
+        capture.count(
+            names::BREAKER_CALLS,
+            &[("name", "payments"), ("outcome", "success")]
+        ),
+        1
+    );
+    assert_eq!(
+        capture.count(
+            names::BREAKER_CALLS,
+            &[("name", "payments"), ("outcome", "failure")]
+        ),
+        1
+    );
+
+    let pipeline = Pipeline::builder()
+        .strategy(config.build_retry_strategy("rpc").unwrap())
+        .build()
+        .unwrap();
+    let result: Result<(), _> = pipeline.execute(|| async { Err(timed_out()) }).await;
+    assert!(result.is_err());
+    assert_eq!(
+        capture.count(names::RETRY_ATTEMPTS, &[("name", "rpc")]),
+        3,
+        "the first call and two retries"
+    );
+    assert_eq!(capture.count(names::RETRY_GIVE_UPS, &[("name", "rpc")]), 1);
+
+    let bulkhead = config.build_bulkhead("db").unwrap();
+    let held = bulkhead.try_acquire().unwrap();
+    assert_eq!(capture.gauge(names::BULKHEAD_IN_USE, &[("name", "db")]), 1.0);
+    drop(held);
+    assert_eq!(capture.gauge(names::BULKHEAD_IN_USE, &[("name", "db")]), 0.0);
+}

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::breaker::{CircuitBreaker, CircuitBreakerConfig};
 use crate::health::HealthMonitor;
-use crate::pipeline::{Bulkhead, BulkheadConfig, Hedge, HedgeConfig};
+use crate::pipeline::{Bulkhead, BulkheadConfig, Hedge, HedgeConfig, RetryStrategy};
 #[cfg(feature = "rate-limit")]
 use crate::pipeline::{RateLimiter, RateLimiterConfig};
 use crate::retry::RetryPolicy;
@@ -124,7 +124,9 @@ impl FaultToleranceConfig {
         self.rate_limiters.get(name)
     }
 
-    /// Builds the circuit breaker named `name`.
+    /// Builds the circuit breaker named `name`, carrying that name (its
+    /// state-change events and, with the `metrics` feature, its metrics are
+    /// labelled with it).
     ///
     /// # Errors
     ///
@@ -137,12 +139,13 @@ impl FaultToleranceConfig {
     /// let config = FaultToleranceConfig::from_toml_str("[fault_tolerance.breakers.payments]\n")?;
     /// let breaker = config.build_breaker("payments")?;
     /// assert_eq!(breaker.config().failure_threshold(), 5);
+    /// assert_eq!(breaker.name(), Some("payments"));
     /// assert!(config.build_breaker("search").is_err());
     /// # Ok::<(), steadfast::config::ConfigFileError>(())
     /// ```
     pub fn build_breaker(&self, name: &str) -> Result<CircuitBreaker, ConfigFileError> {
         let config = named(&self.breakers, "breaker", name)?;
-        Ok(CircuitBreaker::new(config.clone()))
+        Ok(CircuitBreaker::named(name, config.clone()))
     }
 
     /// The retry policy named `name`, to retry with (a policy is itself the
@@ -162,6 +165,31 @@ impl FaultToleranceConfig {
     /// ```
     pub fn build_retry(&self, name: &str) -> Result<RetryPolicy, ConfigFileError> {
         named(&self.retries, "retry", name).cloned()
+    }
+
+    /// The retry policy named `name` as a pipeline strategy carrying that
+    /// name (with the `metrics` feature, its attempts and give-ups are
+    /// labelled with it).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigFileError::UnknownInstance`] when there is none of that name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::config::FaultToleranceConfig;
+    /// use steadfast::pipeline::Pipeline;
+    /// let config = FaultToleranceConfig::from_toml_str("[fault_tolerance.retries.rpc]\npreset = \"rpc\"\n")?;
+    /// let strategy = config.build_retry_strategy("rpc")?;
+    /// assert_eq!(strategy.retry_name(), Some("rpc"));
+    /// let pipeline = Pipeline::builder().strategy(strategy).build()?;
+    /// # let _ = pipeline;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build_retry_strategy(&self, name: &str) -> Result<RetryStrategy, ConfigFileError> {
+        let policy = named(&self.retries, "retry", name)?;
+        Ok(RetryStrategy::new(policy.clone()).name(name))
     }
 
     /// Builds the timeout handler named `name`.
@@ -184,7 +212,8 @@ impl FaultToleranceConfig {
         Ok(TimeoutHandler::new(*config))
     }
 
-    /// Builds the bulkhead named `name`.
+    /// Builds the bulkhead named `name`, carrying that name (with the
+    /// `metrics` feature, its metrics are labelled with it).
     ///
     /// # Errors
     ///
@@ -200,7 +229,7 @@ impl FaultToleranceConfig {
     /// ```
     pub fn build_bulkhead(&self, name: &str) -> Result<Bulkhead, ConfigFileError> {
         let config = named(&self.bulkheads, "bulkhead", name)?;
-        Ok(Bulkhead::new(config.clone()))
+        Ok(Bulkhead::named(name, config.clone()))
     }
 
     /// Builds the hedging strategy named `name`.
@@ -222,7 +251,9 @@ impl FaultToleranceConfig {
         Ok(Hedge::new(config.clone()))
     }
 
-    /// Builds the rate limiter named `name` (feature `rate-limit`).
+    /// Builds the rate limiter named `name` (feature `rate-limit`), carrying
+    /// that name (with the `metrics` feature, its metrics are labelled with
+    /// it).
     ///
     /// # Errors
     ///
@@ -240,7 +271,7 @@ impl FaultToleranceConfig {
     #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
     pub fn build_rate_limiter(&self, name: &str) -> Result<RateLimiter, ConfigFileError> {
         let config = named(&self.rate_limiters, "rate_limiter", name)?;
-        Ok(RateLimiter::new(config.clone()))
+        Ok(RateLimiter::named(name, config.clone()))
     }
 
     /// Builds a health monitor from the health section.
