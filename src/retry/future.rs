@@ -13,6 +13,7 @@ use super::backoff::Backoff;
 use super::budget::{Budget, NoBudget, RetryBudget};
 use super::error::{GiveUp, RetryError};
 use super::policy::RetryPolicy;
+use super::spans::Spans;
 use super::verdict::{AcceptOk, ByTransient, Classifier, OkClassifier, Verdict, When, WhenOk};
 
 /// Hears about each retry: the retry's number (1 for the first retry), the
@@ -216,6 +217,10 @@ pin_project! {
         attempts: u32,
         started: Option<Instant>,
         retries: Retries,
+        // The tracing spans (see `spans.rs`): one pointer, null unless a
+        // subscriber wants the sequence's span; and the name they carry.
+        spans: Spans,
+        name: Option<&'static str>,
         #[pin]
         state: State<Fut>,
     }
@@ -233,6 +238,8 @@ impl<F, Fut> Retry<F, Fut, ByTransient, NoHook> {
             attempts: 0,
             started: None,
             retries: Retries::Unseeded,
+            spans: Spans::default(),
+            name: None,
             state: State::Idle,
         }
     }
@@ -373,6 +380,8 @@ impl<F, Fut, C, N, R, B> Retry<F, Fut, C, N, R, B> {
             attempts: self.attempts,
             started: self.started,
             retries: self.retries,
+            spans: self.spans,
+            name: self.name,
             state: State::Idle,
         }
     }
@@ -416,6 +425,8 @@ impl<F, Fut, C, N, R, B> Retry<F, Fut, C, N, R, B> {
             attempts: self.attempts,
             started: self.started,
             retries: self.retries,
+            spans: self.spans,
+            name: self.name,
             state: State::Idle,
         }
     }
@@ -448,6 +459,8 @@ impl<F, Fut, C, N, R, B> Retry<F, Fut, C, N, R, B> {
             attempts: self.attempts,
             started: self.started,
             retries: self.retries,
+            spans: self.spans,
+            name: self.name,
             state: State::Idle,
         }
     }
@@ -490,6 +503,8 @@ impl<F, Fut, C, N, R, B> Retry<F, Fut, C, N, R, B> {
             attempts: self.attempts,
             started: self.started,
             retries: self.retries,
+            spans: self.spans,
+            name: self.name,
             state: State::Idle,
         }
     }
@@ -520,6 +535,30 @@ impl<F, Fut, C, N, R, B> Retry<F, Fut, C, N, R, B> {
         }
         self
     }
+
+    /// Names this retry in its tracing spans (the `name` field of the
+    /// `steadfast.retry` span; see [`spans`](crate::spans)). A `'static`
+    /// name costs no allocation and nothing to drop; without one the field
+    /// is left out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::retry::RetryPolicy;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let value = RetryPolicy::default()
+    ///     .retry(|| async { Ok::<_, std::io::Error>(7) })
+    ///     .named("fetch_user")
+    ///     .await;
+    /// assert_eq!(value.unwrap(), 7);
+    /// # }
+    /// ```
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
 }
 
 impl<F, Fut, T, E, C, N, R, B> Future for Retry<F, Fut, C, N, R, B>
@@ -546,19 +585,29 @@ where
                     if this.started.is_none() && this.policy.max_elapsed().is_some() {
                         *this.started = Some(Instant::now());
                     }
+                    // Spans exist only once an attempt failed: for the
+                    // first attempt this is a test the compiler folds away.
+                    let entered = this.spans.begin_attempt(this.attempts.saturating_add(1));
                     let attempt = (this.operation)();
+                    drop(entered);
                     this.state.set(State::Running { attempt });
                 }
                 StateProj::Running { attempt } => {
-                    let error = match ready!(attempt.poll(cx)) {
+                    let entered = this.spans.enter();
+                    let polled = attempt.poll(cx);
+                    drop(entered);
+                    let error = match ready!(polled) {
                         Ok(value) => {
                             // A constant `Stop` without a value predicate:
                             // this branch is all the success path costs.
                             let verdict = this.accept.verdict(&value);
                             if !verdict.is_retry() {
+                                this.spans.succeeded(*this.attempts);
                                 return Poll::Ready(Ok(value));
                             }
                             *this.attempts = this.attempts.saturating_add(1);
+                            this.spans.failed(*this.name, *this.attempts);
+                            let entered = this.spans.enter();
                             let plan = plan_retry(
                                 this.policy,
                                 this.budget,
@@ -569,12 +618,16 @@ where
                                 Outcome::Value,
                             );
                             match plan {
-                                Ok(_) => {
+                                Ok(delay) => {
+                                    drop(entered);
+                                    this.spans.retrying(delay);
                                     this.state.set(State::Sleeping);
                                     continue;
                                 }
                                 Err(reason) => {
                                     give_up_value(*this.attempts, reason);
+                                    drop(entered);
+                                    this.spans.gave_up(*this.attempts, reason);
                                     return Poll::Ready(Ok(value));
                                 }
                             }
@@ -582,6 +635,8 @@ where
                         Err(error) => error,
                     };
                     *this.attempts = this.attempts.saturating_add(1);
+                    this.spans.failed(*this.name, *this.attempts);
+                    let entered = this.spans.enter();
                     let verdict = this.classifier.verdict(&error);
                     let plan = plan_retry(
                         this.policy,
@@ -595,10 +650,15 @@ where
                     match plan {
                         Ok(delay) => {
                             this.hook.on_retry(*this.attempts, &error, delay);
+                            drop(entered);
+                            this.spans.retrying(delay);
                             this.state.set(State::Sleeping);
                         }
                         Err(reason) => {
-                            return Poll::Ready(Err(give_up(error, *this.attempts, reason)))
+                            let error = give_up(error, *this.attempts, reason);
+                            drop(entered);
+                            this.spans.gave_up(*this.attempts, reason);
+                            return Poll::Ready(Err(error));
                         }
                     }
                 }
