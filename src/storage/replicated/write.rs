@@ -15,6 +15,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::envelope::{self, seal, Footer};
 use super::{count, ConsistencyLevel, ReplicatedStorage, Turn, TARGET};
@@ -66,7 +67,10 @@ impl ReplicatedStorage {
             }
             drop(guard);
             result
-        });
+        }
+        // Inside the caller's span (a checkpoint save's write), so that the
+        // replica writes stay in the save's trace.
+        .instrument(tracing::Span::current()));
         (replica, handle)
     }
 
