@@ -126,6 +126,7 @@ pub use config::{CheckpointOptions, CheckpointOptionsBuilder};
 pub use digest::DigestAlgorithm;
 pub use distributed::DistributedCheckpoint;
 pub(crate) use error::describe;
+pub(crate) use trace::error_kind;
 pub use error::{CheckpointError, Result};
 pub use fencing::{
     CommitFence, CommitRecord, CommitStamp, FenceError, MembershipFence, COMMIT_RECORD_PREFIX,
