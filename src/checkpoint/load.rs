@@ -205,7 +205,10 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// ```
     pub async fn load(&self, name: &str, options: LoadOptions) -> Result<Vec<u8>> {
         let span = trace::load_span(name, self.rank(), self.world_size(), false);
-        let loaded = self.load_shard(name, options).instrument(span.clone()).await;
+        let loaded = self
+            .load_shard(name, options)
+            .instrument(span.clone())
+            .await;
         trace::record_outcome(&span, &loaded, |bytes| bytes.len() as u64);
         loaded
     }
@@ -325,11 +328,7 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn load_entries<P>(
-        &self,
-        name: &str,
-        filter: P,
-    ) -> Result<BTreeMap<String, Vec<u8>>>
+    pub async fn load_entries<P>(&self, name: &str, filter: P) -> Result<BTreeMap<String, Vec<u8>>>
     where
         P: FnMut(&str) -> bool,
     {

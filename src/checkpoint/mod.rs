@@ -126,7 +126,6 @@ pub use config::{CheckpointOptions, CheckpointOptionsBuilder};
 pub use digest::DigestAlgorithm;
 pub use distributed::DistributedCheckpoint;
 pub(crate) use error::describe;
-pub(crate) use trace::error_kind;
 pub use error::{CheckpointError, Result};
 pub use fencing::{
     CommitFence, CommitRecord, CommitStamp, FenceError, MembershipFence, COMMIT_RECORD_PREFIX,
@@ -140,3 +139,4 @@ pub use options::{LoadOptions, LoadOptionsBuilder, SaveOptions, SaveOptionsBuild
 pub(crate) use rollback::{delete_object, remove_checkpoint};
 pub use rollback::{CleanupReport, RetentionReport, RollbackReport};
 pub use shard::ShardData;
+pub(crate) use trace::error_kind;

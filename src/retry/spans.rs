@@ -155,9 +155,10 @@ fn begin_attempt(traced: &mut Traced, attempt: u32) {
 #[inline(never)]
 fn retrying(traced: &mut Traced, delay: Duration) {
     traced.attempt.record("outcome", "retry");
-    traced
-        .attempt
-        .record("delay_ms", u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    traced.attempt.record(
+        "delay_ms",
+        u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+    );
     // Closes the attempt's span: the wait is the sequence's, not the attempt's.
     traced.attempt = Span::none();
 }

@@ -369,7 +369,9 @@ impl<'a, S: CheckpointStorage + ?Sized> ChunkWriter<'a, S> {
         let (digest, level, contexts) = (self.plan.digest, self.plan.level, self.contexts.clone());
         // The blocking task works inside the caller's span (a save's write).
         let span = tracing::Span::current();
-        let task = tokio::task::spawn_blocking(move || span.in_scope(|| seal(raw, digest, level, &contexts)));
+        let task = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| seal(raw, digest, level, &contexts))
+        });
         self.enqueue(Box::pin(async move {
             task.await.map_err(|e| {
                 WriteError::Compress(format!("the chunk hashing task did not finish: {e}"))

@@ -411,7 +411,10 @@ impl<M: Membership> RecoveryCoordinator<M> {
                     return std::future::pending().await;
                 }
                 let span = trace::plan_span(current.epoch, attempt, pending.values());
-                let led = self.lead(&current, &pending, attempt).instrument(span.clone()).await;
+                let led = self
+                    .lead(&current, &pending, attempt)
+                    .instrument(span.clone())
+                    .await;
                 if let Err(e) = &led {
                     span.record("outcome", trace::error_kind(e));
                 }
@@ -648,7 +651,11 @@ impl<M: Membership> RecoveryCoordinator<M> {
         let span = plan.as_ref().map_or_else(tracing::Span::none, |plan| {
             trace::recovery_span(plan, membership.member_id())
         });
-        match membership.enter_epoch(&record).instrument(span.clone()).await {
+        match membership
+            .enter_epoch(&record)
+            .instrument(span.clone())
+            .await
+        {
             Ok(()) => {}
             Err(CoordinatorError::NotAMember { .. }) => {
                 span.record("outcome", "not_a_member");
