@@ -50,29 +50,27 @@ impl ReplicatedStorage {
         let guard = self.inner.writes.start();
         let inner = Arc::clone(&self.inner);
         let (replica, key) = (turn.replica, turn.key.clone());
-        let handle = tokio::spawn(
-            async move {
-                turn.wait().await;
-                let result = write.await;
-                drop(turn);
-                inner.record(replica, result.is_ok());
-                if let Err(e) = &result {
-                    tracing::debug!(
-                        target: TARGET,
-                        replica = %inner.name(replica),
-                        operation,
-                        key = %key,
-                        error = %e,
-                        "replica write failed"
-                    );
-                }
-                drop(guard);
-                result
+        let task = async move {
+            turn.wait().await;
+            let result = write.await;
+            drop(turn);
+            inner.record(replica, result.is_ok());
+            if let Err(e) = &result {
+                tracing::debug!(
+                    target: TARGET,
+                    replica = %inner.name(replica),
+                    operation,
+                    key = %key,
+                    error = %e,
+                    "replica write failed"
+                );
             }
-            // Inside the caller's span (a checkpoint save's write), so that the
-            // replica writes stay in the save's trace.
-            .instrument(tracing::Span::current()),
-        );
+            drop(guard);
+            result
+        };
+        // Inside the caller's span (a checkpoint save's write), so that the
+        // replica writes stay in the save's trace.
+        let handle = tokio::spawn(task.instrument(tracing::Span::current()));
         (replica, handle)
     }
 
