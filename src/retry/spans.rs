@@ -9,14 +9,16 @@
 //! allocates nothing. When attempt 1 fails, the sequence's span is opened
 //! (a child of the current span) with the span of attempt 1, closed at once
 //! with its outcome; every later attempt runs inside its own span. Only an
-//! enabled sequence span is kept, boxed with the attempt's, so the future
-//! grows by one pointer; when it is disabled, no attempt span is made
-//! either.
+//! enabled sequence span is kept, boxed with the attempt's, in the
+//! `Retrying` allocated at the first retry (a sequence that gives up at its
+//! first failure holds them for that poll only): the future itself holds
+//! nothing more than a name, and its drop glue stays that of one field, so
+//! it still inlines. When the sequence span is disabled, no attempt span is
+//! made either.
 
 use std::time::Duration;
 
 use tracing::field::Empty;
-use tracing::span::Entered;
 use tracing::Span;
 
 use super::error::GiveUp;
@@ -41,8 +43,7 @@ impl Drop for Traced {
 }
 
 /// The spans of a [`Retry`](super::Retry): `None` unless a subscriber wants
-/// the sequence's span. Dropped out of line, as `Armed` is, so that the
-/// drop of a retry never traced stays a test of one pointer.
+/// the sequence's span. Dropped out of line, as `Armed` is.
 #[derive(Default)]
 pub(super) struct Spans(Option<Box<Traced>>);
 
@@ -66,29 +67,35 @@ impl Spans {
     /// sequence's span and the (already ended) span of attempt 1, if a
     /// subscriber wants them.
     #[inline]
-    pub(super) fn failed(&mut self, name: Option<&'static str>, attempts: u32) {
-        if attempts == 1 && self.0.is_none() {
-            *self = open(name);
+    pub(super) fn failed(name: Option<&'static str>, attempts: u32) -> Spans {
+        if attempts == 1 {
+            open(name)
+        } else {
+            Spans(None)
         }
     }
 
-    /// Opens the span of attempt number `attempt` and enters it, if the
-    /// sequence is traced.
+    /// Whether a subscriber traces this sequence.
     #[inline]
-    pub(super) fn begin_attempt(&mut self, attempt: u32) -> Option<Entered<'_>> {
-        match &mut self.0 {
-            Some(traced) => {
-                begin_attempt(traced, attempt);
-                Some(traced.attempt.enter())
-            }
-            None => None,
-        }
+    pub(super) fn is_open(&self) -> bool {
+        self.0.is_some()
     }
 
-    /// Enters the span of the attempt in flight, if any.
+    /// Opens the span of attempt number `attempt`; returns it, to enter.
     #[inline]
-    pub(super) fn enter(&self) -> Option<Entered<'_>> {
-        self.0.as_ref().map(|traced| traced.attempt.enter())
+    pub(super) fn begin_attempt(&mut self, attempt: u32) -> Option<Span> {
+        let traced = self.0.as_mut()?;
+        begin_attempt(traced, attempt);
+        Some(traced.attempt.clone())
+    }
+
+    /// The span of the attempt in flight (or just ended), to enter.
+    #[inline]
+    pub(super) fn attempt(&self) -> Option<Span> {
+        self.0
+            .as_ref()
+            .filter(|traced| !traced.attempt.is_none())
+            .map(|traced| traced.attempt.clone())
     }
 
     /// The attempt after `failed` failed ones succeeded.
