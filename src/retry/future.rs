@@ -669,10 +669,8 @@ where
                         // this branch is all the success path costs.
                         let verdict = this.accept.verdict(&value);
                         if !verdict.is_retry() {
-                            if TRACED {
-                                if let Some(spans) = this.retries.spans() {
-                                    spans.succeeded(*this.attempts);
-                                }
+                            if TRACED && let Some(spans) = this.retries.spans() {
+                                spans.succeeded(*this.attempts);
                             }
                             return Poll::Ready(Ok(value));
                         }
