@@ -83,6 +83,15 @@
 //! - Every state change, attempt and rollback is a `tracing` event with a
 //!   `steadfast::<area>` target.
 //!
+//! # Tracing
+//!
+//! Besides its events, steadfast opens a `tracing` span per retry sequence
+//! and attempt, per checkpoint save (with its write, gather and commit
+//! phases), load and rollback, per manager save and restore, and per
+//! recovery, with the name, rank, attempt and outcome as fields: an
+//! OpenTelemetry subscriber shows a save as one trace across its phases.
+//! The names, fields, levels and parentage are listed in [`spans`].
+//!
 //! # Cargo features
 //!
 //! The default build holds everything above and depends on tokio and a few
@@ -152,6 +161,7 @@ pub mod recovery;
 pub mod retry;
 mod serde_duration;
 mod serde_text;
+pub mod spans;
 pub mod storage;
 pub mod timeout;
 #[cfg(feature = "tower")]

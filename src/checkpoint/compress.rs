@@ -187,7 +187,9 @@ impl FrameWriter {
         let mut object = object.ok_or_else(|| {
             WriteError::Compress("an earlier frame's hashing did not finish".into())
         })?;
+        let span = tracing::Span::current();
         let frame = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             object.update(&frame);
             (object, frame)
         })
@@ -209,7 +211,10 @@ impl FrameWriter {
             .engine
             .take()
             .ok_or_else(|| WriteError::Compress("an earlier frame's task did not finish".into()))?;
+        // The blocking tasks work inside the caller's span (a save's write).
+        let span = tracing::Span::current();
         let compressing = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let info = engine.compress(&frame, &mut out);
             (engine, frame, out, info)
         });

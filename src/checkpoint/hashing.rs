@@ -186,7 +186,10 @@ pub(super) async fn sha256_hex_off_runtime(data: Vec<u8>) -> io::Result<(Vec<u8>
         let digest = to_hex(&Sha256::digest(&data));
         return Ok((data, digest));
     }
+    // The blocking task works inside the caller's span (a save's write).
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let digest = to_hex(&Sha256::digest(&data));
         (data, digest)
     })

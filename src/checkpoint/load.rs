@@ -9,6 +9,7 @@ use std::io;
 
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
+use tracing::Instrument;
 
 use crate::coordinator::{Coordinator, CoordinatorError};
 use crate::retry::RetryError;
@@ -24,6 +25,7 @@ use super::fencing::{CommitRecord, FenceError};
 use super::hashing::{check_digest, sha256_hex_off_runtime};
 use super::manifest::{manifest_key, to_hex, validate_name, EntryLocation, Manifest, ShardInfo};
 use super::options::LoadOptions;
+use super::trace;
 use super::TARGET;
 
 /// A storage error from an I/O error of a storage's reader: the storage's own
@@ -202,6 +204,17 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// # }
     /// ```
     pub async fn load(&self, name: &str, options: LoadOptions) -> Result<Vec<u8>> {
+        let span = trace::load_span(name, self.rank(), self.world_size(), false);
+        let loaded = self
+            .load_shard(name, options)
+            .instrument(span.clone())
+            .await;
+        trace::record_outcome(&span, &loaded, |bytes| bytes.len() as u64);
+        loaded
+    }
+
+    /// [`load`](Self::load), inside its span.
+    async fn load_shard(&self, name: &str, options: LoadOptions) -> Result<Vec<u8>> {
         let manifest = self.manifest(name).await?;
         let rank = self.rank();
         let world_size = self.world_size();
@@ -315,7 +328,23 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn load_entries<P>(
+    pub async fn load_entries<P>(&self, name: &str, filter: P) -> Result<BTreeMap<String, Vec<u8>>>
+    where
+        P: FnMut(&str) -> bool,
+    {
+        let span = trace::load_span(name, self.rank(), self.world_size(), true);
+        let loaded = self
+            .load_named_entries(name, filter)
+            .instrument(span.clone())
+            .await;
+        trace::record_outcome(&span, &loaded, |entries| {
+            entries.values().map(|bytes| bytes.len() as u64).sum()
+        });
+        loaded
+    }
+
+    /// [`load_entries`](Self::load_entries), inside its span.
+    async fn load_named_entries<P>(
         &self,
         name: &str,
         mut filter: P,

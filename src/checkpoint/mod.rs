@@ -109,6 +109,7 @@ mod rollback;
 mod save;
 mod shard;
 mod tally;
+mod trace;
 mod validate;
 
 /// The `tracing` target of every event of this module.
@@ -138,3 +139,4 @@ pub use options::{LoadOptions, LoadOptionsBuilder, SaveOptions, SaveOptionsBuild
 pub(crate) use rollback::{delete_object, remove_checkpoint};
 pub use rollback::{CleanupReport, RetentionReport, RollbackReport};
 pub use shard::ShardData;
+pub(crate) use trace::error_kind;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncRead;
+use tracing::Instrument;
 
 use crate::coordinator::{Coordinator, CoordinatorError};
 use crate::storage::CheckpointStorage;
@@ -32,6 +33,7 @@ use super::options::SaveOptions;
 use super::rollback::{delete_object, sweep_uncommitted, RollbackReport};
 use super::shard::ShardData;
 use super::tally::{tally, FailureKind, RankReport, Tally, Written, WrittenEntry};
+use super::trace;
 use super::TARGET;
 
 /// Bounds of the pause between two reads of the manifest by a rank that
@@ -596,8 +598,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         }
     }
 
-    /// The save protocol, step by step; `write` writes this rank's shard to
-    /// the key it is given.
+    /// The save protocol in its `steadfast.checkpoint.save` span, which
+    /// records the outcome, timed and counted for the `metrics` feature; see
+    /// [`save_steps`](Self::save_steps).
     async fn save_with<W, Fut>(
         &self,
         name: &str,
@@ -610,14 +613,20 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     {
         #[cfg(feature = "metrics")]
         let started = tokio::time::Instant::now();
-        let saved = self.save_unobserved(name, options, write).await;
+        let span = trace::save_span(name, self.rank(), self.world_size(), options.step);
+        let saved = self
+            .save_steps(name, options, write)
+            .instrument(span.clone())
+            .await;
+        trace::record_outcome(&span, &saved, |info| info.total_size);
         #[cfg(feature = "metrics")]
         self.metrics.saved(started.elapsed(), saved.is_ok());
         saved
     }
 
-    /// [`save_with`](Self::save_with), the protocol itself.
-    async fn save_unobserved<W, Fut>(
+    /// The save protocol, step by step; `write` writes this rank's shard to
+    /// the key it is given.
+    async fn save_steps<W, Fut>(
         &self,
         name: &str,
         options: &SaveOptions,
@@ -634,13 +643,23 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         tracing::info!(target: TARGET, name, rank, world_size, key = %key, "saving a checkpoint shard");
 
         // 1. Check the name, write this rank's shard.
-        let local = match self.precheck(name).await {
-            Ok(()) => write(key.clone()).await,
-            Err(failure) => Err(failure),
-        };
+        let writing = trace::write_span(rank);
+        let local = async {
+            match self.precheck(name).await {
+                Ok(()) => write(key.clone()).await,
+                Err(failure) => Err(failure),
+            }
+        }
+        .instrument(writing.clone())
+        .await;
+        trace::record_written(&writing, &local);
         // 2. Exchange what each rank wrote; every rank tallies the same
         // reports into the same decision.
-        let gathered = match self.exchange_reports(name, &local, options.timeout).await {
+        let gathered = match self
+            .exchange_reports(name, &local, options.timeout)
+            .instrument(trace::gather_span(rank, world_size))
+            .await
+        {
             Ok(gathered) => gathered,
             Err(e) => {
                 self.roll_back(name, &key, true).await;
@@ -676,23 +695,31 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
 
         // 3. The committer commits; 4. everyone hears the outcome.
         let committer = self.committer();
+        let committing = trace::commit_span(rank, committer);
+        committing.record("fenced", self.fence.is_some());
         let (outcome, commit_error) = if rank == committer {
-            let (outcome, error) = self.decide_commit(&mut manifest, options.timeout).await;
+            let (outcome, error) = self
+                .decide_commit(&mut manifest, options.timeout)
+                .instrument(committing.clone())
+                .await;
             (Some(outcome), error)
         } else {
             (None, None)
         };
         let heard = match self
             .hear_outcome(name, committer, outcome, options.timeout)
+            .instrument(committing.clone())
             .await
         {
             Ok(heard) => heard,
             Err(e) => {
                 return self
                     .resolve_from_storage(name, my_shard, &key, options.timeout, e)
+                    .instrument(committing)
                     .await
             }
         };
+        drop(committing);
         match heard {
             CommitOutcome::Committed {
                 created_at,
@@ -927,11 +954,19 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// manifest is there.
     async fn roll_back(&self, name: &str, key: &str, sweep: bool) {
         let rank = self.rank();
+        let span = trace::rollback_span(name, rank, sweep);
         let mut report = RollbackReport::default();
-        delete_object(&self.storage, &self.retry, key, &mut report).await;
+        delete_object(&self.storage, &self.retry, key, &mut report)
+            .instrument(span.clone())
+            .await;
         if sweep && rank == self.committer() {
-            sweep_uncommitted(&self.storage, &self.retry, name, &mut report).await;
+            sweep_uncommitted(&self.storage, &self.retry, name, &mut report)
+                .instrument(span.clone())
+                .await;
         }
+        trace::record_rollback(&span, &report);
+        // No await below: the guard does not make the future `!Send`.
+        let _entered = span.enter();
         tracing::warn!(
             target: TARGET,
             name,

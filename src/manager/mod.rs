@@ -102,6 +102,7 @@ mod saving;
 #[allow(clippy::result_large_err)]
 mod schedule;
 mod stateful;
+mod trace;
 
 pub use crate::checkpoint::RetentionReport;
 pub use builder::CheckpointManagerBuilder;

@@ -30,12 +30,14 @@ use crate::checkpoint::{CheckpointError, MANIFEST_FILE_NAME};
 use crate::coordinator::Coordinator;
 use crate::retry::RetryPolicy;
 use crate::storage::CheckpointStorage;
+use tracing::Instrument;
 
 use super::error::ManagerError;
 use super::manager::{CheckpointManager, TARGET};
 use super::names::{entry_name, is_managed};
 use super::points::{sort_newest_first, RecoveryFilter, RecoveryPoint};
 use super::stateful::Stateful;
+use super::trace;
 
 /// How many manifests a scan of the manager's checkpoints reads at once.
 const MANIFEST_READS_AT_ONCE: usize = 16;
@@ -416,8 +418,19 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
         Err(ManagerError::NothingRestorable { skipped: all })
     }
 
-    /// Loads, checks, votes, then restores one point.
+    /// Restores one point inside its `steadfast.manager.restore` span.
     async fn try_restore(&self, point: &RecoveryPoint) -> Result<RestoreReport, ManagerError> {
+        let span = trace::restore_span(&point.name, point.step, self.inner.ckpt.rank());
+        let restored = self.restore_point(point).instrument(span.clone()).await;
+        if let Ok(report) = &restored {
+            span.record("states", report.states.len());
+        }
+        trace::record_outcome(&span, &restored);
+        restored
+    }
+
+    /// Loads, checks, votes, then restores one point.
+    async fn restore_point(&self, point: &RecoveryPoint) -> Result<RestoreReport, ManagerError> {
         let _guard = self.protect(&point.name);
         let loading = self.load_point(point);
         let loaded = match self.inner.config.load_timeout {

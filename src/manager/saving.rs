@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::checkpoint::{
     CheckpointError, CheckpointInfo, Chunking, DigestAlgorithm, SaveOptions, ShardData,
@@ -42,6 +43,7 @@ use super::manager::{lock, CheckpointManager, TARGET};
 use super::names::entry_name;
 use super::points::LABEL_KEY;
 use super::stateful::StateError;
+use super::trace;
 
 /// How a save ended.
 type Outcome = Result<CheckpointInfo, Arc<ManagerError>>;
@@ -376,7 +378,9 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
             outcome: sender,
         };
         let manager = self.clone();
-        tokio::spawn(async move { manager.run(job).await });
+        // Opened here, in the caller's context, and carried into the task.
+        let span = trace::save_span(&name, step, self.inner.ckpt.rank());
+        tokio::spawn(async move { manager.run(job).await }.instrument(span));
         result?;
         Ok(Some(PendingSave {
             name,
@@ -517,6 +521,7 @@ impl<S: CheckpointStorage, C: Coordinator> CheckpointManager<S, C> {
                 Err(error)
             }
         };
+        trace::record_outcome(&tracing::Span::current(), &result);
         self.inner
             .saving
             .done

@@ -300,6 +300,19 @@ impl ErrorRecoveryManager {
         let action = decide(&strategy, &record);
         #[cfg(feature = "metrics")]
         self.metrics.decided(&action);
+        // One span per recorded error and the action decided for it; the
+        // event below is inside it.
+        let span = tracing::info_span!(
+            target: "steadfast::recovery",
+            "steadfast.recovery.error",
+            operation = %record.operation_id,
+            kind = %record.kind,
+            severity = %record.severity,
+            occurrence = record.occurrence,
+            strategy = strategy_name(&strategy),
+            action = %action,
+        )
+        .entered();
         let level_warn = matches!(action, RecoveryAction::Abort);
         if level_warn {
             tracing::warn!(
@@ -324,6 +337,7 @@ impl ErrorRecoveryManager {
                 "error recorded"
             );
         }
+        drop(span);
         action
     }
 
@@ -583,5 +597,15 @@ impl State {
         *self.by_kind.entry(record.kind.clone()).or_default() += 1;
         *self.by_severity.entry(severity).or_default() += 1;
         record
+    }
+}
+
+/// The `strategy` field of a `steadfast.recovery.error` span.
+fn strategy_name(strategy: &RecoveryStrategy) -> &'static str {
+    match strategy {
+        RecoveryStrategy::Retry { .. } => "retry",
+        RecoveryStrategy::Fallback => "fallback",
+        RecoveryStrategy::Abort => "abort",
+        RecoveryStrategy::Custom(_) => "custom",
     }
 }

@@ -13,6 +13,7 @@ use super::backoff::Backoff;
 use super::budget::{Budget, NoBudget, RetryBudget};
 use super::error::{GiveUp, RetryError};
 use super::policy::RetryPolicy;
+use super::spans::Spans;
 use super::verdict::{AcceptOk, ByTransient, Classifier, OkClassifier, Verdict, When, WhenOk};
 
 /// Hears about each retry: the retry's number (1 for the first retry), the
@@ -77,6 +78,8 @@ pin_project! {
     /// by every later one.
     struct Retrying {
         backoff: Backoff,
+        // The tracing spans of the sequence, when a subscriber traces it.
+        spans: Spans,
         #[pin]
         sleep: Sleep,
     }
@@ -125,11 +128,20 @@ enum Retries {
 }
 
 impl Retries {
+    #[inline]
     fn armed(&mut self) -> Option<Pin<&mut Retrying>> {
         match self {
             Retries::Armed(armed) => armed.get(),
             _ => None,
         }
+    }
+
+    /// The tracing spans of the sequence, once it is armed and traced.
+    #[inline]
+    fn spans(&mut self) -> Option<&mut Spans> {
+        self.armed()
+            .map(|retrying| retrying.project().spans)
+            .filter(|spans| spans.is_open())
     }
 
     /// Polls the wait before the next attempt; ready at once if none was
@@ -159,7 +171,9 @@ pin_project! {
     /// `ERROR` event (fields `attempts`, `reason`). The events do not carry
     /// the error itself, so that the error type need not implement
     /// `Display` or `Debug`: the [`notify`](Self::notify) hook sees each
-    /// error, and the [`RetryError`] returned holds the last one.
+    /// error, and the [`RetryError`] returned holds the last one. From its
+    /// first failure on, a traced retry also opens the `steadfast.retry`
+    /// and `steadfast.retry.attempt` spans (see [`spans`](crate::spans)).
     ///
     /// An attempt that succeeds at once allocates nothing and reads no
     /// clock unless the policy has a `max_elapsed` budget. The backoff and
@@ -196,6 +210,7 @@ pin_project! {
     /// # Ok(())
     /// # }
     /// ```
+    #[project = RetryProj]
     #[must_use = "a retry does nothing unless awaited"]
     pub struct Retry<F, Fut, C, N, R = AcceptOk, B = NoBudget> {
         // Layout, chosen so that the future is cheap to move: the policy
@@ -204,9 +219,10 @@ pin_project! {
         // the retry machinery (16 bytes: a seed or a pointer to the
         // `Retrying` allocated at the first retry), the attempt count, and
         // the state, which holds the attempt in flight and nothing else: no
-        // timer, no backoff. Around 120 bytes plus the caller's own
-        // operation and attempt future. The value classifier and the
-        // budget take no room unless set.
+        // timer, no backoff, no span (the spans live in `Retrying`; only
+        // the optional name, 16 bytes, is here). Around 136 bytes plus the
+        // caller's own operation and attempt future. The value classifier
+        // and the budget take no room unless set.
         policy: RetryPolicy,
         operation: F,
         classifier: C,
@@ -216,6 +232,10 @@ pin_project! {
         attempts: u32,
         started: Option<Instant>,
         retries: Retries,
+        // The name the tracing spans carry. The spans themselves live in
+        // `Retrying` (see `spans.rs`), so that the future's drop glue
+        // stays that of one field.
+        name: Option<&'static str>,
         #[pin]
         state: State<Fut>,
     }
@@ -233,6 +253,7 @@ impl<F, Fut> Retry<F, Fut, ByTransient, NoHook> {
             attempts: 0,
             started: None,
             retries: Retries::Unseeded,
+            name: None,
             state: State::Idle,
         }
     }
@@ -373,6 +394,7 @@ impl<F, Fut, C, N, R, B> Retry<F, Fut, C, N, R, B> {
             attempts: self.attempts,
             started: self.started,
             retries: self.retries,
+            name: self.name,
             state: State::Idle,
         }
     }
@@ -416,6 +438,7 @@ impl<F, Fut, C, N, R, B> Retry<F, Fut, C, N, R, B> {
             attempts: self.attempts,
             started: self.started,
             retries: self.retries,
+            name: self.name,
             state: State::Idle,
         }
     }
@@ -448,6 +471,7 @@ impl<F, Fut, C, N, R, B> Retry<F, Fut, C, N, R, B> {
             attempts: self.attempts,
             started: self.started,
             retries: self.retries,
+            name: self.name,
             state: State::Idle,
         }
     }
@@ -490,6 +514,7 @@ impl<F, Fut, C, N, R, B> Retry<F, Fut, C, N, R, B> {
             attempts: self.attempts,
             started: self.started,
             retries: self.retries,
+            name: self.name,
             state: State::Idle,
         }
     }
@@ -520,6 +545,30 @@ impl<F, Fut, C, N, R, B> Retry<F, Fut, C, N, R, B> {
         }
         self
     }
+
+    /// Names this retry in its tracing spans (the `name` field of the
+    /// `steadfast.retry` span; see [`spans`](crate::spans)). A `'static`
+    /// name costs no allocation and nothing to drop; without one the field
+    /// is left out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use steadfast::retry::RetryPolicy;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let value = RetryPolicy::default()
+    ///     .retry(|| async { Ok::<_, std::io::Error>(7) })
+    ///     .named("fetch_user")
+    ///     .await;
+    /// assert_eq!(value.unwrap(), 7);
+    /// # }
+    /// ```
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
 }
 
 impl<F, Fut, T, E, C, N, R, B> Future for Retry<F, Fut, C, N, R, B>
@@ -536,79 +585,193 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Idle => {
-                    if *this.attempts == 0 {
-                        // A no-op, compiled away, without a budget.
-                        this.budget.deposit();
-                    }
-                    if this.started.is_none() && this.policy.max_elapsed().is_some() {
-                        *this.started = Some(Instant::now());
-                    }
-                    let attempt = (this.operation)();
-                    this.state.set(State::Running { attempt });
+        // Spans exist only once an attempt failed and a subscriber wants
+        // them; the first poll knows there are none, so that the untraced
+        // loop, free of span code, is all a retry that succeeds at once
+        // runs.
+        if this.retries.spans().is_some() {
+            return poll_traced(&mut this, cx);
+        }
+        poll_loop::<false, _, _, _, _, _, _, _, _>(&mut this, cx)
+    }
+}
+
+/// The loop of a traced [`Retry`], out of line.
+#[inline(never)]
+fn poll_traced<F, Fut, T, E, C, N, R, B>(
+    this: &mut RetryProj<'_, F, Fut, C, N, R, B>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, RetryError<E>>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    C: Classifier<E>,
+    N: OnRetry<E>,
+    R: OkClassifier<T>,
+    B: Budget,
+{
+    poll_loop::<true, _, _, _, _, _, _, _, _>(this, cx)
+}
+
+/// The retry loop: runs attempts and waits between them. With `TRACED`
+/// false, the loop holds no span code but opening the spans at the first
+/// failure (a cold path); once they are open, the next attempt runs in the
+/// `TRACED` loop, inside its span.
+#[inline(always)]
+fn poll_loop<const TRACED: bool, F, Fut, T, E, C, N, R, B>(
+    this: &mut RetryProj<'_, F, Fut, C, N, R, B>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, RetryError<E>>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    C: Classifier<E>,
+    N: OnRetry<E>,
+    R: OkClassifier<T>,
+    B: Budget,
+{
+    loop {
+        match this.state.as_mut().project() {
+            StateProj::Idle => {
+                if *this.attempts == 0 {
+                    // A no-op, compiled away, without a budget.
+                    this.budget.deposit();
                 }
-                StateProj::Running { attempt } => {
-                    let error = match ready!(attempt.poll(cx)) {
-                        Ok(value) => {
-                            // A constant `Stop` without a value predicate:
-                            // this branch is all the success path costs.
-                            let verdict = this.accept.verdict(&value);
-                            if !verdict.is_retry() {
+                if this.started.is_none() && this.policy.max_elapsed().is_some() {
+                    *this.started = Some(Instant::now());
+                }
+                // Untraced, no span local at all: not even a `None` for
+                // the optimizer to keep through the operation's code.
+                let attempt = if TRACED {
+                    let attempt = this.attempts.saturating_add(1);
+                    let span = this
+                        .retries
+                        .spans()
+                        .and_then(|spans| spans.begin_attempt(attempt));
+                    let _entered = span.as_ref().map(tracing::Span::enter);
+                    (this.operation)()
+                } else {
+                    (this.operation)()
+                };
+                this.state.set(State::Running { attempt });
+            }
+            StateProj::Running { attempt } => {
+                let polled = if TRACED {
+                    let span = this.retries.spans().and_then(|spans| spans.attempt());
+                    let _entered = span.as_ref().map(tracing::Span::enter);
+                    attempt.poll(cx)
+                } else {
+                    attempt.poll(cx)
+                };
+                let error = match ready!(polled) {
+                    Ok(value) => {
+                        // A constant `Stop` without a value predicate:
+                        // this branch is all the success path costs.
+                        let verdict = this.accept.verdict(&value);
+                        if !verdict.is_retry() {
+                            if TRACED && let Some(spans) = this.retries.spans() {
+                                spans.succeeded(*this.attempts);
+                            }
+                            return Poll::Ready(Ok(value));
+                        }
+                        *this.attempts = this.attempts.saturating_add(1);
+                        let mut fresh = Spans::failed(*this.name, *this.attempts);
+                        let span = fresh
+                            .attempt()
+                            .or_else(|| this.retries.spans().and_then(|spans| spans.attempt()));
+                        let entered = span.as_ref().map(tracing::Span::enter);
+                        let plan = plan_retry(
+                            this.policy,
+                            this.budget,
+                            *this.attempts,
+                            *this.started,
+                            this.retries,
+                            verdict,
+                            Outcome::Value,
+                        );
+                        match plan {
+                            Ok(delay) => {
+                                drop(entered);
+                                if let Some(spans) = settle(&mut fresh, this.retries) {
+                                    spans.retrying(delay);
+                                }
+                                this.state.set(State::Sleeping);
+                                continue;
+                            }
+                            Err(reason) => {
+                                give_up_value(*this.attempts, reason);
+                                drop(entered);
+                                if let Some(spans) = settle(&mut fresh, this.retries) {
+                                    spans.gave_up(*this.attempts, reason);
+                                }
                                 return Poll::Ready(Ok(value));
                             }
-                            *this.attempts = this.attempts.saturating_add(1);
-                            let plan = plan_retry(
-                                this.policy,
-                                this.budget,
-                                *this.attempts,
-                                *this.started,
-                                this.retries,
-                                verdict,
-                                Outcome::Value,
-                            );
-                            match plan {
-                                Ok(_) => {
-                                    this.state.set(State::Sleeping);
-                                    continue;
-                                }
-                                Err(reason) => {
-                                    give_up_value(*this.attempts, reason);
-                                    return Poll::Ready(Ok(value));
-                                }
-                            }
-                        }
-                        Err(error) => error,
-                    };
-                    *this.attempts = this.attempts.saturating_add(1);
-                    let verdict = this.classifier.verdict(&error);
-                    let plan = plan_retry(
-                        this.policy,
-                        this.budget,
-                        *this.attempts,
-                        *this.started,
-                        this.retries,
-                        verdict,
-                        Outcome::Error,
-                    );
-                    match plan {
-                        Ok(delay) => {
-                            this.hook.on_retry(*this.attempts, &error, delay);
-                            this.state.set(State::Sleeping);
-                        }
-                        Err(reason) => {
-                            return Poll::Ready(Err(give_up(error, *this.attempts, reason)))
                         }
                     }
+                    Err(error) => error,
+                };
+                *this.attempts = this.attempts.saturating_add(1);
+                let mut fresh = Spans::failed(*this.name, *this.attempts);
+                let span = fresh
+                    .attempt()
+                    .or_else(|| this.retries.spans().and_then(|spans| spans.attempt()));
+                let entered = span.as_ref().map(tracing::Span::enter);
+                let verdict = this.classifier.verdict(&error);
+                let plan = plan_retry(
+                    this.policy,
+                    this.budget,
+                    *this.attempts,
+                    *this.started,
+                    this.retries,
+                    verdict,
+                    Outcome::Error,
+                );
+                match plan {
+                    Ok(delay) => {
+                        this.hook.on_retry(*this.attempts, &error, delay);
+                        drop(entered);
+                        if let Some(spans) = settle(&mut fresh, this.retries) {
+                            spans.retrying(delay);
+                        }
+                        this.state.set(State::Sleeping);
+                    }
+                    Err(reason) => {
+                        let error = give_up(error, *this.attempts, reason);
+                        drop(entered);
+                        if let Some(spans) = settle(&mut fresh, this.retries) {
+                            spans.gave_up(*this.attempts, reason);
+                        }
+                        return Poll::Ready(Err(error));
+                    }
                 }
-                StateProj::Sleeping => {
-                    ready!(this.retries.poll_wait(cx));
-                    this.state.set(State::Idle);
+            }
+            StateProj::Sleeping => {
+                ready!(this.retries.poll_wait(cx));
+                this.state.set(State::Idle);
+                // A retry traced from this failure on: the next
+                // attempt runs in the traced loop.
+                if !TRACED && this.retries.spans().is_some() {
+                    return poll_traced(this, cx);
                 }
             }
         }
     }
+}
+
+/// The spans of a sequence after a failure: those opened at this failure
+/// (`fresh`, attempt 1's) move into the armed [`Retrying`], where later
+/// attempts find them; a sequence that gave up at once keeps them in
+/// `fresh` until they are closed.
+#[cold]
+#[inline(never)]
+fn settle<'a>(fresh: &'a mut Spans, retries: &'a mut Retries) -> Option<&'a mut Spans> {
+    if fresh.is_open() {
+        match retries.armed() {
+            Some(retrying) => *retrying.project().spans = std::mem::take(fresh),
+            None => return Some(fresh),
+        }
+    }
+    retries.spans()
 }
 
 /// What an attempt that is retried returned, for the events.
@@ -671,7 +834,11 @@ fn plan_retry<B: Budget>(
         Some(retrying) => retrying.project().sleep.set(sleep),
         None => {
             if let Some(backoff) = fresh {
-                let retrying = Box::pin(Retrying { backoff, sleep });
+                let retrying = Box::pin(Retrying {
+                    backoff,
+                    spans: Spans::default(),
+                    sleep,
+                });
                 *retries = Retries::Armed(Armed(Some(retrying)));
             }
         }

@@ -367,7 +367,11 @@ impl<'a, S: CheckpointStorage + ?Sized> ChunkWriter<'a, S> {
     async fn push_raw(&mut self, raw: Vec<u8>) -> Result<(), WriteError> {
         self.offset = self.offset.saturating_add(raw.len() as u64);
         let (digest, level, contexts) = (self.plan.digest, self.plan.level, self.contexts.clone());
-        let task = tokio::task::spawn_blocking(move || seal(raw, digest, level, &contexts));
+        // The blocking task works inside the caller's span (a save's write).
+        let span = tracing::Span::current();
+        let task = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| seal(raw, digest, level, &contexts))
+        });
         self.enqueue(Box::pin(async move {
             task.await.map_err(|e| {
                 WriteError::Compress(format!("the chunk hashing task did not finish: {e}"))

@@ -10,6 +10,7 @@ mod events;
 mod plan;
 mod runner;
 mod source;
+mod trace;
 
 pub use builder::{RecoveryCoordinatorBuilder, RecoveryHandle};
 pub use config::{RecoveryCoordinatorConfig, RecoveryCoordinatorConfigBuilder};

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::coordinator::{
     CasOutcome, CoordinatorError, EpochOutcome, EpochRecord, Leadership, Membership,
@@ -25,6 +26,7 @@ use super::error::RecoveryError;
 use super::events::{RecoveryContext, RecoveryEvent};
 use super::plan::{make_plan, FailedRank, FailureCause, PlanInput, RecoveryPlan, PREDICTED_PREFIX};
 use super::source::CheckpointSource;
+use super::trace;
 use super::TARGET;
 
 /// An error a recovery handler returns.
@@ -418,7 +420,15 @@ impl<M: Membership> RecoveryCoordinator<M> {
                 if (pending.is_empty() && !replan) || membership.role().rank().is_none() {
                     return std::future::pending().await;
                 }
-                self.lead(&current, &pending, attempt).await
+                let span = trace::plan_span(current.epoch, attempt, pending.values());
+                let led = self
+                    .lead(&current, &pending, attempt)
+                    .instrument(span.clone())
+                    .await;
+                if let Err(e) = &led {
+                    span.record("outcome", trace::error_kind(e));
+                }
+                led
             };
             tokio::select! {
                 event = watch.next() => {
@@ -590,10 +600,12 @@ impl<M: Membership> RecoveryCoordinator<M> {
         let record = plan.to_epoch_record()?;
         match membership.propose_epoch(current.epoch, &record).await? {
             EpochOutcome::Accepted => {
+                tracing::Span::current().record("outcome", "proposed");
                 tracing::info!(target: TARGET, epoch = plan.epoch, world_size = plan.world_size(), checkpoint = ?plan.checkpoint, "recovery plan accepted");
                 self.emit(RecoveryEvent::PlanProposed(Arc::new(plan)));
             }
             EpochOutcome::Superseded { current } => {
+                tracing::Span::current().record("outcome", "superseded");
                 tracing::info!(target: TARGET, epoch = current.epoch, "another plan won");
             }
         }
@@ -646,9 +658,17 @@ impl<M: Membership> RecoveryCoordinator<M> {
             }
         }
         let was_rank = membership.role().rank().is_some();
-        match membership.enter_epoch(&record).await {
+        let span = plan.as_ref().map_or_else(tracing::Span::none, |plan| {
+            trace::recovery_span(plan, membership.member_id())
+        });
+        match membership
+            .enter_epoch(&record)
+            .instrument(span.clone())
+            .await
+        {
             Ok(()) => {}
             Err(CoordinatorError::NotAMember { .. }) => {
+                span.record("outcome", "not_a_member");
                 *current = record;
                 self.point_fence_at(current, plan.as_ref().map(|p| &p.leader));
                 if was_rank {
@@ -660,8 +680,14 @@ impl<M: Membership> RecoveryCoordinator<M> {
                 return Ok(Adopted::Nothing);
             }
             // Superseded meanwhile: the next epoch arrives through the watch.
-            Err(CoordinatorError::Fenced { .. }) => return Ok(Adopted::Nothing),
-            Err(e) => return Err(e.into()),
+            Err(CoordinatorError::Fenced { .. }) => {
+                span.record("outcome", "superseded");
+                return Ok(Adopted::Nothing);
+            }
+            Err(e) => {
+                span.record("outcome", "coordinator");
+                return Err(e.into());
+            }
         }
         *current = record;
         let Some(plan) = plan else {
@@ -671,10 +697,20 @@ impl<M: Membership> RecoveryCoordinator<M> {
         self.point_fence_at(current, Some(&plan.leader));
         let plan = Arc::new(plan);
         self.emit(RecoveryEvent::PlanAdopted(Arc::clone(&plan)));
-        let outcome = self.run_handlers(&plan).await;
+        let acting = trace::act_span(&span);
+        let outcome = self.run_handlers(&plan).instrument(acting.clone()).await;
+        acting.record(
+            "outcome",
+            match outcome {
+                Outcome::Done => "ok",
+                Outcome::Failed(_) => "handler_failed",
+            },
+        );
+        drop(acting);
         let bytes = serde_json::to_vec(&outcome).unwrap_or_default();
         match membership
             .all_gather(bytes, self.inner.config.recovery_timeout())
+            .instrument(trace::confirm_span(&span))
             .await
         {
             Ok(all) => {
@@ -688,11 +724,13 @@ impl<M: Membership> RecoveryCoordinator<M> {
                     })
                     .collect();
                 if failures.is_empty() {
+                    span.record("outcome", "recovered");
                     let took = started.map_or(Duration::ZERO, |t| t.elapsed());
                     tracing::info!(target: TARGET, epoch = plan.epoch, ?took, "recovered");
                     self.emit(RecoveryEvent::Recovered { plan, took });
                     Ok(Adopted::Recovered)
                 } else {
+                    span.record("outcome", "not_carried_out");
                     let reason = failures.join("; ");
                     self.emit(RecoveryEvent::NotCarriedOut {
                         epoch: plan.epoch,
@@ -707,6 +745,7 @@ impl<M: Membership> RecoveryCoordinator<M> {
                 }
             }
             Err(CoordinatorError::RanksFailed { ranks, reason, .. }) => {
+                span.record("outcome", "ranks_failed");
                 // A failure during recovery: recover again, in this epoch.
                 self.emit(RecoveryEvent::NotCarriedOut {
                     epoch: plan.epoch,
@@ -729,8 +768,12 @@ impl<M: Membership> RecoveryCoordinator<M> {
                     next_attempt: plan.attempt.saturating_add(1),
                 })
             }
-            Err(CoordinatorError::Fenced { .. }) => Ok(Adopted::Nothing),
+            Err(CoordinatorError::Fenced { .. }) => {
+                span.record("outcome", "fenced");
+                Ok(Adopted::Nothing)
+            }
             Err(e) => {
+                span.record("outcome", "coordinator");
                 self.emit(RecoveryEvent::NotCarriedOut {
                     epoch: plan.epoch,
                     reason: e.to_string(),

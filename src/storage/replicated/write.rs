@@ -15,6 +15,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::envelope::{self, seal, Footer};
 use super::{count, ConsistencyLevel, ReplicatedStorage, Turn, TARGET};
@@ -49,7 +50,7 @@ impl ReplicatedStorage {
         let guard = self.inner.writes.start();
         let inner = Arc::clone(&self.inner);
         let (replica, key) = (turn.replica, turn.key.clone());
-        let handle = tokio::spawn(async move {
+        let task = async move {
             turn.wait().await;
             let result = write.await;
             drop(turn);
@@ -66,7 +67,10 @@ impl ReplicatedStorage {
             }
             drop(guard);
             result
-        });
+        };
+        // Inside the caller's span (a checkpoint save's write), so that the
+        // replica writes stay in the save's trace.
+        let handle = tokio::spawn(task.instrument(tracing::Span::current()));
         (replica, handle)
     }
 
