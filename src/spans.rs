@@ -17,11 +17,12 @@
 //!
 //! | span | level | fields | parent |
 //! |---|---|---|---|
-//! | `steadfast.retry` | INFO | `name` (see [`Retry::named`](crate::retry::Retry::named)), `attempts`, `outcome` | the current span |
+//! | `steadfast.retry` | INFO | `name` (see [`Retry::named`](crate::retry::Retry::named) and [`RetryStrategy::name`](crate::pipeline::RetryStrategy::name)), `attempts`, `outcome` | the current span |
 //! | `steadfast.retry.attempt` | DEBUG | `attempt` (1 for the first), `outcome`, `delay_ms` (the wait before the next attempt) | `steadfast.retry` |
 //!
-//! A [`Retry`](crate::retry::Retry) opens its spans at its **first
-//! failure**: a call whose first attempt succeeds is not a retry sequence
+//! A [`Retry`](crate::retry::Retry), and a pipeline's
+//! [`RetryStrategy`](crate::pipeline::RetryStrategy) alike, opens its spans
+//! at its **first failure**: a call whose first attempt succeeds is not a retry sequence
 //! and opens no span, so the happy path costs exactly what it did without
 //! tracing. When attempt 1 fails, the sequence span opens with the span of
 //! attempt 1 (already ended, so its duration is not the attempt's); every

@@ -577,3 +577,62 @@ async fn an_error_recovery_manager_opens_a_span_per_recorded_error() {
     assert_eq!(field(span, "occurrence"), "1");
     assert_eq!(field(span, "action"), action.to_string());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pipeline_retry_has_the_same_spans_under_the_pipeline_retry_name() {
+    use steadfast::pipeline::{Pipeline, RetryStrategy};
+
+    let (sink, _recording) = record();
+    let pipeline = Pipeline::builder()
+        .strategy(RetryStrategy::new(policy()).name("orders"))
+        .build()
+        .unwrap();
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    let value = pipeline
+        .execute(|| {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            async move {
+                let _op = tracing::info_span!("test.operation", n).entered();
+                if n < 3 {
+                    Err(io::Error::from(io::ErrorKind::TimedOut))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(value, 3);
+    // A call that succeeds at once opens no span.
+    pipeline
+        .execute(|| async { Ok::<_, io::Error>(0) })
+        .await
+        .unwrap();
+    // One that is never transient gives up at once, and says why.
+    let refused: Result<u32, _> = pipeline
+        .execute(|| async { Err(io::Error::from(io::ErrorKind::NotFound)) })
+        .await;
+    assert!(refused.is_err());
+
+    let spans = recorded(&sink);
+    let sequences = named(&spans, "steadfast.retry");
+    assert_eq!(sequences.len(), 2, "{spans:#?}");
+    let first = &spans[sequences[0]];
+    assert_eq!(field(first, "name"), "orders");
+    assert_eq!(field(first, "attempts"), "3");
+    assert_eq!(field(first, "outcome"), "ok");
+    let attempts = children(&spans, sequences[0], "steadfast.retry.attempt");
+    let seen: Vec<(&str, &str)> = attempts
+        .iter()
+        .map(|&i| (field(&spans[i], "attempt"), field(&spans[i], "outcome")))
+        .collect();
+    assert_eq!(seen, [("1", "retry"), ("2", "retry"), ("3", "ok")]);
+    for (attempt, n) in [(attempts[1], "2"), (attempts[2], "3")] {
+        let ops = children(&spans, attempt, "test.operation");
+        assert_eq!(ops.len(), 1, "{spans:#?}");
+        assert_eq!(field(&spans[ops[0]], "n"), n);
+    }
+    let second = &spans[sequences[1]];
+    assert_eq!(field(second, "attempts"), "1");
+    assert_eq!(field(second, "outcome"), "not_retryable");
+}

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::error::PipelineError;
 use super::strategy::{Next, Strategy};
+use crate::retry::spans::Spans;
 use crate::retry::{
     AcceptOk, Backoff, Budget, ByTransient, Classifier, GiveUp, NoBudget, OkClassifier,
     RetryBudget, RetryPolicy, Verdict, When, WhenOk,
@@ -316,8 +318,14 @@ where
         // at once stays small and allocates nothing.
         let mut backoff: Option<Box<Backoff>> = None;
         let mut attempts: u32 = 0;
+        // Opened at the first failure, when a subscriber wants them: a call
+        // that succeeds at once has no span (`crate::spans`).
+        let mut spans = Spans::default();
         loop {
-            let outcome = next.call().await;
+            let outcome = match spans.begin_attempt(attempts.saturating_add(1)) {
+                Some(span) => next.call().instrument(span).await,
+                None => next.call().await,
+            };
             attempts = attempts.saturating_add(1);
             #[cfg(feature = "metrics")]
             if let Some(metrics) = &self.metrics {
@@ -328,7 +336,11 @@ where
                 Err(error) => classify(&mut classifier, error),
             };
             if outcome.is_ok() && !verdict.is_retry() {
+                spans.succeeded(attempts.saturating_sub(1));
                 return outcome;
+            }
+            if attempts == 1 {
+                spans = Spans::failed(self.name.as_deref(), attempts);
             }
             let delay = match plan(
                 &self.policy,
@@ -340,6 +352,7 @@ where
             ) {
                 Ok(delay) => delay,
                 Err(reason) => {
+                    spans.gave_up(attempts, reason);
                     #[cfg(feature = "metrics")]
                     if let Some(metrics) = &self.metrics {
                         metrics.stopped(attempts, reason);
@@ -347,6 +360,7 @@ where
                     return give_up(outcome, attempts, reason);
                 }
             };
+            spans.retrying(delay);
             // Not held across the wait: the future stays small.
             drop(outcome);
             // A zero delay retries at once: a timer would still wait for the

@@ -63,7 +63,7 @@ mod classify;
 mod error;
 mod future;
 mod policy;
-mod spans;
+pub(crate) mod spans;
 mod verdict;
 
 pub use backoff::{Backoff, Jitter};

@@ -1,6 +1,7 @@
-//! The tracing spans of a [`Retry`](super::Retry): `steadfast.retry` for the
-//! whole sequence and `steadfast.retry.attempt` for each attempt, its child
-//! (the scheme is documented in [`crate::spans`]).
+//! The tracing spans of a [`Retry`](super::Retry) and of the pipeline's
+//! [`RetryStrategy`](crate::pipeline::RetryStrategy): `steadfast.retry` for
+//! the whole sequence and `steadfast.retry.attempt` for each attempt, its
+//! child (the scheme is documented in [`crate::spans`]).
 //!
 //! The spans open at the first failure, not at the first poll: an attempt
 //! that succeeds at once is not a retry sequence, and its path holds no
@@ -45,7 +46,7 @@ impl Drop for Traced {
 /// The spans of a [`Retry`](super::Retry): `None` unless a subscriber wants
 /// the sequence's span. Dropped out of line, as `Armed` is.
 #[derive(Default)]
-pub(super) struct Spans(Option<Box<Traced>>);
+pub(crate) struct Spans(Option<Box<Traced>>);
 
 impl Drop for Spans {
     #[inline]
@@ -67,7 +68,7 @@ impl Spans {
     /// sequence's span and the (already ended) span of attempt 1, if a
     /// subscriber wants them.
     #[inline]
-    pub(super) fn failed(name: Option<&'static str>, attempts: u32) -> Spans {
+    pub(crate) fn failed(name: Option<&str>, attempts: u32) -> Spans {
         if attempts == 1 {
             open(name)
         } else {
@@ -77,13 +78,13 @@ impl Spans {
 
     /// Whether a subscriber traces this sequence.
     #[inline]
-    pub(super) fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.0.is_some()
     }
 
     /// Opens the span of attempt number `attempt`; returns it, to enter.
     #[inline]
-    pub(super) fn begin_attempt(&mut self, attempt: u32) -> Option<Span> {
+    pub(crate) fn begin_attempt(&mut self, attempt: u32) -> Option<Span> {
         let traced = self.0.as_mut()?;
         begin_attempt(traced, attempt);
         Some(traced.attempt.clone())
@@ -91,7 +92,7 @@ impl Spans {
 
     /// The span of the attempt in flight (or just ended), to enter.
     #[inline]
-    pub(super) fn attempt(&self) -> Option<Span> {
+    pub(crate) fn attempt(&self) -> Option<Span> {
         self.0
             .as_ref()
             .filter(|traced| !traced.attempt.is_none())
@@ -100,7 +101,7 @@ impl Spans {
 
     /// The attempt after `failed` failed ones succeeded.
     #[inline]
-    pub(super) fn succeeded(&mut self, failed: u32) {
+    pub(crate) fn succeeded(&mut self, failed: u32) {
         if let Some(traced) = &mut self.0 {
             finish(traced, failed.saturating_add(1), "ok");
         }
@@ -108,7 +109,7 @@ impl Spans {
 
     /// The attempt in flight failed and is retried after `delay`.
     #[inline]
-    pub(super) fn retrying(&mut self, delay: Duration) {
+    pub(crate) fn retrying(&mut self, delay: Duration) {
         if let Some(traced) = &mut self.0 {
             retrying(traced, delay);
         }
@@ -116,7 +117,7 @@ impl Spans {
 
     /// The loop gave up after `attempts` attempts.
     #[inline]
-    pub(super) fn gave_up(&mut self, attempts: u32, reason: GiveUp) {
+    pub(crate) fn gave_up(&mut self, attempts: u32, reason: GiveUp) {
         if let Some(traced) = &mut self.0 {
             finish(traced, attempts, outcome(reason));
         }
@@ -125,7 +126,7 @@ impl Spans {
 
 #[cold]
 #[inline(never)]
-fn open(name: Option<&'static str>) -> Spans {
+fn open(name: Option<&str>) -> Spans {
     let sequence = tracing::info_span!(
         target: "steadfast::retry",
         "steadfast.retry",
