@@ -23,6 +23,9 @@ use std::fmt::Display;
 use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
+use tracing::Instrument;
+
+use crate::checkpoint::trace;
 use crate::checkpoint::{delete_object, describe, remove_checkpoint, CheckpointError};
 use crate::retry::{ByTransient, NoHook, Retry, RetryPolicy, Transient};
 use crate::storage::{validate_key, CheckpointStorage, ObjectMeta, StorageError};
@@ -322,6 +325,26 @@ impl<S: CheckpointStorage> FaultToleranceHandler<S> {
     /// # }
     /// ```
     pub async fn rollback(&self, target: RollbackTarget) -> RollbackReport {
+        let (kind, name) = match &target {
+            RollbackTarget::File(key) => ("object", key.as_str()),
+            RollbackTarget::Checkpoint(name) => ("checkpoint", name.as_str()),
+        };
+        // The same span as a checkpoint save's rollback (`crate::spans`).
+        let span = tracing::info_span!(
+            target: TARGET,
+            "steadfast.checkpoint.rollback",
+            name,
+            target = kind,
+            deleted = tracing::field::Empty,
+            failed = tracing::field::Empty,
+        );
+        let report = self.rollback_steps(target).instrument(span.clone()).await;
+        trace::record_rollback(&span, &report);
+        report
+    }
+
+    /// [`rollback`](Self::rollback), inside its span.
+    async fn rollback_steps(&self, target: RollbackTarget) -> RollbackReport {
         let mut report = RollbackReport::default();
         match &target {
             RollbackTarget::File(key) => {
@@ -474,6 +497,30 @@ impl<S: CheckpointStorage> CheckpointRollbackManager<S> {
     /// # }
     /// ```
     pub async fn save_with_rollback<F, Fut, E>(
+        &self,
+        key: &str,
+        save_op: F,
+    ) -> Result<ObjectMeta, CheckpointError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Vec<u8>, E>>,
+        E: Transient + std::error::Error + Send + Sync + 'static,
+    {
+        // The same span as a checkpoint save (`crate::spans`).
+        let span = tracing::info_span!(
+            target: TARGET,
+            "steadfast.checkpoint.save",
+            name = key,
+            bytes = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let saved = self.save_steps(key, save_op).instrument(span.clone()).await;
+        trace::record_outcome(&span, &saved, |meta| meta.size);
+        saved
+    }
+
+    /// [`save_with_rollback`](Self::save_with_rollback), inside its span.
+    async fn save_steps<F, Fut, E>(
         &self,
         key: &str,
         save_op: F,

@@ -44,6 +44,12 @@
 //! | `steadfast.checkpoint.rollback` | INFO | `name`, `rank`, `sweep`, `deleted`, `failed` | the save it undoes |
 //! | `steadfast.checkpoint.load` | INFO | `name`, `rank`, `world_size`, `entries` (named entries rather than this rank's shard), `bytes`, `outcome` | the current span |
 //!
+//! [`FaultToleranceHandler::rollback`](crate::handler::FaultToleranceHandler::rollback)
+//! opens the same rollback span (with `target`, `object` or `checkpoint`,
+//! in place of `rank` and `sweep`, under the current span), and
+//! [`CheckpointRollbackManager::save_with_rollback`](crate::handler::CheckpointRollbackManager::save_with_rollback)
+//! the same save span (with `name` the object's key, and no phases).
+//!
 //! Every rank of a [`DistributedCheckpoint`](crate::DistributedCheckpoint)
 //! save opens its own save span; their phases follow the save protocol:
 //! `write` (the name check and the shard write, with the retry spans of its

@@ -727,7 +727,13 @@ async fn instances_built_from_the_config_file_are_measured_under_their_names() {
 
     let bulkhead = config.build_bulkhead("db").unwrap();
     let held = bulkhead.try_acquire().unwrap();
-    assert_eq!(capture.gauge(names::BULKHEAD_IN_USE, &[("name", "db")]), 1.0);
+    assert_eq!(
+        capture.gauge(names::BULKHEAD_IN_USE, &[("name", "db")]),
+        1.0
+    );
     drop(held);
-    assert_eq!(capture.gauge(names::BULKHEAD_IN_USE, &[("name", "db")]), 0.0);
+    assert_eq!(
+        capture.gauge(names::BULKHEAD_IN_USE, &[("name", "db")]),
+        0.0
+    );
 }

@@ -636,3 +636,46 @@ async fn a_pipeline_retry_has_the_same_spans_under_the_pipeline_retry_name() {
     assert_eq!(field(second, "attempts"), "1");
     assert_eq!(field(second, "outcome"), "not_retryable");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_handler_rollback_and_single_object_saves_open_the_checkpoint_spans() {
+    use steadfast::handler::{CheckpointRollbackManager, FaultToleranceHandler, RollbackTarget};
+    use steadfast::storage::CheckpointStorage;
+    use steadfast::timeout::TimeoutHandler;
+
+    let (sink, _recording) = record();
+    let storage = MemoryStorage::new();
+    let saver = CheckpointRollbackManager::new(storage.clone(), policy());
+    saver
+        .save_with_rollback("state.json", || async { Ok::<_, io::Error>(vec![7; 5]) })
+        .await
+        .unwrap();
+    let refused = saver
+        .save_with_rollback("state.json", || async {
+            Err::<Vec<u8>, _>(io::Error::from(io::ErrorKind::NotFound))
+        })
+        .await;
+    assert!(refused.is_err());
+    storage
+        .put("ckpt/shard-a.bin", vec![1].into())
+        .await
+        .unwrap();
+    let handler = FaultToleranceHandler::new(storage.clone(), policy(), TimeoutHandler::default());
+    let report = handler.rollback(RollbackTarget::checkpoint("ckpt")).await;
+    assert_eq!(report.deleted.len(), 1);
+
+    let spans = recorded(&sink);
+    let saves = named(&spans, "steadfast.checkpoint.save");
+    assert_eq!(saves.len(), 2, "{spans:#?}");
+    assert_eq!(field(&spans[saves[0]], "name"), "state.json");
+    assert_eq!(field(&spans[saves[0]], "outcome"), "ok");
+    assert_eq!(field(&spans[saves[0]], "bytes"), "5");
+    assert_eq!(field(&spans[saves[1]], "outcome"), "save_failed");
+    let rollbacks = named(&spans, "steadfast.checkpoint.rollback");
+    assert_eq!(rollbacks.len(), 1, "{spans:#?}");
+    let rollback = &spans[rollbacks[0]];
+    assert_eq!(field(rollback, "name"), "ckpt");
+    assert_eq!(field(rollback, "target"), "checkpoint");
+    assert_eq!(field(rollback, "deleted"), "1");
+    assert_eq!(field(rollback, "failed"), "0");
+}

@@ -109,7 +109,7 @@ mod rollback;
 mod save;
 mod shard;
 mod tally;
-mod trace;
+pub(crate) mod trace;
 mod validate;
 
 /// The `tracing` target of every event of this module.

@@ -91,7 +91,7 @@ pub(super) fn load_span(name: &str, rank: usize, world_size: usize, entries: boo
 }
 
 /// Records `outcome` (`ok` or the error's kind) and, on success, `bytes`.
-pub(super) fn record_outcome<T>(
+pub(crate) fn record_outcome<T>(
     span: &Span,
     result: &Result<T, CheckpointError>,
     bytes: impl FnOnce(&T) -> u64,
@@ -127,7 +127,7 @@ pub(super) fn record_written(span: &Span, local: &Result<Written, LocalFailure>)
 }
 
 /// Records what a rollback deleted and how many deletes failed.
-pub(super) fn record_rollback(span: &Span, report: &RollbackReport) {
+pub(crate) fn record_rollback(span: &Span, report: &RollbackReport) {
     span.record("deleted", report.deleted.len());
     span.record("failed", report.failed.len());
 }
