@@ -79,8 +79,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// name, all descending.
     ///
     /// A manifest that does not read as a valid one (damaged, invalid or of
-    /// a newer format) is read again, up to three reads in all (a read may
-    /// be damaged on the way), and then skipped with a warning (its checkpoint is not a usable committed checkpoint);
+    /// a newer format) is read again (a read may be damaged on the way),
+    /// until two reads return the same bytes or after ten reads, and then
+    /// skipped with a warning (its checkpoint is not a usable committed checkpoint);
     /// prefixes without a manifest are not checkpoints. Under a
     /// [fence](DistributedCheckpoint::with_fence), a checkpoint whose commit
     /// the fence does not confirm is skipped too.
@@ -152,9 +153,9 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
                         return Err(CheckpointError::LoadFailed {
                             name: (*name).to_string(),
                             reason: format!(
-                                "its manifest read {MANIFEST_READS} times, never as a valid one \
-                                 and differently each time (damaged on the way: the stored one \
-                                 may be valid); last: {error}"
+                                "its manifest was read {MANIFEST_READS} times, never as a valid \
+                                 one and differently each time (damaged on the way: the stored \
+                                 one may be valid); last: {error}"
                             ),
                             source: None,
                         });

@@ -178,12 +178,12 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// read the same highest sequence and record the same one; neither fails,
     /// and [`list`](DistributedCheckpoint::list) orders the two by step, then
     /// name. A manifest that does not read as a valid one is read again, as
-    /// `list` does; one that reads the same invalid bytes every time is
-    /// damaged in storage (or of a newer format) and is skipped, as `list`
-    /// skips it: no load ever sees it. One that reads differently each time
-    /// was damaged on the way and may be a valid checkpoint with the highest
-    /// sequence: the commit fails rather than pick a sequence that may
-    /// repeat or go below it. Listing reads every committed manifest (a few
+    /// `list` does; one that reads the same invalid bytes twice is damaged
+    /// in storage (or of a newer format) and is skipped, as `list` skips it:
+    /// no load ever sees it. One that reads differently each time (ten
+    /// times) was damaged on the way and may be a valid checkpoint with the
+    /// highest sequence: the commit fails rather than pick a sequence that
+    /// may repeat or go below it. Listing reads every committed manifest (a few
     /// at a time), within the save's timeout: retention keeps that short.
     async fn next_sequence(&self) -> Result<u64, CommitFailure> {
         let committed =

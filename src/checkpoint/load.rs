@@ -26,16 +26,18 @@ use super::manifest::{manifest_key, to_hex, validate_name, EntryLocation, Manife
 use super::options::LoadOptions;
 use super::TARGET;
 
-/// How many times a manifest that does not read as a valid one is read
-/// before it is judged unusable.
-pub(super) const MANIFEST_READS: u32 = 3;
+/// How many times, at most, a manifest that does not read as a valid one is
+/// read before it is judged unusable (fewer when two reads return the same
+/// bytes: the stored manifest is invalid).
+pub(super) const MANIFEST_READS: usize = 10;
 
 /// What reading a stored manifest found.
 #[derive(Debug)]
 pub(super) enum ManifestRead {
     /// A valid manifest.
     Valid(Manifest),
-    /// Read whole [`MANIFEST_READS`] times, never as a valid manifest.
+    /// Read whole, never as a valid manifest: the same invalid bytes twice,
+    /// or [`MANIFEST_READS`] different invalid ones.
     Unusable {
         /// Why the last read is not a valid manifest.
         error: CheckpointError,
@@ -135,9 +137,11 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// Reads and checks the manifest of checkpoint `name` as stored. Bytes
     /// that are not a valid manifest (they do not parse, their checksum
     /// fails, or they name a newer format: a flipped bit or a short read
-    /// does any of these) are read again, up to [`MANIFEST_READS`] reads in
-    /// all, since damage on the way from the storage is transient; the first
-    /// valid read wins.
+    /// does any of these) are read again, since damage on the way from the
+    /// storage is transient: the first valid read wins. Two reads that
+    /// return the same invalid bytes show the stored manifest itself is
+    /// invalid; after [`MANIFEST_READS`] reads that are all invalid and all
+    /// different, the manifest is unusable for now, damaged on the way.
     ///
     /// # Errors
     ///
@@ -146,27 +150,28 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// but never valid is [`ManifestRead::Unusable`].
     pub(super) async fn read_manifest(&self, name: &str) -> Result<ManifestRead> {
         validate_name(name)?;
-        let mut first: Option<Vec<u8>> = None;
-        let mut differ = false;
-        let mut reads = 0;
+        let mut seen: Vec<[u8; 32]> = Vec::new();
         loop {
             let bytes = self.read_manifest_bytes(name).await?;
-            reads += 1;
             let error = match Manifest::from_bytes(name, &bytes) {
                 Ok(manifest) => return Ok(ManifestRead::Valid(manifest)),
                 Err(error) => error,
             };
-            match &first {
-                Some(earlier) => differ |= *earlier != bytes,
-                None => first = Some(bytes),
-            }
-            if reads >= MANIFEST_READS {
+            let digest: [u8; 32] = Sha256::digest(&bytes).into();
+            if seen.contains(&digest) {
                 return Ok(ManifestRead::Unusable {
                     error,
-                    in_transit: differ,
+                    in_transit: false,
                 });
             }
-            tracing::debug!(target: TARGET, name, reads, error = %error, "a manifest read is not valid; reading it again");
+            seen.push(digest);
+            if seen.len() >= MANIFEST_READS {
+                return Ok(ManifestRead::Unusable {
+                    error,
+                    in_transit: true,
+                });
+            }
+            tracing::debug!(target: TARGET, name, reads = seen.len(), error = %error, "a manifest read is not valid; reading it again");
         }
     }
 
