@@ -89,9 +89,10 @@ where
 
 /// The newest checkpoint that verifies. Each part (the manifest, then each
 /// shard) is read again when it fails in a way a read damaged on the way
-/// explains (see [`may_pass_on_another_read`]), up to [`VERIFY_ATTEMPTS`]
-/// times, so that one damaged read does not make the plan fall back past a
-/// good checkpoint; a checkpoint whose part fails every read is skipped.
+/// explains (bytes that do not match, a transient storage error), up to five
+/// times with pauses of 50 ms doubling on tokio's clock, so that one damaged
+/// read does not make the plan fall back past a good checkpoint; a
+/// checkpoint whose part fails every read is skipped.
 #[async_trait]
 impl<S: CheckpointStorage, C: Coordinator> CheckpointSource for DistributedCheckpoint<S, C> {
     async fn latest_verified(&self) -> Result<Option<String>, SourceError> {
