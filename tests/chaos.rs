@@ -1164,10 +1164,11 @@ async fn a_standby_takes_over_under_chaos_and_heavy_load() {
         .latency_between(0.5, Duration::from_millis(1), Duration::from_millis(30))
         .build()
         .unwrap();
-    // Writes fail and every call is slow, but reads are not damaged: a
-    // recovery plan takes the newest checkpoint that verifies, and cannot
-    // tell a read damaged on the way from a damaged object, so a damaged
-    // read makes it fall back past a good checkpoint.
+    // Writes fail and every call is slow, but reads are not damaged: the
+    // recovery plan reads a checkpoint that does not verify again before it
+    // falls back past it, but the restore below (`load_entry` in the
+    // handler) refuses a damaged entry without reading it again, and after
+    // three failed attempts at the plan the recovery gives up (seed 1234).
     let storage_faults = |s: u64| {
         StorageChaosConfig::builder()
             .seed(s)

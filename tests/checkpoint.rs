@@ -2,11 +2,14 @@
 //! round trips, listing, deletion, retention, cleanup, resharding, and every
 //! rank agreeing on the outcome when a rank fails, vanishes or is dropped.
 
+mod common;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use common::damaged_reads::DamagedReads;
 use steadfast::checkpoint::{
     manifest_key, CheckpointError, CheckpointInfo, CheckpointOptions, DistributedCheckpoint,
     LoadOptions, Manifest, SaveOptions, ShardData, FORMAT_VERSION,
@@ -1433,4 +1436,110 @@ async fn a_missing_report_is_blamed_on_the_same_rank_everywhere() {
         }
     }
     assert!(storage.is_empty(), "left behind: {:?}", storage.keys());
+}
+
+// ---------------------------------------------------------------------
+// The commit sequence when a manifest read comes back damaged.
+// ---------------------------------------------------------------------
+
+/// Two checkpoints, `b-1` (step 1, sequence 1) and `b-2` (step 2, sequence
+/// 2), on a storage that can damage the reads of one key.
+async fn two_committed() -> (DamagedReads, Ckpt<DamagedReads>) {
+    let storage = DamagedReads::new(MemoryStorage::new());
+    let ckpt = single(storage.clone());
+    for step in [1, 2] {
+        ckpt.save(
+            &format!("b-{step}"),
+            &shard_of(0, 1),
+            SaveOptions::new().step(step),
+        )
+        .await
+        .unwrap();
+    }
+    (storage, ckpt)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manifest_read_damaged_once_during_a_commit_is_read_again() {
+    let (storage, ckpt) = two_committed().await;
+    // The commit of `a-3` reads the newest manifest damaged once: skipping
+    // it would give `a-3` the sequence of `b-2`, and the order by name would
+    // make `b-2` the latest.
+    storage.damage(&manifest_key("b-2"), 1);
+    let info = ckpt
+        .save("a-3", &shard_of(0, 1), SaveOptions::new().step(3))
+        .await
+        .unwrap();
+    assert_eq!(storage.damaged(), 1);
+    assert_eq!(info.sequence, Some(3));
+    let latest = ckpt.latest().await.unwrap().unwrap();
+    assert_eq!((latest.name.as_str(), latest.sequence), ("a-3", Some(3)));
+    let names: Vec<_> = ckpt
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["a-3", "b-2", "b-1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_commit_refuses_a_sequence_while_a_manifest_reads_damaged_every_time() {
+    let (storage, ckpt) = two_committed().await;
+    storage.damage(&manifest_key("b-2"), u64::MAX);
+    let err = ckpt
+        .save("a-3", &shard_of(0, 1), SaveOptions::new().step(3))
+        .await
+        .unwrap_err();
+    match &err {
+        CheckpointError::SaveFailed { reason, .. } => {
+            assert!(reason.contains("commit sequence"), "{reason}");
+            assert!(reason.contains("b-2"), "{reason}");
+            assert!(reason.contains("damaged on the way"), "{reason}");
+        }
+        other => panic!("expected SaveFailed, got {other:?}"),
+    }
+    // Nothing of the refused save is left, and `list` still skips the
+    // manifest it cannot read.
+    let names: Vec<_> = ckpt
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["b-1"]);
+    storage.heal();
+    assert!(storage.inner.keys().iter().all(|k| !k.starts_with("a-3/")));
+    let info = ckpt
+        .save("a-3", &shard_of(0, 1), SaveOptions::new().step(3))
+        .await
+        .unwrap();
+    assert_eq!(info.sequence, Some(3));
+    assert_eq!(ckpt.latest().await.unwrap().unwrap().name, "a-3");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manifest_damaged_in_storage_is_skipped_by_the_commit() {
+    let (storage, ckpt) = two_committed().await;
+    // The same damaged bytes on every read: damaged in storage, so no load
+    // will ever see `b-2`, and the commit goes on without it.
+    let key = manifest_key("b-2");
+    let mut bytes = storage.inner.get(&key).await.unwrap().to_vec();
+    bytes[10] ^= 0x04;
+    storage.inner.put(&key, bytes.into()).await.unwrap();
+    let info = ckpt
+        .save("a-3", &shard_of(0, 1), SaveOptions::new().step(3))
+        .await
+        .unwrap();
+    assert_eq!(info.sequence, Some(2));
+    let names: Vec<_> = ckpt
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["a-3", "b-1"]);
 }

@@ -3,9 +3,12 @@
 //! `RecoveryCoordinator` whose handler restores the rank's state from the
 //! plan's checkpoint.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::damaged_reads::DamagedReads;
 use futures::future::join_all;
 use steadfast::checkpoint::{
     CheckpointError, CheckpointOptions, DistributedCheckpoint, MembershipFence, SaveOptions,
@@ -21,7 +24,7 @@ use steadfast::storage::testing::Operation;
 use steadfast::storage::MemoryStorage;
 use tokio::sync::broadcast;
 
-type Ckpt = Arc<DistributedCheckpoint<MemoryStorage, InMemoryCoordinator>>;
+type Ckpt = Arc<DistributedCheckpoint<DamagedReads, InMemoryCoordinator>>;
 
 /// One member of the job: its handle, checkpoints, state and recovery.
 struct Member {
@@ -35,6 +38,9 @@ struct Member {
 
 struct Job {
     storage: MemoryStorage,
+    /// The same storage, as every member reads it: reads of one key can
+    /// come back damaged.
+    reads: DamagedReads,
     members: Vec<Member>,
     /// The members killed so far.
     dead: Mutex<Vec<String>>,
@@ -52,7 +58,7 @@ fn config(strategy: RecoveryStrategyKind, quorum: usize) -> RecoveryCoordinatorC
 
 fn member(
     handle: InMemoryCoordinator,
-    storage: &MemoryStorage,
+    storage: &DamagedReads,
     config: RecoveryCoordinatorConfig,
 ) -> Member {
     let fence = MembershipFence::new(handle.clone());
@@ -100,6 +106,7 @@ fn member(
 impl Job {
     fn new(ranks: usize, standbys: usize, config: RecoveryCoordinatorConfig) -> Job {
         let storage = MemoryStorage::new();
+        let reads = DamagedReads::new(storage.clone());
         let handles = InMemoryCoordinator::new(ranks);
         let spares: Vec<_> = (0..standbys)
             .map(|i| handles[0].add_standby(&format!("spare-{i}")).unwrap())
@@ -107,10 +114,11 @@ impl Job {
         let members = handles
             .into_iter()
             .chain(spares)
-            .map(|h| member(h, &storage, config))
+            .map(|h| member(h, &reads, config))
             .collect();
         Job {
             storage,
+            reads,
             members,
             dead: Mutex::new(Vec::new()),
         }
@@ -272,6 +280,47 @@ async fn a_standby_takes_over_a_dead_rank_from_the_last_checkpoint() {
     assert_eq!((latest.name.as_str(), latest.world_size), ("step-2", 3));
     let manifest = job.members[0].ckpt.manifest("step-2").await.unwrap();
     assert_eq!(manifest.commit.unwrap().epoch, 1);
+}
+
+/// Saves `step-1` on a 3-rank job with one standby, damages the next
+/// `reads` reads of rank 2's shard, kills rank 2 and returns the standby's
+/// plan.
+async fn plan_with_damaged_reads(reads: u64) -> (Job, Arc<RecoveryPlan>) {
+    let mut job = Job::new(3, 1, config(RecoveryStrategyKind::RestartFromCheckpoint, 2));
+    job.start().await;
+    for r in job.save("step-1", 1, state_of).await {
+        r.unwrap();
+    }
+    let manifest = job.members[0].ckpt.manifest("step-1").await.unwrap();
+    let shard = manifest.shards.iter().find(|s| s.rank == 2).unwrap();
+    job.reads.damage(&shard.key, reads);
+    job.kill(2).await;
+    let i = job
+        .members
+        .iter()
+        .position(|m| m.handle.member_id() == "spare-0")
+        .unwrap();
+    let plan = recovered(&mut job.members[i]).await;
+    job.reads.heal();
+    (job, plan)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_damaged_once_does_not_make_the_plan_skip_a_good_checkpoint() {
+    let (job, plan) = plan_with_damaged_reads(1).await;
+    assert_eq!(job.reads.damaged(), 1, "the plan's verification read it");
+    assert_eq!(plan.checkpoint.as_deref(), Some("step-1"));
+    let spare = job.by_id("spare-0");
+    assert_eq!(spare.handle.role(), Role::Rank(2));
+    assert_eq!(*spare.state.lock().unwrap(), state_of(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_checkpoint_whose_reads_are_all_damaged_is_skipped_by_the_plan() {
+    let (job, plan) = plan_with_damaged_reads(u64::MAX).await;
+    assert!(job.reads.damaged() > 1, "read again before it was skipped");
+    assert_eq!(plan.checkpoint, None);
+    assert_eq!(job.by_id("spare-0").handle.role(), Role::Rank(2));
 }
 
 #[tokio::test(start_paused = true)]

@@ -12,7 +12,7 @@ use crate::storage::{CheckpointStorage, ObjectMeta};
 use super::config::CheckpointOptions;
 use super::distributed::DistributedCheckpoint;
 use super::error::{CheckpointError, Result};
-use super::load::{confirms, fence_failure};
+use super::load::{confirms, fence_failure, ManifestRead, MANIFEST_READS};
 use super::manifest::{
     is_shard_file_name, manifest_key, validate_name, CheckpointInfo, MANIFEST_FILE_NAME,
 };
@@ -21,18 +21,36 @@ use super::rollback::{
 };
 use super::TARGET;
 
+/// What [`DistributedCheckpoint::list_committed`] does with a manifest that
+/// never read as a valid one but read differently each time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unusable {
+    /// Skip it, as a checkpoint that cannot be used now.
+    Skip,
+    /// Fail the listing: the caller needs every committed checkpoint (the
+    /// commit sequence must exceed every stored one).
+    Refuse,
+}
+
 /// How many manifests [`DistributedCheckpoint::list`] reads at once.
 const MANIFEST_READS_AT_ONCE: usize = 16;
 
 /// Where a checkpoint stands in the order of commits, oldest lowest: first
 /// the checkpoints without a sequence (committed before sequences existed),
-/// by step, then commit time; then every checkpoint with one, by sequence.
-/// The name breaks ties, so that the order is total and the same for every
-/// caller (two saves of different names committed at the same moment may
-/// share a sequence).
+/// by step, then commit time; then every checkpoint with one, by sequence,
+/// then step (a checkpoint without one lowest). The name breaks the
+/// remaining ties, so that the order is total and the same for every caller
+/// (two saves of different names committed at the same moment may share a
+/// sequence).
 fn commit_order(info: &CheckpointInfo) -> (bool, u64, Option<u64>, SystemTime, &str) {
     match info.sequence {
-        Some(sequence) => (true, sequence, None, SystemTime::UNIX_EPOCH, &info.name),
+        Some(sequence) => (
+            true,
+            sequence,
+            info.step,
+            SystemTime::UNIX_EPOCH,
+            &info.name,
+        ),
         None => (false, 0, info.step, info.created_at, &info.name),
     }
 }
@@ -53,14 +71,17 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// than the abandoned branch). The committing rank assigns one more than
     /// the highest sequence committed in the storage. Two saves of different
     /// names committed at the same moment may read the same highest sequence
-    /// and record the same one: they are then ordered by name (the greater
+    /// and record the same one: they are then ordered by step (the higher
+    /// first; a checkpoint without a step last), then by name (the greater
     /// name first), the same for every caller, and neither save fails.
     /// Checkpoints committed before sequences existed (manifest format
     /// version 1) come after all others, by step, then commit time, then
     /// name, all descending.
     ///
-    /// A manifest that is damaged, invalid or of a newer format is skipped
-    /// with a warning (its checkpoint is not a usable committed checkpoint);
+    /// A manifest that does not read as a valid one (damaged, invalid or of
+    /// a newer format) is read again (a read may be damaged on the way),
+    /// until two reads return the same bytes or after ten reads, and then
+    /// skipped with a warning (its checkpoint is not a usable committed checkpoint);
     /// prefixes without a manifest are not checkpoints. Under a
     /// [fence](DistributedCheckpoint::with_fence), a checkpoint whose commit
     /// the fence does not confirm is skipped too.
@@ -93,6 +114,13 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     /// # }
     /// ```
     pub async fn list(&self) -> Result<Vec<CheckpointInfo>> {
+        self.list_committed(Unusable::Skip).await
+    }
+
+    /// [`list`](Self::list), with `unusable` saying what becomes of a
+    /// manifest that never read as a valid one, but read differently each
+    /// time (damaged on the way, so possibly a valid committed checkpoint).
+    pub(super) async fn list_committed(&self, unusable: Unusable) -> Result<Vec<CheckpointInfo>> {
         let objects = self.list_all().await?;
         let suffix = format!("/{MANIFEST_FILE_NAME}");
         let names: Vec<&str> = objects
@@ -109,16 +137,32 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
         // take one round trip per checkpoint.
         for group in names.chunks(MANIFEST_READS_AT_ONCE) {
             let read =
-                futures::future::join_all(group.iter().map(|name| self.stored_manifest(name)))
-                    .await;
+                futures::future::join_all(group.iter().map(|name| self.read_manifest(name))).await;
             for (name, manifest) in group.iter().zip(read) {
                 match manifest {
-                    Ok(manifest) => match &confirmations {
+                    Ok(ManifestRead::Valid(manifest)) => match &confirmations {
                         Some(confirmed) if !confirms(confirmed.get(*name), &manifest) => {
                             tracing::debug!(target: TARGET, name, "skipping a checkpoint whose commit is not confirmed");
                         }
                         _ => infos.push(manifest.info()),
                     },
+                    Ok(ManifestRead::Unusable {
+                        error,
+                        in_transit: true,
+                    }) if unusable == Unusable::Refuse => {
+                        return Err(CheckpointError::LoadFailed {
+                            name: (*name).to_string(),
+                            reason: format!(
+                                "its manifest was read {MANIFEST_READS} times, never as a valid \
+                                 one and differently each time (damaged on the way: the stored \
+                                 one may be valid); last: {error}"
+                            ),
+                            source: None,
+                        });
+                    }
+                    Ok(ManifestRead::Unusable { error, in_transit }) => {
+                        tracing::warn!(target: TARGET, name, error = %error, in_transit, "skipping a checkpoint whose manifest is not usable");
+                    }
                     Err(e @ CheckpointError::LoadFailed { .. }) => return Err(e),
                     Err(CheckpointError::NotFound { .. }) => {}
                     Err(e) => {
@@ -574,5 +618,25 @@ mod tests {
         let mut reversed = infos;
         reversed.reverse();
         assert_eq!(sorted(reversed), ["a", "c", "b"]);
+    }
+
+    #[test]
+    fn a_shared_sequence_favours_the_higher_step_then_the_name() {
+        let infos = vec![
+            info("run/ckpt-10", 1, Some(10), Some(7)),
+            info("run/ckpt-9", 2, Some(9), Some(7)),
+            info("z-no-step", 3, None, Some(7)),
+            info("a", 0, Some(10), Some(7)),
+        ];
+        assert_eq!(
+            sorted(infos.clone()),
+            ["run/ckpt-10", "a", "run/ckpt-9", "z-no-step"]
+        );
+        let mut reversed = infos;
+        reversed.reverse();
+        assert_eq!(
+            sorted(reversed),
+            ["run/ckpt-10", "a", "run/ckpt-9", "z-no-step"]
+        );
     }
 }

@@ -7,6 +7,7 @@ use crate::coordinator::Coordinator;
 use crate::retry::RetryError;
 use crate::storage::{Bytes, CheckpointStorage, StorageError};
 
+use super::catalog::Unusable;
 use super::clock::millis_since_epoch;
 use super::distributed::DistributedCheckpoint;
 use super::error::describe;
@@ -175,21 +176,28 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     ///
     /// Two saves of different names committing at the same moment may both
     /// read the same highest sequence and record the same one; neither fails,
-    /// and [`list`](DistributedCheckpoint::list) orders the two by name. A
-    /// manifest that cannot be used (damaged, or of a newer format) is
-    /// skipped, as `list` skips it. Listing reads every committed manifest
-    /// (a few at a time), within the save's timeout: retention keeps that
-    /// short.
+    /// and [`list`](DistributedCheckpoint::list) orders the two by step, then
+    /// name. A manifest that does not read as a valid one is read again, as
+    /// `list` does; one that reads the same invalid bytes twice is damaged
+    /// in storage (or of a newer format) and is skipped, as `list` skips it:
+    /// no load ever sees it. One that reads differently each time (ten
+    /// times) was damaged on the way and may be a valid checkpoint with the
+    /// highest sequence: the commit fails rather than pick a sequence that
+    /// may repeat or go below it. Listing reads every committed manifest (a few
+    /// at a time), within the save's timeout: retention keeps that short.
     async fn next_sequence(&self) -> Result<u64, CommitFailure> {
-        let committed = self.list().await.map_err(|e| CommitFailure::Failed {
-            failed_ranks: vec![self.rank()],
-            reason: format!(
-                "rank {}: finding the highest commit sequence: {}",
-                self.rank(),
-                describe(&e)
-            ),
-            source: Some(Box::new(e)),
-        })?;
+        let committed =
+            self.list_committed(Unusable::Refuse)
+                .await
+                .map_err(|e| CommitFailure::Failed {
+                    failed_ranks: vec![self.rank()],
+                    reason: format!(
+                        "rank {}: finding the highest commit sequence: {}",
+                        self.rank(),
+                        describe(&e)
+                    ),
+                    source: Some(Box::new(e)),
+                })?;
         let highest = committed.iter().filter_map(|info| info.sequence).max();
         Ok(highest.map_or(1, |s| s.saturating_add(1)))
     }

@@ -28,6 +28,27 @@ use super::options::LoadOptions;
 use super::trace;
 use super::TARGET;
 
+/// How many times, at most, a manifest that does not read as a valid one is
+/// read before it is judged unusable (fewer when two reads return the same
+/// bytes: the stored manifest is invalid).
+pub(super) const MANIFEST_READS: usize = 10;
+
+/// What reading a stored manifest found.
+#[derive(Debug)]
+pub(super) enum ManifestRead {
+    /// A valid manifest.
+    Valid(Manifest),
+    /// Read whole, never as a valid manifest: the same invalid bytes twice,
+    /// or [`MANIFEST_READS`] different invalid ones.
+    Unusable {
+        /// Why the last read is not a valid manifest.
+        error: CheckpointError,
+        /// Whether the reads returned different bytes: the damage happened
+        /// on the way, and the stored manifest may be valid.
+        in_transit: bool,
+    },
+}
+
 /// A storage error from an I/O error of a storage's reader: the storage's own
 /// error when the reader wrapped one in the I/O error, an I/O error on `key`
 /// otherwise.
@@ -107,14 +128,63 @@ impl<S: CheckpointStorage, C: Coordinator> DistributedCheckpoint<S, C> {
     }
 
     /// Reads and checks the manifest of checkpoint `name` as stored, whether
-    /// or not a fence confirms it.
+    /// or not a fence confirms it; see [`read_manifest`](Self::read_manifest).
     pub(super) async fn stored_manifest(&self, name: &str) -> Result<Manifest> {
+        match self.read_manifest(name).await? {
+            ManifestRead::Valid(manifest) => Ok(manifest),
+            ManifestRead::Unusable { error, .. } => Err(error),
+        }
+    }
+
+    /// Reads and checks the manifest of checkpoint `name` as stored. Bytes
+    /// that are not a valid manifest (they do not parse, their checksum
+    /// fails, or they name a newer format: a flipped bit or a short read
+    /// does any of these) are read again, since damage on the way from the
+    /// storage is transient: the first valid read wins. Two reads that
+    /// return the same invalid bytes show the stored manifest itself is
+    /// invalid; after [`MANIFEST_READS`] reads that are all invalid and all
+    /// different, the manifest is unusable for now, damaged on the way.
+    ///
+    /// # Errors
+    ///
+    /// As [`manifest`](Self::manifest) for a manifest that cannot be read at
+    /// all (missing, oversized, or the storage fails); a manifest read whole
+    /// but never valid is [`ManifestRead::Unusable`].
+    pub(super) async fn read_manifest(&self, name: &str) -> Result<ManifestRead> {
         validate_name(name)?;
+        let mut seen: Vec<[u8; 32]> = Vec::new();
+        loop {
+            let bytes = self.read_manifest_bytes(name).await?;
+            let error = match Manifest::from_bytes(name, &bytes) {
+                Ok(manifest) => return Ok(ManifestRead::Valid(manifest)),
+                Err(error) => error,
+            };
+            let digest: [u8; 32] = Sha256::digest(&bytes).into();
+            if seen.contains(&digest) {
+                return Ok(ManifestRead::Unusable {
+                    error,
+                    in_transit: false,
+                });
+            }
+            seen.push(digest);
+            if seen.len() >= MANIFEST_READS {
+                return Ok(ManifestRead::Unusable {
+                    error,
+                    in_transit: true,
+                });
+            }
+            tracing::debug!(target: TARGET, name, reads = seen.len(), error = %error, "a manifest read is not valid; reading it again");
+        }
+    }
+
+    /// The bytes of the manifest of checkpoint `name`, read with retries on
+    /// transient storage errors.
+    async fn read_manifest_bytes(&self, name: &str) -> Result<Vec<u8>> {
         let key = manifest_key(name);
         let limit = self.options.max_manifest_size();
         let read = self.retry.retry(|| self.read_limited(&key, limit)).await;
         match read {
-            Ok(Ok(bytes)) => Manifest::from_bytes(name, &bytes),
+            Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(size)) => Err(CheckpointError::Corrupted {
                 name: name.to_string(),
                 shard: key,

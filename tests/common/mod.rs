@@ -7,6 +7,7 @@
 
 pub mod capture;
 pub mod counting_alloc;
+pub mod damaged_reads;
 
 /// Whether these tests run in CI (`CI=true`, as `.ci/run` is started).
 pub fn in_ci() -> bool {
