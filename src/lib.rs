@@ -73,6 +73,21 @@
 //!   lowers a component or the whole service from Normal to ReadOnly,
 //!   EssentialOnly or Offline as health and breakers say.
 //!
+//! Operating it:
+//!
+//! - [`spans`] — the `tracing` spans every retry sequence, checkpoint save
+//!   (with its write, gather and commit phases), load, rollback and
+//!   recovery opens, with their fields.
+//! - `metrics` (feature `metrics`) — counters, gauges and histograms of
+//!   named instances, checkpoints and recoveries, for any exporter.
+//! - `config` (feature `config`) — one `FaultToleranceConfig` from a TOML
+//!   or JSON file and the environment, with named instances and presets.
+//! - `chaos` (feature `chaos`) — seeded fault injection in operations,
+//!   storage and coordinators, for your own tests.
+//! - the `steadfast` command-line tool (feature `cli`) — list, show,
+//!   verify, delete, retain, clean up and collect the chunks of the
+//!   checkpoints in a directory or bucket.
+//!
 //! # Design
 //!
 //! - Time comes only from [`tokio::time`], so tests run on paused time.
@@ -81,7 +96,7 @@
 //! - Each area has its own `#[non_exhaustive]` error enum with `source()`
 //!   chains; nothing panics on bad input; there is no `unsafe` code.
 //! - Every state change, attempt and rollback is a `tracing` event with a
-//!   `steadfast::<area>` target.
+//!   `steadfast::<area>` target; with the `metrics` feature, a count too.
 //!
 //! # Tracing
 //!
@@ -106,6 +121,7 @@
 //! | `rate-limit` | `pipeline::RateLimiter` and `pipeline::KeyedRateLimiter`: rate limits, global or per key, through `governor` (GCRA) on tokio's clock; a refused call says when to come back, or waits in wait mode |
 //! | `chaos` | `steadfast::chaos`: fault injection for your own tests — latency, errors, wrong results and dropped futures in any async operation or pipeline, failures, corrupt and torn reads in any `CheckpointStorage`, latency, errors and partitions in any `Coordinator` — seeded, so that a failing run replays |
 //! | `config` | `steadfast::config`: one `config::FaultToleranceConfig` read from a TOML or JSON file and `STEADFAST_...` environment variables, with named breakers, retries and timeouts, presets, and errors that name the key and its line |
+//! | `cli` | the `steadfast` binary: `list`, `show`, `verify`, `delete`, `retain`, `cleanup` and `gc` on a checkpoint directory or (with `object-store`) a storage URL, human or `--json` output |
 //! | `testing` | `storage::conformance` and `coordinator::conformance`: the contract suites, to run on your own `CheckpointStorage` or `Coordinator` |
 //!
 //! # Examples
