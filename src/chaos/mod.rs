@@ -105,18 +105,20 @@ mod operation;
 mod partition;
 mod record;
 mod storage;
+mod storage_config;
 mod switch;
 
 /// The `tracing` target of every event of this module.
 const TARGET: &str = "steadfast::chaos";
 
-pub use config::{ChaosConfig, ChaosConfigBuilder, StorageChaosConfig, StorageChaosConfigBuilder};
+pub use config::{ChaosConfig, ChaosConfigBuilder};
 pub use coordinator::{ChaosCoordinator, ChaosCoordinatorBuilder};
 pub use error::{ChaosError, Dropped};
 pub use operation::{Chaos, ChaosBuilder};
 pub use partition::Partition;
 pub use record::{ChaosRecorder, ChaosStats, FaultKind, InjectedFault};
 pub use storage::{ChaosStorage, ChaosStorageBuilder};
+pub use storage_config::{StorageChaosConfig, StorageChaosConfigBuilder};
 pub use switch::ChaosSwitch;
 
 #[cfg(test)]

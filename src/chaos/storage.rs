@@ -13,9 +13,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::config::StorageChaosConfig;
 use super::error::Dropped;
 use super::record::{ChaosRecorder, FaultKind};
+use super::storage_config::StorageChaosConfig;
 use super::switch::{ChaosSwitch, Dice};
 use crate::storage::testing::Operation;
 use crate::storage::{
