@@ -105,6 +105,7 @@ mod hashing;
 mod load;
 mod manifest;
 mod options;
+mod outcome;
 mod rollback;
 mod save;
 mod shard;
