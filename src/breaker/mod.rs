@@ -137,6 +137,7 @@
 //! # }
 //! ```
 
+mod builder;
 mod circuit;
 mod config;
 mod error;
@@ -148,8 +149,9 @@ mod word;
 use std::fmt;
 use std::time::Duration;
 
+pub use builder::CircuitBreakerBuilder;
 pub use circuit::CircuitBreaker;
-pub use config::{CircuitBreakerBuilder, CircuitBreakerConfig, SlidingWindow};
+pub use config::{CircuitBreakerConfig, SlidingWindow};
 pub use error::{BreakerError, Rejected};
 pub(crate) use permit::CallOutput;
 pub use permit::{OwnedPermit, Permit};
