@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::builder::CircuitBreakerBuilder;
 use super::word::MAX_TRIAL_COUNT;
+#[cfg(doc)]
+use super::CircuitBreaker;
 use crate::error::check_ratio;
 use crate::ConfigError;
 

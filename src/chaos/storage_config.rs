@@ -41,7 +41,7 @@ use crate::ConfigError;
 /// [`Operation`]; `get_sized` counts as
 /// [`GetStream`](Operation::GetStream), `exists` as
 /// [`Head`](Operation::Head)); the others pass through untouched.
-/// `seed` and `enabled` are as in [`ChaosConfig`].
+/// `seed` and `enabled` are as in [`ChaosConfig`](super::ChaosConfig).
 ///
 /// In JSON: `{"seed": 7, "corrupt_read_rate": 0.1, "operations": ["get",
 /// "get_stream"]}`; every field may be left out.
